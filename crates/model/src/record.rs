@@ -1,0 +1,526 @@
+//! CloudTrail records: a borrowed view for reading, and ingest normalisation.
+//!
+//! A record travels through Cairn as the exact JSON text its producer sent.
+//! [`RecordView`] borrows the handful of fields Cairn reads (validation,
+//! selectors, layout); everything else is never touched. Ingest may *add*
+//! fields a record lacks (`eventID`, `recipientAccountId`, ...): they are
+//! appended before the closing brace, so the original bytes stay a prefix of
+//! the delivered record.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+use crate::time::parse_event_time;
+use crate::{DEFAULT_EVENT_CATEGORY, DEFAULT_EVENT_TYPE, DEFAULT_EVENT_VERSION};
+
+/// The largest record ingest accepts, in bytes of JSON text.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// The event type of CloudTrail Insights events, which carry their event source
+/// and name inside `insightDetails` rather than at the top level.
+pub const INSIGHT_EVENT_TYPE: &str = "AwsCloudTrailInsight";
+
+/// A borrowed view of the record fields Cairn reads.
+///
+/// Unknown fields are skipped (but still validated as JSON). Fields are
+/// `None` when absent or `null`; a field of the wrong JSON type makes parsing
+/// fail, because selectors and layout could not be trusted on such a record.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RecordView<'a> {
+    /// `eventVersion`.
+    #[serde(rename = "eventVersion", borrow, default)]
+    pub event_version: Option<Cow<'a, str>>,
+    /// `eventTime`, as written.
+    #[serde(rename = "eventTime", borrow, default)]
+    pub event_time: Option<Cow<'a, str>>,
+    /// `eventSource`, e.g. `s3.amazonaws.com`.
+    #[serde(rename = "eventSource", borrow, default)]
+    pub event_source: Option<Cow<'a, str>>,
+    /// `eventName`, e.g. `PutObject`.
+    #[serde(rename = "eventName", borrow, default)]
+    pub event_name: Option<Cow<'a, str>>,
+    /// `eventID`.
+    #[serde(rename = "eventID", borrow, default)]
+    pub event_id: Option<Cow<'a, str>>,
+    /// `eventType`, e.g. `AwsApiCall`.
+    #[serde(rename = "eventType", borrow, default)]
+    pub event_type: Option<Cow<'a, str>>,
+    /// `eventCategory`: `Management`, `Data`, `NetworkActivity`, `Insight`.
+    #[serde(rename = "eventCategory", borrow, default)]
+    pub event_category: Option<Cow<'a, str>>,
+    /// `awsRegion`: the region the event happened in.
+    #[serde(rename = "awsRegion", borrow, default)]
+    pub aws_region: Option<Cow<'a, str>>,
+    /// `recipientAccountId`: the account the event is delivered for.
+    #[serde(rename = "recipientAccountId", borrow, default)]
+    pub recipient_account_id: Option<Cow<'a, str>>,
+    /// `errorCode`.
+    #[serde(rename = "errorCode", borrow, default)]
+    pub error_code: Option<Cow<'a, str>>,
+    /// `vpcEndpointId`.
+    #[serde(rename = "vpcEndpointId", borrow, default)]
+    pub vpc_endpoint_id: Option<Cow<'a, str>>,
+    /// `readOnly` (a JSON boolean; the strings `"true"`/`"false"` are accepted too).
+    #[serde(rename = "readOnly", default, deserialize_with = "lenient_bool")]
+    pub read_only: Option<bool>,
+    /// `managementEvent`.
+    #[serde(rename = "managementEvent", default, deserialize_with = "lenient_bool")]
+    pub management_event: Option<bool>,
+    /// `sessionCredentialFromConsole`: CloudTrail writes the string `"true"`.
+    #[serde(
+        rename = "sessionCredentialFromConsole",
+        default,
+        deserialize_with = "lenient_bool"
+    )]
+    pub session_credential_from_console: Option<bool>,
+    /// The `userIdentity` fields Cairn reads.
+    #[serde(rename = "userIdentity", borrow, default)]
+    pub user_identity: Option<UserIdentityView<'a>>,
+    /// `resources[]`.
+    #[serde(borrow, default)]
+    pub resources: Option<Vec<ResourceView<'a>>>,
+    /// `insightDetails`, present on Insights events only.
+    #[serde(rename = "insightDetails", borrow, default)]
+    pub insight_details: Option<InsightDetailsView<'a>>,
+}
+
+/// The `userIdentity` fields Cairn reads.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct UserIdentityView<'a> {
+    /// `userIdentity.type` (absent on some service events).
+    #[serde(rename = "type", borrow, default)]
+    pub identity_type: Option<Cow<'a, str>>,
+    /// `userIdentity.arn`.
+    #[serde(borrow, default)]
+    pub arn: Option<Cow<'a, str>>,
+    /// `userIdentity.accountId`.
+    #[serde(rename = "accountId", borrow, default)]
+    pub account_id: Option<Cow<'a, str>>,
+}
+
+/// One entry of `resources[]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ResourceView<'a> {
+    /// `type`, e.g. `AWS::S3::Object` (absent on some real records).
+    #[serde(rename = "type", borrow, default)]
+    pub resource_type: Option<Cow<'a, str>>,
+    /// `ARN`.
+    #[serde(rename = "ARN", borrow, default)]
+    pub arn: Option<Cow<'a, str>>,
+    /// `ARNPrefix`, used instead of `ARN` for e.g. S3 ListObjects.
+    #[serde(rename = "ARNPrefix", borrow, default)]
+    pub arn_prefix: Option<Cow<'a, str>>,
+    /// `accountId`.
+    #[serde(rename = "accountId", borrow, default)]
+    pub account_id: Option<Cow<'a, str>>,
+}
+
+/// The `insightDetails` fields Cairn reads.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct InsightDetailsView<'a> {
+    /// `insightDetails.eventSource`.
+    #[serde(rename = "eventSource", borrow, default)]
+    pub event_source: Option<Cow<'a, str>>,
+    /// `insightDetails.eventName`.
+    #[serde(rename = "eventName", borrow, default)]
+    pub event_name: Option<Cow<'a, str>>,
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrString<'a> {
+        Bool(bool),
+        #[serde(borrow)]
+        Text(Cow<'a, str>),
+    }
+    match Option::<BoolOrString>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(BoolOrString::Bool(b)) => Ok(Some(b)),
+        Some(BoolOrString::Text(t)) => match t.as_ref() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            other => Err(serde::de::Error::custom(format_args!(
+                "expected a boolean, found the string {other:?}"
+            ))),
+        },
+    }
+}
+
+impl<'a> RecordView<'a> {
+    /// Parses the view from a record's JSON text. Fails on invalid JSON, on a
+    /// value that is not an object, and on known fields of the wrong type.
+    pub fn parse(json: &'a str) -> serde_json::Result<Self> {
+        serde_json::from_str(json)
+    }
+
+    /// The event category, with CloudTrail's default for records that carry none.
+    pub fn event_category(&self) -> &str {
+        match (&self.event_category, &self.event_type) {
+            (Some(c), _) => c,
+            (None, Some(t)) if t == INSIGHT_EVENT_TYPE => "Insight",
+            (None, _) => DEFAULT_EVENT_CATEGORY,
+        }
+    }
+
+    /// The event type, with CloudTrail's default for records that carry none.
+    pub fn event_type(&self) -> &str {
+        self.event_type.as_deref().unwrap_or(DEFAULT_EVENT_TYPE)
+    }
+
+    /// The event source, read from `insightDetails` for Insights events.
+    pub fn effective_event_source(&self) -> Option<&str> {
+        self.event_source.as_deref().or_else(|| {
+            self.insight_details
+                .as_ref()
+                .and_then(|d| d.event_source.as_deref())
+        })
+    }
+
+    /// The event name, read from `insightDetails` for Insights events.
+    pub fn effective_event_name(&self) -> Option<&str> {
+        self.event_name.as_deref().or_else(|| {
+            self.insight_details
+                .as_ref()
+                .and_then(|d| d.event_name.as_deref())
+        })
+    }
+
+    /// `userIdentity.arn`, if any.
+    pub fn user_identity_arn(&self) -> Option<&str> {
+        self.user_identity.as_ref().and_then(|u| u.arn.as_deref())
+    }
+
+    /// The resources, empty when the record has none.
+    pub fn resources(&self) -> &[ResourceView<'a>] {
+        self.resources.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Why ingest refused one record. `code` is one of the error codes
+/// CloudTrail Data documents for PutAuditEvents (`FieldNotFound`,
+/// `InvalidData`, `FieldTooLong`, `InvalidRecipient`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RecordError {
+    /// The error code.
+    pub code: &'static str,
+    /// A message for the producer.
+    pub message: String,
+}
+
+impl RecordError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What ingest fills in when a record lacks it.
+#[derive(Debug, Clone)]
+pub struct IngestDefaults<'a> {
+    /// `recipientAccountId` for records without one: the server's account.
+    pub account_id: &'a str,
+    /// `awsRegion` for records without one: the server's region.
+    pub region: &'a str,
+}
+
+/// A record accepted by ingest: its JSON text (the producer's bytes, plus any
+/// defaulted fields appended) and the fields the pipeline keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedRecord {
+    /// The record's JSON text as it will be delivered.
+    pub json: String,
+    /// `eventID` (the producer's, or one assigned by ingest).
+    pub event_id: String,
+    /// `eventTime`, parsed.
+    pub event_time: DateTime<Utc>,
+    /// `recipientAccountId` (the producer's or the default).
+    pub recipient_account_id: String,
+    /// `awsRegion` (the producer's or the default).
+    pub aws_region: String,
+}
+
+/// Validates one record and appends the fields CloudTrail would have set.
+///
+/// Required: a JSON object with `eventTime` (ISO 8601, UTC), `eventSource`
+/// and `eventName` (for Insights events, inside `insightDetails`). Defaulted
+/// when absent: `eventID` (a new UUID), `recipientAccountId`, `awsRegion`,
+/// `eventCategory` (`Management`), `eventType` (`AwsApiCall`), `eventVersion`.
+pub fn normalize_record(
+    raw: &str,
+    defaults: &IngestDefaults,
+) -> Result<NormalizedRecord, RecordError> {
+    if raw.len() > MAX_RECORD_BYTES {
+        return Err(RecordError::new(
+            "FieldTooLong",
+            format!(
+                "Record is {} bytes; the maximum is {MAX_RECORD_BYTES} bytes.",
+                raw.len()
+            ),
+        ));
+    }
+    let trimmed = raw.trim();
+    if !trimmed.starts_with('{') {
+        return Err(RecordError::new(
+            "InvalidData",
+            "Record must be a JSON object.",
+        ));
+    }
+    let view = RecordView::parse(trimmed)
+        .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}")))?;
+    check_present_not_null(trimmed, &view)?;
+
+    let event_time_text = view.event_time.as_deref().ok_or_else(|| {
+        RecordError::new(
+            "FieldNotFound",
+            "Record is missing required field eventTime.",
+        )
+    })?;
+    let event_time = parse_event_time(event_time_text).ok_or_else(|| {
+        RecordError::new(
+            "InvalidData",
+            format!("eventTime {event_time_text:?} is not an ISO 8601 time in UTC."),
+        )
+    })?;
+    if view.effective_event_source().is_none() {
+        return Err(RecordError::new(
+            "FieldNotFound",
+            "Record is missing required field eventSource.",
+        ));
+    }
+    if view.effective_event_name().is_none() {
+        return Err(RecordError::new(
+            "FieldNotFound",
+            "Record is missing required field eventName.",
+        ));
+    }
+    for (name, value) in [
+        ("eventID", &view.event_id),
+        ("recipientAccountId", &view.recipient_account_id),
+        ("awsRegion", &view.aws_region),
+    ] {
+        if value.as_deref().is_some_and(str::is_empty) {
+            return Err(RecordError::new(
+                "InvalidData",
+                format!("{name} must not be empty."),
+            ));
+        }
+    }
+
+    let mut appended = String::new();
+    let mut append = |key: &str, value: &str| {
+        appended.push_str(",\"");
+        appended.push_str(key);
+        appended.push_str("\":");
+        // Values are ours (UUIDs, account ids, region names, constants), but go
+        // through the JSON encoder anyway so no input can break the framing.
+        appended.push_str(&serde_json::Value::from(value).to_string());
+    };
+    if view.event_version.is_none() {
+        append("eventVersion", DEFAULT_EVENT_VERSION);
+    }
+    let event_id = match &view.event_id {
+        Some(id) => id.to_string(),
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            append("eventID", &id);
+            id
+        }
+    };
+    if view.event_type.is_none() {
+        append("eventType", DEFAULT_EVENT_TYPE);
+    }
+    if view.event_category.is_none() {
+        append("eventCategory", view.event_category());
+    }
+    let aws_region = match &view.aws_region {
+        Some(r) => r.to_string(),
+        None => {
+            append("awsRegion", defaults.region);
+            defaults.region.to_owned()
+        }
+    };
+    let recipient_account_id = match &view.recipient_account_id {
+        Some(a) => a.to_string(),
+        None => {
+            append("recipientAccountId", defaults.account_id);
+            defaults.account_id.to_owned()
+        }
+    };
+
+    let json = if appended.is_empty() {
+        trimmed.to_owned()
+    } else {
+        // Insert before the closing brace; an empty object takes no comma.
+        let body = &trimmed[..trimmed.len() - 1];
+        let is_empty_object = body[1..].trim().is_empty();
+        let mut out = String::with_capacity(trimmed.len() + appended.len());
+        out.push_str(body);
+        out.push_str(if is_empty_object {
+            &appended[1..]
+        } else {
+            &appended
+        });
+        out.push('}');
+        out
+    };
+    Ok(NormalizedRecord {
+        json,
+        event_id,
+        event_time,
+        recipient_account_id,
+        aws_region,
+    })
+}
+
+/// A defaulted field that is present with a `null` value cannot be appended
+/// again (the record would carry the key twice), so such a record is refused.
+fn check_present_not_null(json: &str, view: &RecordView) -> Result<(), RecordError> {
+    for (name, value) in [
+        ("eventID", view.event_id.is_some()),
+        ("recipientAccountId", view.recipient_account_id.is_some()),
+        ("awsRegion", view.aws_region.is_some()),
+        ("eventCategory", view.event_category.is_some()),
+        ("eventType", view.event_type.is_some()),
+        ("eventVersion", view.event_version.is_some()),
+    ] {
+        if !value && json.contains(&format!("\"{name}\"")) && has_top_level_null(json, name) {
+            return Err(RecordError::new(
+                "InvalidData",
+                format!("{name} must be a string, not null."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn has_top_level_null(json: &str, name: &str) -> bool {
+    // Rare path (the key text appears but the view saw no value): a full
+    // parse settles whether the top-level key exists with a null value.
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
+        .map(|m| m.get(name).is_some_and(serde_json::Value::is_null))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: IngestDefaults<'static> = IngestDefaults {
+        account_id: "123456789012",
+        region: "us-east-1",
+    };
+
+    #[test]
+    fn test_complete_record_is_kept_byte_for_byte() {
+        let raw = r#"{"eventVersion":"1.08","eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","eventID":"e1","eventType":"AwsApiCall","eventCategory":"Data","recipientAccountId":"123837392027","requestParameters":{"FromTime":1.688560107857E9}}"#;
+        let n = normalize_record(raw, &DEFAULTS).unwrap();
+        assert_eq!(n.json, raw);
+        assert_eq!(n.event_id, "e1");
+        assert_eq!(n.recipient_account_id, "123837392027");
+    }
+
+    #[test]
+    fn test_missing_fields_are_appended() {
+        let raw = r#"{"eventTime":"2014-03-06T21:22:54Z","eventSource":"ec2.amazonaws.com","eventName":"StartInstances"}"#;
+        let n = normalize_record(raw, &DEFAULTS).unwrap();
+        assert!(n.json.starts_with(&raw[..raw.len() - 1]));
+        let v: serde_json::Value = serde_json::from_str(&n.json).unwrap();
+        assert_eq!(v["eventID"], n.event_id.as_str());
+        assert_eq!(v["recipientAccountId"], "123456789012");
+        assert_eq!(v["awsRegion"], "us-east-1");
+        assert_eq!(v["eventCategory"], "Management");
+        assert_eq!(v["eventType"], "AwsApiCall");
+        assert_eq!(v["eventVersion"], DEFAULT_EVENT_VERSION);
+    }
+
+    #[test]
+    fn test_insight_records_take_source_from_details() {
+        let raw = r#"{"eventVersion":"1.07","eventTime":"2019-10-15T21:13:00Z","awsRegion":"us-east-1","eventID":"x","eventType":"AwsCloudTrailInsight","recipientAccountId":"123456789012","insightDetails":{"eventSource":"autoscaling.amazonaws.com","eventName":"CompleteLifecycleAction"}}"#;
+        let n = normalize_record(raw, &DEFAULTS).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&n.json).unwrap();
+        assert_eq!(v["eventCategory"], "Insight");
+    }
+
+    #[test]
+    fn test_refusals() {
+        let cases = [
+            (r#"{"eventSource":"a","eventName":"b"}"#, "FieldNotFound"),
+            (
+                r#"{"eventTime":"2019-10-15T21:13:00Z","eventName":"b"}"#,
+                "FieldNotFound",
+            ),
+            (
+                r#"{"eventTime":"2019-10-15T21:13:00Z","eventSource":"a"}"#,
+                "FieldNotFound",
+            ),
+            (
+                r#"{"eventTime":"nope","eventSource":"a","eventName":"b"}"#,
+                "InvalidData",
+            ),
+            (
+                r#"{"eventTime":12,"eventSource":"a","eventName":"b"}"#,
+                "InvalidData",
+            ),
+            (
+                r#"{"eventTime":"2019-10-15T21:13:00Z","eventSource":"a","eventName":"b","readOnly":"maybe"}"#,
+                "InvalidData",
+            ),
+            (
+                r#"{"eventTime":"2019-10-15T21:13:00Z","eventSource":"a","eventName":"b","eventID":null}"#,
+                "InvalidData",
+            ),
+            (
+                r#"{"eventTime":"2019-10-15T21:13:00Z","eventSource":"a","eventName":"b","eventID":""}"#,
+                "InvalidData",
+            ),
+            (r#"[1,2]"#, "InvalidData"),
+            (r#"{"eventTime":"2019-10-15T21:13:00Z""#, "InvalidData"),
+        ];
+        for (raw, code) in cases {
+            let err = normalize_record(raw, &DEFAULTS).unwrap_err();
+            assert_eq!(err.code, code, "{raw}: {err}");
+        }
+    }
+
+    /// Every real record in the shared corpus is accepted, and its bytes are a
+    /// prefix of what will be delivered.
+    #[test]
+    fn test_real_records_are_accepted_and_kept() {
+        // The corpus lives in the shared folder beside the repository.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/real-cloudtrail");
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("the shared corpus must sit beside the repository: {e}"));
+        let mut count = 0;
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+                continue;
+            }
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let n = normalize_record(line, &DEFAULTS).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert!(n.json.starts_with(&line[..line.len() - 1]));
+                count += 1;
+            }
+        }
+        assert_eq!(count, 3234);
+    }
+
+    #[test]
+    fn test_view_reads_selector_fields() {
+        let raw = r#"{"eventTime":"2019-10-15T21:13:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","readOnly":false,"sessionCredentialFromConsole":"true","userIdentity":{"arn":"arn:aws:iam::1:user/a"},"resources":[{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::b/k"},{"ARN":"x"}]}"#;
+        let v = RecordView::parse(raw).unwrap();
+        assert_eq!(v.read_only, Some(false));
+        assert_eq!(v.session_credential_from_console, Some(true));
+        assert_eq!(v.user_identity_arn(), Some("arn:aws:iam::1:user/a"));
+        assert_eq!(v.resources().len(), 2);
+        assert_eq!(v.resources()[1].resource_type, None);
+        assert_eq!(v.event_category(), "Management");
+    }
+}

@@ -1,0 +1,26 @@
+//! Buckets on an object store, and the CloudTrail object layout.
+//!
+//! Cairn keeps its buckets in one `object_store` backend: a local directory
+//! under the data dir by default, or any S3-compatible store (`s3://bucket/prefix`).
+//! Cairn bucket `B`, key `K` lives at `<root>/B/K` in that store.
+//!
+//! Contracts:
+//! * [`BucketStore::put`] returns only once the object is durable: on the local
+//!   backend files are written to a staging name, fsynced, renamed and the
+//!   directory fsynced; on S3 a PUT is durable when acknowledged.
+//! * User metadata (`x-amz-meta-*`) travels with the object: as real S3 user
+//!   metadata on S3; on the local backend in a sidecar object under
+//!   `<root>/.cairn-meta/B/K`, written (durably) before the object itself so an
+//!   object is never visible without its metadata.
+//! * Listing is in lexicographic key order with S3's prefix, delimiter and
+//!   marker semantics, whatever order the backend lists in.
+//!
+//! The store knows nothing of HTTP; the server maps [`Error`] to S3 errors.
+
+pub mod layout;
+mod store;
+
+pub use store::{
+    BucketStore, Error, GetObjectOutput, ListObjectsOutput, ListedObject, ObjectInfo, Result,
+    StoreConfig,
+};

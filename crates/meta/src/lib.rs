@@ -1,0 +1,14 @@
+//! The metastore: Cairn's control-plane state.
+//!
+//! Buckets, trails (configuration, event selectors, tags) and trail status live
+//! here, in SQLite (embedded, transactional, `synchronous=FULL` so a change is
+//! durable when the call returns). Records and log files do not: they live in
+//! the WAL and the object store.
+//!
+//! Trails are stored as versioned JSON documents keyed by ARN, so adding a
+//! CloudTrail field does not need a migration; selectors are kept as the JSON
+//! the API accepted (the pipeline compiles them).
+
+mod sqlite;
+
+pub use sqlite::{Bucket, Error, Metastore, Result, Tag, TrailConfig, TrailRecord, TrailStatus};

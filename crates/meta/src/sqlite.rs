@@ -1,0 +1,460 @@
+//! The SQLite metastore.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// An error from the metastore.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed.
+    #[error("metastore: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored document does not parse (written by a newer or broken version).
+    #[error("metastore document for {key} is corrupt: {source}")]
+    Corrupt {
+        /// Which row.
+        key: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A document could not be encoded.
+    #[error("metastore: cannot encode: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The row to create exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The row to change does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// Its name.
+    pub name: String,
+    /// The region it was created in (`GetBucketLocation`).
+    pub region: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A resource tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// The key.
+    #[serde(rename = "Key")]
+    pub key: String,
+    /// The value.
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// A trail's configuration: what CreateTrail and UpdateTrail set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrailConfig {
+    /// The trail name.
+    pub name: String,
+    /// The trail ARN.
+    pub arn: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The home region.
+    pub home_region: String,
+    /// Destination bucket.
+    pub s3_bucket_name: String,
+    /// Optional key prefix.
+    pub s3_key_prefix: Option<String>,
+    /// Optional SNS topic name.
+    pub sns_topic_name: Option<String>,
+    /// Whether global service events are delivered.
+    pub include_global_service_events: bool,
+    /// Whether the trail covers every region.
+    pub is_multi_region_trail: bool,
+    /// Whether digest files are written.
+    pub log_file_validation_enabled: bool,
+    /// CloudWatch Logs log group ARN.
+    pub cloud_watch_logs_log_group_arn: Option<String>,
+    /// CloudWatch Logs role ARN.
+    pub cloud_watch_logs_role_arn: Option<String>,
+    /// KMS key.
+    pub kms_key_id: Option<String>,
+    /// Whether the trail logs every account of the organization.
+    pub is_organization_trail: bool,
+    /// Event selectors as the API accepted them: `{"EventSelectors": [...]}` or
+    /// `{"AdvancedEventSelectors": [...]}`.
+    pub selectors: serde_json::Value,
+    /// Whether selectors were ever put (the Trail shape's HasCustomEventSelectors).
+    pub has_custom_event_selectors: bool,
+    /// Insight selectors, if any.
+    #[serde(default)]
+    pub insight_selectors: Option<serde_json::Value>,
+    /// Tags.
+    pub tags: Vec<Tag>,
+    /// When the trail was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What GetTrailStatus reports, kept truthfully by the delivery sink and the API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrailStatus {
+    /// Whether the trail is logging.
+    pub is_logging: bool,
+    /// Last StartLogging.
+    pub start_logging_time: Option<DateTime<Utc>>,
+    /// Last StopLogging.
+    pub stop_logging_time: Option<DateTime<Utc>>,
+    /// Last successful log-file delivery.
+    pub latest_delivery_time: Option<DateTime<Utc>>,
+    /// Last delivery attempt.
+    pub latest_delivery_attempt_time: Option<DateTime<Utc>>,
+    /// Last delivery attempt that succeeded.
+    pub latest_delivery_attempt_succeeded: Option<DateTime<Utc>>,
+    /// The error of the last failed delivery, cleared on success.
+    pub latest_delivery_error: Option<String>,
+    /// Last successful digest delivery.
+    pub latest_digest_delivery_time: Option<DateTime<Utc>>,
+    /// The error of the last failed digest delivery.
+    pub latest_digest_delivery_error: Option<String>,
+}
+
+/// A trail with its status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrailRecord {
+    /// Configuration.
+    pub config: TrailConfig,
+    /// Status.
+    pub status: TrailStatus,
+}
+
+/// The metastore. Cheap to share behind an `Arc`; calls are short and
+/// serialised on one connection.
+#[derive(Debug)]
+pub struct Metastore {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    region TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trails (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trails_by_name ON trails(name);
+";
+
+/// The schema version this code writes.
+const SCHEMA_VERSION: i64 = 1;
+
+impl Metastore {
+    /// Opens (creating if needed) the metastore at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory metastore, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        // WAL journal + FULL sync: every committed change survives a crash.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<i64> = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()?;
+        if version.is_none() {
+            conn.execute(
+                "INSERT INTO schema_version (version) VALUES (?1)",
+                [SCHEMA_VERSION],
+            )?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (it is transactional).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates a bucket; [`Error::AlreadyExists`] if the name is taken.
+    pub fn create_bucket(&self, bucket: &Bucket) -> Result<()> {
+        let changed = self.conn().execute(
+            "INSERT OR IGNORE INTO buckets (name, region, created_at) VALUES (?1, ?2, ?3)",
+            params![bucket.name, bucket.region, bucket.created_at.to_rfc3339()],
+        )?;
+        if changed == 0 {
+            return Err(Error::AlreadyExists(bucket.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// A bucket by name.
+    pub fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT name, region, created_at FROM buckets WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.map(|(name, region, created)| Bucket {
+            name,
+            region,
+            created_at: parse_time(&created),
+        }))
+    }
+
+    /// Every bucket, by name.
+    pub fn buckets(&self) -> Result<Vec<Bucket>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT name, region, created_at FROM buckets ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Bucket {
+                name: r.get(0)?,
+                region: r.get(1)?,
+                created_at: parse_time(&r.get::<_, String>(2)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Deletes a bucket's registration.
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        let changed = self
+            .conn()
+            .execute("DELETE FROM buckets WHERE name = ?1", [name])?;
+        if changed == 0 {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Creates a trail; [`Error::AlreadyExists`] if the ARN is taken.
+    pub fn create_trail(&self, trail: &TrailRecord) -> Result<()> {
+        let config = serde_json::to_string(&trail.config).map_err(Error::Encode)?;
+        let status = serde_json::to_string(&trail.status).map_err(Error::Encode)?;
+        let changed = self.conn().execute(
+            "INSERT OR IGNORE INTO trails (arn, name, config, status) VALUES (?1, ?2, ?3, ?4)",
+            params![trail.config.arn, trail.config.name, config, status],
+        )?;
+        if changed == 0 {
+            return Err(Error::AlreadyExists(trail.config.arn.clone()));
+        }
+        Ok(())
+    }
+
+    /// A trail by ARN.
+    pub fn trail(&self, arn: &str) -> Result<Option<TrailRecord>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT config, status FROM trails WHERE arn = ?1",
+                [arn],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        row.map(|(c, s)| decode_trail(arn, &c, &s)).transpose()
+    }
+
+    /// Every trail, ordered by ARN.
+    pub fn trails(&self) -> Result<Vec<TrailRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT arn, config, status FROM trails ORDER BY arn")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (arn, c, s) = row?;
+            out.push(decode_trail(&arn, &c, &s)?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces a trail's configuration.
+    pub fn update_trail_config(&self, config: &TrailConfig) -> Result<()> {
+        let text = serde_json::to_string(config).map_err(Error::Encode)?;
+        let changed = self.conn().execute(
+            "UPDATE trails SET config = ?2, name = ?3 WHERE arn = ?1",
+            params![config.arn, text, config.name],
+        )?;
+        if changed == 0 {
+            return Err(Error::NotFound(config.arn.clone()));
+        }
+        Ok(())
+    }
+
+    /// Changes a trail's status under the metastore lock (read, modify, write).
+    pub fn update_trail_status(
+        &self,
+        arn: &str,
+        change: impl FnOnce(&mut TrailStatus),
+    ) -> Result<TrailStatus> {
+        let conn = self.conn();
+        let text: Option<String> = conn
+            .query_row("SELECT status FROM trails WHERE arn = ?1", [arn], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let text = text.ok_or_else(|| Error::NotFound(arn.to_owned()))?;
+        let mut status: TrailStatus =
+            serde_json::from_str(&text).map_err(|source| Error::Corrupt {
+                key: arn.to_owned(),
+                source,
+            })?;
+        change(&mut status);
+        let text = serde_json::to_string(&status).map_err(Error::Encode)?;
+        conn.execute(
+            "UPDATE trails SET status = ?2 WHERE arn = ?1",
+            params![arn, text],
+        )?;
+        Ok(status)
+    }
+
+    /// Deletes a trail.
+    pub fn delete_trail(&self, arn: &str) -> Result<()> {
+        let changed = self
+            .conn()
+            .execute("DELETE FROM trails WHERE arn = ?1", [arn])?;
+        if changed == 0 {
+            return Err(Error::NotFound(arn.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+fn decode_trail(arn: &str, config: &str, status: &str) -> Result<TrailRecord> {
+    let corrupt = |source| Error::Corrupt {
+        key: arn.to_owned(),
+        source,
+    };
+    Ok(TrailRecord {
+        config: serde_json::from_str(config).map_err(corrupt)?,
+        status: serde_json::from_str(status).map_err(corrupt)?,
+    })
+}
+
+fn parse_time(text: &str) -> DateTime<Utc> {
+    // Written by this module as RFC 3339; anything else is treated as the epoch
+    // rather than failing a listing.
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trail(name: &str) -> TrailRecord {
+        TrailRecord {
+            config: TrailConfig {
+                name: name.into(),
+                arn: format!("arn:aws:cloudtrail:us-east-1:123456789012:trail/{name}"),
+                account_id: "123456789012".into(),
+                home_region: "us-east-1".into(),
+                s3_bucket_name: "b".into(),
+                s3_key_prefix: None,
+                sns_topic_name: None,
+                include_global_service_events: true,
+                is_multi_region_trail: false,
+                log_file_validation_enabled: false,
+                cloud_watch_logs_log_group_arn: None,
+                cloud_watch_logs_role_arn: None,
+                kms_key_id: None,
+                is_organization_trail: false,
+                selectors: serde_json::json!({"EventSelectors": []}),
+                has_custom_event_selectors: false,
+                insight_selectors: None,
+                tags: vec![],
+                created_at: Utc::now(),
+            },
+            status: TrailStatus::default(),
+        }
+    }
+
+    #[test]
+    fn test_buckets() {
+        let m = Metastore::in_memory().unwrap();
+        let b = Bucket {
+            name: "logs".into(),
+            region: "us-east-1".into(),
+            created_at: Utc::now(),
+        };
+        m.create_bucket(&b).unwrap();
+        assert!(matches!(m.create_bucket(&b), Err(Error::AlreadyExists(_))));
+        assert_eq!(m.bucket("logs").unwrap().unwrap().region, "us-east-1");
+        assert_eq!(m.buckets().unwrap().len(), 1);
+        m.delete_bucket("logs").unwrap();
+        assert!(m.bucket("logs").unwrap().is_none());
+    }
+
+    #[test]
+    fn test_trails_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.sqlite");
+        {
+            let m = Metastore::open(&path).unwrap();
+            let t = trail("t1");
+            m.create_trail(&t).unwrap();
+            assert!(matches!(m.create_trail(&t), Err(Error::AlreadyExists(_))));
+            m.update_trail_status(&t.config.arn, |s| s.is_logging = true)
+                .unwrap();
+        }
+        let m = Metastore::open(&path).unwrap();
+        let all = m.trails().unwrap();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].status.is_logging);
+        let mut config = all[0].config.clone();
+        config.s3_key_prefix = Some("p".into());
+        m.update_trail_config(&config).unwrap();
+        assert_eq!(
+            m.trail(&config.arn)
+                .unwrap()
+                .unwrap()
+                .config
+                .s3_key_prefix
+                .as_deref(),
+            Some("p")
+        );
+        m.delete_trail(&config.arn).unwrap();
+        assert!(matches!(
+            m.delete_trail(&config.arn),
+            Err(Error::NotFound(_))
+        ));
+    }
+}

@@ -18,6 +18,9 @@
 //! The store knows nothing of HTTP; the server maps [`Error`] to S3 errors.
 
 pub mod layout;
+
+/// A byte range of an object, as `object_store` takes it.
+pub use object_store::GetRange;
 mod store;
 
 pub use store::{

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Sustained ingest benchmark: HTTP ingest in batches of 100 with durability on,
+every record delivered to log files, next to the floor of just parsing and
+gzipping the same records, measured in the same run.
+
+    python3 bench/ingest.py [--count 300000] [--concurrency 8]
+
+Prints a JSON summary and a Markdown table row for bench/README.md. All traffic
+goes to 127.0.0.1; the run is bounded by --count and --timeout."""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GEN = REPO.parent / "shared" / "tools" / "gen_cloudtrail.py"
+KEY, SECRET = "AKIACAIRNBENCHKEY001", "cairn-bench-secret-key-0123456789abcdefgh"
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metric(endpoint, name):
+    with urllib.request.urlopen(endpoint + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=300_000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--gzip-level", type=int, default=6)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "cairn", "-p", "cairn-trail", "--examples"],
+                       cwd=REPO, check=True)
+    cairn = target / "release" / "cairn"
+    floor_bin = target / "release" / "examples" / "parse_gzip_floor"
+
+    work = Path(tempfile.mkdtemp(prefix="cairn-bench-"))
+    try:
+        events = work / "events.jsonl"
+        with open(events, "wb") as out:
+            subprocess.run([sys.executable, str(GEN), "--count", str(args.count), "--seed", "42"], stdout=out, check=True)
+        size = events.stat().st_size
+
+        floor = json.loads(subprocess.run([str(floor_bin), str(events), str(args.gzip_level)], capture_output=True,
+                                          check=True, text=True).stdout)
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        endpoint = f"http://127.0.0.1:{port}"
+        config = work / "cairn.toml"
+        config.write_text(
+            'account_id = "123456789012"\n[organization]\nid = "o-exampleorgid"\n'
+            'member_accounts = ["210987654321", "111122223333", "444455556666"]\n'
+            f'[delivery]\ninterval = "2s"\ngzip_level = {args.gzip_level}\n'
+            '[ingest]\nwal_max_disk_bytes = 17179869184\n')
+        env = dict(os.environ, CAIRN_ROOT_ACCESS_KEY_ID=KEY, CAIRN_ROOT_SECRET_ACCESS_KEY=SECRET, CAIRN_LOG="warn",
+                   AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        server = subprocess.Popen([str(cairn), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                                   str(work / "data"), "--config", str(config)], env=env,
+                                  stdout=subprocess.DEVNULL)
+        try:
+            for _ in range(200):
+                try:
+                    urllib.request.urlopen(endpoint + "/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            aws = [sys.executable, "-m", "awscli"]
+            subprocess.run(aws + ["s3api", "create-bucket", "--bucket", "bench"], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            subprocess.run(aws + ["cloudtrail", "create-trail", "--name", "all", "--s3-bucket-name", "bench",
+                                  "--is-organization-trail", "--is-multi-region-trail"], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            subprocess.run(aws + ["cloudtrail", "put-event-selectors", "--trail-name", "all",
+                                  "--advanced-event-selectors", json.dumps([
+                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
+                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                                          {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
+                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                                          {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}]},
+                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                                          {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]}])],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(aws + ["cloudtrail", "start-logging", "--name", "all"], env=env, check=True)
+
+            cpu0 = cpu_seconds(server.pid)
+            t0 = time.time()
+            client = subprocess.run([str(cairn), "ingest", str(events), "--endpoint-url", endpoint,
+                                     "--batch-size", str(args.batch), "--concurrency", str(args.concurrency),
+                                     "--no-progress"], env=env, capture_output=True, text=True,
+                                    timeout=args.timeout)
+            if client.returncode != 0:
+                raise SystemExit(f"cairn ingest failed: {client.stderr}")
+            t_acked = time.time()
+            deadline = t0 + args.timeout
+            while metric(endpoint, "cairn_delivered_records_total") < args.count:
+                if time.time() > deadline:
+                    raise SystemExit("timed out waiting for delivery")
+                time.sleep(0.05)
+            t_delivered = time.time()
+            cpu = cpu_seconds(server.pid) - cpu0
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+
+        wall = t_delivered - t0
+        # The delivery cadence (interval) adds up to one interval of waiting that is not work.
+        result = {
+            "records": args.count,
+            "bytes": size,
+            "batch": args.batch,
+            "concurrency": args.concurrency,
+            "ingest_wall_seconds": round(t_acked - t0, 3),
+            "ingest_events_per_second": round(args.count / (t_acked - t0)),
+            "end_to_end_wall_seconds": round(wall, 3),
+            "end_to_end_events_per_second": round(args.count / wall),
+            "server_cpu_seconds": round(cpu, 3),
+            "server_cpu_us_per_event": round(cpu / args.count * 1e6, 2),
+            "floor_cpu_seconds": floor["cpu_seconds"],
+            "floor_cpu_us_per_event": round(floor["cpu_seconds"] / args.count * 1e6, 2),
+            "cpu_ratio_to_floor": round(cpu / max(floor["cpu_seconds"], 1e-9), 2),
+        }
+        print(json.dumps(result, indent=2))
+        print(f"| {args.count} | {args.batch} | {result['ingest_events_per_second']} | "
+              f"{result['end_to_end_events_per_second']} | {result['server_cpu_us_per_event']} | "
+              f"{result['floor_cpu_us_per_event']} | {result['cpu_ratio_to_floor']}x |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,450 @@
+//! Deduplication of eventIDs over a time window.
+//!
+//! A producer that retries a batch (a lost response, a crash on its side) sends
+//! the same eventIDs again; within the window such records are acknowledged and
+//! not stored twice. The index maps the 128-bit hash of each eventID to the
+//! hour it was first accepted in; whole hours expire at once.
+//!
+//! Concurrency: an ID is *reserved* before its batch is appended to the WAL and
+//! *committed* once the append is durable (or released if it failed). A
+//! concurrent request carrying an ID that is still pending waits for that
+//! outcome before answering, so no duplicate is acknowledged before the first
+//! copy is durable.
+//!
+//! Persistence: the index is derived state. The `dedup` WAL consumer copies
+//! each record's hash to an hourly file `dedup/<hour>.ids` (16 bytes per ID,
+//! fsynced) and then advances its cursor; at start the index is the hourly files
+//! of the window plus the WAL from that cursor on.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+/// The IDs are already uniform hashes: hashing them again is wasted work.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(buf);
+        }
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64 ^ (value >> 64) as u64;
+    }
+}
+
+type IdMap<V> = HashMap<u128, V, BuildHasherDefault<IdHasher>>;
+
+enum Slot {
+    Committed { hour: u32 },
+    Pending { batch: u64, outcome: watch::Receiver<Option<bool>> },
+}
+
+struct Inner {
+    map: IdMap<Slot>,
+    hours: VecDeque<(u32, Vec<u128>)>,
+    next_batch: u64,
+    evicted_early: u64,
+}
+
+/// How a batch's IDs fared at reservation.
+#[derive(Debug)]
+pub struct Reservation {
+    batch: u64,
+    hour: u32,
+    ids: Vec<u128>,
+    /// Per input ID: whether it is new (to be stored) or a duplicate.
+    pub fresh: Vec<bool>,
+    waits: Vec<(usize, watch::Receiver<Option<bool>>)>,
+    outcome: watch::Sender<Option<bool>>,
+}
+
+impl Reservation {
+    /// Waits for the other batches this one duplicated to be durable; returns
+    /// the indexes (into the input) whose first copy failed to be stored.
+    pub async fn wait_for_duplicates(&mut self) -> Vec<usize> {
+        let mut failed = Vec::new();
+        for (index, rx) in &mut self.waits {
+            let outcome = rx.wait_for(|o| o.is_some()).await.map(|o| *o);
+            // A dropped sender means the batch was abandoned: not stored.
+            if !matches!(outcome, Ok(Some(true))) {
+                failed.push(*index);
+            }
+        }
+        failed
+    }
+}
+
+/// The in-memory eventID index.
+pub struct DedupIndex {
+    inner: Mutex<Inner>,
+    window_hours: u32,
+    max_entries: usize,
+}
+
+impl std::fmt::Debug for DedupIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DedupIndex")
+            .field("window_hours", &self.window_hours)
+            .field("max_entries", &self.max_entries)
+            .finish()
+    }
+}
+
+/// The hour number (hours since the epoch) of a time in milliseconds.
+pub fn hour_of(ms: u64) -> u32 {
+    (ms / 3_600_000) as u32
+}
+
+impl DedupIndex {
+    /// An empty index keeping IDs for `window_hours` hours, at most `max_entries` of them.
+    pub fn new(window_hours: u32, max_entries: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                map: IdMap::default(),
+                hours: VecDeque::new(),
+                next_batch: 0,
+                evicted_early: 0,
+            }),
+            window_hours: window_hours.max(1),
+            max_entries,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reserves IDs: new ones become pending for this batch; others are duplicates.
+    pub fn reserve(&self, ids: &[u128], now_ms: u64) -> Reservation {
+        let hour = hour_of(now_ms);
+        let (outcome, rx) = watch::channel(None);
+        let mut inner = self.lock();
+        self.expire(&mut inner, hour);
+        let batch = inner.next_batch;
+        inner.next_batch += 1;
+        let mut fresh = Vec::with_capacity(ids.len());
+        let mut waits = Vec::new();
+        let mut reserved = Vec::with_capacity(ids.len());
+        for (index, id) in ids.iter().enumerate() {
+            match inner.map.entry(*id) {
+                Entry::Vacant(v) => {
+                    v.insert(Slot::Pending {
+                        batch,
+                        outcome: rx.clone(),
+                    });
+                    reserved.push(*id);
+                    fresh.push(true);
+                }
+                Entry::Occupied(o) => {
+                    if let Slot::Pending {
+                        batch: other,
+                        outcome,
+                    } = o.get()
+                        && *other != batch
+                    {
+                        waits.push((index, outcome.clone()));
+                    }
+                    fresh.push(false);
+                }
+            }
+        }
+        Reservation {
+            batch,
+            hour,
+            ids: reserved,
+            fresh,
+            waits,
+            outcome,
+        }
+    }
+
+    /// Settles a reservation: committed IDs are remembered, failed ones forgotten.
+    pub fn settle(&self, reservation: &Reservation, stored: bool) {
+        {
+            let mut inner = self.lock();
+            for id in &reservation.ids {
+                let ours = matches!(inner.map.get(id), Some(Slot::Pending { batch, .. }) if *batch == reservation.batch);
+                if !ours {
+                    continue;
+                }
+                if stored {
+                    inner.map.insert(
+                        *id,
+                        Slot::Committed {
+                            hour: reservation.hour,
+                        },
+                    );
+                } else {
+                    inner.map.remove(id);
+                }
+            }
+            if stored {
+                push_hour(&mut inner, reservation.hour, &reservation.ids);
+                self.enforce_capacity(&mut inner);
+            }
+        }
+        // Nobody listening is fine.
+        let _ = reservation.outcome.send(Some(stored));
+    }
+
+    /// Inserts committed IDs (recovery from the hourly files and the WAL).
+    pub fn insert_committed(&self, ids: &[u128], hour: u32, now_ms: u64) {
+        let mut inner = self.lock();
+        self.expire(&mut inner, hour_of(now_ms));
+        if hour + self.window_hours <= hour_of(now_ms) {
+            return;
+        }
+        let mut added = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Entry::Vacant(v) = inner.map.entry(*id) {
+                v.insert(Slot::Committed { hour });
+                added.push(*id);
+            }
+        }
+        push_hour(&mut inner, hour, &added);
+        self.enforce_capacity(&mut inner);
+    }
+
+    /// IDs remembered (committed and pending).
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// IDs forgotten before their window ended because of the capacity bound.
+    pub fn evicted_early(&self) -> u64 {
+        self.lock().evicted_early
+    }
+
+    fn expire(&self, inner: &mut Inner, now_hour: u32) {
+        while let Some((hour, _)) = inner.hours.front() {
+            if hour + self.window_hours > now_hour {
+                break;
+            }
+            self.drop_oldest_hour(inner, false);
+        }
+    }
+
+    fn enforce_capacity(&self, inner: &mut Inner) {
+        while inner.map.len() > self.max_entries && inner.hours.len() > 1 {
+            self.drop_oldest_hour(inner, true);
+        }
+    }
+
+    fn drop_oldest_hour(&self, inner: &mut Inner, early: bool) {
+        let Some((hour, ids)) = inner.hours.pop_front() else {
+            return;
+        };
+        for id in ids {
+            if matches!(inner.map.get(&id), Some(Slot::Committed { hour: h }) if *h == hour) {
+                inner.map.remove(&id);
+                if early {
+                    inner.evicted_early += 1;
+                }
+            }
+        }
+        if early {
+            tracing::warn!(hour, "dedup index over capacity: forgetting an hour early");
+        }
+    }
+}
+
+fn push_hour(inner: &mut Inner, hour: u32, ids: &[u128]) {
+    if ids.is_empty() {
+        return;
+    }
+    match inner.hours.iter_mut().rev().find(|(h, _)| *h == hour) {
+        Some((_, list)) => list.extend_from_slice(ids),
+        None => {
+            // Hours arrive in order except during recovery; keep the deque sorted.
+            let pos = inner.hours.iter().position(|(h, _)| *h > hour).unwrap_or(inner.hours.len());
+            inner.hours.insert(pos, (hour, ids.to_vec()));
+        }
+    }
+}
+
+/// The hourly ID files of the dedup consumer.
+#[derive(Debug, Clone)]
+pub struct DedupFiles {
+    dir: PathBuf,
+}
+
+impl DedupFiles {
+    /// The files under `dir` (created if missing).
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn path(&self, hour: u32) -> PathBuf {
+        self.dir.join(format!("{hour:010}.ids"))
+    }
+
+    /// Appends IDs to their hour's file and fsyncs it.
+    pub fn append(&self, hour: u32, ids: &[u128]) -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(hour))?;
+        let mut buf = Vec::with_capacity(ids.len() * 16);
+        for id in ids {
+            buf.extend_from_slice(&id.to_le_bytes());
+        }
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        Ok(())
+    }
+
+    /// Loads the files of hours still in the window into the index and removes older ones.
+    pub fn load_into(&self, index: &DedupIndex, now_ms: u64) -> std::io::Result<usize> {
+        let now_hour = hour_of(now_ms);
+        let mut loaded = 0;
+        let mut entries: Vec<_> = std::fs::read_dir(&self.dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let Some(hour) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".ids"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if hour + index.window_hours <= now_hour {
+                std::fs::remove_file(entry.path())?;
+                continue;
+            }
+            let mut bytes = Vec::new();
+            std::fs::File::open(entry.path())?.read_to_end(&mut bytes)?;
+            // A torn final entry (crash mid-append) is ignored: its record is
+            // still in the WAL past the dedup cursor and will be re-added.
+            let ids: Vec<u128> = bytes
+                .chunks_exact(16)
+                .map(|c| u128::from_le_bytes(c.try_into().expect("chunks_exact(16)")))
+                .collect();
+            loaded += ids.len();
+            index.insert_committed(&ids, hour, now_ms);
+        }
+        Ok(loaded)
+    }
+
+    /// Removes files whose hour has left the window.
+    pub fn expire(&self, window_hours: u32, now_ms: u64) -> std::io::Result<()> {
+        let now_hour = hour_of(now_ms);
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let hour = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".ids"))
+                .and_then(|n| n.parse::<u32>().ok());
+            if hour.is_some_and(|h| h + window_hours <= now_hour) {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shared handle.
+pub type SharedDedupIndex = Arc<DedupIndex>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn test_duplicates_within_and_across_batches() {
+        let index = DedupIndex::new(24, 1000);
+        let r = index.reserve(&[1, 2, 1], 0);
+        assert_eq!(r.fresh, [true, true, false]);
+        assert!(r.waits.is_empty());
+        index.settle(&r, true);
+        let r2 = index.reserve(&[2, 3], HOUR);
+        assert_eq!(r2.fresh, [false, true]);
+        index.settle(&r2, true);
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn test_failed_batch_is_forgotten() {
+        let index = DedupIndex::new(24, 1000);
+        let r = index.reserve(&[1], 0);
+        index.settle(&r, false);
+        assert_eq!(index.reserve(&[1], 0).fresh, [true]);
+    }
+
+    #[tokio::test]
+    async fn test_pending_duplicate_waits_for_outcome() {
+        let index = Arc::new(DedupIndex::new(24, 1000));
+        let first = index.reserve(&[7], 0);
+        let mut second = index.reserve(&[7], 0);
+        assert_eq!(second.fresh, [false]);
+        let i2 = index.clone();
+        let handle = tokio::spawn(async move { second.wait_for_duplicates().await });
+        i2.settle(&first, false);
+        assert_eq!(handle.await.unwrap(), vec![0]);
+        let first = index.reserve(&[8], 0);
+        let mut second = index.reserve(&[8], 0);
+        index.settle(&first, true);
+        assert!(second.wait_for_duplicates().await.is_empty());
+    }
+
+    #[test]
+    fn test_window_expiry() {
+        let index = DedupIndex::new(24, 1000);
+        let r = index.reserve(&[1], 0);
+        index.settle(&r, true);
+        assert_eq!(index.reserve(&[1], 23 * HOUR).fresh, [false]);
+        assert_eq!(index.reserve(&[1], 24 * HOUR).fresh, [true]);
+    }
+
+    #[test]
+    fn test_capacity_bound_evicts_oldest_hour() {
+        let index = DedupIndex::new(24, 3);
+        for (i, ids) in [[1u128, 2], [3, 4]].iter().enumerate() {
+            let r = index.reserve(ids, i as u64 * HOUR);
+            index.settle(&r, true);
+        }
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.evicted_early(), 2);
+    }
+
+    #[test]
+    fn test_files_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DedupFiles::open(dir.path()).unwrap();
+        files.append(10, &[1, 2]).unwrap();
+        files.append(10, &[3]).unwrap();
+        files.append(1, &[9]).unwrap();
+        let index = DedupIndex::new(24, 1000);
+        let loaded = files.load_into(&index, 12 * HOUR).unwrap();
+        assert_eq!(loaded, 4);
+        assert_eq!(index.reserve(&[1, 3, 9, 4], 12 * HOUR).fresh, [false, false, false, true]);
+        // Hour 1 leaves the window at hour 25.
+        let index = DedupIndex::new(24, 1000);
+        files.load_into(&index, 25 * HOUR).unwrap();
+        assert!(!dir.path().join(format!("{:010}.ids", 1)).exists());
+    }
+}

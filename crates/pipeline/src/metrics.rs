@@ -1,0 +1,36 @@
+//! Counters the server exposes on `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Pipeline counters (monotonic unless noted).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records accepted and durable.
+    pub ingested_records: AtomicU64,
+    /// Records acknowledged as duplicates of earlier ones.
+    pub duplicate_records: AtomicU64,
+    /// Records refused (validation, recipient).
+    pub rejected_records: AtomicU64,
+    /// Requests refused because the WAL was at its disk bound.
+    pub throttled_requests: AtomicU64,
+    /// Records delivered in log files (a record delivered to two trails counts twice).
+    pub delivered_records: AtomicU64,
+    /// Log files delivered.
+    pub delivered_files: AtomicU64,
+    /// Failed delivery attempts.
+    pub delivery_failures: AtomicU64,
+    /// Gauge: milliseconds since the oldest record still waiting in a trail's batch was ingested.
+    pub delivery_lag_ms: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,305 @@
+//! `cairn serve` configuration: an optional TOML file, environment variables, defaults.
+//!
+//! ```toml
+//! version = 1
+//! account_id = "123456789012"   # default
+//! region = "us-east-1"          # default
+//!
+//! [organization]                 # optional
+//! id = "o-exampleorgid"
+//! management_account = "123456789012"
+//! member_accounts = ["210987654321"]
+//!
+//! [delivery]
+//! interval = "5m"                # how often log files are delivered
+//! max_batch_bytes = 67108864     # deliver early past this much uncompressed JSON
+//! gzip_level = 6
+//!
+//! [ingest]
+//! dedup_window = "24h"           # at least 24 hours
+//! dedup_max_entries = 10000000
+//! wal_max_disk_bytes = 8589934592
+//!
+//! [storage]                      # default: a local directory under the data dir
+//! url = "s3://bucket/prefix"
+//! [storage.options]              # object_store's own keys, passed through
+//! aws_endpoint = "http://127.0.0.1:5000"
+//! aws_allow_http = "true"
+//! ```
+//!
+//! Every problem in a file is reported at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use cairn_model::{AccountId, OrganizationId, Region};
+
+/// Environment variable naming the root access key ID.
+pub const ENV_ROOT_ACCESS_KEY_ID: &str = "CAIRN_ROOT_ACCESS_KEY_ID";
+/// Environment variable naming the root secret access key.
+pub const ENV_ROOT_SECRET_ACCESS_KEY: &str = "CAIRN_ROOT_SECRET_ACCESS_KEY";
+
+/// A configuration problem (all of them, one per line).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    version: Option<u32>,
+    account_id: Option<String>,
+    region: Option<String>,
+    organization: Option<FileOrganization>,
+    #[serde(default)]
+    delivery: FileDelivery,
+    #[serde(default)]
+    ingest: FileIngest,
+    storage: Option<FileStorage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOrganization {
+    id: String,
+    management_account: Option<String>,
+    #[serde(default)]
+    member_accounts: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDelivery {
+    interval: Option<String>,
+    digest_interval: Option<String>,
+    max_batch_bytes: Option<usize>,
+    gzip_level: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIngest {
+    dedup_window: Option<String>,
+    dedup_max_entries: Option<usize>,
+    wal_max_disk_bytes: Option<u64>,
+    wal_segment_bytes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStorage {
+    url: String,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+}
+
+/// The organization, validated.
+#[derive(Debug, Clone)]
+pub struct OrganizationConfig {
+    /// `o-...`.
+    pub id: String,
+    /// The management account.
+    pub management_account: String,
+    /// Members.
+    pub member_accounts: Vec<String>,
+}
+
+/// The effective configuration of `cairn serve`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: std::net::SocketAddr,
+    /// The data dir (WAL, metastore, local buckets, credentials).
+    pub data_dir: PathBuf,
+    /// This server's account.
+    pub account_id: String,
+    /// This server's region.
+    pub region: String,
+    /// The organization.
+    pub organization: Option<OrganizationConfig>,
+    /// Log-file delivery cadence.
+    pub delivery_interval: Duration,
+    /// Digest cadence.
+    pub digest_interval: Duration,
+    /// Early delivery bound.
+    pub max_batch_bytes: usize,
+    /// gzip level.
+    pub gzip_level: u32,
+    /// How long eventIDs are remembered.
+    pub dedup_window: Duration,
+    /// How many eventIDs at most.
+    pub dedup_max_entries: usize,
+    /// The WAL's disk bound.
+    pub wal_max_disk_bytes: u64,
+    /// WAL segment size.
+    pub wal_segment_bytes: u64,
+    /// Object store URL (None: `<data-dir>/objects`).
+    pub storage_url: Option<String>,
+    /// object_store options.
+    pub storage_options: BTreeMap<String, String>,
+}
+
+/// The shortest dedup window the configuration accepts.
+const MIN_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+impl ServerConfig {
+    /// Builds the configuration from flags, an optional file and defaults.
+    pub fn load(listen: std::net::SocketAddr, data_dir: &Path, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let parsed: FileConfig = match file {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+                toml::from_str(&text).map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?
+            }
+        };
+        Self::build(listen, data_dir, parsed)
+    }
+
+    /// Parses configuration text (for tests and `cairn config check`).
+    pub fn from_toml(listen: std::net::SocketAddr, data_dir: &Path, text: &str) -> Result<Self, ConfigError> {
+        let parsed: FileConfig = toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))?;
+        Self::build(listen, data_dir, parsed)
+    }
+
+    fn build(listen: std::net::SocketAddr, data_dir: &Path, file: FileConfig) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        if let Some(v) = file.version
+            && v != 1
+        {
+            problems.push(format!("version {v} is not supported (this build reads version 1)"));
+        }
+        let account_id = file.account_id.unwrap_or_else(|| "123456789012".to_owned());
+        if AccountId::new(&account_id).is_err() {
+            problems.push(format!("account_id {account_id:?} must be 12 digits"));
+        }
+        let region = file.region.unwrap_or_else(|| "us-east-1".to_owned());
+        if Region::new(&region).is_err() {
+            problems.push(format!("region {region:?} is not a region name"));
+        }
+        let organization = file.organization.map(|o| {
+            if OrganizationId::new(&o.id).is_err() {
+                problems.push(format!("organization.id {:?} must look like o-exampleorgid", o.id));
+            }
+            let management_account = o.management_account.unwrap_or_else(|| account_id.clone());
+            for a in std::iter::once(&management_account).chain(&o.member_accounts) {
+                if AccountId::new(a).is_err() {
+                    problems.push(format!("organization account {a:?} must be 12 digits"));
+                }
+            }
+            OrganizationConfig {
+                id: o.id,
+                management_account,
+                member_accounts: o.member_accounts,
+            }
+        });
+        let mut duration = |name: &str, value: Option<String>, default: Duration| match value {
+            None => default,
+            Some(text) => match humantime::parse_duration(&text) {
+                Ok(d) if !d.is_zero() => d,
+                _ => {
+                    problems.push(format!("{name} {text:?} is not a duration such as 5m or 30s"));
+                    default
+                }
+            },
+        };
+        let delivery_interval = duration("delivery.interval", file.delivery.interval, Duration::from_secs(300));
+        let digest_interval = duration("delivery.digest_interval", file.delivery.digest_interval, Duration::from_secs(3600));
+        let dedup_window = duration("ingest.dedup_window", file.ingest.dedup_window, MIN_DEDUP_WINDOW);
+        if dedup_window < MIN_DEDUP_WINDOW {
+            problems.push("ingest.dedup_window must be at least 24h".to_owned());
+        }
+        let gzip_level = file.delivery.gzip_level.unwrap_or(6);
+        if gzip_level > 9 {
+            problems.push("delivery.gzip_level must be 0 to 9".to_owned());
+        }
+        if let Some(s) = &file.storage
+            && !(s.url.starts_with("s3://") || s.url.starts_with("file://"))
+        {
+            problems.push(format!("storage.url {:?} must start with s3:// or file://", s.url));
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Self {
+            listen,
+            data_dir: data_dir.to_owned(),
+            account_id,
+            region,
+            organization,
+            delivery_interval,
+            digest_interval,
+            max_batch_bytes: file.delivery.max_batch_bytes.unwrap_or(64 * 1024 * 1024),
+            gzip_level,
+            dedup_window,
+            dedup_max_entries: file.ingest.dedup_max_entries.unwrap_or(10_000_000),
+            wal_max_disk_bytes: file.ingest.wal_max_disk_bytes.unwrap_or(8 * 1024 * 1024 * 1024),
+            wal_segment_bytes: file.ingest.wal_segment_bytes.unwrap_or(64 * 1024 * 1024),
+            storage_url: file.storage.as_ref().map(|s| s.url.clone()),
+            storage_options: file.storage.map(|s| s.options).unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> std::net::SocketAddr {
+        "127.0.0.1:7447".parse().unwrap()
+    }
+
+    #[test]
+    fn test_defaults() {
+        let c = ServerConfig::from_toml(addr(), Path::new("d"), "").unwrap();
+        assert_eq!(c.account_id, "123456789012");
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.delivery_interval, Duration::from_secs(300));
+        assert!(c.organization.is_none());
+    }
+
+    #[test]
+    fn test_full_file() {
+        let text = r#"
+version = 1
+account_id = "111122223333"
+region = "eu-west-1"
+[organization]
+id = "o-exampleorgid"
+member_accounts = ["444455556666"]
+[delivery]
+interval = "1s"
+[storage]
+url = "s3://bucket/prefix"
+[storage.options]
+aws_endpoint = "http://127.0.0.1:5000"
+"#;
+        let c = ServerConfig::from_toml(addr(), Path::new("d"), text).unwrap();
+        assert_eq!(c.delivery_interval, Duration::from_secs(1));
+        let org = c.organization.unwrap();
+        assert_eq!(org.management_account, "111122223333");
+        assert_eq!(c.storage_options["aws_endpoint"], "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn test_every_problem_is_reported() {
+        let text = r#"
+account_id = "12"
+region = "Nowhere"
+[delivery]
+interval = "soon"
+"#;
+        let err = ServerConfig::from_toml(addr(), Path::new("d"), text).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(ServerConfig::from_toml(addr(), Path::new("d"), "unknown_key = 1").is_err());
+    }
+
+    #[test]
+    fn test_example_config_parses() {
+        let text = include_str!("../../../cairn.example.toml");
+        ServerConfig::from_toml(addr(), Path::new("d"), text).unwrap();
+    }
+}

@@ -1,0 +1,121 @@
+//! The one mapping from failures to AWS errors, per protocol family.
+//!
+//! JSON protocols (CloudTrail, CloudTrail Data, Organizations) answer
+//! `{"__type": "<Code>", "message": "<text>"}`; S3 answers an XML `<Error>`.
+//! Every library error is turned into an [`AwsError`] here and nowhere else.
+//! Internal failures are logged with their detail and answered with a generic
+//! message, so no internal state leaks to clients.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// The AWS error a client sees: code, message and HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    /// The error code, e.g. `TrailNotFoundException`.
+    pub code: &'static str,
+    /// The message.
+    pub message: String,
+    /// The HTTP status.
+    pub status: StatusCode,
+}
+
+impl AwsError {
+    /// A client error (HTTP 400).
+    pub fn client(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            status: StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// An error with an explicit status.
+    pub fn with_status(code: &'static str, message: impl Into<String>, status: StatusCode) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            status,
+        }
+    }
+
+    /// An internal failure: the detail is logged, the client sees a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal failure");
+        Self {
+            code: "InternalFailure",
+            message: "The request processing has failed because of an unknown error, exception or failure.".to_owned(),
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Too much load (the WAL's disk bound): HTTP 429, which SDKs retry.
+    pub fn throttling(message: impl Into<String>) -> Self {
+        Self::with_status("ThrottlingException", message, StatusCode::TOO_MANY_REQUESTS)
+    }
+
+    /// Encodes the error for a JSON protocol (awsJson 1.0/1.1, REST-JSON).
+    pub fn into_json_response(self, request_id: &str) -> Response {
+        let body = serde_json::json!({"__type": self.code, "message": self.message}).to_string();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+        if let Ok(v) = HeaderValue::from_str(self.code) {
+            headers.insert("x-amzn-ErrorType", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert("x-amzn-RequestId", v);
+        }
+        response
+    }
+
+    /// Encodes the error as S3's XML error document.
+    pub fn into_s3_response(self, request_id: &str, resource: Option<&str>) -> Response {
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
+        xml.push_str(&xml_escape(self.code));
+        xml.push_str("</Code><Message>");
+        xml.push_str(&xml_escape(&self.message));
+        xml.push_str("</Message>");
+        if let Some(resource) = resource {
+            xml.push_str("<Resource>");
+            xml.push_str(&xml_escape(resource));
+            xml.push_str("</Resource>");
+        }
+        xml.push_str("<RequestId>");
+        xml.push_str(&xml_escape(request_id));
+        xml.push_str("</RequestId></Error>");
+        let mut response = (self.status, xml).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert("x-amz-request-id", v);
+        }
+        response
+    }
+}
+
+/// Escapes text for XML element content and attribute values.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_xml_escape() {
+        assert_eq!(xml_escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
+    }
+}

@@ -1,0 +1,111 @@
+//! Native ingest: `POST /cairn/v1/records` (SigV4 service `cloudtrail-data`).
+//!
+//! The body is a CloudTrail log file, `{"Records":[...]}`, optionally gzip
+//! (`Content-Encoding: gzip`), with at most 1 000 records and 5 MiB (after
+//! decompression). Each record is validated on its own; the answer lists the
+//! ones refused and is sent only after every accepted record is durable:
+//!
+//! ```json
+//! {"accepted": 998, "failed": [{"index": 3, "errorCode": "FieldNotFound", "errorMessage": "..."}]}
+//! ```
+
+use std::io::Read;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::json;
+
+use cairn_pipeline::ingest::MAX_RECORDS_PER_REQUEST;
+
+use crate::error::AwsError;
+use crate::handlers::cloudtrail::{json_ok, pipeline_error};
+use crate::state::{AppState, RequestContext};
+
+/// The path of the native ingest endpoint.
+pub const INGEST_PATH: &str = "/cairn/v1/records";
+
+/// The largest body ingest accepts, after decompression.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+/// Handles one ingest request.
+pub async fn handle(state: &AppState, ctx: &RequestContext, headers: &HeaderMap, body: &[u8]) -> Response {
+    match ingest(state, headers, body).await {
+        Ok(value) => json_ok(&value, &ctx.request_id),
+        Err(e) => e.into_json_response(&ctx.request_id),
+    }
+}
+
+async fn ingest(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, AwsError> {
+    let gzip = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("gzip")));
+    let decoded;
+    let text: &[u8] = if gzip {
+        decoded = gunzip_capped(body, MAX_BODY_BYTES)?;
+        &decoded
+    } else {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body
+    };
+    let parsed: Body = serde_json::from_slice(text).map_err(|e| {
+        AwsError::client(
+            "SerializationException",
+            format!("The body must be a JSON object {{\"Records\": [...]}}: {e}"),
+        )
+    })?;
+    if parsed.records.len() > MAX_RECORDS_PER_REQUEST {
+        return Err(AwsError::client(
+            "ValidationException",
+            format!(
+                "1 validation error detected: Value at 'Records' failed to satisfy constraint: Member must have length less than or equal to {MAX_RECORDS_PER_REQUEST} (got {}).",
+                parsed.records.len()
+            ),
+        ));
+    }
+    let records: Vec<&str> = parsed.records.iter().map(|r| r.get()).collect();
+    let outcome = state
+        .pipeline
+        .ingestor()
+        .ingest(&records)
+        .await
+        .map_err(pipeline_error)?;
+    let failed: Vec<_> = outcome
+        .failed
+        .iter()
+        .map(|f| json!({"index": f.index, "errorCode": f.error_code, "errorMessage": f.error_message}))
+        .collect();
+    Ok(json!({"accepted": outcome.accepted, "failed": failed}))
+}
+
+fn too_large() -> AwsError {
+    AwsError::with_status(
+        "RequestEntityTooLargeException",
+        format!("The request body exceeds {MAX_BODY_BYTES} bytes."),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+}
+
+/// Decompresses at most `cap` bytes; a larger body is refused, a broken one too.
+pub fn gunzip_capped(body: &[u8], cap: usize) -> Result<Vec<u8>, AwsError> {
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(body).take(cap as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| AwsError::client("SerializationException", format!("The body is not valid gzip: {e}")))?;
+    if out.len() > cap {
+        return Err(too_large());
+    }
+    Ok(out)
+}

@@ -1,0 +1,5 @@
+//! One module per AWS service Cairn speaks.
+
+pub mod cloudtrail;
+pub mod ingest;
+pub mod s3;

@@ -1,0 +1,107 @@
+//! What every handler shares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_meta::Metastore;
+use cairn_pipeline::Pipeline;
+use cairn_store::BucketStore;
+
+/// The organization the server belongs to, as configured.
+#[derive(Debug, Clone)]
+pub struct OrganizationSettings {
+    /// `o-...`.
+    pub id: String,
+    /// The management account.
+    pub management_account: String,
+    /// Member accounts (the management account is also a member).
+    pub member_accounts: Vec<String>,
+}
+
+impl OrganizationSettings {
+    /// Every account of the organization, management first.
+    pub fn all_accounts(&self) -> Vec<String> {
+        let mut all = vec![self.management_account.clone()];
+        for a in &self.member_accounts {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
+    }
+}
+
+/// The identity settings of this server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The account this server is (trails, buckets and root credentials belong to it).
+    pub account_id: String,
+    /// The region this server is.
+    pub region: String,
+    /// The organization, if one is configured.
+    pub organization: Option<OrganizationSettings>,
+}
+
+/// A secret access key; never printed.
+#[derive(Clone)]
+pub struct SecretKey(pub String);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+/// A principal that may sign requests.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Its account.
+    pub account_id: String,
+    /// Its ARN (`arn:aws:iam::<account>:root` for the root credentials).
+    pub arn: String,
+    /// Its secret key.
+    pub secret: SecretKey,
+}
+
+/// Access key ID → principal.
+#[derive(Debug, Clone, Default)]
+pub struct Principals(pub HashMap<String, Principal>);
+
+impl Principals {
+    /// The principal behind an access key ID.
+    pub fn get(&self, access_key_id: &str) -> Option<&Principal> {
+        self.0.get(access_key_id)
+    }
+}
+
+/// Shared state of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Identity settings.
+    pub settings: Arc<Settings>,
+    /// Control-plane state.
+    pub meta: Arc<Metastore>,
+    /// Buckets.
+    pub store: BucketStore,
+    /// The data path.
+    pub pipeline: Arc<Pipeline>,
+    /// Who may sign requests.
+    pub principals: Arc<Principals>,
+}
+
+/// Who made a verified request, and for which service.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The SigV4 scope's service name.
+    pub service: String,
+    /// The SigV4 scope's region.
+    pub region: String,
+    /// The access key that signed.
+    pub access_key_id: String,
+    /// The caller's account.
+    pub account_id: String,
+    /// The caller's ARN.
+    pub principal_arn: String,
+    /// This request's ID (x-amzn-RequestId / x-amz-request-id).
+    pub request_id: String,
+}

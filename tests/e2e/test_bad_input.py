@@ -84,7 +84,7 @@ def test_unsigned_and_tampered_requests_change_nothing(server):
     assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
     bad_secret = server.client("cloudtrail", secret_key="nope")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        bad_secret.create_trail(Name="x1", S3BucketName="b")
+        bad_secret.create_trail(Name="trail-x1", S3BucketName="b")
     assert e.value.response["Error"]["Code"] == "InvalidSignatureException"
     s3 = server.client("s3", secret_key="nope")
     with pytest.raises(botocore.exceptions.ClientError) as e:

@@ -12,8 +12,8 @@ from conftest import generate, wait_for
 def test_kill_9_during_sustained_ingest(server):
     server.client("s3").create_bucket(Bucket="crash")
     ct = server.client("cloudtrail")
-    ct.create_trail(Name="t", S3BucketName="crash", IsOrganizationTrail=True, IsMultiRegionTrail=True)
-    ct.put_event_selectors(TrailName="t", AdvancedEventSelectors=[
+    ct.create_trail(Name="trail", S3BucketName="crash", IsOrganizationTrail=True, IsMultiRegionTrail=True)
+    ct.put_event_selectors(TrailName="trail", AdvancedEventSelectors=[
         {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
         {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
                             {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
@@ -22,7 +22,7 @@ def test_kill_9_during_sustained_ingest(server):
         {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
                             {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]},
     ])
-    ct.start_logging(Name="t")
+    ct.start_logging(Name="trail")
 
     lines = generate(30000, seed=11)
     ids = [json.loads(l)["eventID"] for l in lines]

@@ -15,8 +15,8 @@ from conftest import generate, wait_for
 def delivered_bucket(server):
     server.aws("s3api", "create-bucket", "--bucket", "logs")
     ct = server.client("cloudtrail")
-    ct.create_trail(Name="t", S3BucketName="logs", S3KeyPrefix="p", IsOrganizationTrail=True, IsMultiRegionTrail=True)
-    ct.start_logging(Name="t")
+    ct.create_trail(Name="trail", S3BucketName="logs", S3KeyPrefix="p", IsOrganizationTrail=True, IsMultiRegionTrail=True)
+    ct.start_logging(Name="trail")
     server.ingest_lines(generate(500, seed=21))
     wait_for(lambda: server.metrics()["cairn_delivered_files_total"] > 0, message="a delivered file")
     time.sleep(1.5)
@@ -76,7 +76,8 @@ def test_objects_listing_reading_and_ranges(delivered_bucket):
         server.aws("s3", "cp", f"s3://logs/{key}", os.path.join(d, "f.json.gz"), expect_json=False)
         assert open(os.path.join(d, "f.json.gz"), "rb").read() == whole
     # A presigned URL works without further signing; a tampered one does not.
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": "logs", "Key": key}, ExpiresIn=60)
+    # Cairn takes SigV4 only; botocore presigns S3 with SigV2 unless told otherwise.
+    url = server.client("s3", signature_version="s3v4").generate_presigned_url("get_object", Params={"Bucket": "logs", "Key": key}, ExpiresIn=60)
     with urllib.request.urlopen(url) as r:
         assert r.read() == whole
     with pytest.raises(urllib.error.HTTPError) as e:

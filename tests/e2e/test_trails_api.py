@@ -87,7 +87,7 @@ def test_trail_lifecycle_with_the_aws_cli(server):
 ])
 def test_bad_trail_names_are_refused(server, name, message):
     server.aws("s3api", "create-bucket", "--bucket", "b-names")
-    proc = server.aws("cloudtrail", "create-trail", "--name", name, "--s3-bucket-name", "b-names", check=False)
+    proc = server.aws("cloudtrail", "create-trail", f"--name={name}", "--s3-bucket-name", "b-names", check=False)
     assert proc.returncode == 255
     assert "InvalidTrailNameException" in proc.stderr
     assert message in proc.stderr
@@ -97,15 +97,15 @@ def test_bad_trail_names_are_refused(server, name, message):
 def test_create_trail_errors(server):
     ct = server.client("cloudtrail")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ct.create_trail(Name="t1", S3BucketName="missing-bucket")
+        ct.create_trail(Name="trail-one", S3BucketName="missing-bucket")
     assert error_code(e) == "S3BucketDoesNotExistException"
-    server.client("s3").create_bucket(Bucket="b1")
-    ct.create_trail(Name="t1", S3BucketName="b1")
+    server.client("s3").create_bucket(Bucket="bkt-one")
+    ct.create_trail(Name="trail-one", S3BucketName="bkt-one")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ct.create_trail(Name="t1", S3BucketName="b1")
+        ct.create_trail(Name="trail-one", S3BucketName="bkt-one")
     assert error_code(e) == "TrailAlreadyExistsException"
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ct.create_trail(Name="t2", S3BucketName="b1", IsMultiRegionTrail=True, IncludeGlobalServiceEvents=False)
+        ct.create_trail(Name="trail-two", S3BucketName="bkt-one", IsMultiRegionTrail=True, IncludeGlobalServiceEvents=False)
     assert error_code(e) == "InvalidParameterCombinationException"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ct.get_trail(Name="nope")
@@ -115,12 +115,12 @@ def test_create_trail_errors(server):
         ct.start_logging(Name="nope")
     assert error_code(e) == "TrailNotFoundException"
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ct.create_trail(Name="t3", S3BucketName="b1", S3KeyPrefix="x" * 201)
+        ct.create_trail(Name="trail-three", S3BucketName="bkt-one", S3KeyPrefix="x" * 201)
     assert error_code(e) == "InvalidS3PrefixException"
     for i in range(2, 6):
-        ct.create_trail(Name=f"t{i + 10}", S3BucketName="b1")
+        ct.create_trail(Name=f"trail-{i + 10}", S3BucketName="bkt-one")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ct.create_trail(Name="t99", S3BucketName="b1")
+        ct.create_trail(Name="trail-99", S3BucketName="bkt-one")
     assert error_code(e) == "MaximumNumberOfTrailsExceededException"
 
 
@@ -135,25 +135,25 @@ def test_create_trail_errors(server):
     {"EventSelectors": [{"DataResources": [{"Type": "AWS::EC2::Instance", "Values": ["arn:aws:ec2"]}]}]},
 ])
 def test_bad_selectors_are_refused(server, kwargs):
-    server.client("s3").create_bucket(Bucket="b1")
+    server.client("s3").create_bucket(Bucket="bkt-one")
     ct = server.client("cloudtrail")
-    ct.create_trail(Name="t1", S3BucketName="b1")
-    before = ct.get_event_selectors(TrailName="t1")
+    ct.create_trail(Name="trail-one", S3BucketName="bkt-one")
+    before = ct.get_event_selectors(TrailName="trail-one")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        ct.put_event_selectors(TrailName="t1", **kwargs)
+        ct.put_event_selectors(TrailName="trail-one", **kwargs)
     assert error_code(e) == "InvalidEventSelectorsException"
-    after = ct.get_event_selectors(TrailName="t1")
+    after = ct.get_event_selectors(TrailName="trail-one")
     before.pop("ResponseMetadata"), after.pop("ResponseMetadata")
     assert before == after
 
 
 def test_unknown_operator_is_refused_over_raw_json(server):
     """botocore would refuse an unknown operator key client-side, so send the JSON ourselves."""
-    server.client("s3").create_bucket(Bucket="b1")
-    server.client("cloudtrail").create_trail(Name="t1", S3BucketName="b1")
+    server.client("s3").create_bucket(Bucket="bkt-one")
+    server.client("cloudtrail").create_trail(Name="trail-one", S3BucketName="bkt-one")
     import botocore.auth, botocore.awsrequest, botocore.credentials, urllib.request, urllib.error
     from conftest import ACCESS_KEY, SECRET_KEY
-    body = json.dumps({"TrailName": "t1", "AdvancedEventSelectors": [
+    body = json.dumps({"TrailName": "trail-one", "AdvancedEventSelectors": [
         {"FieldSelectors": [{"Field": "eventCategory", "Matches": ["Management"]}]}]}).encode()
     req = botocore.awsrequest.AWSRequest(method="POST", url=server.endpoint + "/", data=body, headers={
         "X-Amz-Target": "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.PutEventSelectors",
@@ -172,16 +172,16 @@ def test_unknown_operator_is_refused_over_raw_json(server):
 
 def test_organization_trail_needs_an_organization(make_server):
     s = make_server('account_id = "123456789012"\n').start()
-    s.client("s3").create_bucket(Bucket="b1")
+    s.client("s3").create_bucket(Bucket="bkt-one")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s.client("cloudtrail").create_trail(Name="org", S3BucketName="b1", IsOrganizationTrail=True)
+        s.client("cloudtrail").create_trail(Name="org", S3BucketName="bkt-one", IsOrganizationTrail=True)
     assert error_code(e) == "OrganizationsNotInUseException"
 
 
 def test_organization_trail_only_from_management_account(make_server):
     s = make_server('account_id = "210987654321"\n[organization]\nid = "o-exampleorgid"\n'
                     'management_account = "123456789012"\nmember_accounts = ["210987654321"]\n').start()
-    s.client("s3").create_bucket(Bucket="b1")
+    s.client("s3").create_bucket(Bucket="bkt-one")
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s.client("cloudtrail").create_trail(Name="org", S3BucketName="b1", IsOrganizationTrail=True)
+        s.client("cloudtrail").create_trail(Name="org", S3BucketName="bkt-one", IsOrganizationTrail=True)
     assert error_code(e) == "NotOrganizationMasterAccountException"

@@ -48,8 +48,13 @@ impl Hasher for IdHasher {
 type IdMap<V> = HashMap<u128, V, BuildHasherDefault<IdHasher>>;
 
 enum Slot {
-    Committed { hour: u32 },
-    Pending { batch: u64, outcome: watch::Receiver<Option<bool>> },
+    Committed {
+        hour: u32,
+    },
+    Pending {
+        batch: u64,
+        outcome: watch::Receiver<Option<bool>>,
+    },
 }
 
 struct Inner {
@@ -274,7 +279,11 @@ fn push_hour(inner: &mut Inner, hour: u32, ids: &[u128]) {
         Some((_, list)) => list.extend_from_slice(ids),
         None => {
             // Hours arrive in order except during recovery; keep the deque sorted.
-            let pos = inner.hours.iter().position(|(h, _)| *h > hour).unwrap_or(inner.hours.len());
+            let pos = inner
+                .hours
+                .iter()
+                .position(|(h, _)| *h > hour)
+                .unwrap_or(inner.hours.len());
             inner.hours.insert(pos, (hour, ids.to_vec()));
         }
     }
@@ -441,7 +450,10 @@ mod tests {
         let index = DedupIndex::new(24, 1000);
         let loaded = files.load_into(&index, 12 * HOUR).unwrap();
         assert_eq!(loaded, 4);
-        assert_eq!(index.reserve(&[1, 3, 9, 4], 12 * HOUR).fresh, [false, false, false, true]);
+        assert_eq!(
+            index.reserve(&[1, 3, 9, 4], 12 * HOUR).fresh,
+            [false, false, false, true]
+        );
         // Hour 1 leaves the window at hour 25.
         let index = DedupIndex::new(24, 1000);
         files.load_into(&index, 25 * HOUR).unwrap();

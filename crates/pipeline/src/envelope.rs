@@ -86,7 +86,9 @@ pub fn decode(payload: &[u8]) -> Option<Envelope<'_>> {
                 json: &payload[RECORD_HEADER..],
             })
         }
-        KIND_CONTROL => serde_json::from_slice(&payload[1..]).ok().map(Envelope::Control),
+        KIND_CONTROL => serde_json::from_slice(&payload[1..])
+            .ok()
+            .map(Envelope::Control),
         _ => None,
     }
 }

@@ -110,7 +110,10 @@ impl Ingestor {
         }
 
         let ingest_time = now_ms();
-        let ids: Vec<u128> = valid.iter().map(|(_, r)| event_id_hash(&r.event_id)).collect();
+        let ids: Vec<u128> = valid
+            .iter()
+            .map(|(_, r)| event_id_hash(&r.event_id))
+            .collect();
         let mut reservation = self.dedup.reserve(&ids, ingest_time);
         let payloads: Vec<Vec<u8>> = valid
             .iter()
@@ -156,13 +159,17 @@ impl Ingestor {
             failed.push(RecordFailure {
                 index,
                 error_code: "InternalFailure".to_owned(),
-                error_message: "A concurrent request carrying this eventID failed; retry.".to_owned(),
+                error_message: "A concurrent request carrying this eventID failed; retry."
+                    .to_owned(),
             });
         }
         failed.sort_by_key(|f| f.index);
         let accepted = records.len() - failed.len();
         Metrics::add(&self.metrics.ingested_records, stored as u64);
-        Metrics::add(&self.metrics.duplicate_records, (accepted - stored.min(accepted)) as u64);
+        Metrics::add(
+            &self.metrics.duplicate_records,
+            (accepted - stored.min(accepted)) as u64,
+        );
         Metrics::add(&self.metrics.rejected_records, failed.len() as u64);
         Ok(IngestOutcome { accepted, failed })
     }

@@ -40,7 +40,9 @@ use crate::dedup::{DedupFiles, DedupIndex, hour_of};
 use crate::envelope::{Envelope, TrailChange, TrailControl, decode, encode_control};
 pub use crate::ingest::{IngestConfig, IngestOutcome, Ingestor, RecordFailure};
 pub use crate::metrics::Metrics;
-pub use crate::sink::{DeliverySettings, Organization, SinkContext, SinkExit, SinkState, TrailSink};
+pub use crate::sink::{
+    DeliverySettings, Organization, SinkContext, SinkExit, SinkState, TrailSink,
+};
 
 const DEDUP_CONSUMER: &str = "dedup";
 
@@ -81,7 +83,10 @@ pub enum Error {
 impl From<cairn_wal::Error> for Error {
     fn from(e: cairn_wal::Error) -> Self {
         match e {
-            cairn_wal::Error::Full { needed, limit } => Error::Throttled { used: needed, limit },
+            cairn_wal::Error::Full { needed, limit } => Error::Throttled {
+                used: needed,
+                limit,
+            },
             other => Error::Wal(other),
         }
     }
@@ -176,13 +181,20 @@ impl Pipeline {
 
         let window_hours = (config.dedup_window.as_secs().div_ceil(3600)).max(1) as u32;
         let dedup = Arc::new(DedupIndex::new(window_hours, config.dedup_max_entries));
-        let dedup_files = DedupFiles::open(&config.data_dir.join("dedup")).map_err(|source| Error::Io {
-            context: "opening the dedup files".into(),
-            source,
-        })?;
+        let dedup_files =
+            DedupFiles::open(&config.data_dir.join("dedup")).map_err(|source| Error::Io {
+                context: "opening the dedup files".into(),
+                source,
+            })?;
         rebuild_dedup_index(&wal, &dedup, &dedup_files)?;
 
-        let ingestor = Ingestor::new(wal.clone(), dedup.clone(), config.ingest.clone(), metrics.clone(), head.clone());
+        let ingestor = Ingestor::new(
+            wal.clone(),
+            dedup.clone(),
+            config.ingest.clone(),
+            metrics.clone(),
+            head.clone(),
+        );
         let sink_context = SinkContext {
             wal: wal.clone(),
             store,
@@ -222,7 +234,10 @@ impl Pipeline {
             if let Some(arn) = name.strip_prefix("trail:")
                 && !trails.contains_key(arn)
             {
-                tracing::warn!(trail = arn, "removing the sink of a trail the metastore no longer has");
+                tracing::warn!(
+                    trail = arn,
+                    "removing the sink of a trail the metastore no longer has"
+                );
                 wal.remove_consumer(&name)?;
             }
         }
@@ -243,7 +258,14 @@ impl Pipeline {
             std::thread::Builder::new()
                 .name("cairn-dedup".into())
                 .spawn(move || {
-                    run_dedup_persister(&wal, &dedup_files, window_hours, &runtime, &mut head_rx, &mut stop)
+                    run_dedup_persister(
+                        &wal,
+                        &dedup_files,
+                        window_hours,
+                        &runtime,
+                        &mut head_rx,
+                        &mut stop,
+                    )
                 })
                 .map_err(|source| Error::Io {
                     context: "starting the dedup thread".into(),
@@ -313,7 +335,10 @@ impl Pipeline {
             .unwrap_or_else(|p| p.into_inner())
             .insert(arn.to_owned(), sink.pending_since_gauge());
         let handle = std::thread::Builder::new()
-            .name(format!("cairn-sink-{}", arn.rsplit('/').next().unwrap_or(arn)))
+            .name(format!(
+                "cairn-sink-{}",
+                arn.rsplit('/').next().unwrap_or(arn)
+            ))
             .spawn(move || sink.run())
             .map_err(|source| Error::Io {
                 context: "starting a trail sink".into(),
@@ -423,7 +448,10 @@ fn rebuild_dedup_index(wal: &Wal, dedup: &DedupIndex, files: &DedupFiles) -> Res
                 ..
             }) = decode(&record.payload)
             {
-                by_hour.entry(hour_of(ingest_time_ms)).or_default().push(event_id_hash);
+                by_hour
+                    .entry(hour_of(ingest_time_ms))
+                    .or_default()
+                    .push(event_id_hash);
             }
         }
         for (hour, ids) in by_hour {
@@ -464,11 +492,19 @@ fn run_dedup_persister(
                     ..
                 }) = decode(&record.payload)
                 {
-                    by_hour.entry(hour_of(ingest_time_ms)).or_default().push(event_id_hash);
+                    by_hour
+                        .entry(hour_of(ingest_time_ms))
+                        .or_default()
+                        .push(event_id_hash);
                 }
             }
-            let written = by_hour.iter().try_for_each(|(hour, ids)| files.append(*hour, ids));
-            match written.map_err(Error::from_io).and_then(|()| Ok(wal.commit(DEDUP_CONSUMER, last.next_lsn, None)?)) {
+            let written = by_hour
+                .iter()
+                .try_for_each(|(hour, ids)| files.append(*hour, ids));
+            match written
+                .map_err(Error::from_io)
+                .and_then(|()| Ok(wal.commit(DEDUP_CONSUMER, last.next_lsn, None)?))
+            {
                 Ok(()) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "dedup persister cannot save; retrying");

@@ -214,7 +214,9 @@ pub struct TrailSink {
 
 impl std::fmt::Debug for TrailSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrailSink").field("trail", &self.trail_arn).finish()
+        f.debug_struct("TrailSink")
+            .field("trail", &self.trail_arn)
+            .finish()
     }
 }
 
@@ -236,8 +238,9 @@ impl TrailSink {
             .checkpoint(&name)
             .ok_or_else(|| crate::Error::Internal(format!("no WAL consumer {name}")))?;
         let state: SinkState = match &checkpoint.state {
-            Some(bytes) => serde_json::from_slice(bytes)
-                .map_err(|e| crate::Error::Internal(format!("sink state of {name} is corrupt: {e}")))?,
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| {
+                crate::Error::Internal(format!("sink state of {name} is corrupt: {e}"))
+            })?,
             None => SinkState::default(),
         };
         let compiled = state
@@ -337,7 +340,8 @@ impl TrailSink {
                     if let Err(e) = self.ctx.wal.remove_consumer(&self.name) {
                         tracing::error!(trail = %self.trail_arn, error = %e, "cannot remove the WAL consumer of a deleted trail");
                     }
-                    self.pending_since_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+                    self.pending_since_ms
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
                     return Some(SinkExit::Deleted);
                 }
                 // Records before the change are delivered under the old configuration.
@@ -392,7 +396,10 @@ impl TrailSink {
         if !compiled.scope.includes(&view) || !compiled.selectors.matches(&view) {
             return;
         }
-        let (Some(account), Some(region)) = (view.recipient_account_id.as_deref(), view.aws_region.as_deref()) else {
+        let (Some(account), Some(region)) = (
+            view.recipient_account_id.as_deref(),
+            view.aws_region.as_deref(),
+        ) else {
             return;
         };
         let event_time = view.event_time.as_deref().and_then(parse_event_time);
@@ -404,7 +411,10 @@ impl TrailSink {
             self.pending_since_ms
                 .store(ingest_time_ms.max(1), std::sync::atomic::Ordering::Relaxed);
         }
-        self.oldest_ingest_ms = Some(self.oldest_ingest_ms.map_or(ingest_time_ms, |o| o.min(ingest_time_ms)));
+        self.oldest_ingest_ms = Some(
+            self.oldest_ingest_ms
+                .map_or(ingest_time_ms, |o| o.min(ingest_time_ms)),
+        );
     }
 
     fn interval_elapsed(&self) -> bool {
@@ -451,13 +461,18 @@ impl TrailSink {
         }
     }
 
-    fn write_checkpoint(&mut self, lsn: Lsn, intent: Option<DeliveryIntent>) -> Result<(), crate::Error> {
+    fn write_checkpoint(
+        &mut self,
+        lsn: Lsn,
+        intent: Option<DeliveryIntent>,
+    ) -> Result<(), crate::Error> {
         let state = SinkState {
             config: self.state.config.clone(),
             logging: self.state.logging,
             intent,
         };
-        let bytes = serde_json::to_vec(&state).map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&state).map_err(|e| crate::Error::Internal(e.to_string()))?;
         self.ctx.wal.commit(&self.name, lsn, Some(&bytes))?;
         self.committed = lsn;
         self.last_commit = Instant::now();
@@ -533,7 +548,12 @@ impl TrailSink {
     }
 
     /// Writes the batches under the intent's keys, then commits past them.
-    fn deliver(&mut self, config: &TrailConfig, intent: &DeliveryIntent, only_missing: bool) -> Result<(), SinkExit> {
+    fn deliver(
+        &mut self,
+        config: &TrailConfig,
+        intent: &DeliveryIntent,
+        only_missing: bool,
+    ) -> Result<(), SinkExit> {
         let planned: BTreeMap<(String, String), String> = intent
             .files
             .iter()
@@ -547,7 +567,14 @@ impl TrailSink {
                 None => {
                     // Only possible if the configuration changed between runs.
                     tracing::warn!(trail = %self.trail_arn, account, region, "batch missing from the delivery intent; naming it now");
-                    log_file_key(config.s3_key_prefix.as_deref(), None, account, region, intent.delivered_at, &random_unique_string())
+                    log_file_key(
+                        config.s3_key_prefix.as_deref(),
+                        None,
+                        account,
+                        region,
+                        intent.delivered_at,
+                        &random_unique_string(),
+                    )
                 }
             };
             self.put_with_retry(config, &key, &file.gzip, only_missing)?;
@@ -558,7 +585,8 @@ impl TrailSink {
         self.position = intent.to;
         self.batch_started = None;
         self.oldest_ingest_ms = None;
-        self.pending_since_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.pending_since_ms
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.commit_state(intent.to)?;
         let now = Utc::now();
         if let Err(e) = self.ctx.meta.update_trail_status(&self.trail_arn, |s| {
@@ -572,7 +600,13 @@ impl TrailSink {
         Ok(())
     }
 
-    fn put_with_retry(&mut self, config: &TrailConfig, key: &str, gzip: &[u8], only_missing: bool) -> Result<(), SinkExit> {
+    fn put_with_retry(
+        &mut self,
+        config: &TrailConfig,
+        key: &str,
+        gzip: &[u8],
+        only_missing: bool,
+    ) -> Result<(), SinkExit> {
         let mut delay = self.ctx.settings.retry_delay;
         let bucket = config.s3_bucket_name.clone();
         loop {
@@ -626,7 +660,12 @@ impl TrailSink {
                 if record.lsn >= intent.to {
                     break;
                 }
-                if let Some(Envelope::Record { ingest_time_ms, json, .. }) = decode(&record.payload) {
+                if let Some(Envelope::Record {
+                    ingest_time_ms,
+                    json,
+                    ..
+                }) = decode(&record.payload)
+                {
                     self.offer(ingest_time_ms, json);
                 }
                 self.position = record.next_lsn;
@@ -638,5 +677,4 @@ impl TrailSink {
         };
         self.deliver(&config, intent, true)
     }
-
 }

@@ -1,5 +1,8 @@
 //! The data path without sockets: ingest → WAL → trail sink → log files.
 
+// Test helpers panic on failure by design: a panic is the test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::sync::Arc;
@@ -65,12 +68,18 @@ impl Fixture {
     }
 
     async fn files(&self) -> BTreeMap<String, Vec<serde_json::Value>> {
-        let listing = self.store.list("logs", "", None, None, 100_000).await.unwrap();
+        let listing = self
+            .store
+            .list("logs", "", None, None, 100_000)
+            .await
+            .unwrap();
         let mut out = BTreeMap::new();
         for o in listing.objects {
             let body = self.store.get("logs", &o.key, None).await.unwrap().body;
             let mut text = String::new();
-            flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text).unwrap();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .unwrap();
             let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
             out.insert(o.key, doc["Records"].as_array().unwrap().clone());
         }
@@ -118,7 +127,10 @@ async fn ingest(p: &Pipeline, range: std::ops::Range<usize>) {
 async fn wait_delivered(p: &Pipeline, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Metrics::get(&p.metrics().delivered_records) < n {
-        assert!(Instant::now() < deadline, "timed out waiting for {n} delivered records");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} delivered records"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -148,11 +160,15 @@ async fn test_only_records_while_logging_are_delivered_once() {
     let config = trail("t1");
     create(&f, &p, &config).await;
     ingest(&p, 0..10).await; // before StartLogging
-    p.change_trail(&config.arn, TrailChange::StartLogging).await.unwrap();
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
     ingest(&p, 10..510).await;
     ingest(&p, 10..20).await; // duplicates
     wait_delivered(&p, 500).await;
-    p.change_trail(&config.arn, TrailChange::StopLogging).await.unwrap();
+    p.change_trail(&config.arn, TrailChange::StopLogging)
+        .await
+        .unwrap();
     ingest(&p, 600..650).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let files = f.files().await;
@@ -162,7 +178,10 @@ async fn test_only_records_while_logging_are_delivered_once() {
     expected.sort();
     assert_eq!(delivered, expected);
     for key in files.keys() {
-        assert!(key.starts_with("t1/AWSLogs/123456789012/CloudTrail/us-east-1/"), "{key}");
+        assert!(
+            key.starts_with("t1/AWSLogs/123456789012/CloudTrail/us-east-1/"),
+            "{key}"
+        );
     }
     let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
     assert!(status.latest_delivery_time.is_some());
@@ -177,7 +196,9 @@ async fn test_restart_resumes_from_the_cursor() {
         // A long interval: records are batched but not delivered before the stop.
         let p = f.start(Duration::from_secs(3600));
         create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging).await.unwrap();
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
         ingest(&p, 0..300).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         p.shutdown();
@@ -204,7 +225,9 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
     {
         let p = f.start(Duration::from_secs(3600));
         create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging).await.unwrap();
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
         ingest(&p, 0..50).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         p.shutdown();
@@ -212,10 +235,12 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
     // Pretend the sink had announced a delivery of everything, then crashed
     // after writing one of its files: write the intent into its checkpoint.
     {
-        let wal = cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
         let name = consumer_name(&config.arn);
         let checkpoint = wal.checkpoint(&name).unwrap();
-        let mut state: SinkState = serde_json::from_slice(checkpoint.state.as_deref().unwrap()).unwrap();
+        let mut state: SinkState =
+            serde_json::from_slice(checkpoint.state.as_deref().unwrap()).unwrap();
         head = wal.head();
         let key = "t3/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_ABCDEFGHIJKLMNOP.json.gz";
         state.intent = Some(DeliveryIntent {
@@ -227,7 +252,12 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
                 key: key.into(),
             }],
         });
-        wal.commit(&name, checkpoint.lsn, Some(&serde_json::to_vec(&state).unwrap())).unwrap();
+        wal.commit(
+            &name,
+            checkpoint.lsn,
+            Some(&serde_json::to_vec(&state).unwrap()),
+        )
+        .unwrap();
     }
     let p = f.start(Duration::from_secs(3600));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -239,7 +269,10 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
             assert_eq!(records.len(), 50);
             break;
         }
-        assert!(Instant::now() < deadline, "the announced file was not written");
+        assert!(
+            Instant::now() < deadline,
+            "the announced file was not written"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -257,13 +290,19 @@ async fn test_deleted_trail_stops_and_its_name_can_be_reused() {
     let p = f.start(Duration::from_millis(100));
     let config = trail("t4");
     create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging).await.unwrap();
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
     ingest(&p, 0..20).await;
     wait_delivered(&p, 20).await;
-    p.change_trail(&config.arn, TrailChange::Delete).await.unwrap();
+    p.change_trail(&config.arn, TrailChange::Delete)
+        .await
+        .unwrap();
     f.meta.delete_trail(&config.arn).unwrap();
     create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging).await.unwrap();
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
     ingest(&p, 20..30).await;
     wait_delivered(&p, 30).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

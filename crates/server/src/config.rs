@@ -147,30 +147,47 @@ const MIN_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 impl ServerConfig {
     /// Builds the configuration from flags, an optional file and defaults.
-    pub fn load(listen: std::net::SocketAddr, data_dir: &Path, file: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn load(
+        listen: std::net::SocketAddr,
+        data_dir: &Path,
+        file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         let parsed: FileConfig = match file {
             None => FileConfig::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
-                toml::from_str(&text).map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(vec![format!("cannot read {}: {e}", path.display())])
+                })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError(vec![format!("{}: {e}", path.display())]))?
             }
         };
         Self::build(listen, data_dir, parsed)
     }
 
     /// Parses configuration text (for tests and `cairn config check`).
-    pub fn from_toml(listen: std::net::SocketAddr, data_dir: &Path, text: &str) -> Result<Self, ConfigError> {
-        let parsed: FileConfig = toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))?;
+    pub fn from_toml(
+        listen: std::net::SocketAddr,
+        data_dir: &Path,
+        text: &str,
+    ) -> Result<Self, ConfigError> {
+        let parsed: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigError(vec![e.to_string()]))?;
         Self::build(listen, data_dir, parsed)
     }
 
-    fn build(listen: std::net::SocketAddr, data_dir: &Path, file: FileConfig) -> Result<Self, ConfigError> {
+    fn build(
+        listen: std::net::SocketAddr,
+        data_dir: &Path,
+        file: FileConfig,
+    ) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
         if let Some(v) = file.version
             && v != 1
         {
-            problems.push(format!("version {v} is not supported (this build reads version 1)"));
+            problems.push(format!(
+                "version {v} is not supported (this build reads version 1)"
+            ));
         }
         let account_id = file.account_id.unwrap_or_else(|| "123456789012".to_owned());
         if AccountId::new(&account_id).is_err() {
@@ -182,7 +199,10 @@ impl ServerConfig {
         }
         let organization = file.organization.map(|o| {
             if OrganizationId::new(&o.id).is_err() {
-                problems.push(format!("organization.id {:?} must look like o-exampleorgid", o.id));
+                problems.push(format!(
+                    "organization.id {:?} must look like o-exampleorgid",
+                    o.id
+                ));
             }
             let management_account = o.management_account.unwrap_or_else(|| account_id.clone());
             for a in std::iter::once(&management_account).chain(&o.member_accounts) {
@@ -201,14 +221,28 @@ impl ServerConfig {
             Some(text) => match humantime::parse_duration(&text) {
                 Ok(d) if !d.is_zero() => d,
                 _ => {
-                    problems.push(format!("{name} {text:?} is not a duration such as 5m or 30s"));
+                    problems.push(format!(
+                        "{name} {text:?} is not a duration such as 5m or 30s"
+                    ));
                     default
                 }
             },
         };
-        let delivery_interval = duration("delivery.interval", file.delivery.interval, Duration::from_secs(300));
-        let digest_interval = duration("delivery.digest_interval", file.delivery.digest_interval, Duration::from_secs(3600));
-        let dedup_window = duration("ingest.dedup_window", file.ingest.dedup_window, MIN_DEDUP_WINDOW);
+        let delivery_interval = duration(
+            "delivery.interval",
+            file.delivery.interval,
+            Duration::from_secs(300),
+        );
+        let digest_interval = duration(
+            "delivery.digest_interval",
+            file.delivery.digest_interval,
+            Duration::from_secs(3600),
+        );
+        let dedup_window = duration(
+            "ingest.dedup_window",
+            file.ingest.dedup_window,
+            MIN_DEDUP_WINDOW,
+        );
         if dedup_window < MIN_DEDUP_WINDOW {
             problems.push("ingest.dedup_window must be at least 24h".to_owned());
         }
@@ -219,7 +253,10 @@ impl ServerConfig {
         if let Some(s) = &file.storage
             && !(s.url.starts_with("s3://") || s.url.starts_with("file://"))
         {
-            problems.push(format!("storage.url {:?} must start with s3:// or file://", s.url));
+            problems.push(format!(
+                "storage.url {:?} must start with s3:// or file://",
+                s.url
+            ));
         }
         if !problems.is_empty() {
             return Err(ConfigError(problems));
@@ -236,7 +273,10 @@ impl ServerConfig {
             gzip_level,
             dedup_window,
             dedup_max_entries: file.ingest.dedup_max_entries.unwrap_or(10_000_000),
-            wal_max_disk_bytes: file.ingest.wal_max_disk_bytes.unwrap_or(8 * 1024 * 1024 * 1024),
+            wal_max_disk_bytes: file
+                .ingest
+                .wal_max_disk_bytes
+                .unwrap_or(8 * 1024 * 1024 * 1024),
             wal_segment_bytes: file.ingest.wal_segment_bytes.unwrap_or(64 * 1024 * 1024),
             storage_url: file.storage.as_ref().map(|s| s.url.clone()),
             storage_options: file.storage.map(|s| s.options).unwrap_or_default(),

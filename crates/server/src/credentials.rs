@@ -75,7 +75,10 @@ fn read_profile(text: &str, profile: &str) -> Option<(String, String)> {
 
 /// The root credentials: the environment wins; else the data dir's file; else
 /// a new random pair is written there (mode 0600, atomically).
-pub fn load_or_create(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> std::io::Result<RootCredentials> {
+pub fn load_or_create(
+    data_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> std::io::Result<RootCredentials> {
     if let (Some(id), Some(secret)) = (env(ENV_ROOT_ACCESS_KEY_ID), env(ENV_ROOT_SECRET_ACCESS_KEY))
         && !id.is_empty()
         && !secret.is_empty()
@@ -92,7 +95,10 @@ pub fn load_or_create(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> 
             let (id, secret) = read_profile(&text, PROFILE).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("{} has no [{PROFILE}] profile with both keys", path.display()),
+                    format!(
+                        "{} has no [{PROFILE}] profile with both keys",
+                        path.display()
+                    ),
                 )
             })?;
             return Ok(RootCredentials {
@@ -104,8 +110,14 @@ pub fn load_or_create(data_dir: &Path, env: impl Fn(&str) -> Option<String>) -> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let id = format!("AKIA{}", random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
-    let secret = random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    let id = format!(
+        "AKIA{}",
+        random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+    );
+    let secret = random_string(
+        40,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+    );
     let text = format!("[{PROFILE}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
     write_private_file_atomically(&path, text.as_bytes())?;
     Ok(RootCredentials {
@@ -150,7 +162,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("credentials")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("credentials"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let second = load_or_create(dir.path(), |_| None).unwrap();

@@ -51,7 +51,11 @@ impl AwsError {
 
     /// Too much load (the WAL's disk bound): HTTP 429, which SDKs retry.
     pub fn throttling(message: impl Into<String>) -> Self {
-        Self::with_status("ThrottlingException", message, StatusCode::TOO_MANY_REQUESTS)
+        Self::with_status(
+            "ThrottlingException",
+            message,
+            StatusCode::TOO_MANY_REQUESTS,
+        )
     }
 
     /// Encodes the error for a JSON protocol (awsJson 1.0/1.1, REST-JSON).
@@ -59,7 +63,10 @@ impl AwsError {
         let body = serde_json::json!({"__type": self.code, "message": self.message}).to_string();
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
         if let Ok(v) = HeaderValue::from_str(self.code) {
             headers.insert("x-amzn-ErrorType", v);
         }
@@ -86,7 +93,10 @@ impl AwsError {
         xml.push_str("</RequestId></Error>");
         let mut response = (self.status, xml).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert("x-amz-request-id", v);
         }

@@ -38,7 +38,9 @@ use cairn_store::{BucketStore, StoreConfig};
 use crate::config::ServerConfig;
 use crate::credentials::RootCredentials;
 use crate::error::AwsError;
-use crate::state::{AppState, OrganizationSettings, Principal, Principals, RequestContext, SecretKey, Settings};
+use crate::state::{
+    AppState, OrganizationSettings, Principal, Principals, RequestContext, SecretKey, Settings,
+};
 
 /// The largest request body read from the network (ingest bodies are 5 MiB;
 /// the rest is headroom for gzip framing and JSON APIs).
@@ -85,7 +87,10 @@ impl Server {
             management_account: o.management_account.clone(),
             member_accounts: o.member_accounts.clone(),
         });
-        let org_accounts = organization.as_ref().map(|o| o.all_accounts()).unwrap_or_default();
+        let org_accounts = organization
+            .as_ref()
+            .map(|o| o.all_accounts())
+            .unwrap_or_default();
         let pipeline = Pipeline::start(
             PipelineConfig {
                 data_dir: config.data_dir.clone(),
@@ -148,8 +153,12 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self.app().into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let app = self
+            .app()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
         let pipeline = self.state.pipeline.clone();
         tokio::task::spawn_blocking(move || pipeline.shutdown())
             .await
@@ -202,16 +211,24 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     };
     match ctx.service.as_str() {
         "cloudtrail" => {
-            let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+            let target = parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok());
             handlers::cloudtrail::handle(&state, &ctx, target, &body).await
         }
-        "cloudtrail-data" if path == handlers::ingest::INGEST_PATH && parts.method == Method::POST => {
+        "cloudtrail-data"
+            if path == handlers::ingest::INGEST_PATH && parts.method == Method::POST =>
+        {
             handlers::ingest::handle(&state, &ctx, &parts.headers, &body).await
         }
         "s3" => handlers::s3::handle(&state, &ctx, &parts, body).await,
         other => fail(AwsError::client(
             "UnknownOperationException",
-            format!("This server does not serve {other} {} {path}.", parts.method),
+            format!(
+                "This server does not serve {other} {} {path}.",
+                parts.method
+            ),
         )),
     }
 }
@@ -227,7 +244,11 @@ fn authenticate(
     let to_aws = |e: cairn_auth::AuthError| {
         if s3_style {
             let (code, status, message) = e.s3_error();
-            AwsError::with_status(code, message, StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN))
+            AwsError::with_status(
+                code,
+                message,
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            )
         } else {
             let (code, message) = e.json_error();
             AwsError::client(code, message)
@@ -246,18 +267,25 @@ fn authenticate(
         headers: &headers,
     };
     let parsed = cairn_auth::parse(&request).map_err(to_aws)?;
-    let s3_style = parsed.scope.service == "s3" || (s3_style && parsed.location == SignatureLocation::Query);
-    let principal = state.principals.get(&parsed.scope.access_key_id).ok_or_else(|| {
-        if s3_style {
-            AwsError::with_status(
-                "InvalidAccessKeyId",
-                "The AWS Access Key Id you provided does not exist in our records.",
-                StatusCode::FORBIDDEN,
-            )
-        } else {
-            AwsError::client("UnrecognizedClientException", "The security token included in the request is invalid.")
-        }
-    })?;
+    let s3_style =
+        parsed.scope.service == "s3" || (s3_style && parsed.location == SignatureLocation::Query);
+    let principal = state
+        .principals
+        .get(&parsed.scope.access_key_id)
+        .ok_or_else(|| {
+            if s3_style {
+                AwsError::with_status(
+                    "InvalidAccessKeyId",
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                    StatusCode::FORBIDDEN,
+                )
+            } else {
+                AwsError::client(
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                )
+            }
+        })?;
     let body_hash = hex::encode(Sha256::digest(body));
     cairn_auth::verify(&request, &parsed, &principal.secret.0, &body_hash, chrono::Utc::now()).map_err(|e| {
         tracing::info!(access_key_id = %parsed.scope.access_key_id, error = %e, "signature rejected");

@@ -13,22 +13,70 @@ pub(crate) fn render(state: &AppState) -> Response {
     let m = state.pipeline.metrics();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
-    metric("cairn_ingested_records_total", "counter", "Records accepted and durable.", Metrics::get(&m.ingested_records));
-    metric("cairn_duplicate_records_total", "counter", "Records acknowledged as duplicates of stored ones.", Metrics::get(&m.duplicate_records));
-    metric("cairn_rejected_records_total", "counter", "Records refused by ingest.", Metrics::get(&m.rejected_records));
-    metric("cairn_throttled_requests_total", "counter", "Ingest requests refused at the WAL's disk bound.", Metrics::get(&m.throttled_requests));
-    metric("cairn_delivered_records_total", "counter", "Records delivered in log files (per trail).", Metrics::get(&m.delivered_records));
-    metric("cairn_delivered_files_total", "counter", "Log files delivered.", Metrics::get(&m.delivered_files));
-    metric("cairn_delivery_failures_total", "counter", "Failed log-file delivery attempts.", Metrics::get(&m.delivery_failures));
-    metric("cairn_wal_bytes", "gauge", "Bytes the write-ahead log uses on disk.", state.pipeline.wal_disk_bytes());
+    metric(
+        "cairn_ingested_records_total",
+        "counter",
+        "Records accepted and durable.",
+        Metrics::get(&m.ingested_records),
+    );
+    metric(
+        "cairn_duplicate_records_total",
+        "counter",
+        "Records acknowledged as duplicates of stored ones.",
+        Metrics::get(&m.duplicate_records),
+    );
+    metric(
+        "cairn_rejected_records_total",
+        "counter",
+        "Records refused by ingest.",
+        Metrics::get(&m.rejected_records),
+    );
+    metric(
+        "cairn_throttled_requests_total",
+        "counter",
+        "Ingest requests refused at the WAL's disk bound.",
+        Metrics::get(&m.throttled_requests),
+    );
+    metric(
+        "cairn_delivered_records_total",
+        "counter",
+        "Records delivered in log files (per trail).",
+        Metrics::get(&m.delivered_records),
+    );
+    metric(
+        "cairn_delivered_files_total",
+        "counter",
+        "Log files delivered.",
+        Metrics::get(&m.delivered_files),
+    );
+    metric(
+        "cairn_delivery_failures_total",
+        "counter",
+        "Failed log-file delivery attempts.",
+        Metrics::get(&m.delivery_failures),
+    );
+    metric(
+        "cairn_wal_bytes",
+        "gauge",
+        "Bytes the write-ahead log uses on disk.",
+        state.pipeline.wal_disk_bytes(),
+    );
+    metric(
+        "cairn_dedup_entries",
+        "gauge",
+        "eventIDs remembered for deduplication.",
+        state.pipeline.dedup_entries() as u64,
+    );
     let lag = state.pipeline.delivery_lag_ms() as f64 / 1000.0;
     let _ = writeln!(
         out,
         "# HELP cairn_delivery_lag_seconds Age of the oldest record waiting for delivery.\n# TYPE cairn_delivery_lag_seconds gauge\ncairn_delivery_lag_seconds {lag}"
     );
-    metric("cairn_dedup_entries", "gauge", "eventIDs remembered for deduplication.", state.pipeline.dedup_entries() as u64);
     let mut response = (StatusCode::OK, out).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

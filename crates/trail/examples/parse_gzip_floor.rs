@@ -16,8 +16,18 @@ fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -41,7 +51,10 @@ fn main() {
     let mut compressed = 0usize;
     for line in &lines {
         let view = RecordView::parse(line).expect("valid record");
-        let account = view.recipient_account_id.as_deref().unwrap_or("123456789012");
+        let account = view
+            .recipient_account_id
+            .as_deref()
+            .unwrap_or("123456789012");
         let region = view.aws_region.as_deref().unwrap_or("us-east-1");
         batches.push(account, region, line.as_bytes(), None);
         if batches.uncompressed_bytes() >= 64 * 1024 * 1024 {

@@ -14,7 +14,7 @@ use cairn_meta::{Tag, TrailConfig, TrailRecord, TrailStatus};
 use cairn_model::{AccountId, Region, TrailArn, TrailName};
 use cairn_pipeline::envelope::TrailChange;
 use cairn_pipeline::sink::selectors_to_stored;
-use cairn_select::{AdvancedEventSelector, EventSelector, Selectors, SelectorTarget};
+use cairn_select::{AdvancedEventSelector, EventSelector, SelectorTarget, Selectors};
 
 use crate::error::AwsError;
 use crate::state::{AppState, RequestContext};
@@ -29,7 +29,12 @@ const TARGET_PREFIXES: [&str; 2] = [
 const MAX_TRAILS_PER_REGION: usize = 5;
 
 /// Handles one CloudTrail API call.
-pub async fn handle(state: &AppState, ctx: &RequestContext, target: Option<&str>, body: &[u8]) -> Response {
+pub async fn handle(
+    state: &AppState,
+    ctx: &RequestContext,
+    target: Option<&str>,
+    body: &[u8],
+) -> Response {
     let result = dispatch(state, ctx, target, body).await;
     match result {
         Ok(value) => json_ok(&value, &ctx.request_id),
@@ -41,23 +46,43 @@ pub async fn handle(state: &AppState, ctx: &RequestContext, target: Option<&str>
 pub fn json_ok(value: &Value, request_id: &str) -> Response {
     let mut response = (StatusCode::OK, value.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.1"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-RequestId", v);
     }
     response
 }
 
-async fn dispatch(state: &AppState, ctx: &RequestContext, target: Option<&str>, body: &[u8]) -> Result<Value, AwsError> {
-    let target = target.ok_or_else(|| AwsError::client("UnknownOperationException", "Missing X-Amz-Target header."))?;
+async fn dispatch(
+    state: &AppState,
+    ctx: &RequestContext,
+    target: Option<&str>,
+    body: &[u8],
+) -> Result<Value, AwsError> {
+    let target = target.ok_or_else(|| {
+        AwsError::client("UnknownOperationException", "Missing X-Amz-Target header.")
+    })?;
     let operation = TARGET_PREFIXES
         .iter()
         .find_map(|p| target.strip_prefix(p))
-        .ok_or_else(|| AwsError::client("UnknownOperationException", format!("Unknown operation {target}.")))?;
+        .ok_or_else(|| {
+            AwsError::client(
+                "UnknownOperationException",
+                format!("Unknown operation {target}."),
+            )
+        })?;
     let input: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
-        serde_json::from_slice(body).map_err(|e| AwsError::client("SerializationException", format!("Request body is not a JSON object: {e}")))?
+        serde_json::from_slice(body).map_err(|e| {
+            AwsError::client(
+                "SerializationException",
+                format!("Request body is not a JSON object: {e}"),
+            )
+        })?
     };
     let api = Api { state, ctx };
     match operation {
@@ -97,7 +122,10 @@ impl Input {
 
     fn required_string(&self, name: &str) -> Result<String, AwsError> {
         self.string(name)?.ok_or_else(|| {
-            AwsError::client("InvalidParameterException", format!("Missing required parameter {name}."))
+            AwsError::client(
+                "InvalidParameterException",
+                format!("Missing required parameter {name}."),
+            )
         })
     }
 
@@ -115,7 +143,10 @@ impl Input {
 }
 
 fn serialization(name: &str, expected: &str) -> AwsError {
-    AwsError::client("SerializationException", format!("{name} must be {expected}."))
+    AwsError::client(
+        "SerializationException",
+        format!("{name} must be {expected}."),
+    )
 }
 
 fn epoch(t: Option<DateTime<Utc>>) -> Value {
@@ -124,7 +155,9 @@ fn epoch(t: Option<DateTime<Utc>>) -> Value {
 }
 
 fn iso(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()))
+    t.map_or(Value::Null, |t| {
+        json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    })
 }
 
 fn strip_nulls(mut value: Value) -> Value {
@@ -214,11 +247,15 @@ impl Api<'_> {
     fn resolve_arn(&self, name_or_arn: &str) -> Result<String, AwsError> {
         if TrailArn::looks_like_arn(name_or_arn) {
             let arn = TrailArn::parse(name_or_arn).map_err(|_| {
-                AwsError::client("CloudTrailARNInvalidException", format!("Invalid trail ARN: {name_or_arn}"))
+                AwsError::client(
+                    "CloudTrailARNInvalidException",
+                    format!("Invalid trail ARN: {name_or_arn}"),
+                )
             })?;
             return Ok(arn.to_string());
         }
-        let name = TrailName::new(name_or_arn).map_err(|e| AwsError::client("InvalidTrailNameException", e.to_string()))?;
+        let name = TrailName::new(name_or_arn)
+            .map_err(|e| AwsError::client("InvalidTrailNameException", e.to_string()))?;
         Ok(self.arn_for(&name))
     }
 
@@ -226,7 +263,11 @@ impl Api<'_> {
         // Settings are validated at start-up; these cannot fail.
         match (Region::new(self.region()), AccountId::new(self.account())) {
             (Ok(region), Ok(account)) => TrailArn::new(region, account, name.clone()).to_string(),
-            _ => format!("arn:aws:cloudtrail:{}:{}:trail/{name}", self.region(), self.account()),
+            _ => format!(
+                "arn:aws:cloudtrail:{}:{}:trail/{name}",
+                self.region(),
+                self.account()
+            ),
         }
     }
 
@@ -240,13 +281,26 @@ impl Api<'_> {
     }
 
     /// Applies and validates the settings CreateTrail and UpdateTrail share.
-    fn apply_settings(&self, config: &mut TrailConfig, settings: &TrailSettings<'_>) -> Result<(), AwsError> {
+    fn apply_settings(
+        &self,
+        config: &mut TrailConfig,
+        settings: &TrailSettings<'_>,
+    ) -> Result<(), AwsError> {
         let input = settings.input;
         if let Some(bucket) = input.string("S3BucketName")? {
             if !valid_bucket_name(&bucket) {
-                return Err(AwsError::client("InvalidS3BucketNameException", format!("Bucket name is not valid: {bucket}")));
+                return Err(AwsError::client(
+                    "InvalidS3BucketNameException",
+                    format!("Bucket name is not valid: {bucket}"),
+                ));
             }
-            if self.state.meta.bucket(&bucket).map_err(AwsError::internal)?.is_none() {
+            if self
+                .state
+                .meta
+                .bucket(&bucket)
+                .map_err(AwsError::internal)?
+                .is_none()
+            {
                 return Err(AwsError::client(
                     "S3BucketDoesNotExistException",
                     format!("S3 bucket {bucket} does not exist!"),
@@ -285,7 +339,9 @@ impl Api<'_> {
                 ));
             }
         }
-        if input.string("CloudWatchLogsRoleArn")?.is_some_and(|r| !r.is_empty())
+        if input
+            .string("CloudWatchLogsRoleArn")?
+            .is_some_and(|r| !r.is_empty())
             && config.cloud_watch_logs_log_group_arn.is_none()
         {
             return Err(AwsError::client(
@@ -297,7 +353,10 @@ impl Api<'_> {
             if key.is_empty() {
                 config.kms_key_id = None;
             } else {
-                return Err(AwsError::client("KmsKeyNotFoundException", format!("KMS key {key} does not exist.")));
+                return Err(AwsError::client(
+                    "KmsKeyNotFoundException",
+                    format!("KMS key {key} does not exist."),
+                ));
             }
         }
         if let Some(v) = input.bool("IncludeGlobalServiceEvents")? {
@@ -341,7 +400,8 @@ impl Api<'_> {
     async fn create_trail(&self, input: Map<String, Value>) -> Result<Value, AwsError> {
         let input = Input(input);
         let raw_name = input.required_string("Name")?;
-        let name = TrailName::new(&raw_name).map_err(|e| AwsError::client("InvalidTrailNameException", e.to_string()))?;
+        let name = TrailName::new(&raw_name)
+            .map_err(|e| AwsError::client("InvalidTrailNameException", e.to_string()))?;
         input.required_string("S3BucketName")?;
         let tags = parse_tags(input.value("TagsList"))?;
         let arn = self.arn_for(&name);
@@ -371,17 +431,32 @@ impl Api<'_> {
         if existing.iter().any(|t| t.config.arn == arn) {
             return Err(AwsError::client(
                 "TrailAlreadyExistsException",
-                format!("Trail {name} already exists for customer: {}", self.account()),
+                format!(
+                    "Trail {name} already exists for customer: {}",
+                    self.account()
+                ),
             ));
         }
-        if existing.iter().filter(|t| t.config.home_region == self.region()).count() >= MAX_TRAILS_PER_REGION {
+        if existing
+            .iter()
+            .filter(|t| t.config.home_region == self.region())
+            .count()
+            >= MAX_TRAILS_PER_REGION
+        {
             return Err(AwsError::client(
                 "MaximumNumberOfTrailsExceededException",
-                format!("User: {} already has {MAX_TRAILS_PER_REGION} trails in {}.", self.account(), self.region()),
+                format!(
+                    "User: {} already has {MAX_TRAILS_PER_REGION} trails in {}.",
+                    self.account(),
+                    self.region()
+                ),
             ));
         }
         // The sink first: a trail in the metastore always has one (start-up reconciles the other way).
-        self.state.pipeline.create_trail(&config).map_err(pipeline_error)?;
+        self.state
+            .pipeline
+            .create_trail(&config)
+            .map_err(pipeline_error)?;
         let record = TrailRecord {
             config: config.clone(),
             status: TrailStatus::default(),
@@ -391,7 +466,10 @@ impl Api<'_> {
             Err(cairn_meta::Error::AlreadyExists(_)) => {
                 return Err(AwsError::client(
                     "TrailAlreadyExistsException",
-                    format!("Trail {name} already exists for customer: {}", self.account()),
+                    format!(
+                        "Trail {name} already exists for customer: {}",
+                        self.account()
+                    ),
                 ));
             }
             Err(e) => return Err(AwsError::internal(e)),
@@ -410,7 +488,11 @@ impl Api<'_> {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| serialization("trailNameList", "a list of strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| serialization("trailNameList", "a list of strings"))
+                })
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(serialization("trailNameList", "a list of strings")),
         };
@@ -453,10 +535,16 @@ impl Api<'_> {
     async fn configure(&self, config: TrailConfig) -> Result<(), AwsError> {
         self.state
             .pipeline
-            .change_trail(&config.arn, TrailChange::Configure(Box::new(config.clone())))
+            .change_trail(
+                &config.arn,
+                TrailChange::Configure(Box::new(config.clone())),
+            )
             .await
             .map_err(pipeline_error)?;
-        self.state.meta.update_trail_config(&config).map_err(AwsError::internal)
+        self.state
+            .meta
+            .update_trail_config(&config)
+            .map_err(AwsError::internal)
     }
 
     async fn delete_trail(&self, input: Map<String, Value>) -> Result<Value, AwsError> {
@@ -467,14 +555,25 @@ impl Api<'_> {
             .change_trail(&trail.config.arn, TrailChange::Delete)
             .await
             .map_err(pipeline_error)?;
-        self.state.meta.delete_trail(&trail.config.arn).map_err(AwsError::internal)?;
+        self.state
+            .meta
+            .delete_trail(&trail.config.arn)
+            .map_err(AwsError::internal)?;
         Ok(json!({}))
     }
 
-    async fn set_logging(&self, input: Map<String, Value>, logging: bool) -> Result<Value, AwsError> {
+    async fn set_logging(
+        &self,
+        input: Map<String, Value>,
+        logging: bool,
+    ) -> Result<Value, AwsError> {
         let input = Input(input);
         let trail = self.load(&input.required_string("Name")?)?;
-        let change = if logging { TrailChange::StartLogging } else { TrailChange::StopLogging };
+        let change = if logging {
+            TrailChange::StartLogging
+        } else {
+            TrailChange::StopLogging
+        };
         self.state
             .pipeline
             .change_trail(&trail.config.arn, change)
@@ -517,7 +616,10 @@ impl Api<'_> {
     async fn put_event_selectors(&self, input: Map<String, Value>) -> Result<Value, AwsError> {
         let input = Input(input);
         let trail = self.load(&input.required_string("TrailName")?)?;
-        let selectors = match (input.value("EventSelectors"), input.value("AdvancedEventSelectors")) {
+        let selectors = match (
+            input.value("EventSelectors"),
+            input.value("AdvancedEventSelectors"),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(invalid_selectors(
                     "You cannot specify both EventSelectors and AdvancedEventSelectors in a single request.".to_owned(),
@@ -529,14 +631,18 @@ impl Api<'_> {
                 ));
             }
             (Some(basic), None) => {
-                let basic: Vec<EventSelector> = serde_json::from_value(basic.clone())
-                    .map_err(|e| AwsError::client("SerializationException", format!("EventSelectors: {e}")))?;
-                cairn_select::validate_event_selectors(&basic).map_err(|e| invalid_selectors(e.to_string()))?;
+                let basic: Vec<EventSelector> =
+                    serde_json::from_value(basic.clone()).map_err(|e| {
+                        AwsError::client("SerializationException", format!("EventSelectors: {e}"))
+                    })?;
+                cairn_select::validate_event_selectors(&basic)
+                    .map_err(|e| invalid_selectors(e.to_string()))?;
                 Selectors::Basic(basic)
             }
             (None, Some(advanced)) => {
-                let advanced: Vec<AdvancedEventSelector> = cairn_select::parse_advanced_event_selectors(advanced)
-                    .map_err(|e| invalid_selectors(e.to_string()))?;
+                let advanced: Vec<AdvancedEventSelector> =
+                    cairn_select::parse_advanced_event_selectors(advanced)
+                        .map_err(|e| invalid_selectors(e.to_string()))?;
                 cairn_select::validate_advanced_event_selectors(&advanced, SelectorTarget::Trail)
                     .map_err(|e| invalid_selectors(e.to_string()))?;
                 Selectors::Advanced(advanced)
@@ -562,14 +668,22 @@ impl Api<'_> {
     fn get_insight_selectors(&self, input: Map<String, Value>) -> Result<Value, AwsError> {
         let input = Input(input);
         let name = input.string("TrailName")?.ok_or_else(|| {
-            AwsError::client("InvalidParameterCombinationException", "You must specify TrailName or EventDataStore.")
+            AwsError::client(
+                "InvalidParameterCombinationException",
+                "You must specify TrailName or EventDataStore.",
+            )
         })?;
         let trail = self.load(&name)?;
         match &trail.config.insight_selectors {
-            Some(selectors) => Ok(json!({"TrailARN": trail.config.arn, "InsightSelectors": selectors})),
+            Some(selectors) => {
+                Ok(json!({"TrailARN": trail.config.arn, "InsightSelectors": selectors}))
+            }
             None => Err(AwsError::client(
                 "InsightNotEnabledException",
-                format!("Trail {} does not have Insights enabled. Edit the trail settings to enable Insights, and then try the operation again.", trail.config.name),
+                format!(
+                    "Trail {} does not have Insights enabled. Edit the trail settings to enable Insights, and then try the operation again.",
+                    trail.config.name
+                ),
             )),
         }
     }
@@ -583,7 +697,10 @@ impl Api<'_> {
         }
         self.load(resource_id).map_err(|e| {
             if e.code == "TrailNotFoundException" {
-                AwsError::client("ResourceNotFoundException", format!("Resource {resource_id} not found."))
+                AwsError::client(
+                    "ResourceNotFoundException",
+                    format!("Resource {resource_id} not found."),
+                )
             } else {
                 e
             }
@@ -602,9 +719,15 @@ impl Api<'_> {
             }
         }
         if config.tags.len() > 50 {
-            return Err(AwsError::client("TagsLimitExceededException", "The number of tags per trail has exceeded the permitted amount (50)."));
+            return Err(AwsError::client(
+                "TagsLimitExceededException",
+                "The number of tags per trail has exceeded the permitted amount (50).",
+            ));
         }
-        self.state.meta.update_trail_config(&config).map_err(AwsError::internal)?;
+        self.state
+            .meta
+            .update_trail_config(&config)
+            .map_err(AwsError::internal)?;
         Ok(json!({}))
     }
 
@@ -613,8 +736,13 @@ impl Api<'_> {
         let trail = self.tagged_trail(&input.required_string("ResourceId")?)?;
         let remove = parse_tags(input.value("TagsList"))?;
         let mut config = trail.config;
-        config.tags.retain(|t| !remove.iter().any(|r| r.key == t.key));
-        self.state.meta.update_trail_config(&config).map_err(AwsError::internal)?;
+        config
+            .tags
+            .retain(|t| !remove.iter().any(|r| r.key == t.key));
+        self.state
+            .meta
+            .update_trail_config(&config)
+            .map_err(AwsError::internal)?;
         Ok(json!({}))
     }
 
@@ -622,12 +750,24 @@ impl Api<'_> {
         let ids: Vec<String> = match input.get("ResourceIdList") {
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| serialization("ResourceIdList", "a list of strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| serialization("ResourceIdList", "a list of strings"))
+                })
                 .collect::<Result<_, _>>()?,
-            _ => return Err(AwsError::client("InvalidParameterException", "Missing required parameter ResourceIdList.")),
+            _ => {
+                return Err(AwsError::client(
+                    "InvalidParameterException",
+                    "Missing required parameter ResourceIdList.",
+                ));
+            }
         };
         if ids.len() > 20 {
-            return Err(AwsError::client("InvalidParameterException", "ResourceIdList may hold at most 20 ARNs."));
+            return Err(AwsError::client(
+                "InvalidParameterException",
+                "ResourceIdList may hold at most 20 ARNs.",
+            ));
         }
         let mut out = Vec::new();
         for id in ids {
@@ -656,14 +796,25 @@ fn parse_tags(value: Option<&Value>) -> Result<Vec<Tag>, AwsError> {
     let Some(value) = value else {
         return Ok(Vec::new());
     };
-    let tags: Vec<Tag> = serde_json::from_value(value.clone())
-        .map_err(|e| AwsError::client("InvalidTagParameterException", format!("TagsList is not valid: {e}")))?;
+    let tags: Vec<Tag> = serde_json::from_value(value.clone()).map_err(|e| {
+        AwsError::client(
+            "InvalidTagParameterException",
+            format!("TagsList is not valid: {e}"),
+        )
+    })?;
     if tags.len() > 200 {
-        return Err(AwsError::client("TagsLimitExceededException", "A request may carry at most 200 tags."));
+        return Err(AwsError::client(
+            "TagsLimitExceededException",
+            "A request may carry at most 200 tags.",
+        ));
     }
     for tag in &tags {
         let key_len = tag.key.chars().count();
-        if key_len == 0 || key_len > 128 || tag.value.as_ref().is_some_and(|v| v.chars().count() > 256) || tag.key.starts_with("aws:") {
+        if key_len == 0
+            || key_len > 128
+            || tag.value.as_ref().is_some_and(|v| v.chars().count() > 256)
+            || tag.key.starts_with("aws:")
+        {
             return Err(AwsError::client(
                 "InvalidTagParameterException",
                 format!("Tag key or value is not valid: {}", tag.key),

@@ -14,8 +14,8 @@ use std::io::Read;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use cairn_pipeline::ingest::MAX_RECORDS_PER_REQUEST;
 
@@ -37,14 +37,23 @@ struct Body<'a> {
 }
 
 /// Handles one ingest request.
-pub async fn handle(state: &AppState, ctx: &RequestContext, headers: &HeaderMap, body: &[u8]) -> Response {
+pub async fn handle(
+    state: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     match ingest(state, headers, body).await {
         Ok(value) => json_ok(&value, &ctx.request_id),
         Err(e) => e.into_json_response(&ctx.request_id),
     }
 }
 
-async fn ingest(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, AwsError> {
+async fn ingest(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, AwsError> {
     let gzip = headers
         .get(http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -101,9 +110,12 @@ fn too_large() -> AwsError {
 pub fn gunzip_capped(body: &[u8], cap: usize) -> Result<Vec<u8>, AwsError> {
     let mut out = Vec::new();
     let mut decoder = flate2::read::MultiGzDecoder::new(body).take(cap as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| AwsError::client("SerializationException", format!("The body is not valid gzip: {e}")))?;
+    decoder.read_to_end(&mut out).map_err(|e| {
+        AwsError::client(
+            "SerializationException",
+            format!("The body is not valid gzip: {e}"),
+        )
+    })?;
     if out.len() > cap {
         return Err(too_large());
     }

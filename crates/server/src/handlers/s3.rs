@@ -27,10 +27,20 @@ const S3_NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 const MAX_KEYS: usize = 1000;
 
 /// What S3 leaves unescaped with `encoding-type=url` (RFC 3986 unreserved plus `/`).
-const URL_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const URL_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// Handles one S3 request.
-pub async fn handle(state: &AppState, ctx: &RequestContext, parts: &Parts, body: Bytes) -> Response {
+pub async fn handle(
+    state: &AppState,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: Bytes,
+) -> Response {
     let path = parts.uri.path();
     let resource = path.to_owned();
     let result = route(state, ctx, parts, body).await;
@@ -105,7 +115,12 @@ fn store_error(e: cairn_store::Error) -> AwsError {
     }
 }
 
-async fn route(state: &AppState, ctx: &RequestContext, parts: &Parts, body: Bytes) -> Result<Response, AwsError> {
+async fn route(
+    state: &AppState,
+    ctx: &RequestContext,
+    parts: &Parts,
+    body: Bytes,
+) -> Result<Response, AwsError> {
     let raw_path = parts.uri.path().trim_start_matches('/');
     let query = query_map(parts.uri.query().unwrap_or(""));
     let (bucket_raw, key_raw) = match raw_path.split_once('/') {
@@ -119,7 +134,11 @@ async fn route(state: &AppState, ctx: &RequestContext, parts: &Parts, body: Byte
         return if *method == Method::GET {
             list_buckets(state, ctx)
         } else {
-            Err(AwsError::with_status("MethodNotAllowed", "The specified method is not allowed against this resource.", StatusCode::METHOD_NOT_ALLOWED))
+            Err(AwsError::with_status(
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.",
+                StatusCode::METHOD_NOT_ALLOWED,
+            ))
         };
     }
     match (method.clone(), key) {
@@ -134,9 +153,23 @@ async fn route(state: &AppState, ctx: &RequestContext, parts: &Parts, body: Byte
             list_objects_v2(state, &bucket, &query).await
         }
         (Method::GET, None) => {
-            for unsupported in ["policy", "acl", "versioning", "tagging", "lifecycle", "cors", "website", "uploads", "versions", "encryption", "object-lock"] {
+            for unsupported in [
+                "policy",
+                "acl",
+                "versioning",
+                "tagging",
+                "lifecycle",
+                "cors",
+                "website",
+                "uploads",
+                "versions",
+                "encryption",
+                "object-lock",
+            ] {
                 if query.contains_key(unsupported) {
-                    return Err(not_implemented(&format!("Bucket subresource ?{unsupported}")));
+                    return Err(not_implemented(&format!(
+                        "Bucket subresource ?{unsupported}"
+                    )));
                 }
             }
             list_objects_v1(state, &bucket, &query).await
@@ -145,7 +178,11 @@ async fn route(state: &AppState, ctx: &RequestContext, parts: &Parts, body: Byte
         (Method::HEAD, Some(key)) => get_object(state, &bucket, &key, &parts.headers, true).await,
         (Method::DELETE, Some(key)) => {
             bucket_of(state, &bucket)?;
-            state.store.delete(&bucket, &key).await.map_err(store_error)?;
+            state
+                .store
+                .delete(&bucket, &key)
+                .await
+                .map_err(store_error)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (Method::PUT, Some(_)) => Err(not_implemented("PutObject (Cairn writes log files itself)")),
@@ -171,9 +208,10 @@ fn bucket_of(state: &AppState, name: &str) -> Result<Bucket, AwsError> {
 
 fn xml_response(status: StatusCode, xml: String) -> Response {
     let mut response = (status, xml).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
     response
 }
 
@@ -182,33 +220,64 @@ fn s3_time(t: DateTime<Utc>) -> String {
 }
 
 fn owner_xml(ctx_account: &str) -> String {
-    format!("<Owner><ID>{}</ID><DisplayName>{}</DisplayName></Owner>", xml_escape(ctx_account), xml_escape(ctx_account))
+    format!(
+        "<Owner><ID>{}</ID><DisplayName>{}</DisplayName></Owner>",
+        xml_escape(ctx_account),
+        xml_escape(ctx_account)
+    )
 }
 
 fn list_buckets(state: &AppState, ctx: &RequestContext) -> Result<Response, AwsError> {
     let buckets = state.meta.buckets().map_err(AwsError::internal)?;
-    let mut xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"{S3_NS}\">");
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListAllMyBucketsResult xmlns=\"{S3_NS}\">"
+    );
     xml.push_str(&owner_xml(&ctx.account_id));
     xml.push_str("<Buckets>");
     for b in buckets {
-        let _ = write!(xml, "<Bucket><Name>{}</Name><CreationDate>{}</CreationDate></Bucket>", xml_escape(&b.name), s3_time(b.created_at));
+        let _ = write!(
+            xml,
+            "<Bucket><Name>{}</Name><CreationDate>{}</CreationDate></Bucket>",
+            xml_escape(&b.name),
+            s3_time(b.created_at)
+        );
     }
     xml.push_str("</Buckets></ListAllMyBucketsResult>");
     Ok(xml_response(StatusCode::OK, xml))
 }
 
-fn create_bucket(state: &AppState, ctx: &RequestContext, name: &str, body: &[u8]) -> Result<Response, AwsError> {
+fn create_bucket(
+    state: &AppState,
+    ctx: &RequestContext,
+    name: &str,
+    body: &[u8],
+) -> Result<Response, AwsError> {
     if !valid_bucket_name(name) {
-        return Err(AwsError::client("InvalidBucketName", "The specified bucket is not valid."));
+        return Err(AwsError::client(
+            "InvalidBucketName",
+            "The specified bucket is not valid.",
+        ));
     }
     let text = String::from_utf8_lossy(body);
-    let region = match (text.find("<LocationConstraint>"), text.find("</LocationConstraint>")) {
-        (Some(start), Some(end)) if end > start => text[start + "<LocationConstraint>".len()..end].trim().to_owned(),
+    let region = match (
+        text.find("<LocationConstraint>"),
+        text.find("</LocationConstraint>"),
+    ) {
+        (Some(start), Some(end)) if end > start => text[start + "<LocationConstraint>".len()..end]
+            .trim()
+            .to_owned(),
         _ => "us-east-1".to_owned(),
     };
-    let region = if region.is_empty() { "us-east-1".to_owned() } else { region };
+    let region = if region.is_empty() {
+        "us-east-1".to_owned()
+    } else {
+        region
+    };
     if cairn_model::Region::new(&region).is_err() {
-        return Err(AwsError::client("InvalidLocationConstraint", "The specified location-constraint is not valid"));
+        return Err(AwsError::client(
+            "InvalidLocationConstraint",
+            "The specified location-constraint is not valid",
+        ));
     }
     let bucket = Bucket {
         name: name.to_owned(),
@@ -238,7 +307,11 @@ fn create_bucket(state: &AppState, ctx: &RequestContext, name: &str, body: &[u8]
 
 async fn delete_bucket(state: &AppState, name: &str) -> Result<Response, AwsError> {
     bucket_of(state, name)?;
-    let listing = state.store.list(name, "", None, None, 1).await.map_err(store_error)?;
+    let listing = state
+        .store
+        .list(name, "", None, None, 1)
+        .await
+        .map_err(store_error)?;
     if !listing.objects.is_empty() {
         return Err(AwsError::with_status(
             "BucketNotEmpty",
@@ -266,20 +339,28 @@ async fn delete_bucket(state: &AppState, name: &str) -> Result<Response, AwsErro
 fn location(state: &AppState, name: &str) -> Result<Response, AwsError> {
     let bucket = bucket_of(state, name)?;
     // us-east-1 is reported as an empty constraint, as S3 does.
-    let constraint = if bucket.region == "us-east-1" { String::new() } else { xml_escape(&bucket.region) };
+    let constraint = if bucket.region == "us-east-1" {
+        String::new()
+    } else {
+        xml_escape(&bucket.region)
+    };
     Ok(xml_response(
         StatusCode::OK,
-        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{S3_NS}\">{constraint}</LocationConstraint>"),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{S3_NS}\">{constraint}</LocationConstraint>"
+        ),
     ))
 }
 
 fn max_keys(query: &BTreeMap<String, String>) -> Result<usize, AwsError> {
     match query.get("max-keys") {
         None => Ok(MAX_KEYS),
-        Some(v) => v
-            .parse::<usize>()
-            .map(|n| n.min(MAX_KEYS))
-            .map_err(|_| AwsError::client("InvalidArgument", "Provided max-keys not an integer or within integer range")),
+        Some(v) => v.parse::<usize>().map(|n| n.min(MAX_KEYS)).map_err(|_| {
+            AwsError::client(
+                "InvalidArgument",
+                "Provided max-keys not an integer or within integer range",
+            )
+        }),
     }
 }
 
@@ -301,11 +382,19 @@ fn encoder(query: &BTreeMap<String, String>) -> Result<Encoder, AwsError> {
     match query.get("encoding-type").map(String::as_str) {
         None => Ok(Encoder { url: false }),
         Some("url") => Ok(Encoder { url: true }),
-        Some(_) => Err(AwsError::client("InvalidArgument", "Invalid Encoding Method specified in Request")),
+        Some(_) => Err(AwsError::client(
+            "InvalidArgument",
+            "Invalid Encoding Method specified in Request",
+        )),
     }
 }
 
-fn contents_xml(xml: &mut String, objects: &[cairn_store::ListedObject], enc: &Encoder, owner: Option<&str>) {
+fn contents_xml(
+    xml: &mut String,
+    objects: &[cairn_store::ListedObject],
+    enc: &Encoder,
+    owner: Option<&str>,
+) {
     for o in objects {
         let _ = write!(
             xml,
@@ -330,7 +419,11 @@ fn quote_etag(etag: Option<&str>) -> String {
     }
 }
 
-async fn list_objects_v1(state: &AppState, bucket: &str, query: &BTreeMap<String, String>) -> Result<Response, AwsError> {
+async fn list_objects_v1(
+    state: &AppState,
+    bucket: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Response, AwsError> {
     let b = bucket_of(state, bucket)?;
     let enc = encoder(query)?;
     let prefix = query.get("prefix").cloned().unwrap_or_default();
@@ -339,10 +432,17 @@ async fn list_objects_v1(state: &AppState, bucket: &str, query: &BTreeMap<String
     let max = max_keys(query)?;
     let listing = state
         .store
-        .list(bucket, &prefix, delimiter.as_deref(), (!marker.is_empty()).then_some(marker.as_str()), max)
+        .list(
+            bucket,
+            &prefix,
+            delimiter.as_deref(),
+            (!marker.is_empty()).then_some(marker.as_str()),
+            max,
+        )
         .await
         .map_err(store_error)?;
-    let mut xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"{S3_NS}\">");
+    let mut xml =
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"{S3_NS}\">");
     let _ = write!(
         xml,
         "<Name>{}</Name><Prefix>{}</Prefix><Marker>{}</Marker><MaxKeys>{max}</MaxKeys>",
@@ -361,9 +461,18 @@ async fn list_objects_v1(state: &AppState, bucket: &str, query: &BTreeMap<String
             let _ = write!(xml, "<NextMarker>{}</NextMarker>", enc.text(&next));
         }
     }
-    contents_xml(&mut xml, &listing.objects, &enc, Some(&state.settings.account_id));
+    contents_xml(
+        &mut xml,
+        &listing.objects,
+        &enc,
+        Some(&state.settings.account_id),
+    );
     for p in &listing.common_prefixes {
-        let _ = write!(xml, "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", enc.text(p));
+        let _ = write!(
+            xml,
+            "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+            enc.text(p)
+        );
     }
     if enc.url {
         xml.push_str("<EncodingType>url</EncodingType>");
@@ -372,7 +481,11 @@ async fn list_objects_v1(state: &AppState, bucket: &str, query: &BTreeMap<String
     Ok(xml_response(StatusCode::OK, xml))
 }
 
-async fn list_objects_v2(state: &AppState, bucket: &str, query: &BTreeMap<String, String>) -> Result<Response, AwsError> {
+async fn list_objects_v2(
+    state: &AppState,
+    bucket: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Response, AwsError> {
     let b = bucket_of(state, bucket)?;
     let enc = encoder(query)?;
     let prefix = query.get("prefix").cloned().unwrap_or_default();
@@ -385,7 +498,12 @@ async fn list_objects_v2(state: &AppState, bucket: &str, query: &BTreeMap<String
             hex::decode(t)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| AwsError::client("InvalidArgument", "The continuation token provided is incorrect"))?,
+                .ok_or_else(|| {
+                    AwsError::client(
+                        "InvalidArgument",
+                        "The continuation token provided is incorrect",
+                    )
+                })?,
         ),
         None => start_after.clone(),
     };
@@ -395,7 +513,8 @@ async fn list_objects_v2(state: &AppState, bucket: &str, query: &BTreeMap<String
         .await
         .map_err(store_error)?;
     let fetch_owner = query.get("fetch-owner").map(String::as_str) == Some("true");
-    let mut xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"{S3_NS}\">");
+    let mut xml =
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult xmlns=\"{S3_NS}\">");
     let _ = write!(
         xml,
         "<Name>{}</Name><Prefix>{}</Prefix><KeyCount>{}</KeyCount><MaxKeys>{max}</MaxKeys>",
@@ -408,13 +527,21 @@ async fn list_objects_v2(state: &AppState, bucket: &str, query: &BTreeMap<String
     }
     let _ = write!(xml, "<IsTruncated>{}</IsTruncated>", listing.is_truncated);
     if let Some(t) = &token {
-        let _ = write!(xml, "<ContinuationToken>{}</ContinuationToken>", xml_escape(t));
+        let _ = write!(
+            xml,
+            "<ContinuationToken>{}</ContinuationToken>",
+            xml_escape(t)
+        );
     }
     if listing.is_truncated {
         let last_key = listing.objects.last().map(|o| o.key.clone());
         let last_prefix = listing.common_prefixes.last().cloned();
         if let Some(next) = [last_key, last_prefix].into_iter().flatten().max() {
-            let _ = write!(xml, "<NextContinuationToken>{}</NextContinuationToken>", hex::encode(next.as_bytes()));
+            let _ = write!(
+                xml,
+                "<NextContinuationToken>{}</NextContinuationToken>",
+                hex::encode(next.as_bytes())
+            );
         }
     }
     if let Some(s) = &start_after {
@@ -423,7 +550,11 @@ async fn list_objects_v2(state: &AppState, bucket: &str, query: &BTreeMap<String
     let owner = fetch_owner.then_some(state.settings.account_id.as_str());
     contents_xml(&mut xml, &listing.objects, &enc, owner);
     for p in &listing.common_prefixes {
-        let _ = write!(xml, "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>", enc.text(p));
+        let _ = write!(
+            xml,
+            "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+            enc.text(p)
+        );
     }
     if enc.url {
         xml.push_str("<EncodingType>url</EncodingType>");
@@ -442,7 +573,11 @@ fn parse_range(headers: &HeaderMap) -> Option<GetRange> {
     }
     let (start, end) = spec.split_once('-')?;
     match (start.trim(), end.trim()) {
-        ("", n) => n.parse::<u64>().ok().filter(|n| *n > 0).map(GetRange::Suffix),
+        ("", n) => n
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(GetRange::Suffix),
         (a, "") => a.parse::<u64>().ok().map(GetRange::Offset),
         (a, b) => {
             let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
@@ -451,7 +586,13 @@ fn parse_range(headers: &HeaderMap) -> Option<GetRange> {
     }
 }
 
-async fn get_object(state: &AppState, bucket: &str, key: &str, headers: &HeaderMap, head: bool) -> Result<Response, AwsError> {
+async fn get_object(
+    state: &AppState,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response, AwsError> {
     bucket_of(state, bucket)?;
     let range = if head { None } else { parse_range(headers) };
     let ranged = range.is_some();
@@ -460,14 +601,25 @@ async fn get_object(state: &AppState, bucket: &str, key: &str, headers: &HeaderM
         let size = info.size;
         (Bytes::new(), info, 0..size)
     } else {
-        let out = state.store.get(bucket, key, range).await.map_err(store_error)?;
+        let out = state
+            .store
+            .get(bucket, key, range)
+            .await
+            .map_err(store_error)?;
         (out.body, out.info, out.range)
     };
-    let status = if ranged { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let status = if ranged {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let length = if head { info.size } else { body.len() as u64 };
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&length.to_string()) {
         h.insert(header::CONTENT_LENGTH, v);
@@ -475,18 +627,31 @@ async fn get_object(state: &AppState, bucket: &str, key: &str, headers: &HeaderM
     if let Ok(v) = HeaderValue::from_str(&quote_etag(info.e_tag.as_deref())) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&info.last_modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string()) {
+    if let Ok(v) = HeaderValue::from_str(
+        &info
+            .last_modified
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string(),
+    ) {
         h.insert(header::LAST_MODIFIED, v);
     }
     if ranged
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", returned.start, returned.end.saturating_sub(1), info.size))
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{}",
+            returned.start,
+            returned.end.saturating_sub(1),
+            info.size
+        ))
     {
         h.insert(header::CONTENT_RANGE, v);
     }
     for (name, value) in &info.metadata {
         // Header names must reach botocore in lower case: its validator looks them up exactly.
         let name = format!("x-amz-meta-{}", name.to_ascii_lowercase());
-        if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             h.insert(n, v);
         }
     }

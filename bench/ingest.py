@@ -51,7 +51,8 @@ def main():
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "cairn", "-p", "cairn-trail", "--examples"],
+        subprocess.run(["cargo", "build", "--release", "-p", "cairn", "--bin", "cairn"], cwd=REPO, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "cairn-trail", "--example", "parse_gzip_floor"],
                        cwd=REPO, check=True)
     cairn = target / "release" / "cairn"
     floor_bin = target / "release" / "examples" / "parse_gzip_floor"
@@ -74,7 +75,7 @@ def main():
         config.write_text(
             'account_id = "123456789012"\n[organization]\nid = "o-exampleorgid"\n'
             'member_accounts = ["210987654321", "111122223333", "444455556666"]\n'
-            f'[delivery]\ninterval = "2s"\ngzip_level = {args.gzip_level}\n'
+            f'[delivery]\ninterval = "1s"\ngzip_level = {args.gzip_level}\n'
             '[ingest]\nwal_max_disk_bytes = 17179869184\n')
         env = dict(os.environ, CAIRN_ROOT_ACCESS_KEY_ID=KEY, CAIRN_ROOT_SECRET_ACCESS_KEY=SECRET, CAIRN_LOG="warn",
                    AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,

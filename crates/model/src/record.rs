@@ -230,19 +230,20 @@ pub struct IngestDefaults<'a> {
 }
 
 /// A record accepted by ingest: its JSON text (the producer's bytes, plus any
-/// defaulted fields appended) and the fields the pipeline keys on.
+/// defaulted fields appended) and the fields the pipeline keys on. Borrows
+/// from the input wherever nothing had to be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalizedRecord {
+pub struct NormalizedRecord<'a> {
     /// The record's JSON text as it will be delivered.
-    pub json: String,
+    pub json: Cow<'a, str>,
     /// `eventID` (the producer's, or one assigned by ingest).
-    pub event_id: String,
+    pub event_id: Cow<'a, str>,
     /// `eventTime`, parsed.
     pub event_time: DateTime<Utc>,
     /// `recipientAccountId` (the producer's or the default).
-    pub recipient_account_id: String,
+    pub recipient_account_id: Cow<'a, str>,
     /// `awsRegion` (the producer's or the default).
-    pub aws_region: String,
+    pub aws_region: Cow<'a, str>,
 }
 
 /// Validates one record and appends the fields CloudTrail would have set.
@@ -251,10 +252,10 @@ pub struct NormalizedRecord {
 /// and `eventName` (for Insights events, inside `insightDetails`). Defaulted
 /// when absent: `eventID` (a new UUID), `recipientAccountId`, `awsRegion`,
 /// `eventCategory` (`Management`), `eventType` (`AwsApiCall`), `eventVersion`.
-pub fn normalize_record(
-    raw: &str,
-    defaults: &IngestDefaults,
-) -> Result<NormalizedRecord, RecordError> {
+pub fn normalize_record<'a>(
+    raw: &'a str,
+    defaults: &IngestDefaults<'a>,
+) -> Result<NormalizedRecord<'a>, RecordError> {
     if raw.len() > MAX_RECORD_BYTES {
         return Err(RecordError::new(
             "FieldTooLong",
@@ -324,37 +325,37 @@ pub fn normalize_record(
     if view.event_version.is_none() {
         append("eventVersion", DEFAULT_EVENT_VERSION);
     }
-    let event_id = match &view.event_id {
-        Some(id) => id.to_string(),
+    if view.event_category.is_none() {
+        append("eventCategory", view.event_category());
+    }
+    let event_id = match view.event_id {
+        Some(id) => id,
         None => {
             let id = uuid::Uuid::new_v4().to_string();
             append("eventID", &id);
-            id
+            Cow::Owned(id)
         }
     };
     if view.event_type.is_none() {
         append("eventType", DEFAULT_EVENT_TYPE);
     }
-    if view.event_category.is_none() {
-        append("eventCategory", view.event_category());
-    }
-    let aws_region = match &view.aws_region {
-        Some(r) => r.to_string(),
+    let aws_region = match view.aws_region {
+        Some(r) => r,
         None => {
             append("awsRegion", defaults.region);
-            defaults.region.to_owned()
+            Cow::Borrowed(defaults.region)
         }
     };
-    let recipient_account_id = match &view.recipient_account_id {
-        Some(a) => a.to_string(),
+    let recipient_account_id = match view.recipient_account_id {
+        Some(a) => a,
         None => {
             append("recipientAccountId", defaults.account_id);
-            defaults.account_id.to_owned()
+            Cow::Borrowed(defaults.account_id)
         }
     };
 
     let json = if appended.is_empty() {
-        trimmed.to_owned()
+        Cow::Borrowed(trimmed)
     } else {
         // Insert before the closing brace; an empty object takes no comma.
         let body = &trimmed[..trimmed.len() - 1];
@@ -367,7 +368,7 @@ pub fn normalize_record(
             &appended
         });
         out.push('}');
-        out
+        Cow::Owned(out)
     };
     Ok(NormalizedRecord {
         json,
@@ -431,7 +432,7 @@ mod tests {
         let n = normalize_record(raw, &DEFAULTS).unwrap();
         assert!(n.json.starts_with(&raw[..raw.len() - 1]));
         let v: serde_json::Value = serde_json::from_str(&n.json).unwrap();
-        assert_eq!(v["eventID"], n.event_id.as_str());
+        assert_eq!(v["eventID"], n.event_id.as_ref());
         assert_eq!(v["recipientAccountId"], "123456789012");
         assert_eq!(v["awsRegion"], "us-east-1");
         assert_eq!(v["eventCategory"], "Management");

@@ -7,7 +7,7 @@ use cairn_model::record::{IngestDefaults, normalize_record};
 use cairn_wal::Wal;
 
 use crate::dedup::DedupIndex;
-use crate::envelope::{encode_record, event_id_hash};
+use crate::envelope::{encode_record_into, event_id_hash};
 use crate::metrics::Metrics;
 use crate::{Error, HeadNotifier, now_ms};
 
@@ -115,18 +115,21 @@ impl Ingestor {
             .map(|(_, r)| event_id_hash(&r.event_id))
             .collect();
         let mut reservation = self.dedup.reserve(&ids, ingest_time);
-        let payloads: Vec<Vec<u8>> = valid
-            .iter()
-            .zip(&ids)
-            .zip(&reservation.fresh)
-            .filter(|(_, fresh)| **fresh)
-            .map(|(((_, record), id), _)| encode_record(ingest_time, *id, record.json.as_bytes()))
-            .collect();
-        let stored = payloads.len();
-        if !payloads.is_empty() {
+        // One buffer for the whole batch: a WAL payload per record, by offsets.
+        let mut buffer = Vec::with_capacity(valid.iter().map(|(_, r)| r.json.len() + 32).sum());
+        let mut bounds = Vec::with_capacity(valid.len());
+        for (((_, record), id), fresh) in valid.iter().zip(&ids).zip(&reservation.fresh) {
+            if *fresh {
+                let start = buffer.len();
+                encode_record_into(&mut buffer, ingest_time, *id, record.json.as_bytes());
+                bounds.push(start..buffer.len());
+            }
+        }
+        let stored = bounds.len();
+        if !bounds.is_empty() {
             let wal = self.wal.clone();
             let appended = tokio::task::spawn_blocking(move || {
-                let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                let slices: Vec<&[u8]> = bounds.iter().map(|r| &buffer[r.clone()]).collect();
                 wal.append(&slices)
             })
             .await

@@ -64,7 +64,12 @@ pub fn encode_record(ingest_time_ms: u64, event_id_hash: u128, json: &[u8]) -> V
 }
 
 /// Appends an encoded record to `out` (batches share one buffer).
-pub fn encode_record_into(out: &mut Vec<u8>, ingest_time_ms: u64, event_id_hash: u128, json: &[u8]) {
+pub fn encode_record_into(
+    out: &mut Vec<u8>,
+    ingest_time_ms: u64,
+    event_id_hash: u128,
+    json: &[u8],
+) {
     out.push(KIND_RECORD);
     out.extend_from_slice(&ingest_time_ms.to_le_bytes());
     out.extend_from_slice(&event_id_hash.to_le_bytes());

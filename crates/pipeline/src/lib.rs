@@ -421,6 +421,25 @@ impl Pipeline {
     }
 }
 
+/// The eventID hashes of the ingested records among `records`, by ingest hour.
+fn event_id_hashes_by_hour(records: &[cairn_wal::WalRecord]) -> BTreeMap<u32, Vec<u128>> {
+    let mut by_hour: BTreeMap<u32, Vec<u128>> = BTreeMap::new();
+    for record in records {
+        if let Some(Envelope::Record {
+            ingest_time_ms,
+            event_id_hash,
+            ..
+        }) = decode(&record.payload)
+        {
+            by_hour
+                .entry(hour_of(ingest_time_ms))
+                .or_default()
+                .push(event_id_hash);
+        }
+    }
+    by_hour
+}
+
 fn rebuild_dedup_index(wal: &Wal, dedup: &DedupIndex, files: &DedupFiles) -> Result<(), Error> {
     let now = now_ms();
     files.load_into(dedup, now).map_err(|source| Error::Io {
@@ -440,20 +459,7 @@ fn rebuild_dedup_index(wal: &Wal, dedup: &DedupIndex, files: &DedupFiles) -> Res
         let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
         let Some(last) = records.last() else { break };
         position = last.next_lsn;
-        let mut by_hour: BTreeMap<u32, Vec<u128>> = BTreeMap::new();
-        for record in &records {
-            if let Some(Envelope::Record {
-                ingest_time_ms,
-                event_id_hash,
-                ..
-            }) = decode(&record.payload)
-            {
-                by_hour
-                    .entry(hour_of(ingest_time_ms))
-                    .or_default()
-                    .push(event_id_hash);
-            }
-        }
+        let by_hour = event_id_hashes_by_hour(&records);
         for (hour, ids) in by_hour {
             dedup.insert_committed(&ids, hour, now);
         }
@@ -484,20 +490,7 @@ fn run_dedup_persister(
             }
         };
         if let Some(last) = records.last() {
-            let mut by_hour: BTreeMap<u32, Vec<u128>> = BTreeMap::new();
-            for record in &records {
-                if let Some(Envelope::Record {
-                    ingest_time_ms,
-                    event_id_hash,
-                    ..
-                }) = decode(&record.payload)
-                {
-                    by_hour
-                        .entry(hour_of(ingest_time_ms))
-                        .or_default()
-                        .push(event_id_hash);
-                }
-            }
+            let by_hour = event_id_hashes_by_hour(&records);
             let written = by_hour
                 .iter()
                 .try_for_each(|(hour, ids)| files.append(*hour, ids));

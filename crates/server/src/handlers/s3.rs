@@ -455,9 +455,7 @@ async fn list_objects_v1(
     }
     let _ = write!(xml, "<IsTruncated>{}</IsTruncated>", listing.is_truncated);
     if listing.is_truncated && delimiter.is_some() {
-        let last_key = listing.objects.last().map(|o| o.key.clone());
-        let last_prefix = listing.common_prefixes.last().cloned();
-        if let Some(next) = [last_key, last_prefix].into_iter().flatten().max() {
+        if let Some(next) = last_listed(&listing) {
             let _ = write!(xml, "<NextMarker>{}</NextMarker>", enc.text(&next));
         }
     }
@@ -467,18 +465,7 @@ async fn list_objects_v1(
         &enc,
         Some(&state.settings.account_id),
     );
-    for p in &listing.common_prefixes {
-        let _ = write!(
-            xml,
-            "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
-            enc.text(p)
-        );
-    }
-    if enc.url {
-        xml.push_str("<EncodingType>url</EncodingType>");
-    }
-    xml.push_str("</ListBucketResult>");
-    Ok(xml_response(StatusCode::OK, xml))
+    finish_listing(xml, &listing, &enc)
 }
 
 async fn list_objects_v2(
@@ -534,9 +521,7 @@ async fn list_objects_v2(
         );
     }
     if listing.is_truncated {
-        let last_key = listing.objects.last().map(|o| o.key.clone());
-        let last_prefix = listing.common_prefixes.last().cloned();
-        if let Some(next) = [last_key, last_prefix].into_iter().flatten().max() {
+        if let Some(next) = last_listed(&listing) {
             let _ = write!(
                 xml,
                 "<NextContinuationToken>{}</NextContinuationToken>",
@@ -549,6 +534,15 @@ async fn list_objects_v2(
     }
     let owner = fetch_owner.then_some(state.settings.account_id.as_str());
     contents_xml(&mut xml, &listing.objects, &enc, owner);
+    finish_listing(xml, &listing, &enc)
+}
+
+/// The common tail of both listing versions: common prefixes, encoding, close.
+fn finish_listing(
+    mut xml: String,
+    listing: &cairn_store::ListObjectsOutput,
+    enc: &Encoder,
+) -> Result<Response, AwsError> {
     for p in &listing.common_prefixes {
         let _ = write!(
             xml,
@@ -561,6 +555,13 @@ async fn list_objects_v2(
     }
     xml.push_str("</ListBucketResult>");
     Ok(xml_response(StatusCode::OK, xml))
+}
+
+/// The key a truncated listing continues after: its last key or common prefix.
+fn last_listed(listing: &cairn_store::ListObjectsOutput) -> Option<String> {
+    let last_key = listing.objects.last().map(|o| o.key.clone());
+    let last_prefix = listing.common_prefixes.last().cloned();
+    [last_key, last_prefix].into_iter().flatten().max()
 }
 
 /// Parses a single-range `Range` header (`bytes=a-b`, `bytes=a-`, `bytes=-n`).

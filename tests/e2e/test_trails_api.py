@@ -58,7 +58,8 @@ def test_trail_lifecycle_with_the_aws_cli(server):
     put = server.aws("cloudtrail", "put-event-selectors", "--trail-name", "main", "--event-selectors",
                      json.dumps([{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True}]))
     assert put["TrailARN"] == arn
-    assert put["EventSelectors"][0]["ReadWriteType"] == "ReadOnly"
+    assert put["EventSelectors"] == [{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": True,
+                                      "DataResources": [], "ExcludeManagementEventSources": []}]
     advanced = [{"Name": "s3 writes", "FieldSelectors": [
         {"Field": "eventCategory", "Equals": ["Data"]},
         {"Field": "resources.type", "Equals": ["AWS::S3::Object"]},

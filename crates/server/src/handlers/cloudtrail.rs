@@ -637,7 +637,8 @@ impl Api<'_> {
                     })?;
                 cairn_select::validate_event_selectors(&basic)
                     .map_err(|e| invalid_selectors(e.to_string()))?;
-                Selectors::Basic(basic)
+                // Stored and echoed with CloudTrail's defaults filled in, as GetEventSelectors shows them.
+                Selectors::Basic(basic.iter().map(EventSelector::normalized).collect())
             }
             (None, Some(advanced)) => {
                 let advanced: Vec<AdvancedEventSelector> =

@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 use crate::batch::records_body;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result, is_retryable_status, is_retryable_transport};
-use crate::sign::{SigningCredentials, SigningRequest, sign};
 
 /// The path of the native ingest endpoint.
 pub const INGEST_PATH: &str = "/cairn/v1/records";
@@ -266,22 +265,29 @@ impl IngestClient {
             headers.push(("content-encoding", "gzip"));
         }
         // Signed anew each attempt: the server checks the signing time.
-        let signed = sign(
-            &SigningRequest {
-                method: "POST",
-                path: inner.url.path(),
-                headers: &headers,
-                payload_sha256,
+        let credentials = cairn_auth::Credentials {
+            access_key_id: config.access_key_id.clone(),
+            secret_access_key: config.secret_access_key.expose().into(),
+            session_token: config.session_token.as_ref().map(|t| t.expose().to_owned()),
+        };
+        let parts = cairn_auth::RequestParts {
+            method: "POST",
+            raw_path: inner.url.path(),
+            raw_query: "",
+            headers: &headers,
+        };
+        let signed = cairn_auth::sign_request(
+            &parts,
+            cairn_auth::Payload::Sha256Hex(payload_sha256),
+            &cairn_auth::SigningParams {
+                credentials: &credentials,
                 region: &config.region,
                 service: SIGNING_SERVICE,
                 time: chrono::Utc::now(),
             },
-            &SigningCredentials {
-                access_key_id: &config.access_key_id,
-                secret_access_key: config.secret_access_key.expose(),
-                session_token: config.session_token.as_ref().map(|t| t.expose()),
-            },
-        );
+        )
+        .map_err(|e| Attempt::Final(Error::Signing(e.to_string())))?
+        .headers;
         let mut request = inner.http.post(inner.url.clone()).body(payload.clone());
         for (name, value) in headers
             .iter()

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong on the client side.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The request could not be signed (a header SigV4 cannot carry).
+    #[error("cannot sign the request: {0}")]
+    Signing(String),
     /// The endpoint is not an absolute `http://` or `https://` URL with a host.
     #[error("invalid endpoint URL {url:?}: {reason}")]
     InvalidEndpoint {

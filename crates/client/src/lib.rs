@@ -38,7 +38,6 @@ mod json;
 pub mod loadgen;
 pub mod progress;
 mod rng;
-mod sign;
 #[cfg(test)]
 mod testserver;
 

@@ -187,21 +187,20 @@ fn trail_shape(config: &TrailConfig) -> Value {
     }))
 }
 
+/// CreateTrail's and UpdateTrail's answer: the Trail shape without the
+/// members those responses do not have.
 fn create_update_shape(config: &TrailConfig) -> Value {
-    strip_nulls(json!({
-        "Name": config.name,
-        "S3BucketName": config.s3_bucket_name,
-        "S3KeyPrefix": config.s3_key_prefix,
-        "SnsTopicName": config.sns_topic_name,
-        "IncludeGlobalServiceEvents": config.include_global_service_events,
-        "IsMultiRegionTrail": config.is_multi_region_trail,
-        "TrailARN": config.arn,
-        "LogFileValidationEnabled": config.log_file_validation_enabled,
-        "CloudWatchLogsLogGroupArn": config.cloud_watch_logs_log_group_arn,
-        "CloudWatchLogsRoleArn": config.cloud_watch_logs_role_arn,
-        "KmsKeyId": config.kms_key_id,
-        "IsOrganizationTrail": config.is_organization_trail,
-    }))
+    let mut shape = trail_shape(config);
+    if let Value::Object(map) = &mut shape {
+        for absent in [
+            "HomeRegion",
+            "HasCustomEventSelectors",
+            "HasInsightSelectors",
+        ] {
+            map.remove(absent);
+        }
+    }
+    shape
 }
 
 /// S3's bucket naming rules.

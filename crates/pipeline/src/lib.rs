@@ -220,15 +220,11 @@ impl Pipeline {
         });
 
         // The WAL's consumers say which sinks exist; the metastore is reconciled to them.
-        let trails: BTreeMap<String, TrailConfig> = meta
+        // One read of the metastore: each trail's configuration and whether it logs.
+        let trails: BTreeMap<String, (TrailConfig, bool)> = meta
             .trails()?
             .into_iter()
-            .map(|t| (t.config.arn.clone(), t.config))
-            .collect();
-        let statuses: BTreeMap<String, bool> = meta
-            .trails()?
-            .into_iter()
-            .map(|t| (t.config.arn, t.status.is_logging))
+            .map(|t| (t.config.arn.clone(), (t.config, t.status.is_logging)))
             .collect();
         for (name, _) in wal.consumers() {
             if let Some(arn) = name.strip_prefix("trail:")
@@ -241,11 +237,10 @@ impl Pipeline {
                 wal.remove_consumer(&name)?;
             }
         }
-        for (arn, config) in &trails {
+        for (arn, (config, logging)) in &trails {
             let name = sink::consumer_name(arn);
             if wal.checkpoint(&name).is_none() {
-                let logging = statuses.get(arn).copied().unwrap_or(false);
-                pipeline.register_sink(config, logging)?;
+                pipeline.register_sink(config, *logging)?;
             }
             pipeline.spawn_sink(arn)?;
         }

@@ -560,9 +560,11 @@ impl TrailSink {
             .map(|f| ((f.account.clone(), f.region.clone()), f.key.clone()))
             .collect();
         let finished = self.batches.finish();
+        let files = finished.len() as u64;
         let mut records = 0u64;
-        for ((account, region), file) in &finished {
-            let key = match planned.get(&(account.clone(), region.clone())) {
+        for (group, file) in finished {
+            let (account, region) = (group.0.as_str(), group.1.as_str());
+            let key = match planned.get(&group) {
                 Some(k) => k.clone(),
                 None => {
                     // Only possible if the configuration changed between runs.
@@ -577,11 +579,11 @@ impl TrailSink {
                     )
                 }
             };
-            self.put_with_retry(config, &key, &file.gzip, only_missing)?;
             records += file.records as u64;
+            self.put_with_retry(config, &key, bytes::Bytes::from(file.gzip), only_missing)?;
         }
         Metrics::add(&self.ctx.metrics.delivered_records, records);
-        Metrics::add(&self.ctx.metrics.delivered_files, finished.len() as u64);
+        Metrics::add(&self.ctx.metrics.delivered_files, files);
         self.position = intent.to;
         self.batch_started = None;
         self.oldest_ingest_ms = None;
@@ -604,14 +606,15 @@ impl TrailSink {
         &mut self,
         config: &TrailConfig,
         key: &str,
-        gzip: &[u8],
+        gzip: bytes::Bytes,
         only_missing: bool,
     ) -> Result<(), SinkExit> {
         let mut delay = self.ctx.settings.retry_delay;
         let bucket = config.s3_bucket_name.clone();
         loop {
             let store = self.ctx.store.clone();
-            let body = bytes::Bytes::copy_from_slice(gzip);
+            // Bytes clones share the buffer: a retry does not copy the file.
+            let body = gzip.clone();
             let (b, k) = (bucket.clone(), key.to_owned());
             let result = self.ctx.runtime.block_on(async move {
                 if only_missing && store.exists(&b, &k).await? {

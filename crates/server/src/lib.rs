@@ -286,7 +286,13 @@ fn authenticate(
                 )
             }
         })?;
-    let body_hash = hex::encode(Sha256::digest(body));
+    // Hash the body only when the signature can depend on it (not for
+    // unsigned or presigned-S3 payloads).
+    let body_hash = if parsed.needs_body_hash() {
+        hex::encode(Sha256::digest(body))
+    } else {
+        String::new()
+    };
     cairn_auth::verify(&request, &parsed, &principal.secret.0, &body_hash, chrono::Utc::now()).map_err(|e| {
         tracing::info!(access_key_id = %parsed.scope.access_key_id, error = %e, "signature rejected");
         to_aws(e)

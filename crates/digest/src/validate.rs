@@ -1,0 +1,1 @@
+//! The chain walk of `aws cloudtrail validate-logs` (to be written).

@@ -5,10 +5,17 @@
 //! durable when the call returns). Records and log files do not: they live in
 //! the WAL and the object store.
 //!
+//! Digest chains live here too: the log files each trail delivered since its
+//! last digest (per account and region), and each chain's head (the previous
+//! digest's key, hash and signature), so a restart continues the chain.
+//!
 //! Trails are stored as versioned JSON documents keyed by ARN, so adding a
 //! CloudTrail field does not need a migration; selectors are kept as the JSON
 //! the API accepted (the pipeline compiles them).
 
+mod digests;
 mod sqlite;
+
+pub use digests::{ChainLink, DigestChain, DigestLogFileEntry, PendingDigest};
 
 pub use sqlite::{Bucket, Error, Metastore, Result, Tag, TrailConfig, TrailRecord, TrailStatus};

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! producers ─► Ingestor ─► WAL ─┬─► trail sink (cursor "trail:<arn>") ─► log files in the bucket
-//!              (validate,       ├─► trail sink ...
+//!              (validate,       ├─► trail sink ...          └─► digest files (signed chain)
 //!               dedup, fsync)   └─► dedup persister (cursor "dedup") ─► dedup/<hour>.ids
 //! ```
 //!
@@ -18,6 +18,7 @@
 //! one more WAL consumer with its own cursor and checkpoint.
 
 pub mod dedup;
+mod digest;
 pub mod envelope;
 pub mod ingest;
 pub mod metrics;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
+use cairn_digest::Keyring;
 use cairn_meta::{Metastore, TrailConfig};
 use cairn_store::BucketStore;
 use cairn_wal::{Lsn, Wal, WalConfig};
@@ -139,6 +141,8 @@ pub struct PipelineConfig {
     pub delivery: DeliverySettings,
     /// The organization.
     pub organization: Organization,
+    /// How often digest signing keys rotate.
+    pub key_rotation: Duration,
 }
 
 /// The running pipeline.
@@ -195,6 +199,11 @@ impl Pipeline {
             metrics.clone(),
             head.clone(),
         );
+        // Private keys stay in the data dir (0700 directory, 0600 files).
+        let keyring = Arc::new(
+            Keyring::open(&config.data_dir.join("digest-keys"), config.key_rotation)
+                .map_err(|e| Error::Internal(format!("opening the digest keyring: {e}")))?,
+        );
         let sink_context = SinkContext {
             wal: wal.clone(),
             store,
@@ -205,6 +214,7 @@ impl Pipeline {
             settings: config.delivery.clone(),
             organization: config.organization.clone(),
             metrics: metrics.clone(),
+            keyring: keyring.clone(),
         };
         let pipeline = Arc::new(Self {
             wal: wal.clone(),
@@ -283,6 +293,11 @@ impl Pipeline {
     /// Counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The digest signing keys (ListPublicKeys reads them).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.sink_context.keyring
     }
 
     /// Bytes the WAL uses on disk.

@@ -19,6 +19,10 @@ pub struct Metrics {
     pub delivered_files: AtomicU64,
     /// Failed delivery attempts.
     pub delivery_failures: AtomicU64,
+    /// Digest files delivered.
+    pub delivered_digests: AtomicU64,
+    /// Failed digest delivery attempts.
+    pub digest_failures: AtomicU64,
     /// Gauge: milliseconds since the oldest record still waiting in a trail's batch was ingested.
     pub delivery_lag_ms: AtomicU64,
 }

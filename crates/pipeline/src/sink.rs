@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use cairn_meta::{Metastore, TrailConfig};
+use cairn_digest::Keyring;
+use cairn_meta::{DigestLogFileEntry, Metastore, TrailConfig};
 use cairn_model::RecordView;
 use cairn_model::time::parse_event_time;
 use cairn_select::{CompiledSelectors, Selectors, TrailScope};
@@ -35,6 +36,7 @@ use cairn_store::layout::{log_file_key, random_unique_string};
 use cairn_trail::LogBatches;
 use cairn_wal::{Lsn, Wal};
 
+use crate::digest;
 use crate::envelope::{Envelope, TrailChange, decode};
 use crate::metrics::Metrics;
 
@@ -56,6 +58,8 @@ pub struct DeliverySettings {
     pub retry_delay: Duration,
     /// Longest retry delay.
     pub max_retry_delay: Duration,
+    /// How often each digest chain gets a digest.
+    pub digest_interval: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -66,6 +70,7 @@ impl Default for DeliverySettings {
             gzip_level: 6,
             retry_delay: Duration::from_millis(500),
             max_retry_delay: Duration::from_secs(60),
+            digest_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct SinkContext {
     pub organization: Organization,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Digest signing keys.
+    pub keyring: Arc<Keyring>,
 }
 
 /// What a sink persists with its cursor.
@@ -210,6 +217,8 @@ pub struct TrailSink {
     last_commit: Instant,
     /// Ingest time of the oldest record waiting in the batches (0: none), for the lag gauge.
     pending_since_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// When the next digest of any of the trail's chains is due.
+    digest_due: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for TrailSink {
@@ -248,7 +257,7 @@ impl TrailSink {
             .as_ref()
             .and_then(|c| compile(c, &ctx.organization));
         let level = ctx.settings.gzip_level;
-        Ok(Self {
+        let mut sink = Self {
             name,
             trail_arn: trail_arn.to_owned(),
             ctx,
@@ -261,7 +270,12 @@ impl TrailSink {
             oldest_ingest_ms: None,
             last_commit: Instant::now(),
             pending_since_ms: Arc::default(),
-        })
+            digest_due: None,
+        };
+        // Chains continue across restarts; a trail validating since before
+        // digests existed gets its home chain now.
+        sink.ensure_home_chain();
+        Ok(sink)
     }
 
     /// The gauge this sink keeps of its oldest waiting record's ingest time.
@@ -284,6 +298,11 @@ impl TrailSink {
         loop {
             if self.shutting_down() {
                 return SinkExit::Shutdown;
+            }
+            if self.digest_due.is_some_and(|due| Utc::now() >= due)
+                && let Err(exit) = self.write_digests(false)
+            {
+                return exit;
             }
             let records = match self.ctx.wal.read(self.position, 4096, 32 * 1024 * 1024) {
                 Ok(r) => r,
@@ -335,7 +354,16 @@ impl TrailSink {
                 self.position = next_lsn;
             }
             Some(Envelope::Control(control)) if control.trail_arn == self.trail_arn => {
+                let was_validating =
+                    digest::validating(self.state.config.as_ref(), self.state.logging);
                 if control.change == TrailChange::Delete {
+                    // Like CloudTrail, a deleted trail's chains end with a final digest.
+                    if was_validating && let Err(exit) = self.write_digests(true) {
+                        return Some(exit);
+                    }
+                    if let Err(e) = self.ctx.meta.delete_digest_state(&self.trail_arn) {
+                        tracing::error!(trail = %self.trail_arn, error = %e, "cannot forget the digest chains of a deleted trail");
+                    }
                     // A deleted trail delivers nothing more; what it had batched is dropped.
                     if let Err(e) = self.ctx.wal.remove_consumer(&self.name) {
                         tracing::error!(trail = %self.trail_arn, error = %e, "cannot remove the WAL consumer of a deleted trail");
@@ -353,6 +381,15 @@ impl TrailSink {
                 }
                 self.position = next_lsn;
                 self.apply(control.change);
+                let validating = digest::validating(self.state.config.as_ref(), self.state.logging);
+                if was_validating && !validating {
+                    // StopLogging or validation turned off: final digests end the chains.
+                    if let Err(exit) = self.write_digests(true) {
+                        return Some(exit);
+                    }
+                } else if validating {
+                    self.ensure_home_chain();
+                }
                 if let Err(exit) = self.commit_state(self.position) {
                     return Some(exit);
                 }
@@ -562,6 +599,7 @@ impl TrailSink {
         let finished = self.batches.finish();
         let files = finished.len() as u64;
         let mut records = 0u64;
+        let mut delivered = Vec::with_capacity(finished.len());
         for (group, file) in finished {
             let (account, region) = (group.0.as_str(), group.1.as_str());
             let key = match planned.get(&group) {
@@ -581,6 +619,24 @@ impl TrailSink {
             };
             records += file.records as u64;
             self.put_with_retry(config, &key, bytes::Bytes::from(file.gzip), only_missing)?;
+            delivered.push(DigestLogFileEntry {
+                account: account.to_owned(),
+                region: region.to_owned(),
+                s3_bucket: config.s3_bucket_name.clone(),
+                s3_object: key,
+                hash: file.sha256_hex,
+                oldest_event_time: file
+                    .oldest_event_time
+                    .map(cairn_digest::document::format_time),
+                newest_event_time: file
+                    .newest_event_time
+                    .map(cairn_digest::document::format_time),
+            });
+        }
+        // Before the cursor moves: a crash in between re-delivers the same files
+        // under the same keys, and recording them again changes nothing.
+        if config.log_file_validation_enabled {
+            self.record_for_digests(&delivered)?;
         }
         Metrics::add(&self.ctx.metrics.delivered_records, records);
         Metrics::add(&self.ctx.metrics.delivered_files, files);
@@ -641,6 +697,122 @@ impl TrailSink {
                 }
             }
         }
+    }
+
+    fn record_for_digests(&mut self, delivered: &[DigestLogFileEntry]) -> Result<(), SinkExit> {
+        loop {
+            match self
+                .ctx
+                .meta
+                .record_digest_log_files(&self.trail_arn, delivered, Utc::now())
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(trail = %self.trail_arn, error = %e, "cannot record delivered log files for digests; retrying");
+                    self.sleep(Duration::from_secs(1));
+                    if self.shutting_down() {
+                        return Err(SinkExit::Shutdown);
+                    }
+                }
+            }
+        }
+        self.refresh_digest_due();
+        Ok(())
+    }
+
+    fn refresh_digest_due(&mut self) {
+        self.digest_due = match self.ctx.meta.digest_chains(&self.trail_arn) {
+            Ok(chains) => digest::next_due(&chains, self.ctx.settings.digest_interval),
+            Err(e) => {
+                tracing::error!(trail = %self.trail_arn, error = %e, "cannot read digest chains");
+                Some(Utc::now() + chrono::Duration::seconds(1))
+            }
+        };
+    }
+
+    /// Starts the chain of the trail's own account and home region, if the
+    /// trail validates and has none.
+    fn ensure_home_chain(&mut self) {
+        if let Some(config) = &self.state.config
+            && digest::validating(Some(config), self.state.logging)
+            && let Err(e) = self.ctx.meta.start_digest_chain(
+                &self.trail_arn,
+                &config.account_id,
+                &config.home_region,
+                Utc::now(),
+            )
+        {
+            tracing::error!(trail = %self.trail_arn, error = %e, "cannot start a digest chain");
+        }
+        self.refresh_digest_due();
+    }
+
+    /// Writes the digests that are due; with `end_chains`, a final digest of
+    /// every chain, which ends them.
+    fn write_digests(&mut self, end_chains: bool) -> Result<(), SinkExit> {
+        let Some(config) = self.state.config.clone() else {
+            return Ok(());
+        };
+        let interval = chrono::Duration::from_std(self.ctx.settings.digest_interval)
+            .unwrap_or(chrono::Duration::hours(1));
+        let mut delay = self.ctx.settings.retry_delay;
+        loop {
+            let mut retry: Option<String> = None;
+            match self.ctx.meta.digest_chains(&self.trail_arn) {
+                Err(e) => retry = Some(e.to_string()),
+                Ok(chains) => {
+                    let now = Utc::now();
+                    for chain in chains {
+                        let end = match &chain.pending {
+                            Some(plan) => plan.end,
+                            None if end_chains || now >= chain.start_time + interval => {
+                                match digest::end_time(chain.start_time, now) {
+                                    Some(end) => end,
+                                    None => {
+                                        // Started this very second: the final digest waits for the next.
+                                        retry = Some(String::new());
+                                        continue;
+                                    }
+                                }
+                            }
+                            None => continue,
+                        };
+                        match digest::write_digest(&self.ctx, &config, &chain, end, end_chains) {
+                            Ok(end) => {
+                                Metrics::add(&self.ctx.metrics.delivered_digests, 1);
+                                tracing::debug!(trail = %self.trail_arn, account = %chain.account, region = %chain.region, %end, "digest delivered");
+                                let now = Utc::now();
+                                let _ = self.ctx.meta.update_trail_status(&self.trail_arn, |s| {
+                                    s.latest_digest_delivery_time = Some(now);
+                                    s.latest_digest_delivery_error = None;
+                                });
+                            }
+                            Err(e) => {
+                                retry = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            let Some(message) = retry else { break };
+            if message.is_empty() {
+                self.sleep(Duration::from_millis(200));
+            } else {
+                Metrics::add(&self.ctx.metrics.digest_failures, 1);
+                tracing::warn!(trail = %self.trail_arn, error = %message, "digest delivery failed; retrying");
+                let _ = self.ctx.meta.update_trail_status(&self.trail_arn, |s| {
+                    s.latest_digest_delivery_error = Some(message.clone());
+                });
+                self.sleep(delay);
+                delay = (delay * 2).min(self.ctx.settings.max_retry_delay);
+            }
+            if self.shutting_down() {
+                return Err(SinkExit::Shutdown);
+            }
+        }
+        self.refresh_digest_due();
+        Ok(())
     }
 
     /// Re-creates the batches an interrupted delivery announced and writes the missing files.

@@ -41,6 +41,17 @@ impl Fixture {
     }
 
     fn start(&self, interval: Duration) -> Arc<Pipeline> {
+        self.start_with(
+            DeliverySettings {
+                interval,
+                retry_delay: Duration::from_millis(50),
+                ..DeliverySettings::default()
+            },
+            Duration::from_secs(30 * 86400),
+        )
+    }
+
+    fn start_with(&self, delivery: DeliverySettings, key_rotation: Duration) -> Arc<Pipeline> {
         Pipeline::start(
             PipelineConfig {
                 data_dir: self.dir.path().to_owned(),
@@ -53,12 +64,9 @@ impl Fixture {
                     region: "us-east-1".into(),
                     organization_accounts: HashSet::new(),
                 },
-                delivery: DeliverySettings {
-                    interval,
-                    retry_delay: Duration::from_millis(50),
-                    ..DeliverySettings::default()
-                },
+                delivery,
                 organization: Organization::default(),
+                key_rotation,
             },
             self.meta.clone(),
             self.store.clone(),
@@ -112,8 +120,12 @@ fn trail(name: &str) -> TrailConfig {
 }
 
 fn record(i: usize) -> String {
+    record_in(i, "us-east-1")
+}
+
+fn record_in(i: usize, region: &str) -> String {
     format!(
-        r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","eventID":"id-{i}","readOnly":true,"eventType":"AwsApiCall","eventCategory":"Management","recipientAccountId":"{ACCOUNT}","n":{i}}}"#
+        r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"{region}","eventID":"id-{i}","readOnly":true,"eventType":"AwsApiCall","eventCategory":"Management","recipientAccountId":"{ACCOUNT}","n":{i}}}"#
     )
 }
 
@@ -308,4 +320,152 @@ async fn test_deleted_trail_stops_and_its_name_can_be_reused() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(ids(&f.files().await).len(), 30);
     p.shutdown();
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    cairn_digest::sha256_hex(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_digest_chains_survive_restart_rotation_and_stop() {
+    let f = Fixture::new();
+    let settings = DeliverySettings {
+        interval: Duration::from_millis(100),
+        retry_delay: Duration::from_millis(50),
+        digest_interval: Duration::from_secs(1),
+        ..DeliverySettings::default()
+    };
+    let rotation = Duration::from_secs(2);
+    let mut config = trail("dg");
+    config.log_file_validation_enabled = true;
+    {
+        let p = f.start_with(settings.clone(), rotation);
+        create(&f, &p, &config).await;
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
+        ingest(&p, 0..100).await;
+        let texts: Vec<String> = (100..120).map(|i| record_in(i, "eu-west-1")).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        p.ingestor().ingest(&refs).await.unwrap();
+        wait_delivered(&p, 120).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        p.shutdown();
+    }
+    {
+        // A restart continues the chains.
+        let p = f.start_with(settings, rotation);
+        ingest(&p, 200..300).await;
+        wait_delivered(&p, 100).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        p.change_trail(&config.arn, TrailChange::StopLogging)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f.meta.digest_chains(&config.arn).unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "StopLogging did not end the chains"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        p.shutdown();
+    }
+    let keyring = cairn_digest::Keyring::open(&f.dir.path().join("digest-keys"), rotation).unwrap();
+    let listing = f
+        .store
+        .list("logs", "dg/", None, None, 100_000)
+        .await
+        .unwrap();
+    let mut log_files = BTreeMap::new();
+    let mut chains: BTreeMap<String, Vec<(String, Vec<u8>, String)>> = BTreeMap::new();
+    for o in &listing.objects {
+        let object = f.store.get("logs", &o.key, None).await.unwrap();
+        if o.key.contains("/CloudTrail-Digest/") {
+            let region = o.key.split('/').nth(4).unwrap().to_owned();
+            let signature = object.info.metadata["signature"].clone();
+            assert_eq!(object.info.metadata["signature-algorithm"], "SHA256withRSA");
+            chains.entry(region).or_default().push((
+                o.key.clone(),
+                gunzip(&object.body),
+                signature,
+            ));
+        } else {
+            log_files.insert(o.key.clone(), sha256_hex(&gunzip(&object.body)));
+        }
+    }
+    assert_eq!(
+        chains.keys().collect::<Vec<_>>(),
+        ["eu-west-1", "us-east-1"]
+    );
+    let mut listed = BTreeMap::new();
+    let mut fingerprints = HashSet::new();
+    for (region, digests) in &chains {
+        // Keys sort by their end time.
+        assert!(digests.len() >= 4, "{region}: {} digests", digests.len());
+        let mut previous: Option<&(String, Vec<u8>, String)> = None;
+        for (i, digest) in digests.iter().enumerate() {
+            let (key, body, signature) = digest;
+            let d: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(d["digestS3Object"], key.as_str());
+            assert_eq!(d["digestS3Bucket"], "logs");
+            assert_eq!(d["awsAccountId"], ACCOUNT);
+            match previous {
+                None => {
+                    assert!(d["previousDigestS3Object"].is_null(), "{key}");
+                    assert!(d["previousDigestSignature"].is_null());
+                }
+                Some((pkey, pbody, psig)) => {
+                    let p: serde_json::Value = serde_json::from_slice(pbody).unwrap();
+                    assert_eq!(
+                        d["previousDigestS3Object"],
+                        pkey.as_str(),
+                        "digest {i} of {region}"
+                    );
+                    assert_eq!(d["previousDigestHashValue"], sha256_hex(pbody).as_str());
+                    assert_eq!(d["previousDigestSignature"], psig.as_str());
+                    assert_eq!(d["digestStartTime"], p["digestEndTime"]);
+                }
+            }
+            let end = d["digestEndTime"].as_str().unwrap();
+            let message = cairn_digest::string_to_sign(
+                end,
+                "logs",
+                key,
+                &sha256_hex(body),
+                d["previousDigestSignature"].as_str(),
+            );
+            let fingerprint = d["digestPublicKeyFingerprint"].as_str().unwrap();
+            fingerprints.insert(fingerprint.to_owned());
+            let t = chrono::DateTime::parse_from_rfc3339(end).unwrap().to_utc();
+            let keys = keyring.public_keys(region, t, t).unwrap();
+            let public = keys.iter().find(|k| k.fingerprint == fingerprint).unwrap();
+            let verifying =
+                cairn_digest::VerifyingKey::from_pkcs1_der(&public.der().unwrap()).unwrap();
+            assert!(
+                verifying.verify(message.as_bytes(), &hex::decode(signature).unwrap()),
+                "{key}"
+            );
+            for file in d["logFiles"].as_array().unwrap() {
+                let k = file["s3Object"].as_str().unwrap().to_owned();
+                assert_eq!(file["hashValue"], log_files[&k].as_str());
+                assert!(listed.insert(k, ()).is_none(), "listed twice");
+            }
+            previous = Some(digest);
+        }
+    }
+    // Every delivered log file is in exactly one digest; the keys rotated.
+    assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        log_files.keys().collect::<Vec<_>>()
+    );
+    assert!(fingerprints.len() >= 3, "{fingerprints:?}");
 }

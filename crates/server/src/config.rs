@@ -75,6 +75,7 @@ struct FileOrganization {
 struct FileDelivery {
     interval: Option<String>,
     digest_interval: Option<String>,
+    digest_key_rotation: Option<String>,
     max_batch_bytes: Option<usize>,
     gzip_level: Option<u32>,
 }
@@ -124,6 +125,8 @@ pub struct ServerConfig {
     pub delivery_interval: Duration,
     /// Digest cadence.
     pub digest_interval: Duration,
+    /// How long a digest signing key signs before the next one takes over.
+    pub digest_key_rotation: Duration,
     /// Early delivery bound.
     pub max_batch_bytes: usize,
     /// gzip level.
@@ -238,11 +241,22 @@ impl ServerConfig {
             file.delivery.digest_interval,
             Duration::from_secs(3600),
         );
+        let digest_key_rotation = duration(
+            "delivery.digest_key_rotation",
+            file.delivery.digest_key_rotation,
+            Duration::from_secs(30 * 24 * 3600),
+        );
         let dedup_window = duration(
             "ingest.dedup_window",
             file.ingest.dedup_window,
             MIN_DEDUP_WINDOW,
         );
+        if digest_interval < Duration::from_secs(1) {
+            problems.push("delivery.digest_interval must be at least 1s".to_owned());
+        }
+        if digest_key_rotation < Duration::from_secs(1) {
+            problems.push("delivery.digest_key_rotation must be at least 1s".to_owned());
+        }
         if dedup_window < MIN_DEDUP_WINDOW {
             problems.push("ingest.dedup_window must be at least 24h".to_owned());
         }
@@ -269,6 +283,7 @@ impl ServerConfig {
             organization,
             delivery_interval,
             digest_interval,
+            digest_key_rotation,
             max_batch_bytes: file.delivery.max_batch_bytes.unwrap_or(64 * 1024 * 1024),
             gzip_level,
             dedup_window,

@@ -107,8 +107,10 @@ impl Server {
                     interval: config.delivery_interval,
                     max_batch_bytes: config.max_batch_bytes,
                     gzip_level: config.gzip_level,
+                    digest_interval: config.digest_interval,
                     ..DeliverySettings::default()
                 },
+                key_rotation: config.digest_key_rotation,
                 organization: Organization {
                     id: organization.as_ref().map(|o| o.id.clone()),
                     accounts: org_accounts,

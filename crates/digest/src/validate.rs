@@ -1,1 +1,0 @@
-//! The chain walk of `aws cloudtrail validate-logs` (to be written).

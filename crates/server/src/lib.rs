@@ -8,6 +8,7 @@
 //! | `cloudtrail`      | JSON 1.1, `X-Amz-Target`          | [`handlers::cloudtrail`] |
 //! | `cloudtrail-data` | REST-JSON, `POST /cairn/v1/records` | [`handlers::ingest`]   |
 //! | `s3`              | REST-XML, path-style              | [`handlers::s3`]        |
+//! | `organizations`   | JSON 1.1, `X-Amz-Target`          | [`handlers::organizations`] (DescribeOrganization) |
 //!
 //! Only `GET /health` and `GET /metrics` are unauthenticated. Errors are
 //! mapped to AWS error codes once, in [`error`].
@@ -225,6 +226,13 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
             handlers::ingest::handle(&state, &ctx, &parts.headers, &body).await
         }
         "s3" => handlers::s3::handle(&state, &ctx, &parts, body).await,
+        "organizations" => {
+            let target = parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok());
+            handlers::organizations::handle(&state, &ctx, target)
+        }
         other => fail(AwsError::client(
             "UnknownOperationException",
             format!(

@@ -61,6 +61,18 @@ pub(crate) fn render(state: &AppState) -> Response {
         Metrics::get(&m.delivery_failures),
     );
     metric(
+        "cairn_delivered_digests_total",
+        "counter",
+        "Digest files delivered.",
+        Metrics::get(&m.delivered_digests),
+    );
+    metric(
+        "cairn_digest_failures_total",
+        "counter",
+        "Failed digest delivery attempts.",
+        Metrics::get(&m.digest_failures),
+    );
+    metric(
         "cairn_wal_bytes",
         "gauge",
         "Bytes the write-ahead log uses on disk.",

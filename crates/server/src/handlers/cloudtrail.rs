@@ -101,6 +101,7 @@ async fn dispatch(
         "AddTags" => api.add_tags(input),
         "RemoveTags" => api.remove_tags(input),
         "ListTags" => api.list_tags(input),
+        "ListPublicKeys" => api.list_public_keys(input),
         other => Err(AwsError::client(
             "UnknownOperationException",
             format!("Operation {other} is not supported by this server."),
@@ -134,6 +135,26 @@ impl Input {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(_) => Err(serialization(name, "a boolean")),
+        }
+    }
+
+    /// A timestamp member: epoch seconds (what botocore sends) or an ISO 8601 string.
+    fn timestamp(&self, name: &str) -> Result<Option<DateTime<Utc>>, AwsError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => {
+                let seconds = n
+                    .as_f64()
+                    .filter(|s| s.is_finite() && s.abs() < 1e13)
+                    .ok_or_else(|| serialization(name, "a timestamp"))?;
+                DateTime::from_timestamp_millis((seconds * 1000.0).round() as i64)
+                    .map(Some)
+                    .ok_or_else(|| serialization(name, "a timestamp"))
+            }
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|_| serialization(name, "a timestamp")),
+            Some(_) => Err(serialization(name, "a timestamp")),
         }
     }
 
@@ -591,6 +612,39 @@ impl Api<'_> {
             })
             .map_err(AwsError::internal)?;
         Ok(json!({}))
+    }
+
+    /// The digest signing keys of the request's region that sign at some
+    /// instant of `[StartTime, EndTime]` (both default to now).
+    fn list_public_keys(&self, input: Map<String, Value>) -> Result<Value, AwsError> {
+        let input = Input(input);
+        let now = Utc::now();
+        let start = input.timestamp("StartTime")?.unwrap_or(now);
+        let end = input.timestamp("EndTime")?.unwrap_or(now);
+        if start > end {
+            return Err(AwsError::client(
+                "InvalidTimeRangeException",
+                "Occurs if the timestamp values are not valid. Either the start time occurs after the end time, or the time range is outside the range of possible values.",
+            ));
+        }
+        let keys = self
+            .state
+            .pipeline
+            .keyring()
+            .public_keys(&self.ctx.region, start, end)
+            .map_err(|e| AwsError::internal(format!("reading the digest keyring: {e}")))?;
+        let list: Vec<Value> = keys
+            .iter()
+            .map(|k| {
+                json!({
+                    "Value": k.value,
+                    "ValidityStartTime": epoch(Some(k.valid_from)),
+                    "ValidityEndTime": epoch(Some(k.valid_until)),
+                    "Fingerprint": k.fingerprint,
+                })
+            })
+            .collect();
+        Ok(json!({ "PublicKeyList": list }))
     }
 
     fn get_trail_status(&self, input: Map<String, Value>) -> Result<Value, AwsError> {

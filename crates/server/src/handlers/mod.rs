@@ -2,4 +2,5 @@
 
 pub mod cloudtrail;
 pub mod ingest;
+pub mod organizations;
 pub mod s3;

@@ -1,4 +1,4 @@
-//! The `cairn` binary: `serve`, and the client commands `ingest` and `loadgen`.
+//! The `cairn` binary: `serve`, and the client commands `ingest`, `loadgen` and `validate-logs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +27,74 @@ enum Command {
     Ingest(IngestArgs),
     /// Send deterministic, realistic CloudTrail events at a given rate or as fast as possible.
     Loadgen(LoadgenArgs),
+    /// Validate a trail's log files against its signed digest chain, as
+    /// `aws cloudtrail validate-logs` does (same flags, lines and exit codes), online
+    /// against a server or offline on a directory copy of the bucket.
+    ValidateLogs(ValidateLogsArgs),
+}
+
+/// Output formats of `validate-logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// The AWS CLI's lines.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateLogsArgs {
+    /// The ARN of the trail to validate.
+    #[arg(long)]
+    trail_arn: String,
+    /// Validate log files delivered on or after this UTC time, e.g. 2026-01-08T05:21:42Z.
+    #[arg(long)]
+    start_time: String,
+    /// Validate log files delivered on or before this UTC time (default: now).
+    #[arg(long)]
+    end_time: Option<String>,
+    /// The bucket holding the digests, if not the trail's current one (skips DescribeTrails).
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    /// The key prefix of the digests (used with --s3-bucket or --local-dir).
+    #[arg(long)]
+    s3_prefix: Option<String>,
+    /// The account to validate: required for organization trails.
+    #[arg(long)]
+    account_id: Option<String>,
+    /// Print the valid files too.
+    #[arg(long)]
+    verbose: bool,
+    /// The region whose digests are validated (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+    #[arg(long)]
+    region: Option<String>,
+    /// The server, for every service (else AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the profile's).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// A profile of the shared credentials file.
+    #[arg(long)]
+    profile: Option<String>,
+    /// The local server's data dir, whose credentials file is the last fallback.
+    #[arg(long, default_value = "./cairn-data")]
+    data_dir: PathBuf,
+    /// Validate offline: a directory holding a copy of the trail's bucket.
+    #[arg(long, requires = "public_keys")]
+    local_dir: Option<PathBuf>,
+    /// Offline: the output of `aws cloudtrail list-public-keys` for the digests' region.
+    #[arg(long, requires = "local_dir")]
+    public_keys: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputFormat,
+    /// Threads fetching and hashing log files (default: one per core, at least 4 online).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Only the AWS CLI's checks: skip the chain checks it does not make.
+    #[arg(long)]
+    no_chain_checks: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 /// How client commands find the server, as the AWS CLI does.
@@ -111,6 +179,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Ingest(args) => ingest(args),
         Command::Loadgen(args) => loadgen(args),
+        Command::ValidateLogs(args) => validate_logs(args),
     };
     match result {
         Ok(code) => code,
@@ -300,4 +369,126 @@ fn loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Counts log files on a progress bar.
+struct ValidationBar(indicatif::ProgressBar);
+
+impl cairn_digest::validate::ValidationProgress for ValidationBar {
+    fn log_queued(&self) {
+        self.0.inc_length(1);
+    }
+    fn log_checked(&self) {
+        self.0.inc(1);
+    }
+}
+
+fn validate_logs(args: ValidateLogsArgs) -> anyhow::Result<ExitCode> {
+    use cairn_digest::validate::{ValidateOptions, parse_cli_time, validate};
+
+    // Bad times end the run as the AWS CLI ends it: the message, exit status 255.
+    let times = parse_cli_time(&args.start_time).and_then(|start| {
+        let end = match &args.end_time {
+            Some(t) => parse_cli_time(t)?,
+            None => chrono::Utc::now(),
+        };
+        Ok((start, end))
+    });
+    let (start, end) = match times {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("\n{message}");
+            return Ok(ExitCode::from(255));
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let runtime = client_runtime()?;
+    let online = args.local_dir.is_none();
+    let (source, region): (Box<dyn cairn_digest::validate::ValidationSource + Send>, String) =
+        match (&args.local_dir, &args.public_keys) {
+            (Some(dir), Some(keys)) => {
+                let source = cairn_client::validate::LocalDirSource::open(
+                    dir,
+                    args.s3_bucket.as_deref(),
+                    args.s3_prefix.as_deref(),
+                    args.account_id.as_deref(),
+                    keys,
+                )?;
+                let region = args
+                    .region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| {
+                        args.trail_arn.split(':').nth(3).unwrap_or_default().to_owned()
+                    });
+                (Box::new(source), region)
+            }
+            _ => {
+                let endpoints = cairn_client::validate::resolve_validate_endpoints(
+                    args.endpoint_url.as_deref(),
+                    args.profile.as_deref(),
+                    args.region.as_deref(),
+                    &args.data_dir,
+                )
+                .context("finding the server and credentials")?;
+                let region = endpoints.cloudtrail.region.clone();
+                let source =
+                    cairn_client::validate::OnlineSource::new(endpoints, runtime.handle().clone())?;
+                (Box::new(source), region)
+            }
+        };
+    let options = ValidateOptions {
+        trail_arn: args.trail_arn.clone(),
+        start,
+        end,
+        // Offline, the directory names the bucket; the walk must not skip organization detection.
+        s3_bucket: if online { args.s3_bucket.clone() } else { None },
+        s3_prefix: args.s3_prefix.clone(),
+        account_id: args.account_id.clone(),
+        source_region: region,
+        threads: args
+            .threads
+            .unwrap_or(if online { cores.max(4) } else { cores })
+            .max(1),
+        chain_checks: !args.no_chain_checks,
+    };
+    let bar = if args.no_progress {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} log files ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let progress = ValidationBar(bar);
+    // The walk blocks; the runtime only carries its HTTP requests.
+    let report = std::thread::scope(|scope| {
+        scope
+            .spawn(|| validate(source.as_ref(), &options, &progress))
+            .join()
+    })
+    .map_err(|_| anyhow::anyhow!("the validation thread panicked"))?;
+    progress.0.finish_and_clear();
+    runtime.shutdown_background();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    match args.output {
+        OutputFormat::Text => {
+            report.write_text(args.verbose, &mut stdout.lock(), &mut stderr.lock())?;
+        }
+        OutputFormat::Json => {
+            use std::io::Write as _;
+            let mut out = stdout.lock();
+            serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::from(report.exit_code().clamp(0, 255) as u8))
 }

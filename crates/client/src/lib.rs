@@ -15,6 +15,8 @@
 //!   ([`Generator`]): the same seed gives the same bytes on every machine.
 //! * [`loadgen`](mod@loadgen): rate-limited, bounded load generation with latency
 //!   percentiles ([`loadgen()`]).
+//! * [`validate`]: what `cairn validate-logs` reads: a server over the AWS
+//!   wire protocols, or a directory copy of a trail's bucket.
 //!
 //! **Invariants.** Records are never parsed and re-serialised: the bytes read
 //! (or generated) are the bytes sent. Memory stays bounded whatever the input
@@ -38,6 +40,7 @@ mod json;
 pub mod loadgen;
 pub mod progress;
 mod rng;
+pub mod validate;
 #[cfg(test)]
 mod testserver;
 

@@ -209,7 +209,9 @@ def tamper_chain(chain_server):
     """A trail of six or more digests, and a second trail in the same bucket."""
     server = chain_server
     records = records_for(ACCOUNT, seed=23)
-    arn, args = build_chain(server, "victim", records, waves=7, pause=3.2, S3KeyPrefix="victim")
+    # Log file names carry minutes: the chain must cover a whole minute for a
+    # forged file's name to fall inside it for certain.
+    arn, args = build_chain(server, "victim", records, waves=9, pause=15, S3KeyPrefix="victim")
     build_chain(server, "other", records_for(ACCOUNT, seed=29), waves=2, pause=3.2, S3KeyPrefix="other")
     digests, logs = digest_keys(server, prefix="victim/")
     assert len(digests) >= 6, digests
@@ -217,35 +219,53 @@ def tamper_chain(chain_server):
 
 
 class Snapshot:
-    """Saves objects (with metadata) to put them back after a tampering."""
+    """Tampers with the local bucket the way someone with disk access would
+    (Cairn's S3 API does not take writes), and puts everything back after."""
 
     def __init__(self, server):
-        self.s3 = server.client("s3")
+        self.root = server.data_dir / "objects"
         self.saved = {}
         self.added = []
 
+    def _paths(self, key):
+        return self.root / BUCKET / key, self.root / ".cairn-meta" / BUCKET / key
+
     def save(self, key):
-        obj = self.s3.get_object(Bucket=BUCKET, Key=key)
-        self.saved[key] = (obj["Body"].read(), obj.get("Metadata", {}))
+        if key not in self.saved:
+            body_path, meta_path = self._paths(key)
+            metadata = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            self.saved[key] = (body_path.read_bytes(), metadata)
         return self.saved[key]
 
     def put(self, key, body, metadata=None):
+        body_path, meta_path = self._paths(key)
         if key not in self.saved:
-            try:
+            if body_path.exists():
                 self.save(key)
-            except self.s3.exceptions.NoSuchKey:
+            else:
                 self.added.append(key)
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata or {})
+        body_path.parent.mkdir(parents=True, exist_ok=True)
+        body_path.write_bytes(body)
+        if metadata:
+            meta_path.parent.mkdir(parents=True, exist_ok=True)
+            meta_path.write_text(json.dumps(metadata))
+        elif meta_path.exists():
+            meta_path.unlink()
 
     def delete(self, key):
         self.save(key)
-        self.s3.delete_object(Bucket=BUCKET, Key=key)
+        for path in self._paths(key):
+            if path.exists():
+                path.unlink()
 
     def restore(self):
         for key, (body, metadata) in self.saved.items():
-            self.s3.put_object(Bucket=BUCKET, Key=key, Body=body, Metadata=metadata)
+            self.put(key, body, metadata)
         for key in self.added:
-            self.s3.delete_object(Bucket=BUCKET, Key=key)
+            for path in self._paths(key):
+                if path.exists():
+                    path.unlink()
+        self.saved, self.added = {}, []
 
 
 def gz(data):
@@ -322,9 +342,15 @@ def test_tampering_is_caught_alike(tamper_chain):
              f"Digest file\ts3://{BUCKET}/{digest}\tINVALID: signature verification failed")
 
     # A forged log file added: the AWS CLI cannot see it; cairn names it.
-    stamp = re.search(r"_(\d{8}T\d{4}Z)_", log).group(1)
-    forged = log.rsplit("_", 1)[0] + "_FORGEDFORGED0001.json.gz"
-    forged = re.sub(r"_\d{8}T\d{4}Z_FORGED", f"_{stamp}_FORGED", forged)
+    def times(key):
+        body = json.loads(gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+        parse = lambda t: datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ")
+        return parse(body["digestStartTime"]), parse(body["digestEndTime"])
+    lo, hi = times(digests[0])[0], times(digests[-1])[1]
+    minute = (lo + datetime.timedelta(seconds=59)).replace(second=0)
+    assert minute + datetime.timedelta(minutes=1) <= hi, (lo, hi)
+    folder = log.split("/CloudTrail/us-east-1/")[0] + "/CloudTrail/us-east-1/" + minute.strftime("%Y/%m/%d")
+    forged = f"{folder}/{ACCOUNT}_CloudTrail_us-east-1_{minute.strftime('%Y%m%dT%H%MZ')}_FORGEDFORGED0001.json.gz"
     aws, ours, checks = scenario("forged log", lambda snap: snap.put(forged, gz(b'{"Records":[]}')),
                                  expect_check=forged)
     assert aws.returncode == 0 and ours.returncode == 1
@@ -340,7 +366,8 @@ def test_tampering_is_caught_alike(tamper_chain):
         ).strftime("%Y%m%dT%H%M%SZ") + ".json.gz", newest)
         snap.put(later, body["Body"].read(), body["Metadata"])
         other_log = other_logs[0]
-        renamed = log.rsplit("/", 1)[0] + "/" + other_log.rsplit("/", 1)[1]
+        unique = other_log.rsplit("_", 1)[1]
+        renamed = f"{folder}/{ACCOUNT}_CloudTrail_us-east-1_{minute.strftime('%Y%m%dT%H%MZ')}_{unique}"
         snap.put(renamed, s3.get_object(Bucket=BUCKET, Key=other_log)["Body"].read())
         mix_in.keys = (later, renamed)
     aws, ours, checks = scenario("other trail", mix_in)

@@ -404,41 +404,47 @@ fn validate_logs(args: ValidateLogsArgs) -> anyhow::Result<ExitCode> {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     let runtime = client_runtime()?;
     let online = args.local_dir.is_none();
-    let (source, region): (Box<dyn cairn_digest::validate::ValidationSource + Send>, String) =
-        match (&args.local_dir, &args.public_keys) {
-            (Some(dir), Some(keys)) => {
-                let source = cairn_client::validate::LocalDirSource::open(
-                    dir,
-                    args.s3_bucket.as_deref(),
-                    args.s3_prefix.as_deref(),
-                    args.account_id.as_deref(),
-                    keys,
-                )?;
-                let region = args
-                    .region
-                    .clone()
-                    .or_else(|| std::env::var("AWS_REGION").ok())
-                    .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| {
-                        args.trail_arn.split(':').nth(3).unwrap_or_default().to_owned()
-                    });
-                (Box::new(source), region)
-            }
-            _ => {
-                let endpoints = cairn_client::validate::resolve_validate_endpoints(
-                    args.endpoint_url.as_deref(),
-                    args.profile.as_deref(),
-                    args.region.as_deref(),
-                    &args.data_dir,
-                )
-                .context("finding the server and credentials")?;
-                let region = endpoints.cloudtrail.region.clone();
-                let source =
-                    cairn_client::validate::OnlineSource::new(endpoints, runtime.handle().clone())?;
-                (Box::new(source), region)
-            }
-        };
+    let (source, region): (
+        Box<dyn cairn_digest::validate::ValidationSource + Send>,
+        String,
+    ) = match (&args.local_dir, &args.public_keys) {
+        (Some(dir), Some(keys)) => {
+            let source = cairn_client::validate::LocalDirSource::open(
+                dir,
+                args.s3_bucket.as_deref(),
+                args.s3_prefix.as_deref(),
+                args.account_id.as_deref(),
+                keys,
+            )?;
+            let region = args
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| {
+                    args.trail_arn
+                        .split(':')
+                        .nth(3)
+                        .unwrap_or_default()
+                        .to_owned()
+                });
+            (Box::new(source), region)
+        }
+        _ => {
+            let endpoints = cairn_client::validate::resolve_validate_endpoints(
+                args.endpoint_url.as_deref(),
+                args.profile.as_deref(),
+                args.region.as_deref(),
+                &args.data_dir,
+            )
+            .context("finding the server and credentials")?;
+            let region = endpoints.cloudtrail.region.clone();
+            let source =
+                cairn_client::validate::OnlineSource::new(endpoints, runtime.handle().clone())?;
+            (Box::new(source), region)
+        }
+    };
     let options = ValidateOptions {
         trail_arn: args.trail_arn.clone(),
         start,

@@ -40,9 +40,9 @@ mod json;
 pub mod loadgen;
 pub mod progress;
 mod rng;
-pub mod validate;
 #[cfg(test)]
 mod testserver;
+pub mod validate;
 
 pub use batch::{MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH, records_body};
 pub use client::{

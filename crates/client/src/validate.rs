@@ -228,7 +228,9 @@ impl OnlineSource {
                 .map_err(|e| format!("reading the answer from {url}: {e}"))?
             {
                 if body.len() + chunk.len() > MAX_OBJECT_BYTES {
-                    return Err(format!("the answer from {url} exceeds {MAX_OBJECT_BYTES} bytes"));
+                    return Err(format!(
+                        "the answer from {url} exceeds {MAX_OBJECT_BYTES} bytes"
+                    ));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -393,7 +395,10 @@ impl ValidationSource for OnlineSource {
     ) -> std::result::Result<(), SourceError> {
         let mut marker = marker.to_owned();
         loop {
-            let mut query = format!("encoding-type=url&prefix={}", utf8_percent_encode(prefix, UNRESERVED));
+            let mut query = format!(
+                "encoding-type=url&prefix={}",
+                utf8_percent_encode(prefix, UNRESERVED)
+            );
             if !marker.is_empty() {
                 query = format!(
                     "encoding-type=url&marker={}&prefix={}",
@@ -408,7 +413,8 @@ impl ValidationSource for OnlineSource {
             if answer.status >= 300 {
                 return Err(match Self::s3_error(&answer, "ListObjects") {
                     SourceError::NoSuchKey => SourceError::Fatal(
-                        "An error occurred (NoSuchKey) when calling the ListObjects operation".into(),
+                        "An error occurred (NoSuchKey) when calling the ListObjects operation"
+                            .into(),
                     ),
                     other => other,
                 });
@@ -529,7 +535,9 @@ fn xml_unescape(text: &str) -> String {
             "gt" => Some('>'),
             "quot" => Some('"'),
             "apos" => Some('\''),
-            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16).ok().and_then(char::from_u32),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
             e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
             _ => None,
         };
@@ -724,9 +732,13 @@ impl ValidationSource for LocalDirSource {
                 } else {
                     format!("{key_dir}/{name}")
                 };
-                let Ok(kind) = entry.file_type() else { continue };
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
                 if kind.is_dir() {
-                    if name != ".cairn-meta" && (prefix.starts_with(&key) || key.starts_with(prefix)) {
+                    if name != ".cairn-meta"
+                        && (prefix.starts_with(&key) || key.starts_with(prefix))
+                    {
                         stack.push((entry.path(), key));
                     }
                 } else if !name.ends_with(".metadata.json")
@@ -750,7 +762,9 @@ impl ValidationSource for LocalDirSource {
         let path = self.path_of(bucket, key)?;
         let body = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SourceError::NoSuchKey),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SourceError::NoSuchKey);
+            }
             Err(e) => return Err(SourceError::Fatal(format!("{}: {e}", path.display()))),
         };
         Ok(StoredObject {
@@ -792,15 +806,27 @@ mod tests {
         let bucket = dir.path().join("bucket");
         fs::create_dir_all(bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/05/01")).unwrap();
         fs::create_dir_all(bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/04/30")).unwrap();
-        fs::write(bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/05/01/b.json.gz"), b"b").unwrap();
-        fs::write(bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/04/30/a.json.gz"), b"a").unwrap();
+        fs::write(
+            bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/05/01/b.json.gz"),
+            b"b",
+        )
+        .unwrap();
+        fs::write(
+            bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/04/30/a.json.gz"),
+            b"a",
+        )
+        .unwrap();
         fs::write(
             bucket.join("AWSLogs/1/CloudTrail-Digest/r/2026/05/01/b.json.gz.metadata.json"),
             br#"{"Metadata":{"signature":"ab","signature-algorithm":"SHA256withRSA"}}"#,
         )
         .unwrap();
         let keys_file = dir.path().join("keys.json");
-        fs::write(&keys_file, br#"{"PublicKeyList":[{"Value":"AA==","Fingerprint":"f"}]}"#).unwrap();
+        fs::write(
+            &keys_file,
+            br#"{"PublicKeyList":[{"Value":"AA==","Fingerprint":"f"}]}"#,
+        )
+        .unwrap();
         let source = LocalDirSource::open(&bucket, None, None, None, &keys_file).unwrap();
         let mut seen = Vec::new();
         source
@@ -817,11 +843,20 @@ mod tests {
             ]
         );
         let object = source
-            .get("bucket", "AWSLogs/1/CloudTrail-Digest/r/2026/05/01/b.json.gz")
+            .get(
+                "bucket",
+                "AWSLogs/1/CloudTrail-Digest/r/2026/05/01/b.json.gz",
+            )
             .unwrap();
         assert_eq!(object.metadata["signature"], "ab");
-        assert_eq!(source.get("bucket", "../keys.json"), Err(SourceError::NoSuchKey));
-        assert!(matches!(source.get("other", "x"), Err(SourceError::Fatal(_))));
+        assert_eq!(
+            source.get("bucket", "../keys.json"),
+            Err(SourceError::NoSuchKey)
+        );
+        assert!(matches!(
+            source.get("other", "x"),
+            Err(SourceError::Fatal(_))
+        ));
         assert_eq!(source.public_keys(Utc::now(), Utc::now()).unwrap().len(), 1);
     }
 }

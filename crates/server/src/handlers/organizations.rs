@@ -20,13 +20,20 @@ pub fn handle(state: &AppState, ctx: &RequestContext, target: Option<&str>) -> R
     }
 }
 
-fn dispatch(state: &AppState, ctx: &RequestContext, target: Option<&str>) -> Result<Value, AwsError> {
+fn dispatch(
+    state: &AppState,
+    ctx: &RequestContext,
+    target: Option<&str>,
+) -> Result<Value, AwsError> {
     let operation = target
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
         .ok_or_else(|| {
             AwsError::client(
                 "UnknownOperationException",
-                format!("Unknown operation {}.", target.unwrap_or("(no X-Amz-Target)")),
+                format!(
+                    "Unknown operation {}.",
+                    target.unwrap_or("(no X-Amz-Target)")
+                ),
             )
         })?;
     match operation {
@@ -45,7 +52,11 @@ fn describe_organization(state: &AppState, ctx: &RequestContext) -> Result<Value
             "Your account is not a member of an organization.",
         )
     };
-    let organization = state.settings.organization.as_ref().ok_or_else(not_in_use)?;
+    let organization = state
+        .settings
+        .organization
+        .as_ref()
+        .ok_or_else(not_in_use)?;
     // Only accounts of the organization may see it.
     if !organization.all_accounts().contains(&ctx.account_id) {
         return Err(not_in_use());

@@ -393,3 +393,31 @@ def test_two_deleted_digests_in_a_row(tamper_chain):
         assert len(broken) == 1 and "more digest file" in broken[0] and "may have been deleted" in broken[0], checks
     finally:
         snap.restore()
+
+
+def test_public_keys_and_organization_apis(chain_server, make_server):
+    import base64
+    import hashlib
+
+    server = chain_server
+    # A short chain of its own, so a key has signed at least one digest.
+    build_chain(server, "keys", records_for(ACCOUNT, count=300, seed=3), waves=1, pause=0.5)
+    keys = server.aws("cloudtrail", "list-public-keys", "--start-time", "2020-01-01T00:00:00Z")["PublicKeyList"]
+    assert keys
+    for key in keys:
+        der = base64.b64decode(key["Value"])
+        assert key["Value"].startswith("MIIBCgKCAQEA"), "PKCS#1 RSAPublicKey, 2048 bits"
+        assert key["Fingerprint"] == hashlib.md5(der).hexdigest()
+        assert key["ValidityStartTime"] < key["ValidityEndTime"]
+    # Keys are per region: none were made for a region no digest was signed in.
+    other = server.aws("--region", "ap-south-1", "cloudtrail", "list-public-keys", "--start-time", "2020-01-01T00:00:00Z")
+    assert other["PublicKeyList"] == []
+    bad = server.aws("cloudtrail", "list-public-keys", "--start-time", "2026-01-02T00:00:00Z",
+                     "--end-time", "2026-01-01T00:00:00Z", check=False)
+    assert bad.returncode != 0 and "InvalidTimeRangeException" in bad.stderr
+
+    org = server.aws("organizations", "describe-organization")["Organization"]
+    assert org["Id"] == ORG_ID and org["MasterAccountId"] == ACCOUNT
+    lone = make_server(f'account_id = "{ACCOUNT}"\n', name="lone").start()
+    refused = lone.aws("organizations", "describe-organization", check=False)
+    assert refused.returncode != 0 and "AWSOrganizationsNotInUseException" in refused.stderr

@@ -47,8 +47,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--timeout", type=float, default=1800)
+    # About the size of a busy account's five-minute CloudTrail log file.
+    ap.add_argument("--file-bytes", type=int, default=1 << 20, help="uncompressed bytes per log file")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--skip-aws", action="store_true", help="do not run the AWS CLI (it takes minutes)")
+    ap.add_argument("--keep", type=Path, help="work in this directory and keep it (data dir, events)")
     args = ap.parse_args()
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -59,7 +62,8 @@ def main():
     cairn = target / "release" / "cairn"
     floor_bin = target / "release" / "examples" / "gunzip_sha256_floor"
 
-    work = Path(tempfile.mkdtemp(prefix="cairn-bench-validate-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="cairn-bench-validate-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         # Events for one account and region, so one chain holds all of them.
         events = work / "events.jsonl"
@@ -80,6 +84,7 @@ def main():
         config = work / "cairn.toml"
         config.write_text(f'account_id = "{ACCOUNT}"\nregion = "us-east-1"\n'
                           '[delivery]\ninterval = "1s"\ndigest_interval = "5s"\n'
+                          f'max_batch_bytes = {args.file_bytes}\n'
                           '[ingest]\nwal_max_disk_bytes = 17179869184\n')
         env = dict(os.environ, CAIRN_ROOT_ACCESS_KEY_ID=KEY, CAIRN_ROOT_SECRET_ACCESS_KEY=SECRET, CAIRN_LOG="warn",
                    AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
@@ -183,7 +188,8 @@ def main():
               f"({result['cairn_offline_to_floor']}x) | {result['aws_cli_wall_seconds']} | "
               f"{result['aws_cli_to_cairn_online']}x |")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

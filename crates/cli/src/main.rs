@@ -86,7 +86,8 @@ struct ValidateLogsArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     output: OutputFormat,
-    /// Threads fetching and hashing log files (default: one per core, at least 4 online).
+    /// Threads fetching and hashing log files (default: one per core offline; online,
+    /// four per core and at least 8, so requests overlap with hashing).
     #[arg(long)]
     threads: Option<usize>,
     /// Only the AWS CLI's checks: skip the chain checks it does not make.
@@ -456,7 +457,7 @@ fn validate_logs(args: ValidateLogsArgs) -> anyhow::Result<ExitCode> {
         source_region: region,
         threads: args
             .threads
-            .unwrap_or(if online { cores.max(4) } else { cores })
+            .unwrap_or(if online { (cores * 4).max(8) } else { cores })
             .max(1),
         chain_checks: !args.no_chain_checks,
     };

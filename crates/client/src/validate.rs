@@ -221,7 +221,10 @@ impl OnlineSource {
                 .map_err(|e| format!("Could not connect to the endpoint URL: \"{url}\": {e}"))?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let mut body = Vec::new();
+            let expected = response
+                .content_length()
+                .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(MAX_OBJECT_BYTES));
+            let mut body = Vec::with_capacity(expected);
             while let Some(chunk) = response
                 .chunk()
                 .await

@@ -214,18 +214,16 @@ impl Metastore {
     /// A bucket by name.
     pub fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
         let conn = self.conn();
+        // Every S3 request looks its bucket up: keep the statement compiled.
         let row = conn
-            .query_row(
-                "SELECT name, region, created_at FROM buckets WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                },
-            )
+            .prepare_cached("SELECT name, region, created_at FROM buckets WHERE name = ?1")?
+            .query_row([name], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
             .optional()?;
         Ok(row.map(|(name, region, created)| Bucket {
             name,

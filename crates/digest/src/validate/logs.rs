@@ -44,12 +44,20 @@ impl LogVerdict {
 /// raises nothing for it), so it reads as a hash mismatch; corrupt data or a
 /// wrong CRC reads as an invalid format.
 pub fn check_log<R: BufRead>(compressed: R, expected_hex: &str) -> LogVerdict {
+    thread_local! {
+        // One inflate buffer per thread: zeroing a fresh one per file costs as
+        // much as hashing a small file.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 128 * 1024]);
+    }
+    BUFFER.with(|buffer| check_log_with(compressed, expected_hex, &mut buffer.borrow_mut()))
+}
+
+fn check_log_with<R: BufRead>(compressed: R, expected_hex: &str, buffer: &mut [u8]) -> LogVerdict {
     let mut decoder = GzDecoder::new(compressed);
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 128 * 1024];
     let mut complete = true;
     loop {
-        match decoder.read(&mut buffer) {
+        match decoder.read(buffer) {
             Ok(0) => break,
             Ok(n) => hasher.update(&buffer[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,

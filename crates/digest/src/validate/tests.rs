@@ -123,6 +123,14 @@ fn log_key(at: DateTime<Utc>, n: usize) -> String {
 /// A chain of `hours` hourly digests with two log files each; the key changes
 /// half way. Returns the source and the digest keys, oldest first.
 fn chain(hours: usize) -> (MemorySource, Vec<String>) {
+    chain_with(hours, |_, _| {})
+}
+
+/// [`chain`], letting `alter(hour, document)` change each digest before it is signed.
+fn chain_with(
+    hours: usize,
+    alter: impl Fn(usize, &mut DigestDocument),
+) -> (MemorySource, Vec<String>) {
     let keys = keys();
     let source = MemorySource {
         public_keys: keys
@@ -155,7 +163,7 @@ fn chain(hours: usize) -> (MemorySource, Vec<String>) {
         }
         let signer = &keys[usize::from(h >= hours / 2)];
         let key = digest_file_key(Some("pfx"), None, ACCOUNT, REGION, "audit", REGION, end);
-        let document = DigestDocument {
+        let mut document = DigestDocument {
             aws_account_id: ACCOUNT.into(),
             digest_start_time: start,
             digest_end_time: end,
@@ -165,6 +173,7 @@ fn chain(hours: usize) -> (MemorySource, Vec<String>) {
             previous: previous.clone(),
             log_files: files,
         };
+        alter(h, &mut document);
         let signed = SignedDigest::sign(&document, signer).unwrap();
         source.put(BUCKET, &key, gzip(&signed.body), signed.metadata());
         previous = Some(PreviousDigest {
@@ -412,4 +421,52 @@ fn test_cli_times_replace_the_offset() {
         Utc.with_ymd_and_hms(2026, 5, 1, 10, 17, 28).unwrap()
     );
     assert!(parse_cli_time("yesterday").is_err());
+}
+
+#[test]
+fn test_links_the_aws_cli_does_not_check() {
+    // Digest 2 is validly signed but names digest 1 with a wrong hash and a
+    // wrong signature, and starts a minute late.
+    let (source, keys) = chain_with(4, |h, d| {
+        if h == 2 {
+            let previous = d.previous.as_mut().unwrap();
+            previous.hash_value = "0".repeat(64);
+            previous.signature = "ab".repeat(256);
+            d.digest_start_time += Duration::minutes(1);
+        }
+    });
+    let (out, err, code, report) = run(&source, t0() + Duration::hours(4), false);
+    // The AWS CLI's own verdicts: everything valid.
+    assert!(
+        out.contains("4/4 digest files valid\n8/8 log files valid"),
+        "{out}"
+    );
+    assert_eq!(code, 1, "the chain checks fail the run");
+    let expected = [
+        ChainFinding::PreviousHashMismatch {
+            bucket: BUCKET.into(),
+            key: keys[2].clone(),
+            previous_key: keys[1].clone(),
+        },
+        ChainFinding::PreviousSignatureMismatch {
+            bucket: BUCKET.into(),
+            key: keys[2].clone(),
+            previous_key: keys[1].clone(),
+        },
+        ChainFinding::Discontinuous {
+            bucket: BUCKET.into(),
+            key: keys[2].clone(),
+            previous_key: keys[1].clone(),
+            previous_end: t0() + Duration::hours(2),
+            start: t0() + Duration::hours(2) + Duration::minutes(1),
+        },
+    ];
+    assert_eq!(report.findings(), &expected[..], "{err}");
+    for finding in &expected {
+        assert!(err.contains(&format!("{}\n\n", finding.line())), "{err}");
+    }
+    // Without the extra checks the run is the AWS CLI's, exit status included.
+    let mut plain = options(t0() + Duration::hours(4));
+    plain.chain_checks = false;
+    assert_eq!(validate(&source, &plain, &NoProgress).exit_code(), 0);
 }

@@ -13,13 +13,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from common import free_port, metric, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO.parent / "shared" / "tools" / "gen_cloudtrail.py"
@@ -29,14 +29,6 @@ KEY, SECRET = "AKIACAIRNBENCHKEY001", "cairn-bench-secret-key-0123456789abcdefgh
 def cpu_seconds(pid):
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def metric(endpoint, name):
-    with urllib.request.urlopen(endpoint + "/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
 
 
 def main():
@@ -67,9 +59,7 @@ def main():
         floor = json.loads(subprocess.run([str(floor_bin), str(events), str(args.gzip_level)], capture_output=True,
                                           check=True, text=True).stdout)
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         config = work / "cairn.toml"
         config.write_text(
@@ -84,12 +74,7 @@ def main():
                                    str(work / "data"), "--config", str(config)], env=env,
                                   stdout=subprocess.DEVNULL)
         try:
-            for _ in range(200):
-                try:
-                    urllib.request.urlopen(endpoint + "/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(endpoint)
             aws = [sys.executable, "-m", "awscli"]
             subprocess.run(aws + ["s3api", "create-bucket", "--bucket", "bench"], env=env, check=True,
                            stdout=subprocess.DEVNULL)

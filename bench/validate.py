@@ -15,26 +15,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from common import free_port, metric, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO.parent / "shared" / "tools" / "gen_cloudtrail.py"
 KEY, SECRET = "AKIACAIRNBENCHKEY002", "cairn-bench-secret-key-abcdefghij0123456789"
 ACCOUNT = "123456789012"
-
-
-def metric(endpoint, name):
-    with urllib.request.urlopen(endpoint + "/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
 
 
 def timed(cmd, env, timeout):
@@ -77,9 +69,7 @@ def main():
                 out.write(region.sub(b'"awsRegion":"us-east-1"', line, count=1) + b"\n")
         del gen
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
         config = work / "cairn.toml"
         config.write_text(f'account_id = "{ACCOUNT}"\nregion = "us-east-1"\n'
@@ -95,12 +85,7 @@ def main():
                                    "--config", str(config)], env=env, stdout=subprocess.DEVNULL)
         aws = [sys.executable, "-m", "awscli"]
         try:
-            for _ in range(200):
-                try:
-                    urllib.request.urlopen(endpoint + "/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(endpoint)
             start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
             run = lambda *a: subprocess.run(aws + list(a), env=env, check=True, capture_output=True, text=True)
             run("s3api", "create-bucket", "--bucket", "bench")

@@ -277,15 +277,16 @@ fn connect(args: &ClientArgs) -> anyhow::Result<cairn_client::IngestClient> {
     Ok(cairn_client::IngestClient::new(config)?)
 }
 
-fn progress_bar(hidden: bool) -> indicatif::ProgressBar {
+/// A progress bar counting `unit` (hidden when asked, and by indicatif when stderr is no terminal).
+fn progress_bar(hidden: bool, unit: &str) -> indicatif::ProgressBar {
     if hidden {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} records ({per_sec})",
-        )
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}})"
+        ))
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
@@ -301,7 +302,7 @@ fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.client.concurrency,
             ..Default::default()
         };
-        let bar = progress_bar(args.client.no_progress);
+        let bar = progress_bar(args.client.no_progress, "records");
         let source = cairn_client::IngestSource::from_arg(&args.source);
         let summary = cairn_client::ingest_source(&client, source, &options, &bar).await?;
         bar.finish_and_clear();
@@ -346,7 +347,7 @@ fn loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             accounts: args.accounts.clone(),
             ..Default::default()
         };
-        let bar = progress_bar(args.client.no_progress);
+        let bar = progress_bar(args.client.no_progress, "records");
         let summary = cairn_client::loadgen(&client, &options, &bar).await?;
         bar.finish_and_clear();
         anyhow::Ok(summary)
@@ -461,20 +462,7 @@ fn validate_logs(args: ValidateLogsArgs) -> anyhow::Result<ExitCode> {
             .max(1),
         chain_checks: !args.no_chain_checks,
     };
-    let bar = if args.no_progress {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:40}] {pos}/{len} log files ({per_sec})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    };
-    let progress = ValidationBar(bar);
+    let progress = ValidationBar(progress_bar(args.no_progress, "log files"));
     // The walk blocks; the runtime only carries its HTTP requests.
     let report = std::thread::scope(|scope| {
         scope

@@ -398,17 +398,17 @@ impl ValidationSource for OnlineSource {
     ) -> std::result::Result<(), SourceError> {
         let mut marker = marker.to_owned();
         loop {
-            let mut query = format!(
-                "encoding-type=url&prefix={}",
-                utf8_percent_encode(prefix, UNRESERVED)
-            );
+            let mut query = String::from("encoding-type=url");
             if !marker.is_empty() {
-                query = format!(
-                    "encoding-type=url&marker={}&prefix={}",
-                    utf8_percent_encode(&marker, UNRESERVED),
-                    utf8_percent_encode(prefix, UNRESERVED)
-                );
+                query.push_str(&format!(
+                    "&marker={}",
+                    utf8_percent_encode(&marker, UNRESERVED)
+                ));
             }
+            query.push_str(&format!(
+                "&prefix={}",
+                utf8_percent_encode(prefix, UNRESERVED)
+            ));
             let path = format!("/{}", utf8_percent_encode(bucket, UNRESERVED));
             let answer = self
                 .request("s3", &self.endpoints.s3, "GET", &path, &query, None)

@@ -114,6 +114,23 @@ fn from_text(text: &str, key: &str) -> Result<DateTime<Utc>> {
         })
 }
 
+/// The `pending` column of a chain: `None` when there is no chain, `Some(None)`
+/// when no digest is planned.
+fn pending_column(
+    tx: &rusqlite::Transaction<'_>,
+    trail_arn: &str,
+    account: &str,
+    region: &str,
+) -> Result<Option<Option<String>>> {
+    Ok(tx
+        .query_row(
+            "SELECT pending FROM digest_chains WHERE trail_arn = ?1 AND account = ?2 AND region = ?3",
+            params![trail_arn, account, region],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 fn decode_json<T: serde::de::DeserializeOwned>(
     text: Option<String>,
     key: &str,
@@ -224,13 +241,7 @@ impl Metastore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let key = format!("digest chain {trail_arn} {account} {region}");
-        let existing: Option<Option<String>> = tx
-            .query_row(
-                "SELECT pending FROM digest_chains WHERE trail_arn = ?1 AND account = ?2 AND region = ?3",
-                params![trail_arn, account, region],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let existing = pending_column(&tx, trail_arn, account, region)?;
         let Some(existing) = existing else {
             return Err(Error::NotFound(key));
         };
@@ -293,13 +304,7 @@ impl Metastore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let key = format!("digest chain {trail_arn} {account} {region}");
-        let pending: Option<Option<String>> = tx
-            .query_row(
-                "SELECT pending FROM digest_chains WHERE trail_arn = ?1 AND account = ?2 AND region = ?3",
-                params![trail_arn, account, region],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let pending = pending_column(&tx, trail_arn, account, region)?;
         let Some(pending) = decode_json::<PendingDigest>(pending.flatten(), &key)? else {
             return Err(Error::NotFound(format!("planned digest of {key}")));
         };

@@ -332,7 +332,6 @@ struct Walker<'a> {
     seen: Vec<SeenDigest>,
     steps: Vec<Step>,
     jobs: mpsc::Sender<(usize, String, String, String)>,
-    log_count: usize,
     log_slots: Vec<(String, String)>,
 }
 
@@ -398,7 +397,6 @@ pub fn validate(
             seen: Vec::new(),
             steps: Vec::new(),
             jobs: jobs_tx,
-            log_count: 0,
             log_slots: Vec::new(),
         };
         let walked = walker.run();
@@ -651,19 +649,11 @@ impl Walker<'_> {
                     let parsed_start = match parse_cli_time(&digest_start) {
                         Ok(t) => t,
                         Err(m) => {
-                            self.invalid(
-                                backfill,
-                                &bucket,
-                                &current,
-                                format!("Digest file\ts3://{bucket}/{current}\tINVALID: {m}"),
-                            );
-                            self.steps.push(Step::Broken {
-                                bucket: bucket.clone(),
-                                key: current.clone(),
-                            });
-                            key = self
-                                .next_digest(&cache_key, backfill, &current)?
-                                .map(|(k, _)| k);
+                            let verdict = DigestVerdict::Invalid(format!(
+                                "Digest file\ts3://{bucket}/{current}\tINVALID: {m}"
+                            ));
+                            key =
+                                self.skip_broken(&cache_key, backfill, &bucket, &current, verdict)?;
                             continue;
                         }
                     };
@@ -701,30 +691,23 @@ impl Walker<'_> {
                 }
                 Err(LoadError::Missing) => {
                     self.progress.digest_checked();
-                    self.entries.push(Entry::Digest {
+                    key = self.skip_broken(
+                        &cache_key,
                         backfill,
-                        bucket: bucket.clone(),
-                        key: current.clone(),
-                        verdict: DigestVerdict::NotFound,
-                    });
-                    self.steps.push(Step::Broken {
-                        bucket: bucket.clone(),
-                        key: current.clone(),
-                    });
-                    key = self
-                        .next_digest(&cache_key, backfill, &current)?
-                        .map(|(k, _)| k);
+                        &bucket,
+                        &current,
+                        DigestVerdict::NotFound,
+                    )?;
                 }
                 Err(LoadError::Invalid(DigestProblem(message))) => {
                     self.progress.digest_checked();
-                    self.invalid(backfill, &bucket, &current, message);
-                    self.steps.push(Step::Broken {
-                        bucket: bucket.clone(),
-                        key: current.clone(),
-                    });
-                    key = self
-                        .next_digest(&cache_key, backfill, &current)?
-                        .map(|(k, _)| k);
+                    key = self.skip_broken(
+                        &cache_key,
+                        backfill,
+                        &bucket,
+                        &current,
+                        DigestVerdict::Invalid(message),
+                    )?;
                 }
                 Err(LoadError::Fatal(f)) => return Err(f),
             }
@@ -741,13 +724,27 @@ impl Walker<'_> {
         self.last_digest(cache_key, backfill, Some(last_key))
     }
 
-    fn invalid(&mut self, backfill: bool, bucket: &str, key: &str, message: String) {
+    /// Reports a digest that is missing or invalid and finds the next older
+    /// listed one, as `_find_next_digest` does after an error.
+    fn skip_broken(
+        &mut self,
+        cache_key: &(String, Option<String>, DateTime<Utc>),
+        backfill: bool,
+        bucket: &str,
+        key: &str,
+        verdict: DigestVerdict,
+    ) -> Result<Option<String>, Fatal> {
         self.entries.push(Entry::Digest {
             backfill,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            verdict: DigestVerdict::Invalid(message),
+            verdict,
         });
+        self.steps.push(Step::Broken {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        });
+        Ok(self.next_digest(cache_key, backfill, key)?.map(|(k, _)| k))
     }
 
     /// Records a valid digest and queues its log files.
@@ -773,7 +770,6 @@ impl Walker<'_> {
                 self.log_slots.push((log_bucket.clone(), log_key.clone()));
                 log_keys.push((log_bucket.clone(), log_key.clone()));
                 self.entries.push(Entry::Log(index));
-                self.log_count += 1;
                 self.progress.log_queued();
                 // The receiver lives until the walk ends.
                 let _ = self.jobs.send((index, log_bucket, log_key, hash));

@@ -11,8 +11,9 @@
 //!   lines, or directory trees of log files, and sends them in batches within
 //!   the server's limits (1000 records, 5 MiB) with bounded concurrency
 //!   ([`ingest_source`]).
-//! * [`generator`]: a deterministic generator of realistic CloudTrail records
-//!   ([`Generator`]): the same seed gives the same bytes on every machine.
+//! * [`Generator`] (re-exported from `cairn-gen`): a deterministic generator
+//!   of realistic CloudTrail records: the same seed gives the same bytes on
+//!   every machine.
 //! * [`loadgen`](mod@loadgen): rate-limited, bounded load generation with latency
 //!   percentiles ([`loadgen()`]).
 //! * [`validate`]: what `cairn validate-logs` reads: a server over the AWS
@@ -32,19 +33,17 @@ pub mod client;
 pub mod config;
 mod dispatch;
 pub mod error;
-pub mod generator;
 pub mod ingest;
 mod ini;
 pub mod input;
-mod json;
 pub mod loadgen;
 pub mod progress;
-mod rng;
 #[cfg(test)]
 mod testserver;
 pub mod validate;
 
 pub use batch::{MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH, records_body};
+pub use cairn_gen::{Generator, GeneratorOptions, generator};
 pub use client::{
     ClientOptions, FailedRecord, INGEST_PATH, IngestClient, IngestResponse, RetryPolicy,
     SIGNING_SERVICE,
@@ -52,7 +51,6 @@ pub use client::{
 pub use config::{ClientConfig, CredentialSource, Secret, resolve, resolve_with_env};
 pub use dispatch::RecordFailure;
 pub use error::{Error, Result};
-pub use generator::{Generator, GeneratorOptions};
 pub use ingest::{IngestOptions, IngestSummary, ingest_source};
 pub use input::IngestSource;
 pub use loadgen::{LatencySummary, LoadgenOptions, LoadgenSummary, loadgen};

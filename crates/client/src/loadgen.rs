@@ -16,8 +16,8 @@ use crate::batch::{BatchBuilder, MAX_BATCH_BYTES, MAX_RECORDS_PER_BATCH};
 use crate::client::IngestClient;
 use crate::dispatch::Dispatcher;
 use crate::error::{Error, Result};
-use crate::generator::{DEFAULT_REGIONS, Generator, GeneratorOptions};
 use crate::progress::Progress;
+use cairn_gen::{DEFAULT_REGIONS, Generator, GeneratorOptions};
 
 /// Records sent when neither a count nor a duration is given.
 pub const DEFAULT_LOADGEN_COUNT: u64 = 10_000;

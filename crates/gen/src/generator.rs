@@ -243,7 +243,7 @@ enum Identity {
 /// Generates CloudTrail records, one JSON text at a time, from a seed.
 ///
 /// ```
-/// use cairn_client::{Generator, GeneratorOptions};
+/// use cairn_gen::{Generator, GeneratorOptions};
 /// let mut a = Generator::new(7, GeneratorOptions::default());
 /// let mut b = Generator::new(7, GeneratorOptions::default());
 /// assert_eq!(a.next_record(), b.next_record());

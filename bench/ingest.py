@@ -3,7 +3,10 @@
 every record delivered to log files, next to the floor of just parsing and
 gzipping the same records, measured in the same run.
 
-    python3 bench/ingest.py [--count 300000] [--concurrency 8]
+    python3 bench/ingest.py [--count 300000] [--concurrency 8] [--trails 1]
+
+With --trails N, N trails each select every record: the floor is then parsing
+each record once and gzipping it N times.
 
 Prints a JSON summary and a Markdown table row for bench/README.md. All traffic
 goes to 127.0.0.1; the run is bounded by --count and --timeout."""
@@ -38,6 +41,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--gzip-level", type=int, default=6)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--trails", type=int, default=1)
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
 
@@ -56,8 +60,8 @@ def main():
             subprocess.run([sys.executable, str(GEN), "--count", str(args.count), "--seed", "42"], stdout=out, check=True)
         size = events.stat().st_size
 
-        floor = json.loads(subprocess.run([str(floor_bin), str(events), str(args.gzip_level)], capture_output=True,
-                                          check=True, text=True).stdout)
+        floor = json.loads(subprocess.run([str(floor_bin), str(events), str(args.gzip_level), str(args.trails)],
+                                          capture_output=True, check=True, text=True).stdout)
 
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
@@ -78,20 +82,23 @@ def main():
             aws = [sys.executable, "-m", "awscli"]
             subprocess.run(aws + ["s3api", "create-bucket", "--bucket", "bench"], env=env, check=True,
                            stdout=subprocess.DEVNULL)
-            subprocess.run(aws + ["cloudtrail", "create-trail", "--name", "all", "--s3-bucket-name", "bench",
-                                  "--is-organization-trail", "--is-multi-region-trail"], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-            subprocess.run(aws + ["cloudtrail", "put-event-selectors", "--trail-name", "all",
-                                  "--advanced-event-selectors", json.dumps([
-                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
-                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                                          {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
-                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                                          {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}]},
-                                      {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                                          {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]}])],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
-            subprocess.run(aws + ["cloudtrail", "start-logging", "--name", "all"], env=env, check=True)
+            selectors = json.dumps([
+                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
+                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                    {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
+                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                    {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}]},
+                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                                    {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]}])
+            for i in range(args.trails):
+                name = f"all{i}"
+                subprocess.run(aws + ["cloudtrail", "create-trail", "--name", name, "--s3-bucket-name", "bench",
+                                      "--s3-key-prefix", name, "--is-organization-trail", "--is-multi-region-trail"],
+                               env=env, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(aws + ["cloudtrail", "put-event-selectors", "--trail-name", name,
+                                      "--advanced-event-selectors", selectors],
+                               env=env, check=True, stdout=subprocess.DEVNULL)
+                subprocess.run(aws + ["cloudtrail", "start-logging", "--name", name], env=env, check=True)
 
             cpu0 = cpu_seconds(server.pid)
             t0 = time.time()
@@ -103,7 +110,7 @@ def main():
                 raise SystemExit(f"cairn ingest failed: {client.stderr}")
             t_acked = time.time()
             deadline = t0 + args.timeout
-            while metric(endpoint, "cairn_delivered_records_total") < args.count:
+            while metric(endpoint, "cairn_delivered_records_total") < args.count * args.trails:
                 if time.time() > deadline:
                     raise SystemExit("timed out waiting for delivery")
                 time.sleep(0.05)
@@ -115,8 +122,10 @@ def main():
 
         wall = t_delivered - t0
         # The delivery cadence (interval) adds up to one interval of waiting that is not work.
+        floor_rate = args.count / max(floor["cpu_seconds"], 1e-9)
         result = {
             "records": args.count,
+            "trails": args.trails,
             "bytes": size,
             "batch": args.batch,
             "concurrency": args.concurrency,
@@ -129,11 +138,15 @@ def main():
             "floor_cpu_seconds": floor["cpu_seconds"],
             "floor_cpu_us_per_event": round(floor["cpu_seconds"] / args.count * 1e6, 2),
             "cpu_ratio_to_floor": round(cpu / max(floor["cpu_seconds"], 1e-9), 2),
+            # The events/s at which one core parses and gzips the same records (for every trail).
+            "one_core_floor_events_per_second": round(floor_rate),
+            "end_to_end_ratio_to_one_core_floor": round(args.count / wall / floor_rate, 2),
         }
         print(json.dumps(result, indent=2))
-        print(f"| {args.count} | {args.batch} | {result['ingest_events_per_second']} | "
+        print(f"| {args.count} | {args.trails} | {args.batch} | {result['ingest_events_per_second']} | "
               f"{result['end_to_end_events_per_second']} | {result['server_cpu_us_per_event']} | "
-              f"{result['floor_cpu_us_per_event']} | {result['cpu_ratio_to_floor']}x |")
+              f"{result['floor_cpu_us_per_event']} | {result['cpu_ratio_to_floor']}x | "
+              f"{result['one_core_floor_events_per_second']} | {result['end_to_end_ratio_to_one_core_floor']}x |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -2,8 +2,10 @@
 //! and gzip it into log files, nothing else. Benchmarks print Cairn's
 //! end-to-end cost next to this.
 //!
-//! `cargo run --release -p cairn-trail --example parse_gzip_floor -- FILE.jsonl [gzip-level]`
-//! prints one JSON line: records, bytes, wall and CPU seconds.
+//! `cargo run --release -p cairn-trail --example parse_gzip_floor -- FILE.jsonl [gzip-level] [trails]`
+//! prints one JSON line: records, bytes, wall and CPU seconds. With `trails`
+//! above 1 each record is parsed once and gzipped into that many independent
+//! sets of log files: the floor of delivering every record to several trails.
 
 use std::io::BufRead;
 use std::time::Instant;
@@ -34,10 +36,15 @@ fn cpu_seconds() -> f64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next() else {
-        eprintln!("usage: parse_gzip_floor FILE.jsonl [gzip-level]");
+        eprintln!("usage: parse_gzip_floor FILE.jsonl [gzip-level] [trails]");
         std::process::exit(2);
     };
     let level: u32 = args.next().and_then(|l| l.parse().ok()).unwrap_or(6);
+    let trails: usize = args
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let lines: Vec<String> = std::io::BufReader::new(file)
         .lines()
@@ -46,7 +53,7 @@ fn main() {
     let bytes: usize = lines.iter().map(String::len).sum();
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let mut batches = LogBatches::new(level);
+    let mut all_batches: Vec<LogBatches> = (0..trails).map(|_| LogBatches::new(level)).collect();
     let mut files = 0usize;
     let mut compressed = 0usize;
     for line in &lines {
@@ -56,17 +63,21 @@ fn main() {
             .as_deref()
             .unwrap_or("123456789012");
         let region = view.aws_region.as_deref().unwrap_or("us-east-1");
-        batches.push(account, region, line.as_bytes(), None);
-        if batches.uncompressed_bytes() >= 64 * 1024 * 1024 {
-            for (_, f) in batches.finish() {
-                files += 1;
-                compressed += f.gzip.len();
+        for batches in &mut all_batches {
+            batches.push(account, region, line.as_bytes(), None);
+            if batches.uncompressed_bytes() >= 64 * 1024 * 1024 {
+                for (_, f) in batches.finish() {
+                    files += 1;
+                    compressed += f.gzip.len();
+                }
             }
         }
     }
-    for (_, f) in batches.finish() {
-        files += 1;
-        compressed += f.gzip.len();
+    for batches in &mut all_batches {
+        for (_, f) in batches.finish() {
+            files += 1;
+            compressed += f.gzip.len();
+        }
     }
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;

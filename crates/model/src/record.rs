@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+use crate::ids::{AccountId, Region};
+use crate::json_limits::check_json_limits;
 use crate::time::parse_event_time;
 use crate::{DEFAULT_EVENT_CATEGORY, DEFAULT_EVENT_TYPE, DEFAULT_EVENT_VERSION};
 
@@ -275,6 +277,8 @@ pub fn normalize_record<'a>(
     let view = RecordView::parse(trimmed)
         .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}")))?;
     check_present_not_null(trimmed, &view)?;
+    check_json_limits(trimmed)
+        .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}.")))?;
 
     let event_time_text = view.event_time.as_deref().ok_or_else(|| {
         RecordError::new(
@@ -311,6 +315,30 @@ pub fn normalize_record<'a>(
                 format!("{name} must not be empty."),
             ));
         }
+    }
+    // Both become parts of object keys (`.../<account>/CloudTrail/<region>/...`):
+    // anything but an account ID and a region name could choose other paths.
+    if let Some(account) = view.recipient_account_id.as_deref()
+        && AccountId::new(account).is_err()
+    {
+        return Err(RecordError::new(
+            "InvalidData",
+            format!(
+                "recipientAccountId {:?} is not a 12-digit account ID.",
+                truncated(account)
+            ),
+        ));
+    }
+    if let Some(region) = view.aws_region.as_deref()
+        && Region::new(region).is_err()
+    {
+        return Err(RecordError::new(
+            "InvalidData",
+            format!(
+                "awsRegion {:?} is not a region name (lowercase letters, digits and hyphens, at most 64 characters).",
+                truncated(region)
+            ),
+        ));
     }
 
     let mut appended = String::new();
@@ -377,6 +405,11 @@ pub fn normalize_record<'a>(
         recipient_account_id,
         aws_region,
     })
+}
+
+/// At most 80 characters of a refused value, for error messages.
+fn truncated(value: &str) -> String {
+    value.chars().take(80).collect()
 }
 
 /// A defaulted field that is present with a `null` value cannot be appended
@@ -511,6 +544,55 @@ mod tests {
             }
         }
         assert_eq!(count, 3234);
+    }
+
+    /// Issue 11: values that become parts of object keys are refused at the door.
+    #[test]
+    fn issue_11_region_and_account_that_would_choose_key_paths_are_refused() {
+        let base = r#""eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject""#;
+        let long = "a".repeat(300);
+        for region in [".", "../../etc", "a/b", long.as_str(), "US-EAST-1", "-x"] {
+            let raw = format!(
+                r#"{{{base},"awsRegion":{}}}"#,
+                serde_json::Value::from(region)
+            );
+            let e = normalize_record(&raw, &DEFAULTS).unwrap_err();
+            assert_eq!(e.code, "InvalidData", "{region}");
+            assert!(e.message.contains("awsRegion"), "{e}");
+        }
+        for account in [
+            "12345678901",
+            "1234567890123",
+            "../123456789",
+            "12345678901a",
+        ] {
+            let raw = format!(r#"{{{base},"recipientAccountId":"{account}"}}"#);
+            let e = normalize_record(&raw, &DEFAULTS).unwrap_err();
+            assert_eq!(e.code, "InvalidData", "{account}");
+            assert!(e.message.contains("recipientAccountId"), "{e}");
+        }
+        // Anonymised region names of real exported logs stay accepted.
+        let raw = format!(r#"{{{base},"awsRegion":"sagov-westsouth-1r"}}"#);
+        assert!(normalize_record(&raw, &DEFAULTS).is_ok());
+    }
+
+    /// Issue 11: JSON that readers of the log file cannot read is refused.
+    #[test]
+    fn issue_11_unreadable_json_is_refused() {
+        let base = r#""eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject""#;
+        let deep = format!(
+            r#"{{{base},"requestParameters":{}1{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        for raw in [
+            deep,
+            format!(r#"{{{base},"requestParameters":{{"n":1e999999999}}}}"#),
+            format!(r#"{{{base},"requestParameters":{{"s":"\ud800"}}}}"#),
+        ] {
+            let e = normalize_record(&raw, &DEFAULTS).unwrap_err();
+            assert_eq!(e.code, "InvalidData", "{}", &raw[..raw.len().min(200)]);
+        }
     }
 
     #[test]

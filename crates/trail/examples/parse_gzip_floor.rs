@@ -40,11 +40,7 @@ fn main() {
         std::process::exit(2);
     };
     let level: u32 = args.next().and_then(|l| l.parse().ok()).unwrap_or(6);
-    let trails: usize = args
-        .next()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+    let trails: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1).max(1);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let lines: Vec<String> = std::io::BufReader::new(file)
         .lines()

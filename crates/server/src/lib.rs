@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod data_dir;
 pub mod error;
 pub mod handlers;
 mod metrics;
@@ -62,6 +63,9 @@ pub enum StartError {
     /// Local I/O failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Another server uses the data dir.
+    #[error(transparent)]
+    DataDirInUse(#[from] data_dir::LockError),
 }
 
 /// A started server: state plus the pipeline to stop.
@@ -69,12 +73,16 @@ pub enum StartError {
 pub struct Server {
     /// Shared state.
     pub state: AppState,
+    /// Held while the server runs: one server per data dir.
+    _lock: data_dir::DataDirLock,
 }
 
 impl Server {
     /// Opens the metastore, the store and the pipeline.
     pub fn start(config: &ServerConfig, root: &RootCredentials) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        // Before anything in the data dir is opened.
+        let lock = data_dir::DataDirLock::acquire(&config.data_dir)?;
         let meta = Arc::new(Metastore::open(&config.data_dir.join("meta.sqlite"))?);
         let store = match &config.storage_url {
             Some(url) => BucketStore::open(&StoreConfig {
@@ -142,6 +150,7 @@ impl Server {
                 pipeline,
                 principals: Arc::new(Principals(principals)),
             },
+            _lock: lock,
         })
     }
 

@@ -310,13 +310,13 @@ fn verify_signature(
         return Err(AuthError::SignatureMismatch);
     }
 
-    if let PayloadHash::Sha256(claimed) = &parsed.content_sha256 {
-        if !claimed.eq_ignore_ascii_case(&body) {
-            return Err(AuthError::ContentSha256Mismatch {
-                claimed: claimed.clone(),
-                computed: body.into_owned(),
-            });
-        }
+    if let PayloadHash::Sha256(claimed) = &parsed.content_sha256
+        && !claimed.eq_ignore_ascii_case(&body)
+    {
+        return Err(AuthError::ContentSha256Mismatch {
+            claimed: claimed.clone(),
+            computed: body.into_owned(),
+        });
     }
     Ok(())
 }

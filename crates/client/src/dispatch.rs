@@ -233,7 +233,12 @@ mod tests {
     fn failure(index: u64) -> RecordFailure {
         RecordFailure {
             index,
-            error_code: if index.is_multiple_of(2) { "Even" } else { "Odd" }.to_owned(),
+            error_code: if index.is_multiple_of(2) {
+                "Even"
+            } else {
+                "Odd"
+            }
+            .to_owned(),
             error_message: String::new(),
         }
     }

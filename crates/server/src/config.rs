@@ -148,6 +148,24 @@ pub struct ServerConfig {
 /// The shortest dedup window the configuration accepts.
 const MIN_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+// The documented range of every numeric key (cairn.example.toml lists them).
+// Values outside them start a server that cannot work (a WAL bound of 0
+// throttles every request; 0-byte segments open one file per record), so
+// start-up refuses them, naming the key.
+const HOUR: Duration = Duration::from_secs(3600);
+const RANGE_DELIVERY_INTERVAL: (Duration, Duration) = (Duration::from_secs(1), HOUR);
+const RANGE_DIGEST_INTERVAL: (Duration, Duration) = (Duration::from_secs(1), HOUR);
+const RANGE_DIGEST_KEY_ROTATION: (Duration, Duration) = (
+    Duration::from_secs(1),
+    Duration::from_secs(3650 * 24 * 3600),
+);
+const RANGE_DEDUP_WINDOW: (Duration, Duration) =
+    (MIN_DEDUP_WINDOW, Duration::from_secs(30 * 24 * 3600));
+const RANGE_MAX_BATCH_BYTES: (u64, u64) = (64 * 1024, 1024 * 1024 * 1024);
+const RANGE_DEDUP_MAX_ENTRIES: (u64, u64) = (10_000, 500_000_000);
+const RANGE_WAL_SEGMENT_BYTES: (u64, u64) = (1024 * 1024, 1024 * 1024 * 1024);
+const MIN_WAL_MAX_DISK_BYTES: u64 = 64 * 1024 * 1024;
+
 impl ServerConfig {
     /// Builds the configuration from flags, an optional file and defaults.
     pub fn load(
@@ -251,14 +269,70 @@ impl ServerConfig {
             file.ingest.dedup_window,
             MIN_DEDUP_WINDOW,
         );
-        if digest_interval < Duration::from_secs(1) {
-            problems.push("delivery.digest_interval must be at least 1s".to_owned());
+        for (name, value, (min, max)) in [
+            (
+                "delivery.interval",
+                delivery_interval,
+                RANGE_DELIVERY_INTERVAL,
+            ),
+            (
+                "delivery.digest_interval",
+                digest_interval,
+                RANGE_DIGEST_INTERVAL,
+            ),
+            (
+                "delivery.digest_key_rotation",
+                digest_key_rotation,
+                RANGE_DIGEST_KEY_ROTATION,
+            ),
+            ("ingest.dedup_window", dedup_window, RANGE_DEDUP_WINDOW),
+        ] {
+            if value < min || value > max {
+                problems.push(format!(
+                    "{name} {} is out of range: it must be from {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ));
+            }
         }
-        if digest_key_rotation < Duration::from_secs(1) {
-            problems.push("delivery.digest_key_rotation must be at least 1s".to_owned());
+        let max_batch_bytes = file.delivery.max_batch_bytes.unwrap_or(64 * 1024 * 1024) as u64;
+        let dedup_max_entries = file.ingest.dedup_max_entries.unwrap_or(10_000_000) as u64;
+        let wal_segment_bytes = file.ingest.wal_segment_bytes.unwrap_or(64 * 1024 * 1024);
+        let wal_max_disk_bytes = file
+            .ingest
+            .wal_max_disk_bytes
+            .unwrap_or(8 * 1024 * 1024 * 1024);
+        for (name, value, (min, max)) in [
+            (
+                "delivery.max_batch_bytes",
+                max_batch_bytes,
+                RANGE_MAX_BATCH_BYTES,
+            ),
+            (
+                "ingest.dedup_max_entries",
+                dedup_max_entries,
+                RANGE_DEDUP_MAX_ENTRIES,
+            ),
+            (
+                "ingest.wal_segment_bytes",
+                wal_segment_bytes,
+                RANGE_WAL_SEGMENT_BYTES,
+            ),
+        ] {
+            if value < min || value > max {
+                problems.push(format!(
+                    "{name} {value} is out of range: it must be from {min} to {max}"
+                ));
+            }
         }
-        if dedup_window < MIN_DEDUP_WINDOW {
-            problems.push("ingest.dedup_window must be at least 24h".to_owned());
+        // The WAL needs room for a few segments, or ingest is throttled at once.
+        let min_wal_disk = (4 * wal_segment_bytes).max(MIN_WAL_MAX_DISK_BYTES);
+        if wal_max_disk_bytes < min_wal_disk {
+            problems.push(format!(
+                "ingest.wal_max_disk_bytes {wal_max_disk_bytes} is out of range: it must be at least \
+                 {min_wal_disk} (64 MiB, and four times ingest.wal_segment_bytes)"
+            ));
         }
         let gzip_level = file.delivery.gzip_level.unwrap_or(6);
         if gzip_level > 9 {
@@ -284,15 +358,12 @@ impl ServerConfig {
             delivery_interval,
             digest_interval,
             digest_key_rotation,
-            max_batch_bytes: file.delivery.max_batch_bytes.unwrap_or(64 * 1024 * 1024),
+            max_batch_bytes: max_batch_bytes as usize,
             gzip_level,
             dedup_window,
-            dedup_max_entries: file.ingest.dedup_max_entries.unwrap_or(10_000_000),
-            wal_max_disk_bytes: file
-                .ingest
-                .wal_max_disk_bytes
-                .unwrap_or(8 * 1024 * 1024 * 1024),
-            wal_segment_bytes: file.ingest.wal_segment_bytes.unwrap_or(64 * 1024 * 1024),
+            dedup_max_entries: dedup_max_entries as usize,
+            wal_max_disk_bytes,
+            wal_segment_bytes,
             storage_url: file.storage.as_ref().map(|s| s.url.clone()),
             storage_options: file.storage.map(|s| s.options).unwrap_or_default(),
         })
@@ -350,6 +421,44 @@ interval = "soon"
         let err = ServerConfig::from_toml(addr(), Path::new("d"), text).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
         assert!(ServerConfig::from_toml(addr(), Path::new("d"), "unknown_key = 1").is_err());
+    }
+
+    /// Issue 11: out-of-range values stop start-up with an error naming the key.
+    #[test]
+    fn issue_11_out_of_range_values_are_refused_naming_the_key() {
+        for (text, key) in [
+            (
+                "[ingest]\nwal_max_disk_bytes = 0",
+                "ingest.wal_max_disk_bytes",
+            ),
+            (
+                "[ingest]\nwal_segment_bytes = 0",
+                "ingest.wal_segment_bytes",
+            ),
+            (
+                "[ingest]\nwal_segment_bytes = 1073741824\nwal_max_disk_bytes = 2147483648",
+                "ingest.wal_max_disk_bytes",
+            ),
+            (
+                "[ingest]\ndedup_max_entries = 0",
+                "ingest.dedup_max_entries",
+            ),
+            ("[ingest]\ndedup_window = \"400d\"", "ingest.dedup_window"),
+            (
+                "[delivery]\nmax_batch_bytes = 10",
+                "delivery.max_batch_bytes",
+            ),
+            ("[delivery]\ninterval = \"2d\"", "delivery.interval"),
+            (
+                "[delivery]\ndigest_interval = \"2h\"",
+                "delivery.digest_interval",
+            ),
+        ] {
+            let err = ServerConfig::from_toml(addr(), Path::new("d"), text).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{text}: {err}");
+            assert!(err.0[0].starts_with(key), "{text}: {err}");
+            assert!(err.0[0].contains("out of range"), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -110,11 +110,21 @@
 //! incomplete (its header or payload runs past the end of the file), claims a
 //! length above the record cap, or fails its checksum ends the log: the file
 //! is truncated there and fsynced, and a warning is logged. Everything after
-//! that point had not been acknowledged (it was never fsynced), except after
-//! real disk damage. Sealed segments are not scanned on open: their frames
-//! are checked when read, and a bad one is [`Error::Corruption`], never
-//! skipped. A consumer whose cursor is above the recovered head (possible only
-//! after damage) is moved back to the head, with a warning.
+//! that point had not been acknowledged (it was never fsynced). A whole frame
+//! with a bad checksum that is *followed by a valid frame* is not a torn tail
+//! but damage to durable bytes: the open fails with [`Error::Corruption`]
+//! rather than truncate acknowledged records away.
+//!
+//! Damage is loud, never silent. The open also fails with
+//! [`Error::Corruption`], naming the file, when a sealed segment has a bad
+//! frame (every sealed segment is scanned whole), when segments are not
+//! contiguous (one was deleted or truncated), when a consumer's cursor lies
+//! below the oldest segment (segments it needs are gone), and when segments
+//! exist without a cursors file (a new log writes its empty cursors file
+//! first, so a missing one is damage). Frames are checked again on every
+//! read, so damage that appears while the log is open is reported by the
+//! read that meets it. A consumer whose cursor is above the recovered head is
+//! moved back to the head, with a warning.
 //!
 //! # Reading
 //!
@@ -445,7 +455,22 @@ impl Wal {
                 offset: 0,
                 reason,
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && bases.is_empty() => {
+                // A new log: the cursors file exists from its first moment, so
+                // that a log found later without one is known to be damaged.
+                let empty = BTreeMap::new();
+                write_cursors_file(&dir, &empty)?;
+                empty
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::Corruption {
+                    segment: cursors_path.clone(),
+                    offset: 0,
+                    reason: "the cursors file is missing while segments exist: where each \
+                             consumer stopped is lost"
+                        .to_owned(),
+                });
+            }
             Err(e) => return Err(io_error(&cursors_path)(e)),
         };
 
@@ -471,14 +496,37 @@ impl Wal {
         };
         let head = active.base + active.data_len();
 
+        // Every sealed segment is checked whole: a gap between segments (one
+        // deleted or truncated) or a damaged frame stops the open here, loudly,
+        // instead of stalling every consumer that later reads it.
         for (segment, next) in segments.values().zip(segments.keys().skip(1)) {
-            if segment.base + segment.data_len() != *next {
-                tracing::warn!(
-                    segment = %segment.path.display(),
-                    "sealed WAL segment does not end where the next begins; \
-                     reads that reach its end will report corruption"
-                );
+            let end = segment.base + segment.data_len();
+            if end != *next {
+                return Err(Error::Corruption {
+                    segment: segment.path.clone(),
+                    offset: segment.file_len.load(Ordering::Acquire),
+                    reason: format!(
+                        "the segment ends at LSN {end} but the next one begins at LSN {next}: \
+                         a segment was deleted or truncated"
+                    ),
+                });
             }
+            segment.verify_sealed(next - segment.base)?;
+        }
+        if let (Some(oldest), Some((name, cursor))) = (
+            segments.keys().next().copied(),
+            consumers.iter().min_by_key(|(_, c)| c.lsn),
+        ) && cursor.lsn < oldest
+        {
+            return Err(Error::Corruption {
+                segment: dir.join(format::segment_file_name(oldest)),
+                offset: 0,
+                reason: format!(
+                    "consumer {name:?} resumes at LSN {} but the oldest segment begins at LSN \
+                     {oldest}: segments it still needs were deleted",
+                    cursor.lsn
+                ),
+            });
         }
 
         let mut clamped = false;
@@ -909,20 +957,9 @@ impl Wal {
             .collect()
     }
 
-    /// Replaces the cursors file atomically: write a temporary file, fsync it,
-    /// rename it over the old one, fsync the directory.
+    /// Replaces the cursors file atomically (see [`write_cursors_file`]).
     fn persist_cursors(&self, consumers: &BTreeMap<String, Checkpoint>) -> Result<()> {
-        let dir = &self.config.dir;
-        let path = dir.join(CURSORS_FILE);
-        let tmp = dir.join(format!("{CURSORS_FILE}{TMP_SUFFIX}"));
-        let bytes = encode_cursors(consumers);
-        {
-            let file = fs::File::create(&tmp).map_err(io_error(&tmp))?;
-            write_all_at(&file, &bytes, 0).map_err(io_error(&tmp))?;
-            file.sync_all().map_err(io_error(&tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(io_error(&path))?;
-        sync_dir(dir)
+        write_cursors_file(&self.config.dir, consumers)
     }
 
     /// Deletes every sealed segment that ends at or below the lowest cursor
@@ -966,4 +1003,19 @@ impl Wal {
             "removed WAL segments every consumer is past"
         );
     }
+}
+
+/// Replaces the cursors file atomically: write a temporary file, fsync it,
+/// rename it over the old one, fsync the directory.
+fn write_cursors_file(dir: &Path, consumers: &BTreeMap<String, Checkpoint>) -> Result<()> {
+    let path = dir.join(CURSORS_FILE);
+    let tmp = dir.join(format!("{CURSORS_FILE}{TMP_SUFFIX}"));
+    let bytes = encode_cursors(consumers);
+    {
+        let file = fs::File::create(&tmp).map_err(io_error(&tmp))?;
+        write_all_at(&file, &bytes, 0).map_err(io_error(&tmp))?;
+        file.sync_all().map_err(io_error(&tmp))?;
+    }
+    fs::rename(&tmp, &path).map_err(io_error(&path))?;
+    sync_dir(dir)
 }

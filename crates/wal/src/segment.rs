@@ -152,6 +152,22 @@ impl Segment {
                     pos = next;
                 }
                 Err(Bad::Frame(reason)) => {
+                    // A torn tail is the end of the file. A whole frame with a
+                    // bad checksum followed by a good one is damage to bytes
+                    // that were once durable (and maybe acknowledged):
+                    // truncating would silently drop every record after it.
+                    if let Ok(len) = reader.frame_len(pos) {
+                        let next = pos + len;
+                        if next < limit && reader.payload(next).is_ok() {
+                            return Err(Error::Corruption {
+                                segment: self.path.clone(),
+                                offset: SEGMENT_HEADER_LEN + pos,
+                                reason: format!(
+                                    "{reason}, and valid records follow it: the segment is damaged, not torn"
+                                ),
+                            });
+                        }
+                    }
                     torn = Some(reason);
                     break;
                 }
@@ -182,6 +198,38 @@ impl Segment {
         }
         *lock(&self.index) = Some(index);
         Ok(pos)
+    }
+
+    /// Checks every frame of a sealed segment (length, checksum, and that the
+    /// last one ends exactly at `data_len`, where the next segment begins),
+    /// building the read index on the way.
+    pub(crate) fn verify_sealed(&self, data_len: u64) -> Result<()> {
+        let mut reader = FrameReader::new(self, data_len);
+        let mut index = vec![0];
+        let mut pos = 0;
+        while pos < data_len {
+            match reader.payload(pos) {
+                Ok(payload) => {
+                    pos += FRAME_HEADER_LEN + payload.len() as u64;
+                    sample(&mut index, pos);
+                }
+                Err(Bad::Frame(reason)) => {
+                    return Err(Error::Corruption {
+                        segment: self.path.clone(),
+                        offset: SEGMENT_HEADER_LEN + pos,
+                        reason: reason.to_owned(),
+                    });
+                }
+                Err(Bad::Io(source)) => {
+                    return Err(Error::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        *lock(&self.index) = Some(index);
+        Ok(())
     }
 
     /// Remembers that a record starts at `pos` (the writer calls this for

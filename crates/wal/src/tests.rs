@@ -453,12 +453,29 @@ fn test_corruption_in_a_sealed_segment_is_reported() {
     let damaged_at = SEGMENT_HEADER_LEN + lsns[1] + FRAME_HEADER_LEN + 2;
     flip_byte(&files[0], damaged_at);
 
-    // Sealed segments are not scanned on open: nothing is dropped.
+    // Sealed segments are checked whole on open: the damage stops it, named.
+    match Wal::open(config(dir.path(), 200, u64::MAX)) {
+        Err(Error::Corruption {
+            segment,
+            offset,
+            reason,
+        }) => {
+            assert_eq!(segment, files[0]);
+            assert_eq!(offset, SEGMENT_HEADER_LEN + lsns[1]);
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+
+    // Damage that appears while the log is open is reported by the read
+    // that meets it, never skipped.
+    flip_byte(&files[0], damaged_at);
     let wal = open(dir.path(), 200);
     assert_eq!(
         wal.head(),
         lsns[39] + FRAME_HEADER_LEN + records[39].len() as u64
     );
+    flip_byte(&files[0], damaged_at);
     // The record before the damage reads; the damaged one is reported.
     assert_eq!(wal.read(0, 1, usize::MAX).unwrap()[0].payload, records[0]);
     match wal.read(0, 10, usize::MAX) {
@@ -496,14 +513,124 @@ fn test_damaged_length_in_a_sealed_segment_is_reported() {
     };
     let files = segment_files(dir.path());
     // The length of the third record now points past the segment's end.
-    flip_byte(&files[0], SEGMENT_HEADER_LEN + lsns[2] + 1);
+    let at = SEGMENT_HEADER_LEN + lsns[2] + 1;
+    flip_byte(&files[0], at);
+    assert!(matches!(
+        Wal::open(config(dir.path(), 200, u64::MAX)),
+        Err(Error::Corruption { .. })
+    ));
+    flip_byte(&files[0], at);
     let wal = open(dir.path(), 200);
+    flip_byte(&files[0], at);
     assert!(matches!(
         wal.read(0, 100, usize::MAX),
         Err(Error::Corruption { .. })
     ));
     // The first records still read, and their boundaries still check.
     assert_eq!(wal.read(lsns[1], 1, usize::MAX).unwrap().len(), 1);
+}
+
+/// Issue 11: a deleted or truncated sealed segment stops the open, naming
+/// the file before the gap, instead of stalling the consumers that need it.
+#[test]
+fn issue_11_missing_or_truncated_segment_refuses_to_open() {
+    for damage in ["delete", "truncate", "delete-first"] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let wal = open(dir.path(), 200);
+            wal.register_consumer("keep", 0).unwrap();
+            append_all(&wal, &sample_records(40), 5);
+        }
+        let files = segment_files(dir.path());
+        assert!(files.len() > 3);
+        match damage {
+            "delete" => fs::remove_file(&files[1]).unwrap(),
+            "delete-first" => fs::remove_file(&files[0]).unwrap(),
+            _ => {
+                let len = fs::metadata(&files[1]).unwrap().len();
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(&files[1])
+                    .unwrap()
+                    .set_len(len - 3)
+                    .unwrap();
+            }
+        }
+        match Wal::open(config(dir.path(), 200, u64::MAX)) {
+            Err(Error::Corruption { reason, .. }) => {
+                assert!(
+                    reason.contains("deleted") || reason.contains("incomplete"),
+                    "{damage}: {reason}"
+                );
+            }
+            other => panic!("{damage}: expected corruption, got {other:?}"),
+        }
+    }
+}
+
+/// Issue 11: a log whose cursors file was deleted refuses to open rather
+/// than starting every consumer afresh at the head.
+#[test]
+fn issue_11_deleted_cursors_file_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let wal = open(dir.path(), 1 << 20);
+        append_all(&wal, &sample_records(5), 2);
+    }
+    // A new log writes its (empty) cursors file at once.
+    assert!(dir.path().join(CURSORS_FILE).is_file());
+    {
+        let wal = open(dir.path(), 1 << 20);
+        wal.register_consumer("trail:a", 0).unwrap();
+    }
+    fs::remove_file(dir.path().join(CURSORS_FILE)).unwrap();
+    match Wal::open(config(dir.path(), 1 << 20, u64::MAX)) {
+        Err(Error::Corruption {
+            segment, reason, ..
+        }) => {
+            assert_eq!(segment, dir.path().join(CURSORS_FILE));
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+/// Issue 11: a flipped byte in the active segment with whole records after
+/// it is damage, not a torn tail: the open refuses instead of truncating
+/// (and so dropping) the acknowledged records that follow.
+#[test]
+fn issue_11_damage_in_the_active_segment_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let lsns = {
+        let wal = open(dir.path(), 1 << 20);
+        wal.register_consumer("keep", 0).unwrap();
+        append_all(&wal, &sample_records(20), 4)
+    };
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1);
+    flip_byte(
+        &files[0],
+        SEGMENT_HEADER_LEN + lsns[5] + FRAME_HEADER_LEN + 1,
+    );
+    match Wal::open(config(dir.path(), 1 << 20, u64::MAX)) {
+        Err(Error::Corruption { offset, reason, .. }) => {
+            assert_eq!(offset, SEGMENT_HEADER_LEN + lsns[5]);
+            assert!(reason.contains("damaged"), "{reason}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    // Damage to the very last record is indistinguishable from a torn
+    // write of an unacknowledged append: it is truncated, as before.
+    flip_byte(
+        &files[0],
+        SEGMENT_HEADER_LEN + lsns[5] + FRAME_HEADER_LEN + 1,
+    );
+    flip_byte(
+        &files[0],
+        SEGMENT_HEADER_LEN + lsns[19] + FRAME_HEADER_LEN + 1,
+    );
+    let wal = open(dir.path(), 1 << 20);
+    assert_eq!(wal.head(), lsns[19]);
 }
 
 #[test]

@@ -158,7 +158,13 @@ impl Segment {
                     // truncating would silently drop every record after it.
                     if let Ok(len) = reader.frame_len(pos) {
                         let next = pos + len;
-                        if next < limit && reader.payload(next).is_ok() {
+                        // After a power loss, pages of an unacknowledged append
+                        // may reach the disk out of order, leaving a zeroed hole
+                        // before whole frames: that is still a torn tail.
+                        let hole = reader
+                            .bytes(pos, len as usize)
+                            .is_ok_and(|frame| has_zero_run(frame, ZERO_HOLE_BYTES));
+                        if !hole && next < limit && reader.payload(next).is_ok() {
                             return Err(Error::Corruption {
                                 segment: self.path.clone(),
                                 offset: SEGMENT_HEADER_LEN + pos,
@@ -358,6 +364,25 @@ fn sample(index: &mut Vec<u64>, pos: u64) {
     if index.last().is_none_or(|last| pos >= last + INDEX_INTERVAL) {
         index.push(pos);
     }
+}
+
+/// A run of zero bytes this long inside a frame is a page that never reached
+/// the disk, not a flipped bit: record payloads (JSON text) hold no such runs.
+const ZERO_HOLE_BYTES: usize = 512;
+
+/// Whether `bytes` holds `run` consecutive zero bytes (or is shorter and all zero).
+fn has_zero_run(bytes: &[u8], run: usize) -> bool {
+    if bytes.len() < run {
+        return !bytes.is_empty() && bytes.iter().all(|b| *b == 0);
+    }
+    let mut current = 0;
+    for b in bytes {
+        current = if *b == 0 { current + 1 } else { 0 };
+        if current >= run {
+            return true;
+        }
+    }
+    false
 }
 
 /// Why a frame could not be read.

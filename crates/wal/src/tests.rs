@@ -633,6 +633,26 @@ fn issue_11_damage_in_the_active_segment_refuses_to_open() {
     assert_eq!(wal.head(), lsns[19]);
 }
 
+/// A zeroed page inside the active segment (an unacknowledged append whose
+/// pages reached the disk out of order before a power loss) is a torn tail:
+/// the log is truncated before it, even though whole frames follow.
+#[test]
+fn test_zeroed_hole_in_the_active_segment_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<Vec<u8>> = (0..6).map(|i| vec![b'a' + i as u8; 3000]).collect();
+    let lsns = {
+        let wal = open(dir.path(), 1 << 20);
+        wal.register_consumer("keep", 0).unwrap();
+        append_all(&wal, &big, 1)
+    };
+    let file = segment_files(dir.path()).remove(0);
+    let zeros = vec![0u8; 1024];
+    let f = OpenOptions::new().write(true).open(&file).unwrap();
+    crate::segment::write_all_at(&f, &zeros, SEGMENT_HEADER_LEN + lsns[3] + 100).unwrap();
+    let wal = open(dir.path(), 1 << 20);
+    assert_eq!(wal.head(), lsns[3]);
+}
+
 #[test]
 fn test_bad_segment_header_refuses_to_open() {
     let dir = tempfile::tempdir().unwrap();

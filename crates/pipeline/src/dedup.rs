@@ -3,7 +3,8 @@
 //! A producer that retries a batch (a lost response, a crash on its side) sends
 //! the same eventIDs again; within the window such records are acknowledged and
 //! not stored twice. The index maps the 128-bit hash of each eventID to the
-//! hour it was first accepted in; whole hours expire at once.
+//! hour it was first accepted in; whole hours expire at once, a whole window
+//! after the hour *ends*, so every ID is remembered for at least the window.
 //!
 //! Concurrency: an ID is *reserved* before its batch is appended to the WAL and
 //! *committed* once the append is durable (or released if it failed). A
@@ -108,6 +109,15 @@ impl std::fmt::Debug for DedupIndex {
     }
 }
 
+/// Whether the IDs first accepted in `hour` are past a window of
+/// `window_hours`. An hour's IDs were accepted anywhere in it, up to hh:59:59,
+/// so they are kept until a whole window has passed since the *end* of their
+/// hour: every ID is remembered at least `window_hours` (and at most one hour
+/// more), never 23 h 00 min 01 s of a 24 h window.
+fn hour_expired(hour: u32, window_hours: u32, now_hour: u32) -> bool {
+    u64::from(hour) + u64::from(window_hours) < u64::from(now_hour)
+}
+
 /// The hour number (hours since the epoch) of a time in milliseconds.
 pub fn hour_of(ms: u64) -> u32 {
     (ms / 3_600_000) as u32
@@ -209,7 +219,7 @@ impl DedupIndex {
     pub fn insert_committed(&self, ids: &[u128], hour: u32, now_ms: u64) {
         let mut inner = self.lock();
         self.expire(&mut inner, hour_of(now_ms));
-        if hour + self.window_hours <= hour_of(now_ms) {
+        if hour_expired(hour, self.window_hours, hour_of(now_ms)) {
             return;
         }
         let mut added = Vec::with_capacity(ids.len());
@@ -240,7 +250,7 @@ impl DedupIndex {
 
     fn expire(&self, inner: &mut Inner, now_hour: u32) {
         while let Some((hour, _)) = inner.hours.front() {
-            if hour + self.window_hours > now_hour {
+            if !hour_expired(*hour, self.window_hours, now_hour) {
                 break;
             }
             self.drop_oldest_hour(inner, false);
@@ -338,7 +348,7 @@ impl DedupFiles {
             else {
                 continue;
             };
-            if hour + index.window_hours <= now_hour {
+            if hour_expired(hour, index.window_hours, now_hour) {
                 std::fs::remove_file(entry.path())?;
                 continue;
             }
@@ -366,7 +376,7 @@ impl DedupFiles {
                 .to_str()
                 .and_then(|n| n.strip_suffix(".ids"))
                 .and_then(|n| n.parse::<u32>().ok());
-            if hour.is_some_and(|h| h + window_hours <= now_hour) {
+            if hour.is_some_and(|h| hour_expired(h, window_hours, now_hour)) {
                 std::fs::remove_file(entry.path())?;
             }
         }
@@ -382,6 +392,50 @@ mod tests {
     use super::*;
 
     const HOUR: u64 = 3_600_000;
+
+    /// Issue 11: an eventID accepted at hh:59:59 is still a duplicate 23 h
+    /// 30 min later (and just under 24 h later), in memory and after a
+    /// restart from the hourly files; it is forgotten once 25 h have passed.
+    #[test]
+    fn issue_11_window_covers_whole_24_hours_from_acceptance() {
+        let accepted = 10 * HOUR + HOUR - 1_000; // 10:59:59
+        let index = DedupIndex::new(24, 1000);
+        let r = index.reserve(&[7], accepted);
+        assert_eq!(r.fresh, [true]);
+        index.settle(&r, true);
+        for later in [23 * HOUR + HOUR / 2, 24 * HOUR - 1] {
+            let again = index.reserve(&[7], accepted + later);
+            assert_eq!(again.fresh, [false], "{later} ms later");
+            index.settle(&again, true);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let files = DedupFiles::open(dir.path()).unwrap();
+        files.append(hour_of(accepted), &[7]).unwrap();
+        let restarted = DedupIndex::new(24, 1000);
+        files
+            .load_into(&restarted, accepted + 23 * HOUR + HOUR / 2)
+            .unwrap();
+        assert_eq!(
+            restarted
+                .reserve(&[7], accepted + 23 * HOUR + HOUR / 2)
+                .fresh,
+            [false]
+        );
+        files.expire(24, accepted + 24 * HOUR - 1).unwrap();
+        assert!(
+            dir.path()
+                .join(format!("{:010}.ids", hour_of(accepted)))
+                .exists()
+        );
+        let fresh = DedupIndex::new(24, 1000);
+        assert_eq!(fresh.reserve(&[7], accepted + 25 * HOUR).fresh, [true]);
+        files.expire(24, accepted + 25 * HOUR).unwrap();
+        assert!(
+            !dir.path()
+                .join(format!("{:010}.ids", hour_of(accepted)))
+                .exists()
+        );
+    }
 
     #[test]
     fn test_duplicates_within_and_across_batches() {
@@ -426,7 +480,9 @@ mod tests {
         let r = index.reserve(&[1], 0);
         index.settle(&r, true);
         assert_eq!(index.reserve(&[1], 23 * HOUR).fresh, [false]);
-        assert_eq!(index.reserve(&[1], 24 * HOUR).fresh, [true]);
+        // Its hour ended at 1:00:00; a whole window later it is forgotten.
+        assert_eq!(index.reserve(&[1], 25 * HOUR - 1).fresh, [false]);
+        assert_eq!(index.reserve(&[1], 25 * HOUR).fresh, [true]);
     }
 
     #[test]
@@ -454,9 +510,11 @@ mod tests {
             index.reserve(&[1, 3, 9, 4], 12 * HOUR).fresh,
             [false, false, false, true]
         );
-        // Hour 1 leaves the window at hour 25.
+        // Hour 1 ends at hour 2 and leaves the window at hour 26.
         let index = DedupIndex::new(24, 1000);
         files.load_into(&index, 25 * HOUR).unwrap();
+        assert!(dir.path().join(format!("{:010}.ids", 1)).exists());
+        files.load_into(&index, 26 * HOUR).unwrap();
         assert!(!dir.path().join(format!("{:010}.ids", 1)).exists());
     }
 }

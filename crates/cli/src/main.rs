@@ -31,6 +31,19 @@ enum Command {
     /// `aws cloudtrail validate-logs` does (same flags, lines and exit codes), online
     /// against a server or offline on a directory copy of the bucket.
     ValidateLogs(ValidateLogsArgs),
+    /// Verify a data dir that refuses to start (damaged or missing WAL files) and,
+    /// with --repair, salvage every intact record and say what was lost.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    /// The data dir to check (no server may be running on it).
+    #[arg(long, default_value = "./cairn-data")]
+    data_dir: PathBuf,
+    /// Rewrite damaged ranges as lost-record markers so the server starts again.
+    #[arg(long)]
+    repair: bool,
 }
 
 /// Output formats of `validate-logs`.
@@ -181,6 +194,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest(args),
         Command::Loadgen(args) => loadgen(args),
         Command::ValidateLogs(args) => validate_logs(args),
+        Command::Doctor(args) => doctor(args),
     };
     match result {
         Ok(code) => code,
@@ -189,6 +203,27 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Exit 0: no damage (or repaired); 1: damage found (not repaired); 2: damage
+/// that cannot be repaired.
+fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let report = cairn_server::doctor::doctor(&args.data_dir, args.repair)
+        .with_context(|| format!("checking the data dir {}", args.data_dir.display()))?;
+    for line in report.lines() {
+        println!("{line}");
+    }
+    if !report.wal.unrepairable.is_empty() {
+        return Ok(ExitCode::from(2));
+    }
+    if !report.wal.is_clean() && !args.repair {
+        println!(
+            "run `cairn doctor --data-dir {} --repair` to salvage every intact record",
+            args.data_dir.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -211,7 +246,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "generated root credentials (use them with AWS_SHARED_CREDENTIALS_FILE and --profile cairn)"
             ),
         }
-        let server = cairn_server::Server::start(&config, &root).context("starting the server")?;
+        let server = match cairn_server::Server::start(&config, &root) {
+            Ok(server) => server,
+            Err(e) if e.is_damage() => {
+                let dir = config.data_dir.display();
+                return Err(anyhow::Error::new(e).context(format!(
+                    "starting the server: the data dir is damaged; `cairn doctor --data-dir {dir}` \
+                     shows what, and `cairn doctor --data-dir {dir} --repair` salvages every intact record"
+                )));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("starting the server")),
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

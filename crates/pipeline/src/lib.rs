@@ -48,6 +48,9 @@ pub use crate::sink::{
 
 const DEDUP_CONSUMER: &str = "dedup";
 
+/// The write-ahead log's directory inside the data dir.
+pub const WAL_DIR: &str = "wal";
+
 /// A pipeline failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -174,7 +177,7 @@ impl Pipeline {
         store: BucketStore,
         runtime: Handle,
     ) -> Result<Arc<Self>, Error> {
-        let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
+        let mut wal_config = WalConfig::new(config.data_dir.join(WAL_DIR));
         wal_config.max_disk_bytes = config.wal_max_disk_bytes;
         wal_config.segment_bytes = config.wal_segment_bytes;
         let wal = Arc::new(Wal::open(wal_config)?);

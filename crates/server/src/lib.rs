@@ -16,6 +16,7 @@
 pub mod config;
 pub mod credentials;
 pub mod data_dir;
+pub mod doctor;
 pub mod error;
 pub mod handlers;
 mod metrics;
@@ -66,6 +67,19 @@ pub enum StartError {
     /// Another server uses the data dir.
     #[error(transparent)]
     DataDirInUse(#[from] data_dir::LockError),
+}
+
+impl StartError {
+    /// Whether start-up stopped on damaged files that `cairn doctor` can
+    /// verify and salvage.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StartError::Pipeline(cairn_pipeline::Error::Wal(
+                cairn_wal::Error::Corruption { .. }
+            ))
+        )
+    }
 }
 
 /// A started server: state plus the pipeline to stop.

@@ -162,6 +162,7 @@
 compile_error!("cairn-wal needs Unix positional file I/O and directory fsync");
 
 mod format;
+pub mod salvage;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -179,6 +180,7 @@ use format::{
     CURSORS_FILE, SEGMENT_HEADER_LEN, TMP_SUFFIX, decode_cursors, encode_cursors, encode_frame,
     frame_len, parse_segment_file_name,
 };
+pub use salvage::{LOST_RECORD_MARK, SalvageReport, salvage};
 use segment::{Limits, Segment, sync_dir, write_all_at};
 
 /// A log position: the byte offset of a frame in the log, counted across
@@ -241,6 +243,10 @@ pub enum Error {
         /// The name asked for.
         name: String,
     },
+    /// A payload starts with [`LOST_RECORD_MARK`], which only salvage
+    /// writes; nothing was written.
+    #[error("payloads starting with byte 0xFF are reserved for lost-record markers")]
+    ReservedPayload,
     /// A record is larger than [`MAX_RECORD_BYTES`]; nothing was written.
     #[error("record of {len} bytes exceeds the limit of {max}")]
     RecordTooLarge {
@@ -299,6 +305,14 @@ pub struct WalRecord {
     pub next_lsn: Lsn,
     /// The bytes appended.
     pub payload: bytes::Bytes,
+}
+
+impl WalRecord {
+    /// Whether this is a lost-record marker written by [`salvage`] over
+    /// damaged bytes: one or more records were lost here.
+    pub fn is_lost_record_marker(&self) -> bool {
+        self.payload.first() == Some(&LOST_RECORD_MARK)
+    }
 }
 
 /// A consumer's saved position.
@@ -578,13 +592,18 @@ impl Wal {
 
     /// Appends `records` in order and returns once all of them are durable
     /// (fsynced). Concurrent callers share fsyncs. On [`Error::Full`] or
-    /// [`Error::RecordTooLarge`] nothing was written.
+    /// [`Error::RecordTooLarge`] nothing was written. Payloads starting with
+    /// [`LOST_RECORD_MARK`] are reserved for salvage and refused
+    /// ([`Error::ReservedPayload`]).
     pub fn append(&self, records: &[&[u8]]) -> Result<AppendReceipt> {
         if let Some(record) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
             return Err(Error::RecordTooLarge {
                 len: record.len(),
                 max: MAX_RECORD_BYTES,
             });
+        }
+        if records.iter().any(|r| r.first() == Some(&LOST_RECORD_MARK)) {
+            return Err(Error::ReservedPayload);
         }
         if records.is_empty() {
             let head = self.head();

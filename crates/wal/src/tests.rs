@@ -289,6 +289,8 @@ fn test_reopen_after_clean_close() {
         .map(|i| {
             let mut r = vec![(i % 251) as u8; 1000];
             r[..4].copy_from_slice(&i.to_le_bytes());
+            // The first byte 0xFF is reserved for lost-record markers.
+            r[0] &= 0x7F;
             r
         })
         .collect();
@@ -1135,7 +1137,13 @@ mod model {
     }
 
     fn action() -> impl Strategy<Value = Action> {
-        let record = prop::collection::vec(any::<u8>(), 0..48);
+        // Any bytes, except the first byte salvage reserves for its markers.
+        let record = prop::collection::vec(any::<u8>(), 0..48).prop_map(|mut r| {
+            if r.first() == Some(&LOST_RECORD_MARK) {
+                r[0] = 0;
+            }
+            r
+        });
         prop_oneof![
             6 => prop::collection::vec(record.clone(), 1..5).prop_map(Action::Append),
             3 => (0..CONSUMERS.len(), any::<Index>()).prop_map(|(c, i)| Action::Commit(c, i)),
@@ -1258,4 +1266,101 @@ mod model {
             }
         }
     }
+}
+
+/// Issue 11: salvage turns every damaged or missing range into lost-record
+/// markers at the same LSNs, so the log opens again, every intact record
+/// reads at its old LSN and cursors stay true.
+#[test]
+fn issue_11_salvage_keeps_every_intact_record_at_its_lsn() {
+    for damage in [
+        "flip-sealed",
+        "flip-length",
+        "delete-middle",
+        "truncate-sealed",
+        "flip-active",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let records = sample_records(60);
+        let lsns = {
+            let wal = open(dir.path(), 300);
+            wal.register_consumer("keep", 0).unwrap();
+            append_all(&wal, &records, 3)
+        };
+        let head = lsns[59] + FRAME_HEADER_LEN + records[59].len() as u64;
+        let files = segment_files(dir.path());
+        assert!(files.len() > 4, "{damage}");
+        match damage {
+            "flip-sealed" => flip_byte(&files[1], SEGMENT_HEADER_LEN + 2 * FRAME_HEADER_LEN + 3),
+            "flip-length" => flip_byte(&files[0], SEGMENT_HEADER_LEN + lsns[1] + 2),
+            "delete-middle" => fs::remove_file(&files[2]).unwrap(),
+            "truncate-sealed" => {
+                let len = fs::metadata(&files[1]).unwrap().len();
+                OpenOptions::new()
+                    .write(true)
+                    .open(&files[1])
+                    .unwrap()
+                    .set_len(len - 5)
+                    .unwrap();
+            }
+            _ => flip_byte(
+                &files[files.len() - 1],
+                SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 1,
+            ),
+        }
+        assert!(
+            Wal::open(config(dir.path(), 300, u64::MAX)).is_err(),
+            "{damage}"
+        );
+
+        let found = salvage(dir.path(), false).unwrap();
+        assert!(!found.is_clean(), "{damage}: {found:?}");
+        assert!(found.unrepairable.is_empty(), "{damage}: {found:?}");
+        // Verifying changes nothing.
+        assert!(
+            Wal::open(config(dir.path(), 300, u64::MAX)).is_err(),
+            "{damage}"
+        );
+
+        let repaired = salvage(dir.path(), true).unwrap();
+        assert_eq!(repaired.damaged, found.damaged, "{damage}");
+        let lost: u64 = 60 - repaired.intact_records;
+        assert!(lost >= 1, "{damage}: {repaired:?}");
+        let wal = open(dir.path(), 300);
+        assert_eq!(wal.head(), head, "{damage}");
+        let read = read_all(&wal, 0);
+        let mut intact = 0;
+        let mut markers = 0;
+        for record in &read {
+            if record.is_lost_record_marker() {
+                markers += 1;
+                continue;
+            }
+            let i = lsns
+                .iter()
+                .position(|l| *l == record.lsn)
+                .expect("an old LSN");
+            assert_eq!(record.payload, records[i], "{damage}");
+            intact += 1;
+        }
+        assert_eq!(intact, repaired.intact_records, "{damage}");
+        assert!(markers >= 1, "{damage}");
+        assert_eq!(wal.checkpoint("keep").unwrap().lsn, 0);
+        // A second pass finds a clean log.
+        drop(wal);
+        let again = salvage(dir.path(), false).unwrap();
+        assert!(again.is_clean(), "{damage}: {again:?}");
+        assert_eq!(again.earlier_markers, markers, "{damage}");
+    }
+}
+
+#[test]
+fn test_payloads_with_the_lost_record_mark_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), 1 << 20);
+    assert!(matches!(
+        wal.append(&[b"ok", &[LOST_RECORD_MARK, 1]]),
+        Err(Error::ReservedPayload)
+    ));
+    assert_eq!(wal.head(), 0);
 }

@@ -303,6 +303,14 @@ impl Pipeline {
         &self.sink_context.keyring
     }
 
+    /// Why the pipeline cannot accept records, if it cannot: the WAL refuses
+    /// appends after a failed write or fsync (until the server restarts).
+    pub fn health_problem(&self) -> Option<String> {
+        self.wal
+            .failure()
+            .map(|f| format!("the write-ahead log refuses appends after a failed write: {f}"))
+    }
+
     /// Bytes the WAL uses on disk.
     pub fn wal_disk_bytes(&self) -> u64 {
         self.wal.disk_bytes()

@@ -206,7 +206,16 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
     if parts.method == Method::GET && path == "/health" {
-        return (StatusCode::OK, "ok\n").into_response();
+        // Red when ingest cannot work, so a supervisor or load balancer acts
+        // instead of clients meeting errors behind a green check.
+        return match state.pipeline.health_problem() {
+            None => (StatusCode::OK, "ok\n").into_response(),
+            Some(problem) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("unhealthy: {problem}\n"),
+            )
+                .into_response(),
+        };
     }
     if parts.method == Method::GET && path == "/metrics" {
         return metrics::render(&state);

@@ -19,6 +19,12 @@ pub(crate) fn render(state: &AppState) -> Response {
         );
     };
     metric(
+        "cairn_wal_failed",
+        "gauge",
+        "1 when the write-ahead log refuses appends after a failed write or fsync (restart needed).",
+        u64::from(state.pipeline.health_problem().is_some()),
+    );
+    metric(
         "cairn_ingested_records_total",
         "counter",
         "Records accepted and durable.",

@@ -354,6 +354,23 @@ pub struct Wal {
     appends: AtomicU64,
     records: AtomicU64,
     fsyncs: AtomicU64,
+    /// Test hook: the next segment creation fails with EMFILE.
+    #[cfg(test)]
+    fail_next_segment: std::sync::atomic::AtomicBool,
+}
+
+/// How writing an append failed.
+enum WriteFailure {
+    /// The append was undone: the log is as it was, the caller may retry.
+    Undone(Error),
+    /// The files are in an unknown state: the log must refuse appends.
+    Poison(Error),
+}
+
+impl From<Error> for WriteFailure {
+    fn from(e: Error) -> Self {
+        WriteFailure::Poison(e)
+    }
 }
 
 /// What the writer lock protects.
@@ -577,6 +594,8 @@ impl Wal {
             appends: AtomicU64::new(0),
             records: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_segment: std::sync::atomic::AtomicBool::new(false),
         };
         {
             let mut guard = lock(&wal.consumers);
@@ -629,7 +648,11 @@ impl Wal {
             }
             match self.write(&mut writer, records, &rolls) {
                 Ok(receipt) => (receipt, rolls.iter().any(|r| *r)),
-                Err(e) => {
+                Err(WriteFailure::Undone(e)) => {
+                    tracing::warn!(error = %e, "WAL segment could not be started; the append was undone and may be retried");
+                    return Err(e);
+                }
+                Err(WriteFailure::Poison(e)) => {
                     self.poison(&e);
                     return Err(e);
                 }
@@ -671,13 +694,16 @@ impl Wal {
     }
 
     /// Writes the frames of one append, sealing segments where `rolls` says.
-    /// Any error leaves the files in an unknown state; the caller poisons.
+    /// A failure to start the next segment (EMFILE, ENOSPC: the file system
+    /// refused a new file) is undone when it can be, leaving the log as it was
+    /// before the append; any other error leaves the files in an unknown
+    /// state and the caller poisons the log.
     fn write(
         &self,
         writer: &mut Writer,
         records: &[&[u8]],
         rolls: &[bool],
-    ) -> Result<AppendReceipt> {
+    ) -> std::result::Result<AppendReceipt, WriteFailure> {
         let first_lsn = writer.end;
         let mut lsn = writer.end;
         let mut lsns = Vec::with_capacity(records.len());
@@ -690,7 +716,22 @@ impl Wal {
                 let sealed = &writer.active;
                 sealed.file.sync_data().map_err(io_error(&sealed.path))?;
                 self.fsyncs.fetch_add(1, Ordering::Relaxed);
-                let next = Arc::new(Segment::create(&self.config.dir, lsn)?);
+                let next = match self.create_segment(lsn) {
+                    Ok(next) => Arc::new(next),
+                    // Nothing of this append is acknowledged: if all of it
+                    // went to the segment active when it began, cut it off
+                    // again, and the caller may simply retry.
+                    Err(e) if sealed.base <= first_lsn => {
+                        return match sealed.forget_from(first_lsn - sealed.base) {
+                            Ok(()) => {
+                                self.disk_bytes.fetch_sub(lsn - first_lsn, Ordering::AcqRel);
+                                Err(WriteFailure::Undone(e))
+                            }
+                            Err(_) => Err(WriteFailure::Poison(e)),
+                        };
+                    }
+                    Err(e) => return Err(WriteFailure::Poison(e)),
+                };
                 write_lock(&self.segments).insert(lsn, Arc::clone(&next));
                 self.disk_bytes
                     .fetch_add(SEGMENT_HEADER_LEN, Ordering::AcqRel);
@@ -708,6 +749,18 @@ impl Wal {
             end_lsn: lsn,
             lsns,
         })
+    }
+
+    /// Starts a new segment at `base` (the test hook can make it fail).
+    fn create_segment(&self, base: Lsn) -> Result<Segment> {
+        #[cfg(test)]
+        if self.fail_next_segment.swap(false, Ordering::AcqRel) {
+            return Err(Error::Io {
+                path: self.config.dir.clone(),
+                source: io::Error::from_raw_os_error(24),
+            });
+        }
+        Segment::create(&self.config.dir, base)
     }
 
     /// Writes `buf` (whole frames) to the end of `segment`, which then ends at
@@ -813,6 +866,16 @@ impl Wal {
     /// bounds.
     pub fn disk_bytes(&self) -> u64 {
         self.disk_bytes.load(Ordering::Acquire)
+    }
+
+    /// Why the log refuses appends, if a write or fsync failed (it stays so
+    /// until reopened): the file and the error. A server reports this as
+    /// unhealthy rather than answering errors behind a green health check.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.sync)
+            .failed
+            .as_ref()
+            .map(|f| format!("{}: {}", f.path.display(), f.message))
     }
 
     /// Counters since the log was opened.

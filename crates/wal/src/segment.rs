@@ -238,6 +238,26 @@ impl Segment {
         Ok(())
     }
 
+    /// Cuts the segment back to `data_pos` bytes of data (undoing frames of
+    /// an append that was never acknowledged), durably, and forgets the
+    /// record boundaries past it.
+    pub(crate) fn forget_from(&self, data_pos: u64) -> Result<()> {
+        let io = |source| Error::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file
+            .set_len(SEGMENT_HEADER_LEN + data_pos)
+            .map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.file_len
+            .store(SEGMENT_HEADER_LEN + data_pos, Ordering::Release);
+        if let Some(index) = lock(&self.index).as_mut() {
+            index.retain(|boundary| *boundary <= data_pos);
+        }
+        Ok(())
+    }
+
     /// Remembers that a record starts at `pos` (the writer calls this for
     /// every record it writes, in order).
     pub(crate) fn note_boundary(&self, pos: u64) {

@@ -1364,3 +1364,41 @@ fn test_payloads_with_the_lost_record_mark_are_refused() {
     ));
     assert_eq!(wal.head(), 0);
 }
+
+/// Issue 11: a segment that cannot be started (EMFILE, ENOSPC) fails that
+/// append only: it is undone, the log keeps accepting appends, and nothing
+/// of the failed append reappears.
+#[test]
+fn issue_11_failed_segment_roll_is_undone_and_retriable() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = sample_records(30);
+    let wal = open(dir.path(), 200);
+    wal.register_consumer("keep", 0).unwrap();
+    let mut acknowledged = Vec::new();
+    let mut failures = 0;
+    for chunk in records.chunks(3) {
+        wal.fail_next_segment.store(true, Ordering::Release);
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        match wal.append(&refs) {
+            Ok(_) => {
+                // The hook did not fire (no roll): disarm it.
+                wal.fail_next_segment.store(false, Ordering::Release);
+                acknowledged.extend(chunk.iter().cloned());
+            }
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(24));
+                failures += 1;
+                // The producer retries; this time the segment starts.
+                wal.append(&refs).unwrap();
+                acknowledged.extend(chunk.iter().cloned());
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert!(wal.failure().is_none());
+    }
+    assert!(failures >= 2, "the test must exercise failed rolls");
+    assert_eq!(payloads(&read_all(&wal, 0)), acknowledged);
+    drop(wal);
+    let wal = open(dir.path(), 200);
+    assert_eq!(payloads(&read_all(&wal, 0)), acknowledged);
+}

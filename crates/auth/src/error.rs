@@ -224,6 +224,14 @@ pub enum AuthError {
         /// The hash of the body received.
         computed: String,
     },
+    /// `UNSIGNED-PAYLOAD` (or an unsigned streaming payload) for a service
+    /// other than S3: only S3 lets a signature leave the body uncovered, so
+    /// anywhere else a swapped body would pass.
+    #[error("{service} requires a signed payload; UNSIGNED-PAYLOAD is accepted by S3 only")]
+    UnsignedPayloadNotAllowed {
+        /// The signing scope's service.
+        service: String,
+    },
 }
 
 impl AuthError {
@@ -246,7 +254,8 @@ impl AuthError {
             | AuthError::RequestTimeTooSkewed { .. }
             | AuthError::PresignedExpired { .. }
             | AuthError::PresignedNotYetValid { .. }
-            | AuthError::ContentSha256Mismatch { .. } => {
+            | AuthError::ContentSha256Mismatch { .. }
+            | AuthError::UnsignedPayloadNotAllowed { .. } => {
                 ("InvalidSignatureException", self.aws_message())
             }
             _ => ("IncompleteSignatureException", self.aws_message()),
@@ -281,7 +290,8 @@ impl AuthError {
             | AuthError::RequestTimeTooSkewed { .. }
             | AuthError::PresignedExpired { .. }
             | AuthError::PresignedNotYetValid { .. }
-            | AuthError::ContentSha256Mismatch { .. } => {
+            | AuthError::ContentSha256Mismatch { .. }
+            | AuthError::UnsignedPayloadNotAllowed { .. } => {
                 ("SignatureDoesNotMatch", 403, self.aws_message())
             }
             _ => ("IncompleteSignature", 400, self.aws_message()),
@@ -367,6 +377,9 @@ impl AuthError {
             AuthError::PresignedNotYetValid { .. } => {
                 ("AccessDenied", 403, "Request is not valid yet".to_owned())
             }
+            AuthError::UnsignedPayloadNotAllowed { .. } => {
+                ("SignatureDoesNotMatch", 403, self.aws_message())
+            }
             AuthError::ContentSha256Mismatch { .. } => (
                 "XAmzContentSHA256Mismatch",
                 400,
@@ -448,6 +461,12 @@ impl AuthError {
             }
             AuthError::ContentSha256Mismatch { .. } => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
+                    .to_owned()
+            }
+            AuthError::UnsignedPayloadNotAllowed { .. } => {
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your AWS Secret Access Key and signing method. Consult the service \
+                 documentation for details."
                     .to_owned()
             }
         }
@@ -543,6 +562,9 @@ mod tests {
             AuthError::ContentSha256Mismatch {
                 claimed: "a".into(),
                 computed: "b".into(),
+            },
+            AuthError::UnsignedPayloadNotAllowed {
+                service: "cloudtrail".into(),
             },
         ];
         for e in &all {

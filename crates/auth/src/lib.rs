@@ -42,7 +42,9 @@
 //!   the body's hash directly. With the header, the signature covers the
 //!   header's value, which is then checked against the body
 //!   ([`AuthError::ContentSha256Mismatch`]), or `UNSIGNED-PAYLOAD` /
-//!   `STREAMING-UNSIGNED-PAYLOAD-TRAILER` say the body is not signed.
+//!   `STREAMING-UNSIGNED-PAYLOAD-TRAILER` say the body is not signed, which
+//!   only S3 allows: for any other service the signature must cover the body
+//!   ([`AuthError::UnsignedPayloadNotAllowed`]).
 //!   Chunk-signed streaming (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`) is
 //!   refused as [`AuthError::UnsupportedPayload`].
 //!

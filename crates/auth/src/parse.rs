@@ -269,6 +269,10 @@ impl ParsedSignature {
     /// Whether `verify` may need the hash of the body. When this is false the
     /// caller can skip hashing (unsigned or streaming payloads).
     pub fn needs_body_hash(&self) -> bool {
+        // Outside S3 the body is always covered (UNSIGNED-PAYLOAD is refused).
+        if self.scope.uri_encoding() != UriEncoding::S3 {
+            return true;
+        }
         match self.content_sha256 {
             PayloadHash::Absent => {
                 !(self.location == SignatureLocation::Query
@@ -804,7 +808,8 @@ mod tests {
             with("UNSIGNED-PAYLOAD").unwrap().content_sha256,
             PayloadHash::Unsigned
         );
-        assert!(!with("UNSIGNED-PAYLOAD").unwrap().needs_body_hash());
+        // Outside S3 the body is always hashed: UNSIGNED-PAYLOAD is refused there.
+        assert!(with("UNSIGNED-PAYLOAD").unwrap().needs_body_hash());
         assert_eq!(
             with("STREAMING-UNSIGNED-PAYLOAD-TRAILER")
                 .unwrap()

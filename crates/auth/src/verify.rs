@@ -257,6 +257,9 @@ fn lower_hex(hex: &str) -> Cow<'_, str> {
     }
 }
 
+/// The SHA-256 of an empty body.
+const EMPTY_BODY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// The payload hashes the client may have signed, most likely first.
 fn payload_candidates<'a>(parsed: &'a ParsedSignature, body: &'a str) -> Vec<&'a str> {
     match &parsed.content_sha256 {
@@ -270,7 +273,11 @@ fn payload_candidates<'a>(parsed: &'a ParsedSignature, body: &'a str) -> Vec<&'a
             // botocore presigns other services with the hash of the (empty)
             // body; the Rust and Go SDKs use UNSIGNED-PAYLOAD. Accept both:
             // each only matches a signature made over that exact string.
-            (SignatureLocation::Query, UriEncoding::Normalized) => vec![body, UNSIGNED_PAYLOAD],
+            // UNSIGNED-PAYLOAD only covers a body when there is none.
+            (SignatureLocation::Query, UriEncoding::Normalized) if body == EMPTY_BODY_SHA256 => {
+                vec![body, UNSIGNED_PAYLOAD]
+            }
+            (SignatureLocation::Query, UriEncoding::Normalized) => vec![body],
         },
     }
 }
@@ -281,6 +288,17 @@ fn verify_signature(
     key: &SigningKey,
     body_sha256_hex: &str,
 ) -> Result<(), AuthError> {
+    // Only S3 lets a signature leave the body uncovered.
+    if parsed.scope.uri_encoding() != UriEncoding::S3
+        && matches!(
+            parsed.content_sha256,
+            PayloadHash::Unsigned | PayloadHash::StreamingUnsignedTrailer
+        )
+    {
+        return Err(AuthError::UnsignedPayloadNotAllowed {
+            service: parsed.scope.service.clone(),
+        });
+    }
     let (block, line) = signed_header_block(parts, parsed)?;
     let signature = match hex::decode(&parsed.signature) {
         Ok(bytes) if bytes.len() == 32 => bytes,

@@ -245,6 +245,39 @@ fn unsigned_payload_leaves_the_body_free() {
     req.verify(t).unwrap();
 }
 
+/// Issue 11: outside S3 a signature must cover the body: UNSIGNED-PAYLOAD
+/// (and the unsigned streaming form) is refused, so a swapped body never
+/// passes on cloudtrail-data or the CloudTrail API.
+#[test]
+fn issue_11_unsigned_payload_is_refused_outside_s3() {
+    let t = at(1_710_505_845);
+    let creds = creds();
+    for service in ["cloudtrail-data", "cloudtrail", "organizations"] {
+        let params = SigningParams {
+            credentials: &creds,
+            region: "us-east-1",
+            service,
+            time: t,
+        };
+        let base = Req::new("POST", "/", "", &[("host", "h")], b"{}");
+        let signed = base
+            .with_parts(|parts| sign_request(parts, Payload::Unsigned, &params))
+            .unwrap();
+        let mut req = base.clone();
+        req.headers
+            .extend(signed.headers.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        assert_eq!(
+            req.verify(t),
+            Err(AuthError::UnsignedPayloadNotAllowed {
+                service: service.to_owned()
+            }),
+            "{service}"
+        );
+        req.body = b"{\"swapped\":true}".to_vec();
+        assert!(req.verify(t).is_err(), "{service}");
+    }
+}
+
 #[test]
 fn wrong_content_sha256_is_its_own_error() {
     let t = at(1_710_505_845);

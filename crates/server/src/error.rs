@@ -67,24 +67,6 @@ impl AwsError {
         }
     }
 
-    /// Encodes the error for a JSON protocol (awsJson 1.0/1.1, REST-JSON).
-    pub fn into_json_response(self, request_id: &str) -> Response {
-        let body = serde_json::json!({"__type": self.code, "message": self.message}).to_string();
-        let mut response = (self.status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        if let Ok(v) = HeaderValue::from_str(self.code) {
-            headers.insert("x-amzn-ErrorType", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            headers.insert("x-amzn-RequestId", v);
-        }
-        response
-    }
-
     /// Encodes the error as S3's XML error document.
     pub fn into_s3_response(self, request_id: &str, resource: Option<&str>) -> Response {
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");

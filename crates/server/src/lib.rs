@@ -196,7 +196,8 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     let head = parts.method == Method::HEAD;
     let resource = parts.uri.path().to_owned();
     let mut codec = Codec::guess(&parts);
-    let fail = |codec: Codec, e: AwsError| codec.encode_error(&e, &request_id, Some(&resource), head);
+    let fail =
+        |codec: Codec, e: AwsError| codec.encode_error(&e, &request_id, Some(&resource), head);
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -224,7 +225,10 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     let Some(operation) =
         operations::find(&ctx.service, decoded.operation.as_deref(), &decoded.input)
     else {
-        return fail(codec, unknown_operation(codec, &ctx.service, decoded.operation.as_deref()));
+        return fail(
+            codec,
+            unknown_operation(codec, &ctx.service, decoded.operation.as_deref()),
+        );
     };
     tracing::debug!(
         service = operation.service,
@@ -268,9 +272,10 @@ fn unknown_operation(codec: Codec, service: &str, operation: Option<&str>) -> Aw
             UNKNOWN_OPERATION,
             format!("Cairn does not serve the operation {op} of {service}."),
         ),
-        (Codec::Query { .. }, None) => {
-            AwsError::client("MissingAction", "The request must contain the parameter Action.")
-        }
+        (Codec::Query { .. }, None) => AwsError::client(
+            "MissingAction",
+            "The request must contain the parameter Action.",
+        ),
         (_, None) => AwsError::client(
             UNKNOWN_OPERATION,
             format!("The request names no operation of {service} that Cairn serves."),

@@ -87,7 +87,9 @@ pub struct Operation {
 /// Decodes a JSON input into an operation's typed request.
 pub fn decode_json<I: DeserializeOwned>(input: Input) -> Result<I, AwsError> {
     let Input::Json(map) = input else {
-        return Err(AwsError::internal("a JSON operation received a non-JSON input"));
+        return Err(AwsError::internal(
+            "a JSON operation received a non-JSON input",
+        ));
     };
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| AwsError::client("SerializationException", e.to_string()))
@@ -155,7 +157,10 @@ fn trails_listed(ctx: &RequestContext, input: &Input) -> Vec<String> {
 }
 
 fn organization(ctx: &RequestContext, _: &Input) -> Vec<String> {
-    vec![format!("arn:aws:organizations::{}:organization/*", ctx.account_id)]
+    vec![format!(
+        "arn:aws:organizations::{}:organization/*",
+        ctx.account_id
+    )]
 }
 
 fn s3_resource(_: &RequestContext, input: &Input) -> Vec<String> {
@@ -184,7 +189,9 @@ fn ingest_handler(call: Call) -> HandlerFuture {
         let Input::Rest { parts, body } = call.input else {
             return Err(AwsError::internal("ingest received a non-REST input"));
         };
-        let output = services::ingest::put_records(&call.state, &parts.headers, &body).await?;
+        let output =
+            services::ingest::put_records(&call.state, &call.ctx.region, &parts.headers, &body)
+                .await?;
         encode_json(&output)
     })
 }
@@ -238,10 +245,26 @@ pub static OPERATIONS: &[Operation] = &[
     cloudtrail!("StartLogging", trail_by_name, ct::start_logging),
     cloudtrail!("StopLogging", trail_by_name, ct::stop_logging),
     cloudtrail!("GetTrailStatus", trail_by_name, ct::get_trail_status),
-    cloudtrail!("PutEventSelectors", trail_by_trail_name, ct::put_event_selectors),
-    cloudtrail!("GetEventSelectors", trail_by_trail_name, ct::get_event_selectors),
-    cloudtrail!("PutInsightSelectors", trail_by_trail_name, ct::put_insight_selectors),
-    cloudtrail!("GetInsightSelectors", trail_by_trail_name, ct::get_insight_selectors),
+    cloudtrail!(
+        "PutEventSelectors",
+        trail_by_trail_name,
+        ct::put_event_selectors
+    ),
+    cloudtrail!(
+        "GetEventSelectors",
+        trail_by_trail_name,
+        ct::get_event_selectors
+    ),
+    cloudtrail!(
+        "PutInsightSelectors",
+        trail_by_trail_name,
+        ct::put_insight_selectors
+    ),
+    cloudtrail!(
+        "GetInsightSelectors",
+        trail_by_trail_name,
+        ct::get_insight_selectors
+    ),
     cloudtrail!("AddTags", trail_by_resource_id, ct::add_tags),
     cloudtrail!("RemoveTags", trail_by_resource_id, ct::remove_tags),
     cloudtrail!("ListTags", trails_listed, ct::list_tags),
@@ -310,16 +333,17 @@ fn s3_level(path: &str) -> S3Level {
 
 /// The row serving a decoded request, if any.
 pub fn find(service: &str, operation: Option<&str>, input: &Input) -> Option<&'static Operation> {
-    OPERATIONS.iter().filter(|o| o.service == service).find(|o| {
-        match (o.binding, operation, input.rest_route()) {
+    OPERATIONS
+        .iter()
+        .filter(|o| o.service == service)
+        .find(|o| match (o.binding, operation, input.rest_route()) {
             (Binding::Name, Some(name), _) => o.name == name,
             (Binding::Path { method, path }, _, Some((m, p))) => m == method && p == path,
             (Binding::S3 { method, level }, _, Some((m, p))) => {
                 m.as_str() == method && s3_level(p) == level
             }
             _ => false,
-        }
-    })
+        })
 }
 
 /// Whether a method is one S3 rows bind.
@@ -337,13 +361,24 @@ mod tests {
     fn test_rows_are_unique_and_name_their_iam_action() {
         let mut seen = std::collections::BTreeSet::new();
         for o in OPERATIONS {
-            assert!(seen.insert((o.service, o.name)), "{} {} twice", o.service, o.name);
+            assert!(
+                seen.insert((o.service, o.name)),
+                "{} {} twice",
+                o.service,
+                o.name
+            );
             let (prefix, action) = o.action.split_once(':').expect("service:Action");
             assert!(!prefix.is_empty() && !action.is_empty(), "{}", o.action);
         }
         assert_eq!(
             served_services(),
-            ["cloudtrail", "cloudtrail-data", "organizations", "s3", "sts"]
+            [
+                "cloudtrail",
+                "cloudtrail-data",
+                "organizations",
+                "s3",
+                "sts"
+            ]
         );
     }
 

@@ -19,7 +19,11 @@ pub fn strip_target<'a>(service: &AwsService, target: &'a str) -> Option<&'a str
     let short = prefix.rsplit('.').next().unwrap_or(prefix);
     [prefix, short]
         .iter()
-        .find_map(|p| target.strip_prefix(p).and_then(|rest| rest.strip_prefix('.')))
+        .find_map(|p| {
+            target
+                .strip_prefix(p)
+                .and_then(|rest| rest.strip_prefix('.'))
+        })
         .filter(|op| !op.is_empty())
 }
 
@@ -29,7 +33,9 @@ pub fn decode(service: &AwsService, parts: &Parts, body: &[u8]) -> Result<Reques
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    let operation = target.and_then(|t| strip_target(service, t)).map(str::to_owned);
+    let operation = target
+        .and_then(|t| strip_target(service, t))
+        .map(str::to_owned);
     let input: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {

@@ -166,9 +166,8 @@ pub enum Codec {
 }
 
 /// JSON 1.1, for requests whose service is not known (no readable signature).
-static UNKNOWN_JSON_SERVICE: AwsService = service(
-    "", "", "", ProtocolFamily::Json, "1.1", "", false, "", "",
-);
+static UNKNOWN_JSON_SERVICE: AwsService =
+    service("", "", "", ProtocolFamily::Json, "1.1", "", false, "", "");
 
 impl Codec {
     /// The codec of a service.
@@ -215,7 +214,10 @@ impl Codec {
             Codec::Query { .. } | Codec::Ec2 => query::decode(&parts, &body),
             Codec::RestJson | Codec::S3 | Codec::RestXml { .. } => Ok(Request {
                 operation: None,
-                input: Input::Rest { parts, body },
+                input: Input::Rest {
+                    parts: Box::new(parts),
+                    body,
+                },
             }),
         }
     }
@@ -234,12 +236,9 @@ impl Codec {
                 value.to_string(),
             )
                 .into_response(),
-            (_, Output::Xml(xml)) => (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "text/xml")],
-                xml,
-            )
-                .into_response(),
+            (_, Output::Xml(xml)) => {
+                (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], xml).into_response()
+            }
         };
         set_request_id(self, response.headers_mut(), request_id);
         response
@@ -261,7 +260,9 @@ impl Codec {
             Codec::RestXml { xml_namespace } => {
                 query::encode_error(xml_namespace, error, request_id)
             }
-            Codec::Query { service } => query::encode_error(service.xml_namespace, error, request_id),
+            Codec::Query { service } => {
+                query::encode_error(service.xml_namespace, error, request_id)
+            }
             Codec::Ec2 => query::encode_ec2_error(error, request_id),
         };
         if head {
@@ -302,8 +303,8 @@ pub enum Input {
     Query(QueryParams),
     /// A REST request: its bindings (path, query, headers, body) are the handler's to read.
     Rest {
-        /// Method, URI and headers.
-        parts: Parts,
+        /// Method, URI and headers (boxed: they dwarf the other inputs).
+        parts: Box<Parts>,
         /// The body.
         body: Bytes,
     },
@@ -358,7 +359,10 @@ mod tests {
     #[test]
     fn test_services_resolve_by_signing_name_and_request_shape() {
         let none = headers(&[]);
-        assert_eq!(aws_service("sts", &none).map(|s| s.protocol), Some(ProtocolFamily::Query));
+        assert_eq!(
+            aws_service("sts", &none).map(|s| s.protocol),
+            Some(ProtocolFamily::Query)
+        );
         assert_eq!(aws_service("s3", &none).map(|s| s.service_name), Some("s3"));
         let streams = headers(&[("x-amz-target", "DynamoDBStreams_20120810.ListStreams")]);
         assert_eq!(
@@ -374,7 +378,10 @@ mod tests {
     #[test]
     fn test_generated_table_matches_installed_botocore() {
         // Regenerate and compare when botocore is installed; otherwise say so.
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/gen_aws_protocols.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/gen_aws_protocols.py"
+        );
         let output = match std::process::Command::new("python3")
             .arg(script)
             .arg("--stdout")
@@ -390,7 +397,11 @@ mod tests {
             eprintln!("skipped: botocore is not installed");
             return;
         }
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let fresh = String::from_utf8(output.stdout).expect("utf-8");
         let committed = include_str!("aws_services.rs");
         // The first line names botocore's version; the rows are what must agree.

@@ -41,7 +41,10 @@ fn decode_component(text: &str) -> String {
 pub fn decode(parts: &Parts, body: &[u8]) -> Result<Request, AwsError> {
     let mut params = parse_form(parts.uri.query().unwrap_or(""));
     let body = std::str::from_utf8(body).map_err(|_| {
-        AwsError::client("MalformedQueryString", "The request body is not valid UTF-8.")
+        AwsError::client(
+            "MalformedQueryString",
+            "The request body is not valid UTF-8.",
+        )
     })?;
     params.extend(parse_form(body));
     let operation = params.get("Action").filter(|a| !a.is_empty()).cloned();
@@ -60,7 +63,12 @@ fn xml_response(status: StatusCode, xml: String) -> Response {
 }
 
 /// `<OpResponse xmlns=..><OpResult>{result}</OpResult><ResponseMetadata>..`.
-pub fn encode_ok(service: &AwsService, operation: &str, result: &str, request_id: &str) -> Response {
+pub fn encode_ok(
+    service: &AwsService,
+    operation: &str,
+    result: &str,
+    request_id: &str,
+) -> Response {
     let xml = format!(
         "<{operation}Response xmlns=\"{ns}\">\n  <{operation}Result>{result}</{operation}Result>\n  \
          <ResponseMetadata>\n    <RequestId>{id}</RequestId>\n  </ResponseMetadata>\n</{operation}Response>\n",

@@ -843,7 +843,10 @@ async fn write_trail(state: &AppState, write: TrailWrite) -> Result<(), AwsError
             .await
         }
         TrailWrite::Delete { arn } => {
-            state.pipeline.change_trail(&arn, TrailChange::Delete).await?;
+            state
+                .pipeline
+                .change_trail(&arn, TrailChange::Delete)
+                .await?;
             blocking(move || Ok(meta.delete_trail(&arn)?)).await
         }
     }

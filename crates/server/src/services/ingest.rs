@@ -57,6 +57,7 @@ pub struct FailedRecord {
 /// Validates and ingests one request's records; answers once they are durable.
 pub async fn put_records(
     state: &AppState,
+    region: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<PutRecordsResponse, AwsError> {
@@ -90,7 +91,12 @@ pub async fn put_records(
         ));
     }
     let records: Vec<&str> = parsed.records.iter().map(|r| r.get()).collect();
-    let outcome = state.pipeline.ingestor().ingest(&records).await?;
+    // Records that name no region are from the region the request was made in.
+    let outcome = state
+        .pipeline
+        .ingestor()
+        .ingest_in_region(&records, region)
+        .await?;
     Ok(PutRecordsResponse {
         accepted: outcome.accepted,
         failed: outcome

@@ -248,6 +248,23 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     }
 }
 
+/// A credential scope whose region is not a region name, as AWS words it per protocol.
+fn invalid_scope_region(codec: Codec, region: &str) -> AwsError {
+    let message = format!("Credential should be scoped to a valid region, not '{region}'.");
+    match codec {
+        Codec::S3 | Codec::RestXml { .. } => AwsError::client(
+            "AuthorizationHeaderMalformed",
+            format!("The authorization header is malformed; the region '{region}' is wrong."),
+        ),
+        Codec::Query { .. } | Codec::Ec2 => {
+            AwsError::with_status("SignatureDoesNotMatch", message, StatusCode::FORBIDDEN)
+        }
+        Codec::Json { .. } | Codec::RestJson => {
+            AwsError::client("InvalidSignatureException", message)
+        }
+    }
+}
+
 /// The error for a service Cairn does not serve, naming it.
 fn not_served(signing_name: &str, parts: &axum::http::request::Parts) -> AwsError {
     let named = protocol::aws_service(signing_name, &parts.headers)
@@ -361,12 +378,16 @@ fn authenticate(
         to_aws(codec, e)
     })?;
     // The scope's region is the request's region; the configured one is only
-    // the default for a client that names none.
+    // the default for a client that names none. It names keyring directories
+    // and ARNs, so it must be a region name.
     let region = if parsed.scope.region.is_empty() {
         state.settings.region.clone()
     } else {
         parsed.scope.region.clone()
     };
+    if cairn_model::Region::new(&region).is_err() {
+        return Err(invalid_scope_region(codec, &region));
+    }
     Ok(RequestContext {
         service: parsed.scope.service.clone(),
         region,

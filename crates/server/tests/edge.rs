@@ -276,3 +276,16 @@ async fn test_trails_take_the_region_of_their_request() {
     );
     edge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_scope_region_that_is_no_region_name_is_refused() {
+    let edge = Edge::start();
+    let (status, answer) = edge.cloudtrail("..", "ListPublicKeys", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["__type"], "InvalidSignatureException");
+    assert_eq!(
+        answer["message"],
+        "Credential should be scoped to a valid region, not '..'."
+    );
+    edge.stop().await;
+}

@@ -4,12 +4,14 @@ multi-region trails appear elsewhere as shadow trails, and the quota of five
 trails counts per region. Also GetTrailStatus' members in each state and
 insight selectors."""
 
+import json
+
 import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import ACCESS_KEY, ACCOUNT, SECRET_KEY
+from conftest import ACCESS_KEY, ACCOUNT, SECRET_KEY, wait_for
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
@@ -141,6 +143,21 @@ def test_trail_status_members_in_each_state(server):
     for m in ["LatestDeliveryAttemptTime", "LatestNotificationAttemptTime", "LatestNotificationAttemptSucceeded",
               "LatestDeliveryAttemptSucceeded"]:
         assert started[m] == "", (m, started)
+
+    # After a delivery: the delivery time (epoch) and the attempt strings.
+    line = json.dumps({"eventVersion": "1.08", "eventTime": "2026-01-01T00:00:00Z", "eventSource": "iam.amazonaws.com",
+                       "eventName": "ListUsers", "awsRegion": "us-east-1", "sourceIPAddress": "10.0.0.1",
+                       "userAgent": "test", "readOnly": False, "eventType": "AwsApiCall",
+                       "managementEvent": True, "recipientAccountId": ACCOUNT,
+                       "userIdentity": {"type": "Root", "accountId": ACCOUNT}})
+    server.ingest_lines([line])
+    delivered = wait_for(lambda: (s := raw_status(server, "main")).get("LatestDeliveryTime") and s,
+                         message="a delivery")
+    assert set(delivered) == {"IsLogging", "StartLoggingTime", "LatestDeliveryTime", *STRING_MEMBERS}, delivered
+    assert isinstance(delivered["LatestDeliveryTime"], (int, float))
+    assert delivered["LatestDeliveryAttemptTime"].endswith("Z")
+    assert delivered["LatestDeliveryAttemptSucceeded"] == delivered["LatestDeliveryAttemptTime"]
+    assert delivered["LatestNotificationAttemptTime"] == "" and delivered["LatestNotificationAttemptSucceeded"] == ""
 
     server.aws("cloudtrail", "stop-logging", "--name", "main", expect_json=False)
     stopped = raw_status(server, "main")

@@ -198,6 +198,12 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     let mut codec = Codec::guess(&parts);
     let fail =
         |codec: Codec, e: AwsError| codec.encode_error(&e, &request_id, Some(&resource), head);
+    // Who signed is known from the headers alone: a request from an unknown
+    // key or with a malformed signature is refused before its body is read.
+    let (parsed, principal) = match identify(&state, &parts, &mut codec) {
+        Ok(found) => found,
+        Err(e) => return fail(codec, e),
+    };
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -211,7 +217,15 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
             );
         }
     };
-    let ctx = match authenticate(&state, &parts, &body, &request_id, &mut codec) {
+    let ctx = match verify(
+        &state,
+        &parts,
+        &body,
+        &parsed,
+        &principal,
+        &request_id,
+        codec,
+    ) {
         Ok(ctx) => ctx,
         Err(e) => return fail(codec, e),
     };
@@ -300,17 +314,62 @@ fn unknown_operation(codec: Codec, service: &str, operation: Option<&str>) -> Aw
     }
 }
 
-/// Verifies the request's SigV4 signature against the known principals.
-/// Once the signature names its service, `codec` becomes that service's, so
-/// even a refusal is answered in the service's own protocol.
-fn authenticate(
+/// The request's signature as its headers (or query) state it, and the
+/// principal whose key signed it. Once the signature names its service,
+/// `codec` becomes that service's, so even a refusal is answered in the
+/// service's own protocol.
+fn identify(
     state: &AppState,
     parts: &axum::http::request::Parts,
-    body: &[u8],
-    request_id: &str,
     codec: &mut Codec,
-) -> Result<RequestContext, AwsError> {
-    let to_aws = |codec: Codec, e: cairn_auth::AuthError| match codec {
+) -> Result<(cairn_auth::ParsedSignature, Principal), AwsError> {
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect();
+    let request = request_parts(parts, &headers);
+    let parsed = cairn_auth::parse(&request).map_err(|e| auth_error(*codec, e))?;
+    if let Some(service) = protocol::aws_service(&parsed.scope.service, &parts.headers) {
+        *codec = Codec::for_service(service);
+    } else if parsed.location == SignatureLocation::Query {
+        *codec = Codec::S3;
+    }
+    let codec = *codec;
+    // The scope's region names keyring directories and ARNs: it must be a region name.
+    if !parsed.scope.region.is_empty() && cairn_model::Region::new(&parsed.scope.region).is_err() {
+        return Err(invalid_scope_region(codec, &parsed.scope.region));
+    }
+    let principal = state
+        .principals
+        .get(&parsed.scope.access_key_id)
+        .cloned()
+        .ok_or_else(|| {
+            auth_error(
+                codec,
+                cairn_auth::AuthError::UnknownAccessKey {
+                    access_key_id: parsed.scope.access_key_id.clone(),
+                },
+            )
+        })?;
+    Ok((parsed, principal))
+}
+
+fn request_parts<'a>(
+    parts: &'a axum::http::request::Parts,
+    headers: &'a [(&'a str, &'a str)],
+) -> RequestParts<'a> {
+    RequestParts {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+    }
+}
+
+/// A SigV4 refusal in the terms of the request's protocol.
+fn auth_error(codec: Codec, e: cairn_auth::AuthError) -> AwsError {
+    match codec {
         Codec::S3 | Codec::RestXml { .. } => {
             let (code, status, message) = e.s3_error();
             AwsError::with_status(
@@ -335,37 +394,25 @@ fn authenticate(
                 StatusCode::from_u16(e.json_status()).unwrap_or(StatusCode::BAD_REQUEST),
             )
         }
-    };
+    }
+}
+
+/// Verifies the signature over the whole request, body included.
+fn verify(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    parsed: &cairn_auth::ParsedSignature,
+    principal: &Principal,
+    request_id: &str,
+    codec: Codec,
+) -> Result<RequestContext, AwsError> {
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
-    let raw_query = parts.uri.query().unwrap_or("");
-    let request = RequestParts {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query,
-        headers: &headers,
-    };
-    let parsed = cairn_auth::parse(&request).map_err(|e| to_aws(*codec, e))?;
-    if let Some(service) = protocol::aws_service(&parsed.scope.service, &parts.headers) {
-        *codec = Codec::for_service(service);
-    } else if parsed.location == SignatureLocation::Query {
-        *codec = Codec::S3;
-    }
-    let codec = *codec;
-    let principal = state
-        .principals
-        .get(&parsed.scope.access_key_id)
-        .ok_or_else(|| {
-            to_aws(
-                codec,
-                cairn_auth::AuthError::UnknownAccessKey {
-                    access_key_id: parsed.scope.access_key_id.clone(),
-                },
-            )
-        })?;
+    let request = request_parts(parts, &headers);
     // Hash the body only when the signature can depend on it (not for
     // unsigned or presigned-S3 payloads).
     let body_hash = if parsed.needs_body_hash() {
@@ -373,21 +420,17 @@ fn authenticate(
     } else {
         String::new()
     };
-    cairn_auth::verify(&request, &parsed, &principal.secret.0, &body_hash, chrono::Utc::now()).map_err(|e| {
+    cairn_auth::verify(&request, parsed, &principal.secret.0, &body_hash, chrono::Utc::now()).map_err(|e| {
         tracing::info!(access_key_id = %parsed.scope.access_key_id, error = %e, "signature rejected");
-        to_aws(codec, e)
+        auth_error(codec, e)
     })?;
     // The scope's region is the request's region; the configured one is only
-    // the default for a client that names none. It names keyring directories
-    // and ARNs, so it must be a region name.
+    // the default for a client that names none.
     let region = if parsed.scope.region.is_empty() {
         state.settings.region.clone()
     } else {
         parsed.scope.region.clone()
     };
-    if cairn_model::Region::new(&region).is_err() {
-        return Err(invalid_scope_region(codec, &region));
-    }
     Ok(RequestContext {
         service: parsed.scope.service.clone(),
         region,

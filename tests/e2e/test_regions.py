@@ -196,6 +196,15 @@ def test_insight_selectors(server):
     # Unchanged by the refused call.
     assert c.get_insight_selectors(TrailName="main")["InsightSelectors"] == put["InsightSelectors"]
 
+    # Call-rate insights analyse write management events: a trail logging only reads cannot have them.
+    c.put_event_selectors(TrailName="main", EventSelectors=[{"ReadWriteType": "ReadOnly",
+                                                               "IncludeManagementEvents": True}])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.put_insight_selectors(TrailName="main", InsightSelectors=[{"InsightType": "ApiCallRateInsight"}])
+    assert code(e) == "InvalidInsightSelectorsException"
+    c.put_insight_selectors(TrailName="main", InsightSelectors=[{"InsightType": "ApiErrorRateInsight"}])
+    assert c.get_insight_selectors(TrailName="main")["InsightSelectors"] == [{"InsightType": "ApiErrorRateInsight"}]
+
     # An empty list turns Insights off.
     c.put_insight_selectors(TrailName="main", InsightSelectors=[])
     with pytest.raises(botocore.exceptions.ClientError) as e:

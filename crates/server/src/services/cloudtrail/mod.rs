@@ -13,9 +13,7 @@
 //! enum rule is enforced here, in CloudTrail's order: names, then parameter
 //! combinations, then existence and quota, then the resources named.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use chrono::Utc;
 
 use cairn_meta::{Tag, TrailConfig, TrailRecord, TrailStatus};
 use cairn_model::{AccountId, Region, TrailArn, TrailName};
@@ -31,500 +29,13 @@ use crate::state::{AppState, RequestContext};
 /// multi-region trail counts in every region.
 pub const MAX_TRAILS_PER_REGION: usize = 5;
 
-/// The insight types CloudTrail knows.
-const INSIGHT_TYPES: [&str; 2] = ["ApiCallRateInsight", "ApiErrorRateInsight"];
+mod insights;
+mod shapes;
 
-// ---------------------------------------------------------------------------
-// Typed requests
+pub use insights::validate_insight_selectors;
+pub use shapes::*;
 
-/// CreateTrail's input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreateTrailRequest {
-    /// The trail's name.
-    pub name: Option<String>,
-    /// The settings shared with UpdateTrail.
-    #[serde(flatten)]
-    pub settings: TrailSettings,
-    /// Tags.
-    pub tags_list: Option<Vec<Tag>>,
-}
-
-/// UpdateTrail's input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateTrailRequest {
-    /// The trail's name or ARN.
-    pub name: Option<String>,
-    /// The settings to change.
-    #[serde(flatten)]
-    pub settings: TrailSettings,
-}
-
-/// The trail settings CreateTrail and UpdateTrail share (absent: unchanged).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TrailSettings {
-    /// `S3BucketName`.
-    pub s3_bucket_name: Option<String>,
-    /// `S3KeyPrefix`.
-    pub s3_key_prefix: Option<String>,
-    /// `SnsTopicName`.
-    pub sns_topic_name: Option<String>,
-    /// `IncludeGlobalServiceEvents`.
-    pub include_global_service_events: Option<bool>,
-    /// `IsMultiRegionTrail`.
-    pub is_multi_region_trail: Option<bool>,
-    /// `EnableLogFileValidation`.
-    pub enable_log_file_validation: Option<bool>,
-    /// `CloudWatchLogsLogGroupArn`.
-    pub cloud_watch_logs_log_group_arn: Option<String>,
-    /// `CloudWatchLogsRoleArn`.
-    pub cloud_watch_logs_role_arn: Option<String>,
-    /// `KmsKeyId`.
-    pub kms_key_id: Option<String>,
-    /// `IsOrganizationTrail`.
-    pub is_organization_trail: Option<bool>,
-}
-
-/// The input of operations naming a trail by `Name`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NameRequest {
-    /// The trail's name or ARN.
-    pub name: Option<String>,
-}
-
-/// The input of operations naming a trail by `TrailName`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TrailNameRequest {
-    /// The trail's name or ARN.
-    pub trail_name: Option<String>,
-    /// An event data store (Lake), for the operations that take one.
-    pub event_data_store: Option<String>,
-}
-
-/// DescribeTrails' input (its members are camelCase on the wire).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DescribeTrailsRequest {
-    /// Names or ARNs; empty: every trail of the region.
-    pub trail_name_list: Option<Vec<String>>,
-    /// Whether shadow trails are included (default true).
-    pub include_shadow_trails: Option<bool>,
-}
-
-/// ListTrails' input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListTrailsRequest {
-    /// Pagination (every trail fits one page).
-    pub next_token: Option<String>,
-}
-
-/// PutEventSelectors' input (selectors are parsed by `cairn_select`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutEventSelectorsRequest {
-    /// The trail's name or ARN.
-    pub trail_name: Option<String>,
-    /// Basic selectors.
-    pub event_selectors: Option<Value>,
-    /// Advanced selectors.
-    pub advanced_event_selectors: Option<Value>,
-}
-
-/// One insight selector.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct InsightSelector {
-    /// `ApiCallRateInsight` or `ApiErrorRateInsight`.
-    pub insight_type: Option<String>,
-}
-
-/// PutInsightSelectors' input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PutInsightSelectorsRequest {
-    /// The trail's name or ARN.
-    pub trail_name: Option<String>,
-    /// The selectors (empty: Insights off).
-    pub insight_selectors: Option<Vec<InsightSelector>>,
-    /// An event data store (Lake).
-    pub event_data_store: Option<String>,
-    /// The Insights destination (Lake).
-    pub insights_destination: Option<String>,
-}
-
-/// AddTags' and RemoveTags' input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TagsRequest {
-    /// The trail's ARN.
-    pub resource_id: Option<String>,
-    /// The tags.
-    pub tags_list: Option<Vec<Tag>>,
-}
-
-/// ListTags' input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListTagsRequest {
-    /// Trail ARNs.
-    pub resource_id_list: Option<Vec<String>>,
-    /// Pagination (every answer fits one page).
-    pub next_token: Option<String>,
-}
-
-/// ListPublicKeys' input.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListPublicKeysRequest {
-    /// Start of the range (default now).
-    #[serde(default, deserialize_with = "timestamp")]
-    pub start_time: Option<DateTime<Utc>>,
-    /// End of the range (default now).
-    #[serde(default, deserialize_with = "timestamp")]
-    pub end_time: Option<DateTime<Utc>>,
-    /// Pagination (every answer fits one page).
-    pub next_token: Option<String>,
-}
-
-/// A timestamp member: epoch seconds (what botocore sends) or an ISO 8601 string.
-fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    use serde::de::Error;
-    match Option::<Value>::deserialize(d)? {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            let seconds = n
-                .as_f64()
-                .filter(|s| s.is_finite() && s.abs() < 1e13)
-                .ok_or_else(|| D::Error::custom("timestamp out of range"))?;
-            DateTime::from_timestamp_millis((seconds * 1000.0).round() as i64)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom("timestamp out of range"))
-        }
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(&s)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| D::Error::custom("timestamp is not ISO 8601")),
-        Some(_) => Err(D::Error::custom("expected a timestamp")),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Typed results
-
-/// A timestamp as CloudTrail sends it: epoch seconds with milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Epoch(pub DateTime<Utc>);
-
-impl Serialize for Epoch {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.0.timestamp_millis() as f64 / 1000.0)
-    }
-}
-
-/// The `Trail` shape (GetTrail, DescribeTrails).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Trail {
-    /// `Name`.
-    pub name: String,
-    /// `S3BucketName`.
-    pub s3_bucket_name: String,
-    /// `S3KeyPrefix`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub s3_key_prefix: Option<String>,
-    /// `SnsTopicName`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sns_topic_name: Option<String>,
-    /// `IncludeGlobalServiceEvents`.
-    pub include_global_service_events: bool,
-    /// `IsMultiRegionTrail`.
-    pub is_multi_region_trail: bool,
-    /// `HomeRegion`.
-    pub home_region: String,
-    /// `TrailARN`.
-    #[serde(rename = "TrailARN")]
-    pub trail_arn: String,
-    /// `LogFileValidationEnabled`.
-    pub log_file_validation_enabled: bool,
-    /// `CloudWatchLogsLogGroupArn`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_watch_logs_log_group_arn: Option<String>,
-    /// `CloudWatchLogsRoleArn`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_watch_logs_role_arn: Option<String>,
-    /// `KmsKeyId`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-    /// `HasCustomEventSelectors`.
-    pub has_custom_event_selectors: bool,
-    /// `HasInsightSelectors`.
-    pub has_insight_selectors: bool,
-    /// `IsOrganizationTrail`.
-    pub is_organization_trail: bool,
-}
-
-impl Trail {
-    fn of(config: &TrailConfig) -> Self {
-        Self {
-            name: config.name.clone(),
-            s3_bucket_name: config.s3_bucket_name.clone(),
-            s3_key_prefix: config.s3_key_prefix.clone(),
-            sns_topic_name: config.sns_topic_name.clone(),
-            include_global_service_events: config.include_global_service_events,
-            is_multi_region_trail: config.is_multi_region_trail,
-            home_region: config.home_region.clone(),
-            trail_arn: config.arn.clone(),
-            log_file_validation_enabled: config.log_file_validation_enabled,
-            cloud_watch_logs_log_group_arn: config.cloud_watch_logs_log_group_arn.clone(),
-            cloud_watch_logs_role_arn: config.cloud_watch_logs_role_arn.clone(),
-            kms_key_id: config.kms_key_id.clone(),
-            has_custom_event_selectors: config.has_custom_event_selectors,
-            has_insight_selectors: has_insight_selectors(config),
-            is_organization_trail: config.is_organization_trail,
-        }
-    }
-}
-
-fn has_insight_selectors(config: &TrailConfig) -> bool {
-    config
-        .insight_selectors
-        .as_ref()
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-}
-
-/// CreateTrail's and UpdateTrail's answer (the Trail shape without
-/// `HomeRegion`, `HasCustomEventSelectors` and `HasInsightSelectors`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TrailSettingsResponse {
-    /// `Name`.
-    pub name: String,
-    /// `S3BucketName`.
-    pub s3_bucket_name: String,
-    /// `S3KeyPrefix`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub s3_key_prefix: Option<String>,
-    /// `SnsTopicName`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sns_topic_name: Option<String>,
-    /// `IncludeGlobalServiceEvents`.
-    pub include_global_service_events: bool,
-    /// `IsMultiRegionTrail`.
-    pub is_multi_region_trail: bool,
-    /// `TrailARN`.
-    #[serde(rename = "TrailARN")]
-    pub trail_arn: String,
-    /// `LogFileValidationEnabled`.
-    pub log_file_validation_enabled: bool,
-    /// `CloudWatchLogsLogGroupArn`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_watch_logs_log_group_arn: Option<String>,
-    /// `CloudWatchLogsRoleArn`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_watch_logs_role_arn: Option<String>,
-    /// `KmsKeyId`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-    /// `IsOrganizationTrail`.
-    pub is_organization_trail: bool,
-}
-
-impl TrailSettingsResponse {
-    fn of(config: &TrailConfig) -> Self {
-        let t = Trail::of(config);
-        Self {
-            name: t.name,
-            s3_bucket_name: t.s3_bucket_name,
-            s3_key_prefix: t.s3_key_prefix,
-            sns_topic_name: t.sns_topic_name,
-            include_global_service_events: t.include_global_service_events,
-            is_multi_region_trail: t.is_multi_region_trail,
-            trail_arn: t.trail_arn,
-            log_file_validation_enabled: t.log_file_validation_enabled,
-            cloud_watch_logs_log_group_arn: t.cloud_watch_logs_log_group_arn,
-            cloud_watch_logs_role_arn: t.cloud_watch_logs_role_arn,
-            kms_key_id: t.kms_key_id,
-            is_organization_trail: t.is_organization_trail,
-        }
-    }
-}
-
-/// GetTrail's answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetTrailResponse {
-    /// The trail.
-    pub trail: Trail,
-}
-
-/// DescribeTrails' answer.
-#[derive(Debug, Serialize)]
-pub struct DescribeTrailsResponse {
-    /// The trails.
-    #[serde(rename = "trailList")]
-    pub trail_list: Vec<Trail>,
-}
-
-/// One ListTrails entry.
-#[derive(Debug, Serialize)]
-pub struct TrailInfo {
-    /// `TrailARN`.
-    #[serde(rename = "TrailARN")]
-    pub trail_arn: String,
-    /// `Name`.
-    #[serde(rename = "Name")]
-    pub name: String,
-    /// `HomeRegion`.
-    #[serde(rename = "HomeRegion")]
-    pub home_region: String,
-}
-
-/// ListTrails' answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListTrailsResponse {
-    /// The trails.
-    pub trails: Vec<TrailInfo>,
-}
-
-/// An answer without members.
-#[derive(Debug, Serialize)]
-pub struct Empty {}
-
-/// GetTrailStatus' answer: exactly the members CloudTrail sends. Timestamps
-/// appear once something happened; the six string-valued members are always
-/// present, empty until something happened.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetTrailStatusResponse {
-    /// `IsLogging`.
-    pub is_logging: bool,
-    /// `LatestDeliveryError`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest_delivery_error: Option<String>,
-    /// `LatestDeliveryTime`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest_delivery_time: Option<Epoch>,
-    /// `StartLoggingTime`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_logging_time: Option<Epoch>,
-    /// `StopLoggingTime`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_logging_time: Option<Epoch>,
-    /// `LatestDigestDeliveryTime`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest_digest_delivery_time: Option<Epoch>,
-    /// `LatestDigestDeliveryError`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub latest_digest_delivery_error: Option<String>,
-    /// `LatestDeliveryAttemptTime`.
-    pub latest_delivery_attempt_time: String,
-    /// `LatestNotificationAttemptTime` (no SNS notifications: always empty).
-    pub latest_notification_attempt_time: String,
-    /// `LatestNotificationAttemptSucceeded` (always empty).
-    pub latest_notification_attempt_succeeded: String,
-    /// `LatestDeliveryAttemptSucceeded`.
-    pub latest_delivery_attempt_succeeded: String,
-    /// `TimeLoggingStarted`.
-    pub time_logging_started: String,
-    /// `TimeLoggingStopped`.
-    pub time_logging_stopped: String,
-}
-
-/// The string form of GetTrailStatus' `*Time*` string members: `2016-01-28T23:02:24Z`, or empty.
-fn status_string(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
-
-impl GetTrailStatusResponse {
-    /// The answer for a stored status.
-    pub fn of(s: &TrailStatus) -> Self {
-        Self {
-            is_logging: s.is_logging,
-            latest_delivery_error: s.latest_delivery_error.clone(),
-            latest_delivery_time: s.latest_delivery_time.map(Epoch),
-            start_logging_time: s.start_logging_time.map(Epoch),
-            stop_logging_time: s.stop_logging_time.map(Epoch),
-            latest_digest_delivery_time: s.latest_digest_delivery_time.map(Epoch),
-            latest_digest_delivery_error: s.latest_digest_delivery_error.clone(),
-            latest_delivery_attempt_time: status_string(s.latest_delivery_attempt_time),
-            latest_notification_attempt_time: String::new(),
-            latest_notification_attempt_succeeded: String::new(),
-            latest_delivery_attempt_succeeded: status_string(s.latest_delivery_attempt_succeeded),
-            time_logging_started: status_string(s.start_logging_time),
-            time_logging_stopped: status_string(s.stop_logging_time),
-        }
-    }
-}
-
-/// PutEventSelectors' and GetEventSelectors' answer: the ARN and the stored
-/// selectors (`EventSelectors` or `AdvancedEventSelectors`).
-#[derive(Debug, Serialize)]
-pub struct EventSelectorsResponse {
-    /// `TrailARN`.
-    #[serde(rename = "TrailARN")]
-    pub trail_arn: String,
-    /// The stored selectors' members.
-    #[serde(flatten)]
-    pub selectors: serde_json::Map<String, Value>,
-}
-
-/// PutInsightSelectors' and GetInsightSelectors' answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct InsightSelectorsResponse {
-    /// `TrailARN`.
-    #[serde(rename = "TrailARN")]
-    pub trail_arn: String,
-    /// `InsightSelectors`.
-    pub insight_selectors: Vec<InsightSelector>,
-}
-
-/// One ListTags entry.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ResourceTag {
-    /// The trail's ARN.
-    pub resource_id: String,
-    /// Its tags.
-    pub tags_list: Vec<Tag>,
-}
-
-/// ListTags' answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListTagsResponse {
-    /// Tags per trail.
-    pub resource_tag_list: Vec<ResourceTag>,
-}
-
-/// One ListPublicKeys entry.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PublicKey {
-    /// DER, base64 on the wire.
-    pub value: String,
-    /// `ValidityStartTime`.
-    pub validity_start_time: Epoch,
-    /// `ValidityEndTime`.
-    pub validity_end_time: Epoch,
-    /// `Fingerprint`.
-    pub fingerprint: String,
-}
-
-/// ListPublicKeys' answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ListPublicKeysResponse {
-    /// The keys.
-    pub public_key_list: Vec<PublicKey>,
-}
+use insights::check_insights_have_events;
 
 // ---------------------------------------------------------------------------
 // Names, ARNs and regions
@@ -1191,34 +702,6 @@ fn invalid_selectors(message: String) -> AwsError {
     AwsError::client("InvalidEventSelectorsException", message)
 }
 
-fn invalid_insight_selectors(message: impl Into<String>) -> AwsError {
-    AwsError::client("InvalidInsightSelectorsException", message)
-}
-
-/// Validates insight selectors: each names a known insight type, once.
-pub fn validate_insight_selectors(selectors: &[InsightSelector]) -> Result<(), AwsError> {
-    let mut seen = Vec::new();
-    for selector in selectors {
-        let Some(kind) = selector.insight_type.as_deref() else {
-            return Err(invalid_insight_selectors(
-                "InsightType is required in each InsightSelector.",
-            ));
-        };
-        if !INSIGHT_TYPES.contains(&kind) {
-            return Err(invalid_insight_selectors(format!(
-                "The InsightType {kind} is not valid. Valid values are ApiCallRateInsight and ApiErrorRateInsight."
-            )));
-        }
-        if seen.contains(&kind) {
-            return Err(invalid_insight_selectors(format!(
-                "The InsightType {kind} is specified more than once."
-            )));
-        }
-        seen.push(kind);
-    }
-    Ok(())
-}
-
 /// PutInsightSelectors: stores a trail's insight selectors (an empty list
 /// turns Insights off). Insights are evaluated by a later sink.
 pub async fn put_insight_selectors(
@@ -1247,6 +730,7 @@ pub async fn put_insight_selectors(
     })?;
     validate_insight_selectors(&selectors)?;
     let trail = scope.find_at_home(&name).await?;
+    check_insights_have_events(&trail.config, &selectors)?;
     let mut config = trail.config;
     config.insight_selectors = Some(serde_json::to_value(&selectors).map_err(AwsError::internal)?);
     write_trail(state, TrailWrite::Configure(config.clone())).await?;
@@ -1470,6 +954,7 @@ pub fn valid_bucket_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     #[test]
     fn test_bucket_names() {
@@ -1518,6 +1003,7 @@ mod tests {
     fn test_insight_selector_validation() {
         let sel = |t: &str| InsightSelector {
             insight_type: Some(t.to_owned()),
+            event_categories: None,
         };
         assert!(validate_insight_selectors(&[]).is_ok());
         assert!(
@@ -1529,6 +1015,56 @@ mod tests {
         let e = validate_insight_selectors(&[sel("ApiCallRateInsight"), sel("ApiCallRateInsight")])
             .expect_err("twice");
         assert_eq!(e.code, "InvalidInsightSelectorsException");
+        let bad_category = InsightSelector {
+            insight_type: Some("ApiCallRateInsight".to_owned()),
+            event_categories: Some(vec!["Insight".to_owned()]),
+        };
+        assert!(validate_insight_selectors(&[bad_category]).is_err());
+    }
+
+    fn config_with(selectors: Selectors) -> TrailConfig {
+        TrailConfig {
+            name: "t".to_owned(),
+            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/t".to_owned(),
+            account_id: "123456789012".to_owned(),
+            home_region: "us-east-1".to_owned(),
+            s3_bucket_name: "b".to_owned(),
+            s3_key_prefix: None,
+            sns_topic_name: None,
+            include_global_service_events: true,
+            is_multi_region_trail: false,
+            log_file_validation_enabled: false,
+            cloud_watch_logs_log_group_arn: None,
+            cloud_watch_logs_role_arn: None,
+            kms_key_id: None,
+            is_organization_trail: false,
+            selectors: selectors_to_stored(&selectors),
+            has_custom_event_selectors: true,
+            insight_selectors: None,
+            tags: Vec::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn test_insights_need_the_management_events_they_analyse() {
+        let reads_only: Vec<EventSelector> = serde_json::from_value(serde_json::json!([
+            {"ReadWriteType": "ReadOnly", "IncludeManagementEvents": true}
+        ]))
+        .expect("selectors");
+        let config = config_with(Selectors::Basic(reads_only));
+        let call_rate = InsightSelector {
+            insight_type: Some("ApiCallRateInsight".to_owned()),
+            event_categories: None,
+        };
+        let error_rate = InsightSelector {
+            insight_type: Some("ApiErrorRateInsight".to_owned()),
+            event_categories: None,
+        };
+        assert!(check_insights_have_events(&config, std::slice::from_ref(&call_rate)).is_err());
+        assert!(check_insights_have_events(&config, std::slice::from_ref(&error_rate)).is_ok());
+        let config = config_with(Selectors::default_for_new_trail());
+        assert!(check_insights_have_events(&config, &[call_rate, error_rate]).is_ok());
     }
 
     #[test]

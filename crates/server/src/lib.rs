@@ -331,7 +331,7 @@ fn identify(
     let request = request_parts(parts, &headers);
     let parsed = cairn_auth::parse(&request).map_err(|e| auth_error(*codec, e))?;
     if let Some(service) = protocol::aws_service(&parsed.scope.service, &parts.headers) {
-        *codec = Codec::for_service(service);
+        *codec = Codec::for_request(service, &parts.headers);
     } else if parsed.location == SignatureLocation::Query {
         *codec = Codec::S3;
     }

@@ -289,3 +289,28 @@ async fn test_a_scope_region_that_is_no_region_name_is_refused() {
     );
     edge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_cloudwatch_query_clients_get_query_errors() {
+    let edge = Edge::start();
+    let (status, headers, body) = edge
+        .send(
+            "monitoring",
+            "us-east-1",
+            "/",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            b"Action=ListMetrics&Version=2010-08-01",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(headers["content-type"], "text/xml");
+    assert!(
+        body.starts_with(
+            "<ErrorResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
+    assert!(body.contains("Amazon CloudWatch (cloudwatch)"), "{body}");
+    edge.stop().await;
+}

@@ -184,6 +184,16 @@ impl Codec {
         }
     }
 
+    /// The codec of a request for a service: its model's protocol, except
+    /// that a query-compatible service (CloudWatch) also speaks the query
+    /// protocol its older clients use (a form body, no `X-Amz-Target`).
+    pub fn for_request(service: &'static AwsService, headers: &HeaderMap) -> Self {
+        if service.query_compatible && !headers.contains_key("x-amz-target") && is_form(headers) {
+            return Codec::Query { service };
+        }
+        Self::for_service(service)
+    }
+
     /// The codec a request looks like before its signature names a service
     /// (a missing or unreadable `Authorization`): JSON with `X-Amz-Target`,
     /// query for a form body, S3 otherwise (presigned URLs and browsers).

@@ -506,7 +506,10 @@ pub async fn describe_trails(
     Ok(DescribeTrailsResponse { trail_list: list })
 }
 
-/// ListTrails: every trail of the account, in every region, with its home region.
+/// ListTrails: the trails visible in the request's region (its own and the
+/// multi-region trails of other regions), each with its home region. Trails
+/// are "viewable only in the Regions where they log events" (CloudTrail,
+/// since April 2019).
 pub async fn list_trails(
     state: &AppState,
     ctx: &RequestContext,
@@ -517,6 +520,7 @@ pub async fn list_trails(
     Ok(ListTrailsResponse {
         trails: trails
             .into_iter()
+            .filter(|t| is_visible_in(&t.config, scope.region()))
             .map(|t| TrailInfo {
                 trail_arn: t.config.arn,
                 name: t.config.name,

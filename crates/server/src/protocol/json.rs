@@ -117,6 +117,27 @@ mod tests {
         assert_eq!(strip_target(cloudtrail, "CloudTrail_20131101."), None);
     }
 
+    fn parts(target: Option<&str>) -> Parts {
+        let mut request = axum::http::Request::builder().method("POST").uri("/");
+        if let Some(t) = target {
+            request = request.header("x-amz-target", t);
+        }
+        request.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn test_decode() {
+        let none = axum::http::HeaderMap::new();
+        let logs = aws_service("logs", &none).expect("logs");
+        let decoded = decode(logs, &parts(Some("Logs_20140328.PutLogEvents")), b" ").expect("ok");
+        assert_eq!(decoded.operation.as_deref(), Some("PutLogEvents"));
+        assert!(matches!(decoded.input, Input::Json(ref m) if m.is_empty()));
+        let decoded = decode(logs, &parts(None), b"{\"a\":1}").expect("ok");
+        assert_eq!(decoded.operation, None);
+        let e = decode(logs, &parts(Some("Logs_20140328.X")), b"[1]").expect_err("not an object");
+        assert_eq!(e.code, "SerializationException");
+    }
+
     #[test]
     fn test_query_compatible_error_names_the_query_code() {
         let none = axum::http::HeaderMap::new();

@@ -751,6 +751,12 @@ pub async fn get_insight_selectors(
     input: TrailNameRequest,
 ) -> Result<InsightSelectorsResponse, AwsError> {
     let scope = Scope { state, ctx };
+    if input.event_data_store.is_some() {
+        return Err(AwsError::client(
+            "UnsupportedOperationException",
+            "Insights on event data stores are not supported by this server.",
+        ));
+    }
     let name = input.trail_name.ok_or_else(|| {
         AwsError::client(
             "InvalidParameterCombinationException",

@@ -11,7 +11,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import ACCESS_KEY, ACCOUNT, SECRET_KEY, wait_for
+from conftest import ACCESS_KEY, ACCOUNT, LOG_KEY, SECRET_KEY, wait_for
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
@@ -223,3 +223,40 @@ def test_parameter_combination_is_checked_before_the_bucket(server):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         c.create_trail(Name="trail-1", S3BucketName="no-such-bucket")
     assert code(e) == "S3BucketDoesNotExistException"
+
+
+def record(region, n):
+    # A regional service: global service events (IAM in us-east-1) go to every trail that includes them.
+    return json.dumps({"eventVersion": "1.08", "eventTime": "2026-01-01T00:00:00Z",
+                       "eventSource": "ec2.amazonaws.com", "eventName": "DescribeVpcs", "awsRegion": region,
+                       "eventID": f"00000000-0000-4000-8000-{n:012d}", "sourceIPAddress": "10.0.0.1",
+                       "userAgent": "test", "readOnly": True, "eventType": "AwsApiCall", "managementEvent": True,
+                       "recipientAccountId": ACCOUNT, "userIdentity": {"type": "Root", "accountId": ACCOUNT}})
+
+
+def test_a_trail_delivers_its_home_region_or_every_region(server):
+    """A single-region trail created in eu-west-1 delivers eu-west-1's records only;
+    a multi-region one created there delivers every region's."""
+    server.client("s3").create_bucket(Bucket="logs-bucket")
+    eu = ct(server, "eu-west-1")
+    eu.create_trail(Name="eu-only", S3BucketName="logs-bucket", S3KeyPrefix="single")
+    eu.create_trail(Name="eu-world", S3BucketName="logs-bucket", S3KeyPrefix="multi", IsMultiRegionTrail=True)
+    eu.start_logging(Name="eu-only")
+    eu.start_logging(Name="eu-world")
+    server.ingest_lines([record(r, i) for i, r in enumerate(["eu-west-1", "us-east-1", "eu-west-1", "ap-southeast-2"])])
+
+    def regions_of(prefix, expected):
+        files = server.delivered("logs-bucket", prefix + "/")
+        found = {}
+        for key, records in files.items():
+            m = LOG_KEY.match(key)
+            assert m, key
+            for text in records:
+                found.setdefault(m.group("region"), 0)
+                found[m.group("region")] += 1
+                assert json.loads(text)["awsRegion"] == m.group("region")
+        return found if sum(found.values()) >= expected else None
+
+    assert wait_for(lambda: regions_of("single", 2), message="eu-only delivery") == {"eu-west-1": 2}
+    assert wait_for(lambda: regions_of("multi", 4), message="eu-world delivery") == {
+        "eu-west-1": 2, "us-east-1": 1, "ap-southeast-2": 1}

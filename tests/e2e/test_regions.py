@@ -5,6 +5,7 @@ trails counts per region. Also GetTrailStatus' members in each state and
 insight selectors."""
 
 import json
+import re
 
 import boto3
 import botocore.config
@@ -260,3 +261,39 @@ def test_a_trail_delivers_its_home_region_or_every_region(server):
     assert wait_for(lambda: regions_of("single", 2), message="eu-only delivery") == {"eu-west-1": 2}
     assert wait_for(lambda: regions_of("multi", 4), message="eu-world delivery") == {
         "eu-west-1": 2, "us-east-1": 1, "ap-southeast-2": 1}
+
+
+def test_aws_cli_validates_a_trail_homed_outside_the_default_region(make_server):
+    """A validating trail created in eu-west-1 (the server's default is us-east-1):
+    its digests sit under CloudTrail-Digest/eu-west-1/, signed with eu-west-1's key,
+    and the AWS CLI in eu-west-1 validates them."""
+    import datetime
+    import subprocess
+    import time
+    from conftest import ORG_CONFIG
+
+    server = make_server(ORG_CONFIG + 'digest_interval = "3s"\n', region="eu-west-1").start()
+    server.client("s3").create_bucket(Bucket="logs-bucket",
+                                      CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    c = server.client("cloudtrail")
+    start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(minutes=1)
+    trail_arn = c.create_trail(Name="audit", S3BucketName="logs-bucket", EnableLogFileValidation=True)["TrailARN"]
+    assert trail_arn == arn("eu-west-1", "audit")
+    c.start_logging(Name="audit")
+    server.ingest_lines([record("eu-west-1", 100 + i) for i in range(20)])
+    time.sleep(3)
+    c.stop_logging(Name="audit")
+    wait_for(lambda: c.get_trail_status(Name="audit").get("LatestDigestDeliveryTime"), message="a digest")
+    end = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=2)
+    time.sleep(2)
+    keys = [o["Key"] for o in server.client("s3").list_objects_v2(Bucket="logs-bucket")["Contents"]]
+    assert any("/CloudTrail-Digest/eu-west-1/" in k for k in keys), keys
+    assert not any("/us-east-1/" in k for k in keys), keys
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    proc = subprocess.run(["python3", "-m", "awscli", "cloudtrail", "validate-logs", "--trail-arn", trail_arn,
+                           "--start-time", start.strftime(fmt), "--end-time", end.strftime(fmt)],
+                          env=server.env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "INVALID" not in proc.stdout + proc.stderr
+    assert re.search(r"\n(\d+)/\1 digest files valid\n", proc.stdout) and "0/0 digest" not in proc.stdout, proc.stdout
+    assert re.search(r"\n(\d+)/\1 log files valid", proc.stdout) and "0/0 log" not in proc.stdout, proc.stdout

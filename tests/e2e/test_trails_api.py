@@ -111,7 +111,7 @@ def test_create_trail_errors(server):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ct.get_trail(Name="nope")
     assert error_code(e) == "TrailNotFoundException"
-    assert "Unknown trail: nope for the user: 123456789012" in str(e.value)
+    assert "Unknown trail: arn:aws:cloudtrail:us-east-1:123456789012:trail/nope for the user: 123456789012" in str(e.value)
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ct.start_logging(Name="nope")
     assert error_code(e) == "TrailNotFoundException"

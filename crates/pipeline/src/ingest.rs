@@ -82,9 +82,21 @@ impl Ingestor {
     /// is durable. Fails as a whole only when nothing could be stored
     /// (the WAL is full or failing); per-record problems are in the outcome.
     pub async fn ingest(&self, records: &[&str]) -> Result<IngestOutcome, Error> {
+        let region = self.config.region.clone();
+        self.ingest_in_region(records, &region).await
+    }
+
+    /// [`Ingestor::ingest`] for a request made in `region` (its SigV4 scope):
+    /// records that name no `awsRegion` get that region rather than the
+    /// server's default.
+    pub async fn ingest_in_region(
+        &self,
+        records: &[&str],
+        region: &str,
+    ) -> Result<IngestOutcome, Error> {
         let defaults = IngestDefaults {
             account_id: &self.config.account_id,
-            region: &self.config.region,
+            region,
         };
         let mut failed = Vec::new();
         let mut valid = Vec::with_capacity(records.len());

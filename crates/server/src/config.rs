@@ -117,7 +117,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// This server's account.
     pub account_id: String,
-    /// This server's region.
+    /// The default region, for clients whose credential scope names none.
     pub region: String,
     /// The organization.
     pub organization: Option<OrganizationConfig>,

@@ -1,10 +1,11 @@
-//! The one mapping from failures to AWS errors, per protocol family.
+//! The one mapping from failures to AWS errors.
 //!
-//! JSON protocols (CloudTrail, CloudTrail Data, Organizations) answer
-//! `{"__type": "<Code>", "message": "<text>"}`; S3 answers an XML `<Error>`.
-//! Every library error is turned into an [`AwsError`] here and nowhere else.
-//! Internal failures are logged with their detail and answered with a generic
-//! message, so no internal state leaks to clients.
+//! An [`AwsError`] is protocol-neutral (code, message, HTTP status); the
+//! codecs in [`crate::protocol`] encode it per protocol family. Every library
+//! error becomes an [`AwsError`] here, through one `From` implementation per
+//! library error type, and nowhere else, so `?` maps it. Internal failures are
+//! logged with their detail and answered with a generic message, so no internal
+//! state leaks to clients.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -58,22 +59,12 @@ impl AwsError {
         )
     }
 
-    /// Encodes the error for a JSON protocol (awsJson 1.0/1.1, REST-JSON).
-    pub fn into_json_response(self, request_id: &str) -> Response {
-        let body = serde_json::json!({"__type": self.code, "message": self.message}).to_string();
-        let mut response = (self.status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        if let Ok(v) = HeaderValue::from_str(self.code) {
-            headers.insert("x-amzn-ErrorType", v);
+    /// The code as the query protocol names it (`InvalidAction` for an unknown operation).
+    pub fn query_code(&self) -> &'static str {
+        match self.code {
+            UNKNOWN_OPERATION => "InvalidAction",
+            code => code,
         }
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            headers.insert("x-amzn-RequestId", v);
-        }
-        response
     }
 
     /// Encodes the error as S3's XML error document.
@@ -101,6 +92,43 @@ impl AwsError {
             headers.insert("x-amz-request-id", v);
         }
         response
+    }
+}
+
+/// The protocol-neutral code of an operation the service does not have
+/// (the query codec names it `InvalidAction`).
+pub const UNKNOWN_OPERATION: &str = "UnknownOperationException";
+
+impl From<cairn_meta::Error> for AwsError {
+    fn from(e: cairn_meta::Error) -> Self {
+        match e {
+            cairn_meta::Error::Sqlite(_)
+            | cairn_meta::Error::Corrupt { .. }
+            | cairn_meta::Error::Encode(_)
+            | cairn_meta::Error::AlreadyExists(_)
+            | cairn_meta::Error::NotFound(_) => AwsError::internal(e),
+        }
+    }
+}
+
+impl From<cairn_pipeline::Error> for AwsError {
+    fn from(e: cairn_pipeline::Error) -> Self {
+        match e {
+            cairn_pipeline::Error::Throttled { .. } => AwsError::throttling(e.to_string()),
+            cairn_pipeline::Error::Conflict(message) => {
+                AwsError::client("ConflictException", message)
+            }
+            cairn_pipeline::Error::Wal(_)
+            | cairn_pipeline::Error::Meta(_)
+            | cairn_pipeline::Error::Io { .. }
+            | cairn_pipeline::Error::Internal(_) => AwsError::internal(e),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for AwsError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        AwsError::internal(format!("blocking task failed: {e}"))
     }
 }
 

@@ -1,17 +1,21 @@
 //! Cairn's HTTP edge.
 //!
-//! One listener serves every AWS service Cairn speaks. Each request is
-//! authenticated with SigV4 and routed by its credential scope's service name:
+//! One listener serves every AWS service Cairn speaks. A request goes
+//! HTTP → SigV4 → codec → operation table → service:
 //!
-//! | service           | protocol                          | handler                 |
-//! |-------------------|-----------------------------------|-------------------------|
-//! | `cloudtrail`      | JSON 1.1, `X-Amz-Target`          | [`handlers::cloudtrail`] |
-//! | `cloudtrail-data` | REST-JSON, `POST /cairn/v1/records` | [`handlers::ingest`]   |
-//! | `s3`              | REST-XML, path-style              | [`handlers::s3`]        |
-//! | `organizations`   | JSON 1.1, `X-Amz-Target`          | [`handlers::organizations`] (DescribeOrganization) |
+//! 1. SigV4 ([`cairn_auth`]) names the service (the credential scope's signing
+//!    name) and the region; the configured region is only the default.
+//! 2. The service's protocol (from [`protocol::AWS_SERVICES`], generated from
+//!    botocore) picks the [`protocol::Codec`] that decodes the request and
+//!    encodes its answer or error.
+//! 3. The row of [`operations::OPERATIONS`] for the decoded operation gives
+//!    its IAM action, resources and handler; a [`services`] module does the work.
 //!
-//! Only `GET /health` and `GET /metrics` are unauthenticated. Errors are
-//! mapped to AWS error codes once, in [`error`].
+//! A request for a service Cairn does not serve is answered in that
+//! service's own protocol, naming it; an unknown operation of a served one
+//! gets its protocol's unknown-operation error. Only `GET /health` and
+//! `GET /metrics` are unauthenticated. Errors are mapped to AWS error codes
+//! once, in [`error`].
 
 pub mod config;
 pub mod credentials;
@@ -20,6 +24,9 @@ pub mod doctor;
 pub mod error;
 pub mod handlers;
 mod metrics;
+pub mod operations;
+pub mod protocol;
+pub mod services;
 pub mod state;
 
 use std::collections::HashMap;
@@ -40,7 +47,9 @@ use cairn_store::{BucketStore, StoreConfig};
 
 use crate::config::ServerConfig;
 use crate::credentials::RootCredentials;
-use crate::error::AwsError;
+use crate::error::{AwsError, UNKNOWN_OPERATION};
+use crate::operations::Call;
+use crate::protocol::Codec;
 use crate::state::{
     AppState, OrganizationSettings, Principal, Principals, RequestContext, SecretKey, Settings,
 };
@@ -198,14 +207,9 @@ pub fn app(state: AppState) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
-fn guess_is_json(parts: &axum::http::request::Parts) -> bool {
-    parts.headers.contains_key("x-amz-target") || parts.uri.path() == handlers::ingest::INGEST_PATH
-}
-
 async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path();
-    if parts.method == Method::GET && path == "/health" {
+    if parts.method == Method::GET && parts.uri.path() == "/health" {
         // Red when ingest cannot work, so a supervisor or load balancer acts
         // instead of clients meeting errors behind a green check.
         return match state.pipeline.health_problem() {
@@ -217,117 +221,230 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
                 .into_response(),
         };
     }
-    if parts.method == Method::GET && path == "/metrics" {
+    if parts.method == Method::GET && parts.uri.path() == "/metrics" {
         return metrics::render(&state);
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    let json = guess_is_json(&parts);
-    let fail = |e: AwsError| {
-        if json {
-            e.into_json_response(&request_id)
-        } else {
-            e.into_s3_response(&request_id, Some(parts.uri.path()))
-        }
+    let head = parts.method == Method::HEAD;
+    let resource = parts.uri.path().to_owned();
+    let mut codec = Codec::guess(&parts);
+    let fail =
+        |codec: Codec, e: AwsError| codec.encode_error(&e, &request_id, Some(&resource), head);
+    // Who signed is known from the headers alone: a request from an unknown
+    // key or with a malformed signature is refused before its body is read.
+    let (parsed, principal) = match identify(&state, &parts, &mut codec) {
+        Ok(found) => found,
+        Err(e) => return fail(codec, e),
     };
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            return fail(AwsError::with_status(
-                "RequestEntityTooLargeException",
-                format!("The request body exceeds {MAX_REQUEST_BYTES} bytes."),
-                StatusCode::PAYLOAD_TOO_LARGE,
-            ));
+            return fail(
+                codec,
+                AwsError::with_status(
+                    "RequestEntityTooLargeException",
+                    format!("The request body exceeds {MAX_REQUEST_BYTES} bytes."),
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                ),
+            );
         }
     };
-
-    let ctx = match authenticate(&state, &parts, &body, &request_id) {
+    let ctx = match verify(
+        &state,
+        &parts,
+        &body,
+        &parsed,
+        &principal,
+        &request_id,
+        codec,
+    ) {
         Ok(ctx) => ctx,
-        Err(e) => return fail(e),
+        Err(e) => return fail(codec, e),
     };
-    match ctx.service.as_str() {
-        "cloudtrail" => {
-            let target = parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok());
-            handlers::cloudtrail::handle(&state, &ctx, target, &body).await
-        }
-        "cloudtrail-data"
-            if path == handlers::ingest::INGEST_PATH && parts.method == Method::POST =>
-        {
-            handlers::ingest::handle(&state, &ctx, &parts.headers, &body).await
-        }
-        "s3" => handlers::s3::handle(&state, &ctx, &parts, body).await,
-        "organizations" => {
-            let target = parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok());
-            handlers::organizations::handle(&state, &ctx, target)
-        }
-        other => fail(AwsError::client(
-            "UnknownOperationException",
-            format!(
-                "This server does not serve {other} {} {path}.",
-                parts.method
-            ),
-        )),
+    if !operations::serves(&ctx.service) {
+        return fail(codec, not_served(&ctx.service, &parts));
+    }
+    let decoded = match codec.decode(parts, body) {
+        Ok(d) => d,
+        Err(e) => return fail(codec, e),
+    };
+    let Some(operation) =
+        operations::find(&ctx.service, decoded.operation.as_deref(), &decoded.input)
+    else {
+        return fail(
+            codec,
+            unknown_operation(codec, &ctx.service, decoded.operation.as_deref()),
+        );
+    };
+    tracing::debug!(
+        service = operation.service,
+        operation = operation.name,
+        action = operation.action,
+        resources = ?(operation.resources)(&ctx, &decoded.input),
+        "dispatching"
+    );
+    let call = Call {
+        state: state.clone(),
+        ctx,
+        input: decoded.input,
+    };
+    match (operation.handler)(call).await {
+        Ok(output) => codec.encode_output(operation.name, output, &request_id),
+        Err(e) => fail(codec, e),
     }
 }
 
-/// Verifies the request's SigV4 signature against the known principals.
-fn authenticate(
+/// A credential scope whose region is not a region name, as AWS words it per protocol.
+fn invalid_scope_region(codec: Codec, region: &str) -> AwsError {
+    let message = format!("Credential should be scoped to a valid region, not '{region}'.");
+    match codec {
+        Codec::S3 | Codec::RestXml { .. } => AwsError::client(
+            "AuthorizationHeaderMalformed",
+            format!("The authorization header is malformed; the region '{region}' is wrong."),
+        ),
+        Codec::Query { .. } | Codec::Ec2 => {
+            AwsError::with_status("SignatureDoesNotMatch", message, StatusCode::FORBIDDEN)
+        }
+        Codec::Json { .. } | Codec::RestJson => {
+            AwsError::client("InvalidSignatureException", message)
+        }
+    }
+}
+
+/// The error for a service Cairn does not serve, naming it.
+fn not_served(signing_name: &str, parts: &axum::http::request::Parts) -> AwsError {
+    let named = protocol::aws_service(signing_name, &parts.headers)
+        .map(|s| format!("{} ({})", s.full_name, s.service_name))
+        .unwrap_or_else(|| format!("the service {signing_name:?}"));
+    let served = operations::served_services().join(", ");
+    AwsError::client(
+        UNKNOWN_OPERATION,
+        format!("Cairn does not serve {named}. It serves: {served}."),
+    )
+}
+
+/// The error for an operation a served service does not have, in its protocol's terms.
+fn unknown_operation(codec: Codec, service: &str, operation: Option<&str>) -> AwsError {
+    match (codec, operation) {
+        (Codec::S3, _) => AwsError::with_status(
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (_, Some(op)) => AwsError::client(
+            UNKNOWN_OPERATION,
+            format!("Cairn does not serve the operation {op} of {service}."),
+        ),
+        (Codec::Query { .. }, None) => AwsError::client(
+            "MissingAction",
+            "The request must contain the parameter Action.",
+        ),
+        (_, None) => AwsError::client(
+            UNKNOWN_OPERATION,
+            format!("The request names no operation of {service} that Cairn serves."),
+        ),
+    }
+}
+
+/// The request's signature as its headers (or query) state it, and the
+/// principal whose key signed it. Once the signature names its service,
+/// `codec` becomes that service's, so even a refusal is answered in the
+/// service's own protocol.
+fn identify(
     state: &AppState,
     parts: &axum::http::request::Parts,
-    body: &[u8],
-    request_id: &str,
-) -> Result<RequestContext, AwsError> {
-    let s3_style = !guess_is_json(parts);
-    let to_aws = |e: cairn_auth::AuthError| {
-        if s3_style {
+    codec: &mut Codec,
+) -> Result<(cairn_auth::ParsedSignature, Principal), AwsError> {
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect();
+    let request = request_parts(parts, &headers);
+    let parsed = cairn_auth::parse(&request).map_err(|e| auth_error(*codec, e))?;
+    if let Some(service) = protocol::aws_service(&parsed.scope.service, &parts.headers) {
+        *codec = Codec::for_request(service, &parts.headers);
+    } else if parsed.location == SignatureLocation::Query {
+        *codec = Codec::S3;
+    }
+    let codec = *codec;
+    // The scope's region names keyring directories and ARNs: it must be a region name.
+    if !parsed.scope.region.is_empty() && cairn_model::Region::new(&parsed.scope.region).is_err() {
+        return Err(invalid_scope_region(codec, &parsed.scope.region));
+    }
+    let principal = state
+        .principals
+        .get(&parsed.scope.access_key_id)
+        .cloned()
+        .ok_or_else(|| {
+            auth_error(
+                codec,
+                cairn_auth::AuthError::UnknownAccessKey {
+                    access_key_id: parsed.scope.access_key_id.clone(),
+                },
+            )
+        })?;
+    Ok((parsed, principal))
+}
+
+fn request_parts<'a>(
+    parts: &'a axum::http::request::Parts,
+    headers: &'a [(&'a str, &'a str)],
+) -> RequestParts<'a> {
+    RequestParts {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query().unwrap_or(""),
+        headers,
+    }
+}
+
+/// A SigV4 refusal in the terms of the request's protocol.
+fn auth_error(codec: Codec, e: cairn_auth::AuthError) -> AwsError {
+    match codec {
+        Codec::S3 | Codec::RestXml { .. } => {
             let (code, status, message) = e.s3_error();
             AwsError::with_status(
                 code,
                 message,
                 StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
             )
-        } else {
-            let (code, message) = e.json_error();
-            AwsError::client(code, message)
         }
-    };
+        Codec::Query { .. } | Codec::Ec2 => {
+            let (code, status, message) = e.query_error();
+            AwsError::with_status(
+                code,
+                message,
+                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+            )
+        }
+        Codec::Json { .. } | Codec::RestJson => {
+            let (code, message) = e.json_error();
+            AwsError::with_status(
+                code,
+                message,
+                StatusCode::from_u16(e.json_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            )
+        }
+    }
+}
+
+/// Verifies the signature over the whole request, body included.
+fn verify(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    parsed: &cairn_auth::ParsedSignature,
+    principal: &Principal,
+    request_id: &str,
+    codec: Codec,
+) -> Result<RequestContext, AwsError> {
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
-    let raw_query = parts.uri.query().unwrap_or("");
-    let request = RequestParts {
-        method: parts.method.as_str(),
-        raw_path: parts.uri.path(),
-        raw_query,
-        headers: &headers,
-    };
-    let parsed = cairn_auth::parse(&request).map_err(to_aws)?;
-    let s3_style =
-        parsed.scope.service == "s3" || (s3_style && parsed.location == SignatureLocation::Query);
-    let principal = state
-        .principals
-        .get(&parsed.scope.access_key_id)
-        .ok_or_else(|| {
-            if s3_style {
-                AwsError::with_status(
-                    "InvalidAccessKeyId",
-                    "The AWS Access Key Id you provided does not exist in our records.",
-                    StatusCode::FORBIDDEN,
-                )
-            } else {
-                AwsError::client(
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid.",
-                )
-            }
-        })?;
+    let request = request_parts(parts, &headers);
     // Hash the body only when the signature can depend on it (not for
     // unsigned or presigned-S3 payloads).
     let body_hash = if parsed.needs_body_hash() {
@@ -335,13 +452,20 @@ fn authenticate(
     } else {
         String::new()
     };
-    cairn_auth::verify(&request, &parsed, &principal.secret.0, &body_hash, chrono::Utc::now()).map_err(|e| {
+    cairn_auth::verify(&request, parsed, &principal.secret.0, &body_hash, chrono::Utc::now()).map_err(|e| {
         tracing::info!(access_key_id = %parsed.scope.access_key_id, error = %e, "signature rejected");
-        to_aws(e)
+        auth_error(codec, e)
     })?;
+    // The scope's region is the request's region; the configured one is only
+    // the default for a client that names none.
+    let region = if parsed.scope.region.is_empty() {
+        state.settings.region.clone()
+    } else {
+        parsed.scope.region.clone()
+    };
     Ok(RequestContext {
         service: parsed.scope.service.clone(),
-        region: parsed.scope.region.clone(),
+        region,
         access_key_id: parsed.scope.access_key_id.clone(),
         account_id: principal.account_id.clone(),
         principal_arn: principal.arn.clone(),

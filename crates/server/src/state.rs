@@ -36,7 +36,7 @@ impl OrganizationSettings {
 pub struct Settings {
     /// The account this server is (trails, buckets and root credentials belong to it).
     pub account_id: String,
-    /// The region this server is.
+    /// The default region (a request's region is its SigV4 scope's).
     pub region: String,
     /// The organization, if one is configured.
     pub organization: Option<OrganizationSettings>,
@@ -94,7 +94,7 @@ pub struct AppState {
 pub struct RequestContext {
     /// The SigV4 scope's service name.
     pub service: String,
-    /// The SigV4 scope's region.
+    /// The request's region: its SigV4 scope's (the default when it names none).
     pub region: String,
     /// The access key that signed.
     pub access_key_id: String,

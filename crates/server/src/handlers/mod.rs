@@ -1,6 +1,8 @@
-//! One module per AWS service Cairn speaks.
+//! Protocol handlers that are not yet split into codec and service: S3.
 
-pub mod cloudtrail;
-pub mod ingest;
-pub mod organizations;
 pub mod s3;
+
+/// What the S3 handler borrows from the CloudTrail service (bucket naming).
+pub mod cloudtrail {
+    pub use crate::services::cloudtrail::valid_bucket_name;
+}

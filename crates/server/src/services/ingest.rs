@@ -12,16 +12,13 @@
 use std::io::Read;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use cairn_pipeline::ingest::MAX_RECORDS_PER_REQUEST;
 
 use crate::error::AwsError;
-use crate::handlers::cloudtrail::{json_ok, pipeline_error};
-use crate::state::{AppState, RequestContext};
+use crate::state::AppState;
 
 /// The path of the native ingest endpoint.
 pub const INGEST_PATH: &str = "/cairn/v1/records";
@@ -36,24 +33,34 @@ struct Body<'a> {
     records: Vec<&'a RawValue>,
 }
 
-/// Handles one ingest request.
-pub async fn handle(
-    state: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
-    match ingest(state, headers, body).await {
-        Ok(value) => json_ok(&value, &ctx.request_id),
-        Err(e) => e.into_json_response(&ctx.request_id),
-    }
+/// The answer: how many records were accepted, and why the others were refused.
+#[derive(Debug, Serialize)]
+pub struct PutRecordsResponse {
+    /// Records made durable.
+    pub accepted: usize,
+    /// Records refused, by index in the request.
+    pub failed: Vec<FailedRecord>,
 }
 
-async fn ingest(
+/// One refused record.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedRecord {
+    /// Its index in the request's `Records`.
+    pub index: usize,
+    /// Why, as a code.
+    pub error_code: String,
+    /// Why, in words.
+    pub error_message: String,
+}
+
+/// Validates and ingests one request's records; answers once they are durable.
+pub async fn put_records(
     state: &AppState,
+    region: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<serde_json::Value, AwsError> {
+) -> Result<PutRecordsResponse, AwsError> {
     let gzip = headers
         .get(http::header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -84,18 +91,24 @@ async fn ingest(
         ));
     }
     let records: Vec<&str> = parsed.records.iter().map(|r| r.get()).collect();
+    // Records that name no region are from the region the request was made in.
     let outcome = state
         .pipeline
         .ingestor()
-        .ingest(&records)
-        .await
-        .map_err(pipeline_error)?;
-    let failed: Vec<_> = outcome
-        .failed
-        .iter()
-        .map(|f| json!({"index": f.index, "errorCode": f.error_code, "errorMessage": f.error_message}))
-        .collect();
-    Ok(json!({"accepted": outcome.accepted, "failed": failed}))
+        .ingest_in_region(&records, region)
+        .await?;
+    Ok(PutRecordsResponse {
+        accepted: outcome.accepted,
+        failed: outcome
+            .failed
+            .iter()
+            .map(|f| FailedRecord {
+                index: f.index,
+                error_code: f.error_code.to_string(),
+                error_message: f.error_message.to_string(),
+            })
+            .collect(),
+    })
 }
 
 fn too_large() -> AwsError {

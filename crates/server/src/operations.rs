@@ -1,0 +1,404 @@
+//! The operation table: every operation Cairn serves, in one list.
+//!
+//! A row names the service (its SigV4 signing name), the operation as AWS
+//! names it, the IAM action a policy grants it by, the resources it touches
+//! (a function of the request) and its handler. Dispatch finds the row from
+//! the decoded request (HTTP → SigV4 → codec → row → service), so
+//! authorization and self-audit attach here, once, for every service.
+//!
+//! S3 rows are coarse (one per method and level: service, bucket, object)
+//! until the S3 handler routes by sub-resource; their handler is that handler.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::http::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::AwsError;
+use crate::protocol::{Input, Output};
+use crate::services;
+use crate::state::{AppState, RequestContext};
+
+/// What a handler returns.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Output, AwsError>> + Send>>;
+
+/// A request as a handler receives it.
+#[derive(Debug)]
+pub struct Call {
+    /// Shared state.
+    pub state: AppState,
+    /// Who asked, in which region.
+    pub ctx: RequestContext,
+    /// The decoded input.
+    pub input: Input,
+}
+
+/// How a request names its operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// By name (`X-Amz-Target` or `Action`).
+    Name,
+    /// By method and exact path (REST-JSON).
+    Path {
+        /// The HTTP method.
+        method: &'static str,
+        /// The path.
+        path: &'static str,
+    },
+    /// S3, by method and level.
+    S3 {
+        /// The HTTP method.
+        method: &'static str,
+        /// Which level of the path.
+        level: S3Level,
+    },
+}
+
+/// The level of an S3 request's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Level {
+    /// `/`.
+    Service,
+    /// `/<bucket>`.
+    Bucket,
+    /// `/<bucket>/<key>`.
+    Object,
+}
+
+/// One served operation.
+#[derive(Debug)]
+pub struct Operation {
+    /// The SigV4 signing name of its service.
+    pub service: &'static str,
+    /// Its name, as AWS names it.
+    pub name: &'static str,
+    /// The IAM action that grants it.
+    pub action: &'static str,
+    /// How requests name it.
+    pub binding: Binding,
+    /// The ARNs it touches (`*` where IAM takes no resource).
+    pub resources: fn(&RequestContext, &Input) -> Vec<String>,
+    /// What serves it.
+    pub handler: fn(Call) -> HandlerFuture,
+}
+
+/// Decodes a JSON input into an operation's typed request.
+pub fn decode_json<I: DeserializeOwned>(input: Input) -> Result<I, AwsError> {
+    let Input::Json(map) = input else {
+        return Err(AwsError::internal(
+            "a JSON operation received a non-JSON input",
+        ));
+    };
+    serde_json::from_value(serde_json::Value::Object(map))
+        .map_err(|e| AwsError::client("SerializationException", e.to_string()))
+}
+
+/// Encodes an operation's typed result as JSON.
+pub fn encode_json<O: Serialize>(output: &O) -> Result<Output, AwsError> {
+    serde_json::to_value(output)
+        .map(Output::Json)
+        .map_err(AwsError::internal)
+}
+
+/// A row's handler for a JSON operation `services::<svc>::<op>(state, ctx, typed input)`.
+macro_rules! json_handler {
+    ($f:path) => {
+        |call: Call| -> HandlerFuture {
+            Box::pin(async move {
+                let input = decode_json(call.input)?;
+                let output = $f(&call.state, &call.ctx, input).await?;
+                encode_json(&output)
+            })
+        }
+    };
+}
+
+fn no_resource(_: &RequestContext, _: &Input) -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+fn trail_named_by(ctx: &RequestContext, input: &Input, member: &str) -> Vec<String> {
+    input
+        .json_str(member)
+        .map(|n| vec![services::cloudtrail::trail_arn_of(ctx, n)])
+        .unwrap_or_default()
+}
+
+fn trail_by_name(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    trail_named_by(ctx, input, "Name")
+}
+
+fn trail_by_trail_name(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    trail_named_by(ctx, input, "TrailName")
+}
+
+fn trail_by_resource_id(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    trail_named_by(ctx, input, "ResourceId")
+}
+
+fn trails_listed(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    let Input::Json(map) = input else {
+        return Vec::new();
+    };
+    let names = map
+        .get("trailNameList")
+        .or_else(|| map.get("ResourceIdList"))
+        .and_then(|v| v.as_array());
+    match names {
+        Some(names) if !names.is_empty() => names
+            .iter()
+            .filter_map(|n| n.as_str())
+            .map(|n| services::cloudtrail::trail_arn_of(ctx, n))
+            .collect(),
+        _ => no_resource(ctx, input),
+    }
+}
+
+fn organization(ctx: &RequestContext, _: &Input) -> Vec<String> {
+    vec![format!(
+        "arn:aws:organizations::{}:organization/*",
+        ctx.account_id
+    )]
+}
+
+fn s3_resource(_: &RequestContext, input: &Input) -> Vec<String> {
+    let Some((_, path)) = input.rest_route() else {
+        return Vec::new();
+    };
+    match path.trim_start_matches('/') {
+        "" => vec!["*".to_owned()],
+        bucket_and_key => vec![format!("arn:aws:s3:::{bucket_and_key}")],
+    }
+}
+
+fn s3_handler(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let Input::Rest { parts, body } = call.input else {
+            return Err(AwsError::internal("S3 received a non-REST input"));
+        };
+        Ok(Output::Response(
+            crate::handlers::s3::handle(&call.state, &call.ctx, &parts, body).await,
+        ))
+    })
+}
+
+fn ingest_handler(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let Input::Rest { parts, body } = call.input else {
+            return Err(AwsError::internal("ingest received a non-REST input"));
+        };
+        let output =
+            services::ingest::put_records(&call.state, &call.ctx.region, &parts.headers, &body)
+                .await?;
+        encode_json(&output)
+    })
+}
+
+fn get_caller_identity(call: Call) -> HandlerFuture {
+    Box::pin(async move {
+        let output = services::sts::get_caller_identity(&call.ctx);
+        Ok(Output::Xml(output.to_xml()))
+    })
+}
+
+macro_rules! cloudtrail {
+    ($name:literal, $resources:expr, $f:path) => {
+        Operation {
+            service: "cloudtrail",
+            name: $name,
+            action: concat!("cloudtrail:", $name),
+            binding: Binding::Name,
+            resources: $resources,
+            handler: json_handler!($f),
+        }
+    };
+}
+
+macro_rules! s3 {
+    ($name:literal, $action:literal, $method:literal, $level:ident) => {
+        Operation {
+            service: "s3",
+            name: $name,
+            action: $action,
+            binding: Binding::S3 {
+                method: $method,
+                level: S3Level::$level,
+            },
+            resources: s3_resource,
+            handler: s3_handler,
+        }
+    };
+}
+
+use services::cloudtrail as ct;
+
+/// Every operation Cairn serves.
+pub static OPERATIONS: &[Operation] = &[
+    cloudtrail!("CreateTrail", trail_by_name, ct::create_trail),
+    cloudtrail!("GetTrail", trail_by_name, ct::get_trail),
+    cloudtrail!("DescribeTrails", trails_listed, ct::describe_trails),
+    cloudtrail!("ListTrails", no_resource, ct::list_trails),
+    cloudtrail!("UpdateTrail", trail_by_name, ct::update_trail),
+    cloudtrail!("DeleteTrail", trail_by_name, ct::delete_trail),
+    cloudtrail!("StartLogging", trail_by_name, ct::start_logging),
+    cloudtrail!("StopLogging", trail_by_name, ct::stop_logging),
+    cloudtrail!("GetTrailStatus", trail_by_name, ct::get_trail_status),
+    cloudtrail!(
+        "PutEventSelectors",
+        trail_by_trail_name,
+        ct::put_event_selectors
+    ),
+    cloudtrail!(
+        "GetEventSelectors",
+        trail_by_trail_name,
+        ct::get_event_selectors
+    ),
+    cloudtrail!(
+        "PutInsightSelectors",
+        trail_by_trail_name,
+        ct::put_insight_selectors
+    ),
+    cloudtrail!(
+        "GetInsightSelectors",
+        trail_by_trail_name,
+        ct::get_insight_selectors
+    ),
+    cloudtrail!("AddTags", trail_by_resource_id, ct::add_tags),
+    cloudtrail!("RemoveTags", trail_by_resource_id, ct::remove_tags),
+    cloudtrail!("ListTags", trails_listed, ct::list_tags),
+    cloudtrail!("ListPublicKeys", no_resource, ct::list_public_keys),
+    Operation {
+        service: "cloudtrail-data",
+        // Cairn's own ingest endpoint; a policy grants it as AWS's ingest API is granted.
+        name: "PutRecords",
+        action: "cloudtrail-data:PutAuditEvents",
+        binding: Binding::Path {
+            method: "POST",
+            path: services::ingest::INGEST_PATH,
+        },
+        resources: no_resource,
+        handler: ingest_handler,
+    },
+    Operation {
+        service: "organizations",
+        name: "DescribeOrganization",
+        action: "organizations:DescribeOrganization",
+        binding: Binding::Name,
+        resources: organization,
+        handler: json_handler!(services::organizations::describe_organization),
+    },
+    Operation {
+        service: "sts",
+        name: "GetCallerIdentity",
+        action: "sts:GetCallerIdentity",
+        binding: Binding::Name,
+        resources: no_resource,
+        handler: get_caller_identity,
+    },
+    s3!("ListBuckets", "s3:ListAllMyBuckets", "GET", Service),
+    s3!("ListObjects", "s3:ListBucket", "GET", Bucket),
+    s3!("HeadBucket", "s3:ListBucket", "HEAD", Bucket),
+    s3!("CreateBucket", "s3:CreateBucket", "PUT", Bucket),
+    s3!("DeleteBucket", "s3:DeleteBucket", "DELETE", Bucket),
+    s3!("PostBucket", "s3:DeleteObject", "POST", Bucket),
+    s3!("GetObject", "s3:GetObject", "GET", Object),
+    s3!("HeadObject", "s3:GetObject", "HEAD", Object),
+    s3!("PutObject", "s3:PutObject", "PUT", Object),
+    s3!("DeleteObject", "s3:DeleteObject", "DELETE", Object),
+    s3!("PostObject", "s3:PutObject", "POST", Object),
+];
+
+/// Whether Cairn serves a service (by signing name).
+pub fn serves(service: &str) -> bool {
+    OPERATIONS.iter().any(|o| o.service == service)
+}
+
+/// The signing names of the services Cairn serves, each once.
+pub fn served_services() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = OPERATIONS.iter().map(|o| o.service).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn s3_level(path: &str) -> S3Level {
+    match path.trim_start_matches('/').split_once('/') {
+        _ if path.trim_start_matches('/').is_empty() => S3Level::Service,
+        Some((_, key)) if !key.is_empty() => S3Level::Object,
+        _ => S3Level::Bucket,
+    }
+}
+
+/// The row serving a decoded request, if any.
+pub fn find(service: &str, operation: Option<&str>, input: &Input) -> Option<&'static Operation> {
+    OPERATIONS
+        .iter()
+        .filter(|o| o.service == service)
+        .find(|o| match (o.binding, operation, input.rest_route()) {
+            (Binding::Name, Some(name), _) => o.name == name,
+            (Binding::Path { method, path }, _, Some((m, p))) => m == method && p == path,
+            (Binding::S3 { method, level }, _, Some((m, p))) => {
+                m.as_str() == method && s3_level(p) == level
+            }
+            _ => false,
+        })
+}
+
+/// Whether a method is one S3 rows bind.
+pub fn is_s3_method(method: &Method) -> bool {
+    OPERATIONS
+        .iter()
+        .any(|o| matches!(o.binding, Binding::S3 { method: m, .. } if m == method.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_rows_are_unique_and_name_their_iam_action() {
+        let mut seen = std::collections::BTreeSet::new();
+        for o in OPERATIONS {
+            assert!(
+                seen.insert((o.service, o.name)),
+                "{} {} twice",
+                o.service,
+                o.name
+            );
+            let (prefix, action) = o.action.split_once(':').expect("service:Action");
+            assert!(!prefix.is_empty() && !action.is_empty(), "{}", o.action);
+        }
+        assert_eq!(
+            served_services(),
+            [
+                "cloudtrail",
+                "cloudtrail-data",
+                "organizations",
+                "s3",
+                "sts"
+            ]
+        );
+    }
+
+    #[test]
+    fn test_every_served_json_service_is_in_the_botocore_table() {
+        for service in served_services() {
+            assert!(
+                crate::protocol::AWS_SERVICES
+                    .iter()
+                    .any(|s| s.signing_name == service),
+                "{service}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_s3_levels() {
+        assert_eq!(s3_level("/"), S3Level::Service);
+        assert_eq!(s3_level("/b"), S3Level::Bucket);
+        assert_eq!(s3_level("/b/"), S3Level::Bucket);
+        assert_eq!(s3_level("/b/k/x"), S3Level::Object);
+    }
+}

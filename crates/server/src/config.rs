@@ -58,7 +58,18 @@ struct FileConfig {
     delivery: FileDelivery,
     #[serde(default)]
     ingest: FileIngest,
+    #[serde(default)]
+    limits: FileLimits,
     storage: Option<FileStorage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_connections: Option<usize>,
+    header_read_timeout: Option<String>,
+    body_read_timeout: Option<String>,
+    max_buffered_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +154,8 @@ pub struct ServerConfig {
     pub storage_url: Option<String>,
     /// object_store options.
     pub storage_options: BTreeMap<String, String>,
+    /// Connection and request-body bounds.
+    pub limits: crate::listener::ConnectionLimits,
 }
 
 /// The shortest dedup window the configuration accepts.
@@ -165,6 +178,11 @@ const RANGE_MAX_BATCH_BYTES: (u64, u64) = (64 * 1024, 1024 * 1024 * 1024);
 const RANGE_DEDUP_MAX_ENTRIES: (u64, u64) = (10_000, 500_000_000);
 const RANGE_WAL_SEGMENT_BYTES: (u64, u64) = (1024 * 1024, 1024 * 1024 * 1024);
 const MIN_WAL_MAX_DISK_BYTES: u64 = 64 * 1024 * 1024;
+const RANGE_MAX_CONNECTIONS: (u64, u64) = (16, 100_000);
+const RANGE_HEADER_READ_TIMEOUT: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(300));
+const RANGE_BODY_READ_TIMEOUT: (Duration, Duration) = (Duration::from_secs(1), HOUR);
+const RANGE_MAX_BUFFERED_BODY_BYTES: (u64, u64) = (64 * 1024 * 1024, 64 * 1024 * 1024 * 1024);
 
 impl ServerConfig {
     /// Builds the configuration from flags, an optional file and defaults.
@@ -269,6 +287,17 @@ impl ServerConfig {
             file.ingest.dedup_window,
             MIN_DEDUP_WINDOW,
         );
+        let default_limits = crate::listener::ConnectionLimits::default();
+        let header_read_timeout = duration(
+            "limits.header_read_timeout",
+            file.limits.header_read_timeout,
+            default_limits.header_read_timeout,
+        );
+        let body_read_timeout = duration(
+            "limits.body_read_timeout",
+            file.limits.body_read_timeout,
+            default_limits.body_read_timeout,
+        );
         for (name, value, (min, max)) in [
             (
                 "delivery.interval",
@@ -296,6 +325,35 @@ impl ServerConfig {
                 ));
             }
         }
+        for (name, value, (min, max)) in [
+            (
+                "limits.header_read_timeout",
+                header_read_timeout,
+                RANGE_HEADER_READ_TIMEOUT,
+            ),
+            (
+                "limits.body_read_timeout",
+                body_read_timeout,
+                RANGE_BODY_READ_TIMEOUT,
+            ),
+        ] {
+            if value < min || value > max {
+                problems.push(format!(
+                    "{name} {} is out of range: it must be from {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ));
+            }
+        }
+        let max_connections = file
+            .limits
+            .max_connections
+            .unwrap_or(default_limits.max_connections) as u64;
+        let max_buffered_body_bytes = file
+            .limits
+            .max_buffered_body_bytes
+            .unwrap_or(default_limits.max_buffered_body_bytes);
         let max_batch_bytes = file.delivery.max_batch_bytes.unwrap_or(64 * 1024 * 1024) as u64;
         let dedup_max_entries = file.ingest.dedup_max_entries.unwrap_or(10_000_000) as u64;
         let wal_segment_bytes = file.ingest.wal_segment_bytes.unwrap_or(64 * 1024 * 1024);
@@ -318,6 +376,16 @@ impl ServerConfig {
                 "ingest.wal_segment_bytes",
                 wal_segment_bytes,
                 RANGE_WAL_SEGMENT_BYTES,
+            ),
+            (
+                "limits.max_connections",
+                max_connections,
+                RANGE_MAX_CONNECTIONS,
+            ),
+            (
+                "limits.max_buffered_body_bytes",
+                max_buffered_body_bytes,
+                RANGE_MAX_BUFFERED_BODY_BYTES,
             ),
         ] {
             if value < min || value > max {
@@ -366,6 +434,12 @@ impl ServerConfig {
             wal_segment_bytes,
             storage_url: file.storage.as_ref().map(|s| s.url.clone()),
             storage_options: file.storage.map(|s| s.options).unwrap_or_default(),
+            limits: crate::listener::ConnectionLimits {
+                max_connections: max_connections as usize,
+                header_read_timeout,
+                body_read_timeout,
+                max_buffered_body_bytes,
+            },
         })
     }
 }

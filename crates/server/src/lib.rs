@@ -23,6 +23,7 @@ pub mod data_dir;
 pub mod doctor;
 pub mod error;
 pub mod handlers;
+pub mod listener;
 mod metrics;
 pub mod operations;
 pub mod protocol;
@@ -30,7 +31,6 @@ pub mod services;
 pub mod state;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -172,6 +172,13 @@ impl Server {
                 store,
                 pipeline,
                 principals: Arc::new(Principals(principals)),
+                body_budget: Arc::new(tokio::sync::Semaphore::new(
+                    usize::try_from(config.limits.max_buffered_body_bytes)
+                        .unwrap_or(usize::MAX)
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                )),
+                limits: Arc::new(config.limits.clone()),
+                connections: Arc::default(),
             },
             _lock: lock,
         })
@@ -188,12 +195,10 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .app()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let limits = self.state.limits.clone();
+        let counters = self.state.connections.clone();
+        listener::serve_with_limits(listener, self.app(), &limits, counters, shutdown).await;
+        let result: std::io::Result<()> = Ok(());
         let pipeline = self.state.pipeline.clone();
         tokio::task::spawn_blocking(move || pipeline.shutdown())
             .await
@@ -236,18 +241,10 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
         Ok(found) => found,
         Err(e) => return fail(codec, e),
     };
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return fail(
-                codec,
-                AwsError::with_status(
-                    "RequestEntityTooLargeException",
-                    format!("The request body exceeds {MAX_REQUEST_BYTES} bytes."),
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                ),
-            );
-        }
+    // Held until the response is made: the body stays in memory that long.
+    let (body, _budget) = match read_body(&state, &parts, body, MAX_REQUEST_BYTES).await {
+        Ok(read) => read,
+        Err(e) => return fail(codec, e),
     };
     let ctx = match verify(
         &state,
@@ -291,6 +288,75 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     match (operation.handler)(call).await {
         Ok(output) => codec.encode_output(operation.name, output, &request_id),
         Err(e) => fail(codec, e),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes within the body deadline,
+/// after reserving its bytes in the budget shared by all connections (so
+/// many slow uploads cannot together exhaust memory). The reservation is
+/// returned with the bytes and released when dropped.
+async fn read_body(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    limit: usize,
+) -> Result<(bytes::Bytes, tokio::sync::OwnedSemaphorePermit), AwsError> {
+    let too_large = || {
+        AwsError::with_status(
+            "RequestEntityTooLargeException",
+            format!("The request body exceeds {limit} bytes."),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+    };
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    // Without a length (chunked), reserve the most the body may be.
+    let reserve = declared.map_or(limit, |n| n as usize).max(1);
+    let reserve = u32::try_from(reserve).unwrap_or(u32::MAX);
+    let permit = Arc::clone(&state.body_budget)
+        .try_acquire_many_owned(reserve)
+        .map_err(|_| {
+            AwsError::with_status(
+                "ServiceUnavailable",
+                "The server is receiving as many request bodies as it may at once; retry.",
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
+        })?;
+    let read = tokio::time::timeout(
+        state.limits.body_read_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    .map_err(|_| {
+        AwsError::with_status(
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+            StatusCode::REQUEST_TIMEOUT,
+        )
+    })?;
+    match read {
+        Ok(bytes) => Ok((bytes, permit)),
+        Err(e) => {
+            let over_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            if over_limit {
+                Err(too_large())
+            } else {
+                // Malformed chunked encoding, a connection cut mid-body: the
+                // request itself is bad, not too large.
+                Err(AwsError::client(
+                    "IncompleteBody",
+                    "The request body could not be read: it is incomplete or its chunked encoding is malformed.",
+                ))
+            }
+        }
     }
 }
 

@@ -19,6 +19,24 @@ pub(crate) fn render(state: &AppState) -> Response {
         );
     };
     metric(
+        "cairn_connections_open",
+        "gauge",
+        "Client connections open now.",
+        state
+            .connections
+            .open
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    metric(
+        "cairn_connections_refused_total",
+        "counter",
+        "Connections closed on arrival because limits.max_connections were open.",
+        state
+            .connections
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    metric(
         "cairn_wal_failed",
         "gauge",
         "1 when the write-ahead log refuses appends after a failed write or fsync (restart needed).",

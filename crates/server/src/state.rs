@@ -87,6 +87,12 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Who may sign requests.
     pub principals: Arc<Principals>,
+    /// Connection and request-body bounds.
+    pub limits: Arc<crate::listener::ConnectionLimits>,
+    /// Open and refused connections.
+    pub connections: Arc<crate::listener::ConnectionCounters>,
+    /// Request-body bytes that may still be buffered across all connections.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who made a verified request, and for which service.

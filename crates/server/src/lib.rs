@@ -197,8 +197,18 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
             e.into_s3_response(&request_id, Some(parts.uri.path()))
         }
     };
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+    // S3 object uploads (PutObject, UploadPart) may carry more than the default.
+    let limit = handlers::s3::max_request_bytes(&parts.method, path)
+        .filter(|_| !json)
+        .unwrap_or(MAX_REQUEST_BYTES);
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
+        Err(_) if limit != MAX_REQUEST_BYTES => {
+            return fail(AwsError::client(
+                "EntityTooLarge",
+                format!("Your proposed upload exceeds the maximum allowed size ({limit} bytes)."),
+            ));
+        }
         Err(_) => {
             return fail(AwsError::with_status(
                 "RequestEntityTooLargeException",

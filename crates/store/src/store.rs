@@ -23,6 +23,9 @@ const LOCAL_METADATA_ROOT: &str = ".cairn-meta";
 /// completed multipart uploads). It is never shown as user metadata.
 pub(crate) const ETAG_METADATA: &str = "cairn-etag";
 
+/// The longest file name the local backend can create (a key segment between `/`s).
+const MAX_LOCAL_SEGMENT_BYTES: usize = 255;
+
 /// The version of the local sidecar document written by [`BucketStore::put_object`].
 /// Version 1 (written by [`BucketStore::put`]) is a flat JSON map of user metadata.
 const SIDECAR_VERSION: u64 = 2;
@@ -275,6 +278,15 @@ impl BucketStore {
     }
 
     pub(crate) fn path(&self, bucket: &str, key: &str) -> Result<Path> {
+        if self.local && key.split('/').any(|segment| segment.len() > MAX_LOCAL_SEGMENT_BYTES) {
+            return Err(Error::InvalidKey {
+                key: key.to_owned(),
+                reason: format!(
+                    "the local backend cannot store a key segment longer than \
+                     {MAX_LOCAL_SEGMENT_BYTES} bytes (a file name)"
+                ),
+            });
+        }
         let full = match &self.root {
             Some(root) => format!("{root}/{bucket}/{key}"),
             None => format!("{bucket}/{key}"),

@@ -273,33 +273,34 @@ impl BucketStore {
     ) -> Result<(Upload, String)> {
         let upload = self.upload(bucket, upload_id).await?;
         let stored = self.part_objects(bucket, upload_id).await?;
-        let mut sources = Vec::with_capacity(chosen.len());
-        let mut previous = 0u32;
-        for (i, (number, etag)) in chosen.iter().enumerate() {
-            if *number <= previous {
-                return Err(Error::InvalidPartOrder);
-            }
-            previous = *number;
+        if chosen.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(Error::InvalidPartOrder);
+        }
+        let mut sources: Vec<(Part, Path)> = Vec::with_capacity(chosen.len());
+        for (number, etag) in chosen {
             let etag = etag.trim_matches('"');
-            let Some((part, path)) = stored.iter().find(|(p, _)| p.part_number == *number) else {
+            let found = stored
+                .iter()
+                .find(|(p, _)| p.part_number == *number && p.e_tag == etag);
+            let Some(found) = found else {
                 return Err(Error::InvalidPart {
                     part_number: *number,
-                    reason: "not uploaded".to_owned(),
+                    reason: "not uploaded, or its ETag differs".to_owned(),
                 });
             };
-            if part.e_tag != etag {
-                return Err(Error::InvalidPart {
-                    part_number: *number,
-                    reason: "ETag differs".to_owned(),
-                });
-            }
-            if i + 1 < chosen.len() && part.size < MIN_PART_BYTES {
-                return Err(Error::EntityTooSmall {
-                    part_number: *number,
-                    size: part.size,
-                });
-            }
-            sources.push((part.clone(), path.clone()));
+            sources.push(found.clone());
+        }
+        // Every part but the last must be at least the minimum size.
+        if let Some((part, _)) = sources
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|(p, _)| p.size < MIN_PART_BYTES)
+        {
+            return Err(Error::EntityTooSmall {
+                part_number: part.part_number,
+                size: part.size,
+            });
         }
         let etag = multipart_etag(sources.iter().map(|(p, _)| p.e_tag.as_str())).ok_or_else(
             || Error::InvalidPart {

@@ -153,6 +153,13 @@ def test_multipart_list_parts_abort_and_complete_errors(s3):
     e2 = s3.upload_part(Bucket="bkt", Key=key, UploadId=upload, PartNumber=2, Body=part2)["ETag"]
     parts = s3.list_parts(Bucket="bkt", Key=key, UploadId=upload)
     assert [(p["PartNumber"], p["ETag"], p["Size"]) for p in parts["Parts"]] == [(1, e1, len(part1)), (2, e2, 1000)]
+    # botocore sends each part's CRC32; it is kept and must match on completion.
+    crc2 = base64.b64encode(zlib.crc32(part2).to_bytes(4, "big")).decode()
+    assert parts["Parts"][1]["ChecksumCRC32"] == crc2
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.complete_multipart_upload(Bucket="bkt", Key=key, UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2, "ChecksumCRC32": "AAAAAA=="}]})
+    assert error_code(e) == "InvalidPart"
     page = s3.list_parts(Bucket="bkt", Key=key, UploadId=upload, MaxParts=1)
     assert page["IsTruncated"] and [p["PartNumber"] for p in page["Parts"]] == [1]
     # In-progress uploads are listed as uploads, never as objects.
@@ -171,7 +178,7 @@ def test_multipart_list_parts_abort_and_complete_errors(s3):
             "Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 3, "ETag": e2}]})
     assert error_code(e) == "InvalidPart"
     done = s3.complete_multipart_upload(Bucket="bkt", Key=key, UploadId=upload, MultipartUpload={
-        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2, "ChecksumCRC32": crc2}]})
     digests = b"".join(hashlib.md5(p).digest() for p in (part1, part2))
     assert done["ETag"] == f'"{hashlib.md5(digests).hexdigest()}-2"'
     got = s3.get_object(Bucket="bkt", Key=key)

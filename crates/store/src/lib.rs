@@ -35,4 +35,4 @@ pub use store::{
     BucketStore, Error, GetObjectOutput, ListObjectsOutput, ListedObject, ObjectAttributes,
     ObjectInfo, Result, StoreConfig,
 };
-pub use upload::{MAX_PART_NUMBER, MIN_PART_BYTES, Part, Upload, multipart_etag};
+pub use upload::{MAX_PART_NUMBER, MIN_PART_BYTES, Part, PartChecksum, Upload, multipart_etag};

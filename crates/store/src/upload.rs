@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! upload.json            the key, initiation time and attributes (written first)
-//! parts/<nnnnn>.<md5>    each part's bytes, named by part number and ETag
+//! parts/<nnnnn>.<md5>[.<algorithm>.<hex of checksum>]
+//!                        each part's bytes, named by part number, ETag and
+//!                        the flexible checksum the client sent with it
 //! ```
 //!
 //! Completion streams the chosen parts, in order, into the final object with
@@ -66,6 +68,17 @@ pub struct Part {
     pub size: u64,
     /// When it was uploaded.
     pub last_modified: DateTime<Utc>,
+    /// The flexible checksum it was uploaded with, if any.
+    pub checksum: Option<PartChecksum>,
+}
+
+/// A flexible checksum a part was uploaded with (verified by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartChecksum {
+    /// The algorithm, lower-case (`crc32`, `sha256`, ...).
+    pub algorithm: String,
+    /// The value as the client sent it (base64).
+    pub value: String,
 }
 
 /// Whether an upload ID is one this store could have made (32 lower-case hex
@@ -194,17 +207,29 @@ impl BucketStore {
     }
 
     /// Stores part `part_number` of an upload durably (replacing an earlier
-    /// part of that number) and returns its ETag, the hex MD5 of `body`.
+    /// part of that number), with the checksum it came with, and returns its
+    /// ETag, the hex MD5 of `body`.
     pub async fn put_part(
         &self,
         bucket: &str,
         upload_id: &str,
         part_number: u32,
         body: Bytes,
+        checksum: Option<&PartChecksum>,
     ) -> Result<String> {
         self.upload(bucket, upload_id).await?;
         let etag = hex::encode(Md5::digest(&body));
-        let name = format!("parts/{part_number:05}.{etag}");
+        let mut name = format!("parts/{part_number:05}.{etag}");
+        if let Some(c) = checksum {
+            let algorithm = c.algorithm.to_ascii_lowercase();
+            if !algorithm.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(Error::InvalidPart {
+                    part_number,
+                    reason: format!("unknown checksum algorithm {algorithm:?}"),
+                });
+            }
+            name = format!("{name}.{algorithm}.{}", hex::encode(c.value.as_bytes()));
+        }
         let path = self.upload_path(bucket, upload_id, &name)?;
         self.inner
             .put_opts(&path, PutPayload::from(body), PutOptions::default())
@@ -227,12 +252,22 @@ impl BucketStore {
             .list(Some(&dir))
             .try_filter_map(|meta| async move {
                 let parsed = meta.location.filename().and_then(|name| {
-                    let (number, etag) = name.split_once('.')?;
+                    let mut fields = name.split('.');
+                    let number = fields.next()?.parse().ok()?;
+                    let etag = fields.next()?.to_owned();
+                    let checksum = match (fields.next(), fields.next()) {
+                        (Some(algorithm), Some(value)) => Some(PartChecksum {
+                            algorithm: algorithm.to_owned(),
+                            value: String::from_utf8(hex::decode(value).ok()?).ok()?,
+                        }),
+                        _ => None,
+                    };
                     Some(Part {
-                        part_number: number.parse().ok()?,
-                        e_tag: etag.to_owned(),
+                        part_number: number,
+                        e_tag: etag,
                         size: meta.size,
                         last_modified: meta.last_modified,
+                        checksum,
                     })
                 });
                 Ok(parsed.map(|p| (p, meta.location)))
@@ -262,14 +297,16 @@ impl BucketStore {
             .collect())
     }
 
-    /// Completes an upload from the parts the client names (number and ETag,
-    /// in ascending order): the object appears durably at the upload's key,
-    /// the upload is removed, and S3's multipart ETag is returned.
+    /// Completes an upload from the parts the client names (number, ETag and
+    /// the checksum it claims for the part, if any, in ascending order): the
+    /// object appears durably at the upload's key, the upload is removed, and
+    /// S3's multipart ETag is returned. A named checksum must be the one the
+    /// part was uploaded with.
     pub async fn complete_upload(
         &self,
         bucket: &str,
         upload_id: &str,
-        chosen: &[(u32, String)],
+        chosen: &[(u32, String, Option<PartChecksum>)],
     ) -> Result<(Upload, String)> {
         let upload = self.upload(bucket, upload_id).await?;
         let stored = self.part_objects(bucket, upload_id).await?;
@@ -277,7 +314,7 @@ impl BucketStore {
             return Err(Error::InvalidPartOrder);
         }
         let mut sources: Vec<(Part, Path)> = Vec::with_capacity(chosen.len());
-        for (number, etag) in chosen {
+        for (number, etag, checksum) in chosen {
             let etag = etag.trim_matches('"');
             let found = stored
                 .iter()
@@ -288,6 +325,18 @@ impl BucketStore {
                     reason: "not uploaded, or its ETag differs".to_owned(),
                 });
             };
+            if let Some(claimed) = checksum {
+                let same = found.0.checksum.as_ref().is_some_and(|c| {
+                    c.algorithm.eq_ignore_ascii_case(&claimed.algorithm)
+                        && c.value == claimed.value
+                });
+                if !same {
+                    return Err(Error::InvalidPart {
+                        part_number: *number,
+                        reason: format!("its {} checksum differs", claimed.algorithm),
+                    });
+                }
+            }
             sources.push(found.clone());
         }
         // Every part but the last must be at least the minimum size.
@@ -427,6 +476,114 @@ impl BucketStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    async fn conformance(store: BucketStore) {
+        let attrs = ObjectAttributes {
+            metadata: BTreeMap::from([("m".to_owned(), "1".to_owned())]),
+            content_type: Some("text/plain".to_owned()),
+        };
+        let etag = store
+            .put_object("b", "plain", Bytes::from_static(b"hello"), &attrs)
+            .await
+            .unwrap();
+        assert_eq!(etag, hex::encode(Md5::digest(b"hello")));
+        let head = store.head("b", "plain").await.unwrap();
+        assert_eq!(head.e_tag.as_deref(), Some(etag.as_str()));
+        assert_eq!(head.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(head.metadata, attrs.metadata);
+
+        let upload = store.create_upload("b", "big", attrs.clone()).await.unwrap();
+        let first = Bytes::from(vec![7u8; MIN_PART_BYTES as usize]);
+        let crc = PartChecksum {
+            algorithm: "crc32".to_owned(),
+            value: "AAAA/w==".to_owned(),
+        };
+        let e1 = store
+            .put_part("b", &upload.upload_id, 1, Bytes::from_static(b"old"), None)
+            .await
+            .unwrap();
+        let e1b = store
+            .put_part("b", &upload.upload_id, 1, first.clone(), None)
+            .await
+            .unwrap();
+        assert_ne!(e1, e1b);
+        let e2 = store
+            .put_part("b", &upload.upload_id, 2, Bytes::from_static(b"tail"), Some(&crc))
+            .await
+            .unwrap();
+        let parts = store.list_parts("b", &upload.upload_id).await.unwrap();
+        assert_eq!(
+            parts.iter().map(|p| (p.part_number, p.e_tag.as_str())).collect::<Vec<_>>(),
+            [(1, e1b.as_str()), (2, e2.as_str())]
+        );
+        assert_eq!(parts[1].checksum.as_ref(), Some(&crc));
+        assert_eq!(store.list_uploads("b").await.unwrap(), [upload.clone()]);
+        let listed = store.list("b", "", None, None, 10).await.unwrap();
+        assert_eq!(listed.objects.len(), 1, "uploads in progress are not objects");
+        assert!(matches!(
+            store
+                .complete_upload("b", &upload.upload_id, &[(1, e1.clone(), None)])
+                .await,
+            Err(Error::InvalidPart { .. })
+        ));
+        let (_, etag) = store
+            .complete_upload(
+                "b",
+                &upload.upload_id,
+                &[(1, e1b.clone(), None), (2, e2.clone(), Some(crc))],
+            )
+            .await
+            .unwrap();
+        assert_eq!(etag, multipart_etag([e1b.as_str(), e2.as_str()]).unwrap());
+        let got = store.get("b", "big", None).await.unwrap();
+        assert_eq!(got.body.len(), first.len() + 4);
+        assert_eq!(&got.body[first.len()..], b"tail");
+        assert_eq!(got.info.e_tag.as_deref(), Some(etag.as_str()));
+        assert_eq!(got.info.metadata, attrs.metadata);
+        assert!(store.list_uploads("b").await.unwrap().is_empty());
+        assert!(matches!(
+            store.list_parts("b", &upload.upload_id).await,
+            Err(Error::NoSuchUpload { .. })
+        ));
+
+        let aborted = store.create_upload("b", "gone", attrs).await.unwrap();
+        store
+            .put_part("b", &aborted.upload_id, 1, Bytes::from_static(b"x"), None)
+            .await
+            .unwrap();
+        store.abort_upload("b", &aborted.upload_id).await.unwrap();
+        assert!(!store.exists("b", "gone").await.unwrap());
+        assert!(store.list_uploads("b").await.unwrap().is_empty());
+
+        let copy = store
+            .copy_object("b", "plain", "c", "copied", None)
+            .await
+            .unwrap();
+        assert_eq!(copy.e_tag.as_deref(), Some(hex::encode(Md5::digest(b"hello")).as_str()));
+        assert_eq!(copy.content_type.as_deref(), Some("text/plain"));
+        let replaced = store
+            .copy_object("b", "plain", "b", "plain", Some(ObjectAttributes::default()))
+            .await
+            .unwrap();
+        assert!(replaced.metadata.is_empty());
+        assert_eq!(
+            &store.get("b", "plain", None).await.unwrap().body[..],
+            b"hello"
+        );
+    }
+
+    #[tokio::test]
+    async fn test_local_uploads_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance(BucketStore::local(dir.path()).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn test_in_memory_uploads_and_copies() {
+        let inner = std::sync::Arc::new(object_store::memory::InMemory::new());
+        conformance(BucketStore::from_object_store(inner, false)).await;
+    }
 
     #[test]
     fn test_multipart_etag_matches_s3() {

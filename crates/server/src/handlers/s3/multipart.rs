@@ -8,8 +8,9 @@ use std::fmt::Write;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use cairn_store::{MAX_PART_NUMBER, Upload};
+use cairn_store::{MAX_PART_NUMBER, PartChecksum, Upload};
 
+use super::integrity::ChecksumAlgorithm;
 use super::objects::{attributes_from_headers, etag_response, upload_body};
 use super::xml::{
     Encoder, MAX_XML_BYTES, S3_NS, XML_DECL, malformed_xml, owner_xml, parse_document, quote_etag,
@@ -67,7 +68,30 @@ fn bounded(query_value: Option<&String>, name: &str) -> Result<usize, AwsError> 
     }
 }
 
+/// A full-object checksum of a multipart upload (`x-amz-checksum-type:
+/// FULL_OBJECT`, or a whole-object `x-amz-checksum-*` on completion) would
+/// need the assembled object's checksum, which Cairn does not compute: refused,
+/// never ignored.
+fn refuse_full_object_checksum(r: &S3Request<'_>, operation: &str) -> Result<(), AwsError> {
+    let full_object = r
+        .header("x-amz-checksum-type")
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("FULL_OBJECT"));
+    let whole_value = operation == "CompleteMultipartUpload"
+        && ChecksumAlgorithm::ALL
+            .into_iter()
+            .any(|a| r.parts.headers.contains_key(a.header()));
+    if full_object || whole_value {
+        return Err(AwsError::with_status(
+            "NotImplemented",
+            format!("{operation} with a full-object checksum is not implemented by this server."),
+            StatusCode::NOT_IMPLEMENTED,
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn create_multipart_upload(r: &S3Request<'_>) -> Result<Response, AwsError> {
+    refuse_full_object_checksum(r, "CreateMultipartUpload")?;
     let attributes = attributes_from_headers(&r.parts.headers)?;
     let upload = r
         .state
@@ -103,10 +127,14 @@ pub(super) async fn upload_part(r: &S3Request<'_>) -> Result<Response, AwsError>
     let number = part_number(r)?;
     this_upload(r).await?;
     let (body, checksum) = upload_body(r)?;
+    let part_checksum = checksum.as_ref().map(|c| PartChecksum {
+        algorithm: c.algorithm.name().to_ascii_lowercase(),
+        value: c.value.clone(),
+    });
     let etag = r
         .state
         .store
-        .put_part(&r.bucket, upload_id(r), number, body)
+        .put_part(&r.bucket, upload_id(r), number, body, part_checksum.as_ref())
         .await
         .map_err(store_error)?;
     Ok(etag_response(&etag, checksum.as_ref()))
@@ -114,6 +142,7 @@ pub(super) async fn upload_part(r: &S3Request<'_>) -> Result<Response, AwsError>
 
 pub(super) async fn complete_multipart_upload(r: &S3Request<'_>) -> Result<Response, AwsError> {
     this_upload(r).await?;
+    refuse_full_object_checksum(r, "CompleteMultipartUpload")?;
     if r.body.len() > MAX_XML_BYTES {
         return Err(malformed_xml());
     }
@@ -131,7 +160,15 @@ pub(super) async fn complete_multipart_upload(r: &S3Request<'_>) -> Result<Respo
             .and_then(|n| n.trim().parse::<u32>().ok())
             .ok_or_else(malformed_xml)?;
         let etag = fields.get("ETag").ok_or_else(malformed_xml)?;
-        chosen.push((number, etag.trim().to_owned()));
+        let claimed = ChecksumAlgorithm::ALL.into_iter().find_map(|a| {
+            fields
+                .get(&format!("Checksum{}", a.name()))
+                .map(|value| PartChecksum {
+                    algorithm: a.name().to_ascii_lowercase(),
+                    value: value.trim().to_owned(),
+                })
+        });
+        chosen.push((number, etag.trim().to_owned(), claimed));
     }
     if chosen.is_empty() {
         return Err(AwsError::client(
@@ -216,12 +253,25 @@ pub(super) async fn list_parts(r: &S3Request<'_>) -> Result<Response, AwsError> 
     for p in page {
         let _ = write!(
             xml,
-            "<Part><PartNumber>{}</PartNumber><LastModified>{}</LastModified><ETag>{}</ETag><Size>{}</Size></Part>",
+            "<Part><PartNumber>{}</PartNumber><LastModified>{}</LastModified><ETag>{}</ETag><Size>{}</Size>",
             p.part_number,
             s3_time(p.last_modified),
             xml_escape(&quote_etag(Some(&p.e_tag))),
             p.size
         );
+        if let Some(c) = &p.checksum
+            && let Some(a) = ChecksumAlgorithm::ALL
+                .into_iter()
+                .find(|a| a.name().eq_ignore_ascii_case(&c.algorithm))
+        {
+            let name = a.name();
+            let _ = write!(
+                xml,
+                "<Checksum{name}>{}</Checksum{name}>",
+                xml_escape(&c.value)
+            );
+        }
+        xml.push_str("</Part>");
     }
     xml.push_str("</ListPartsResult>");
     Ok(xml_response(StatusCode::OK, xml))

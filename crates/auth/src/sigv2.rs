@@ -115,7 +115,9 @@ pub fn parse_sigv2_query(raw_query: &str) -> Option<Result<SigV2Query, AuthError
         .ok()
         .and_then(|s| Utc.timestamp_opt(s, 0).single());
     let Some(expires_at) = expires_at else {
-        return Some(Err(malformed("Invalid date (should be seconds since epoch)")));
+        return Some(Err(malformed(
+            "Invalid date (should be seconds since epoch)",
+        )));
     };
     Some(Ok(SigV2Query {
         access_key_id,
@@ -252,7 +254,11 @@ mod tests {
 
     #[test]
     fn test_string_to_sign_includes_subresources_sorted() {
-        let headers = [("host", "h"), ("X-Amz-Meta-B", " 2 "), ("x-amz-meta-a", "1")];
+        let headers = [
+            ("host", "h"),
+            ("X-Amz-Meta-B", " 2 "),
+            ("x-amz-meta-a", "1"),
+        ];
         let p = parts(
             "versionId=v1&AWSAccessKeyId=AK&response-content-type=text%2Fplain&Expires=10&Signature=x&acl",
             &headers,

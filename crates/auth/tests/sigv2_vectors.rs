@@ -73,7 +73,11 @@ fn test_botocore_sigv2_vectors_verify() {
 fn test_expired_sigv2_urls_are_refused() {
     for v in &vectors().vectors {
         let err = check(v, &v.method, &v.path, &v.query, v.expires + 1).unwrap_err();
-        assert!(matches!(err, AuthError::PresignedExpired { .. }), "{}", v.name);
+        assert!(
+            matches!(err, AuthError::PresignedExpired { .. }),
+            "{}",
+            v.name
+        );
         assert_eq!(
             err.s3_error(),
             ("AccessDenied", 403, "Request has expired".to_owned())
@@ -92,17 +96,31 @@ fn test_tampered_sigv2_urls_are_refused() {
             (
                 v.method.clone(),
                 v.path.clone(),
-                v.query
-                    .replace(&format!("Expires={}", v.expires), &format!("Expires={later}")),
+                v.query.replace(
+                    &format!("Expires={}", v.expires),
+                    &format!("Expires={later}"),
+                ),
             ),
             (v.method.clone(), v.path.clone(), format!("{}&acl", v.query)),
         ];
         for (method, path, query) in tampered {
             let err = check(v, &method, &path, &query, v.signed_at).unwrap_err();
-            assert_eq!(err, AuthError::SignatureMismatch, "{} {method} {path}?{query}", v.name);
+            assert_eq!(
+                err,
+                AuthError::SignatureMismatch,
+                "{} {method} {path}?{query}",
+                v.name
+            );
             assert_eq!(err.s3_error().0, "SignatureDoesNotMatch");
         }
         // Parameters S3 does not sign may change freely.
-        check(v, &v.method, &v.path, &format!("{}&x-id=GetObject", v.query), v.signed_at).unwrap();
+        check(
+            v,
+            &v.method,
+            &v.path,
+            &format!("{}&x-id=GetObject", v.query),
+            v.signed_at,
+        )
+        .unwrap();
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
+use md5::{Digest, Md5};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use md5::{Digest, Md5};
 use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
     PutOptions, PutPayload,
@@ -278,7 +278,11 @@ impl BucketStore {
     }
 
     pub(crate) fn path(&self, bucket: &str, key: &str) -> Result<Path> {
-        if self.local && key.split('/').any(|segment| segment.len() > MAX_LOCAL_SEGMENT_BYTES) {
+        if self.local
+            && key
+                .split('/')
+                .any(|segment| segment.len() > MAX_LOCAL_SEGMENT_BYTES)
+        {
             return Err(Error::InvalidKey {
                 key: key.to_owned(),
                 reason: format!(
@@ -665,7 +669,12 @@ pub(crate) fn backend(operation: &'static str, source: object_store::Error) -> E
     Error::Backend { operation, source }
 }
 
-pub(crate) fn not_found_or(e: object_store::Error, bucket: &str, key: &str, operation: &'static str) -> Error {
+pub(crate) fn not_found_or(
+    e: object_store::Error,
+    bucket: &str,
+    key: &str,
+    operation: &'static str,
+) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::NotFound {
             bucket: bucket.to_owned(),

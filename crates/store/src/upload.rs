@@ -22,9 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use object_store::path::Path;
-use object_store::{
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
-};
+use object_store::{ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart};
 use rand::Rng;
 
 use crate::store::{BucketStore, Error, ObjectAttributes, Result, backend, not_found_or};
@@ -84,7 +82,10 @@ pub struct PartChecksum {
 /// Whether an upload ID is one this store could have made (32 lower-case hex
 /// digits); anything else names no upload and must not reach a path.
 fn valid_upload_id(upload_id: &str) -> bool {
-    upload_id.len() == 32 && upload_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    upload_id.len() == 32
+        && upload_id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// S3's ETag of an object assembled from parts with these hex MD5s.
@@ -129,7 +130,9 @@ impl BucketStore {
         self.path(bucket, key)?;
         let upload_id: String = {
             let mut rng = rand::rng();
-            (0..16).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+            (0..16)
+                .map(|_| format!("{:02x}", rng.random::<u8>()))
+                .collect()
         };
         let upload = Upload {
             upload_id,
@@ -327,8 +330,7 @@ impl BucketStore {
             };
             if let Some(claimed) = checksum {
                 let same = found.0.checksum.as_ref().is_some_and(|c| {
-                    c.algorithm.eq_ignore_ascii_case(&claimed.algorithm)
-                        && c.value == claimed.value
+                    c.algorithm.eq_ignore_ascii_case(&claimed.algorithm) && c.value == claimed.value
                 });
                 if !same {
                     return Err(Error::InvalidPart {
@@ -351,12 +353,13 @@ impl BucketStore {
                 size: part.size,
             });
         }
-        let etag = multipart_etag(sources.iter().map(|(p, _)| p.e_tag.as_str())).ok_or_else(
-            || Error::InvalidPart {
-                part_number: 0,
-                reason: "stored ETag is not hex".to_owned(),
-            },
-        )?;
+        let etag =
+            multipart_etag(sources.iter().map(|(p, _)| p.e_tag.as_str())).ok_or_else(|| {
+                Error::InvalidPart {
+                    part_number: 0,
+                    reason: "stored ETag is not hex".to_owned(),
+                }
+            })?;
         let paths: Vec<Path> = sources.into_iter().map(|(_, p)| p).collect();
         self.assemble(bucket, &upload.key, &paths, &upload.attributes, &etag)
             .await?;
@@ -493,7 +496,10 @@ mod tests {
         assert_eq!(head.content_type.as_deref(), Some("text/plain"));
         assert_eq!(head.metadata, attrs.metadata);
 
-        let upload = store.create_upload("b", "big", attrs.clone()).await.unwrap();
+        let upload = store
+            .create_upload("b", "big", attrs.clone())
+            .await
+            .unwrap();
         let first = Bytes::from(vec![7u8; MIN_PART_BYTES as usize]);
         let crc = PartChecksum {
             algorithm: "crc32".to_owned(),
@@ -509,18 +515,34 @@ mod tests {
             .unwrap();
         assert_ne!(e1, e1b);
         let e2 = store
-            .put_part("b", &upload.upload_id, 2, Bytes::from_static(b"tail"), Some(&crc))
+            .put_part(
+                "b",
+                &upload.upload_id,
+                2,
+                Bytes::from_static(b"tail"),
+                Some(&crc),
+            )
             .await
             .unwrap();
         let parts = store.list_parts("b", &upload.upload_id).await.unwrap();
         assert_eq!(
-            parts.iter().map(|p| (p.part_number, p.e_tag.as_str())).collect::<Vec<_>>(),
+            parts
+                .iter()
+                .map(|p| (p.part_number, p.e_tag.as_str()))
+                .collect::<Vec<_>>(),
             [(1, e1b.as_str()), (2, e2.as_str())]
         );
         assert_eq!(parts[1].checksum.as_ref(), Some(&crc));
-        assert_eq!(store.list_uploads("b").await.unwrap(), [upload.clone()]);
+        assert_eq!(
+            store.list_uploads("b").await.unwrap(),
+            std::slice::from_ref(&upload)
+        );
         let listed = store.list("b", "", None, None, 10).await.unwrap();
-        assert_eq!(listed.objects.len(), 1, "uploads in progress are not objects");
+        assert_eq!(
+            listed.objects.len(),
+            1,
+            "uploads in progress are not objects"
+        );
         assert!(matches!(
             store
                 .complete_upload("b", &upload.upload_id, &[(1, e1.clone(), None)])
@@ -560,10 +582,19 @@ mod tests {
             .copy_object("b", "plain", "c", "copied", None)
             .await
             .unwrap();
-        assert_eq!(copy.e_tag.as_deref(), Some(hex::encode(Md5::digest(b"hello")).as_str()));
+        assert_eq!(
+            copy.e_tag.as_deref(),
+            Some(hex::encode(Md5::digest(b"hello")).as_str())
+        );
         assert_eq!(copy.content_type.as_deref(), Some("text/plain"));
         let replaced = store
-            .copy_object("b", "plain", "b", "plain", Some(ObjectAttributes::default()))
+            .copy_object(
+                "b",
+                "plain",
+                "b",
+                "plain",
+                Some(ObjectAttributes::default()),
+            )
             .await
             .unwrap();
         assert!(replaced.metadata.is_empty());

@@ -93,7 +93,12 @@ pub(super) async fn delete_bucket(r: &S3Request<'_>) -> Result<Response, AwsErro
         .list(name, "", None, None, 1)
         .await
         .map_err(store_error)?;
-    let uploads = r.state.store.list_uploads(name).await.map_err(store_error)?;
+    let uploads = r
+        .state
+        .store
+        .list_uploads(name)
+        .await
+        .map_err(store_error)?;
     if !listing.objects.is_empty() || !uploads.is_empty() {
         return Err(AwsError::with_status(
             "BucketNotEmpty",
@@ -132,6 +137,8 @@ pub(super) fn location(r: &S3Request<'_>) -> Result<Response, AwsError> {
     };
     Ok(xml_response(
         StatusCode::OK,
-        format!("{XML_DECL}<LocationConstraint xmlns=\"{S3_NS}\">{constraint}</LocationConstraint>"),
+        format!(
+            "{XML_DECL}<LocationConstraint xmlns=\"{S3_NS}\">{constraint}</LocationConstraint>"
+        ),
     ))
 }

@@ -42,10 +42,7 @@ pub(crate) fn is_aws_chunked(headers: &HeaderMap) -> bool {
 }
 
 fn incomplete() -> AwsError {
-    AwsError::client(
-        "IncompleteBody",
-        "The request body terminated unexpectedly",
-    )
+    AwsError::client("IncompleteBody", "The request body terminated unexpectedly")
 }
 
 fn take_line(data: &[u8], at: &mut usize) -> Result<Vec<u8>, AwsError> {
@@ -131,8 +128,14 @@ mod tests {
     fn headers() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("content-encoding", HeaderValue::from_static("aws-chunked"));
-        h.insert("x-amz-trailer", HeaderValue::from_static("x-amz-checksum-crc32"));
-        h.insert("x-amz-decoded-content-length", HeaderValue::from_static("11"));
+        h.insert(
+            "x-amz-trailer",
+            HeaderValue::from_static("x-amz-checksum-crc32"),
+        );
+        h.insert(
+            "x-amz-decoded-content-length",
+            HeaderValue::from_static("11"),
+        );
         h
     }
 

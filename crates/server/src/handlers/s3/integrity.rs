@@ -151,7 +151,10 @@ pub(crate) fn verify_upload(
             .and_then(|v| STANDARD.decode(v.trim()).ok())
             .filter(|raw| raw.len() == 16)
             .ok_or_else(|| {
-                AwsError::client("InvalidDigest", "The Content-MD5 you specified was not valid.")
+                AwsError::client(
+                    "InvalidDigest",
+                    "The Content-MD5 you specified was not valid.",
+                )
             })?;
         if Md5::digest(body).as_slice() != expected.as_slice() {
             return Err(AwsError::client(
@@ -204,7 +207,10 @@ mod tests {
     fn test_verify_upload() {
         let mut h = HeaderMap::new();
         assert_eq!(verify_upload(&h, b"x").unwrap(), None);
-        h.insert("content-md5", HeaderValue::from_static("XrY7u+Ae7tCTyyK7j1rNww=="));
+        h.insert(
+            "content-md5",
+            HeaderValue::from_static("XrY7u+Ae7tCTyyK7j1rNww=="),
+        );
         verify_upload(&h, b"hello world").unwrap();
         assert_eq!(verify_upload(&h, b"hello").unwrap_err().code, "BadDigest");
         h.insert("content-md5", HeaderValue::from_static("nope"));

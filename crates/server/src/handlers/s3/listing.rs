@@ -118,7 +118,13 @@ pub(super) async fn list_objects_v2(r: &S3Request<'_>) -> Result<Response, AwsEr
     let listing = r
         .state
         .store
-        .list(&r.bucket, &prefix, delimiter.as_deref(), after.as_deref(), max)
+        .list(
+            &r.bucket,
+            &prefix,
+            delimiter.as_deref(),
+            after.as_deref(),
+            max,
+        )
         .await
         .map_err(store_error)?;
     let fetch_owner = query.get("fetch-owner").map(String::as_str) == Some("true");

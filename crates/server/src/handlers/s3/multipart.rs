@@ -134,7 +134,13 @@ pub(super) async fn upload_part(r: &S3Request<'_>) -> Result<Response, AwsError>
     let etag = r
         .state
         .store
-        .put_part(&r.bucket, upload_id(r), number, body, part_checksum.as_ref())
+        .put_part(
+            &r.bucket,
+            upload_id(r),
+            number,
+            body,
+            part_checksum.as_ref(),
+        )
         .await
         .map_err(store_error)?;
     Ok(etag_response(&etag, checksum.as_ref()))

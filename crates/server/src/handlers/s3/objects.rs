@@ -89,7 +89,9 @@ pub(super) fn attributes_from_headers(headers: &HeaderMap) -> Result<ObjectAttri
 
 /// The payload of a PutObject or UploadPart: `aws-chunked` decoded, and
 /// every checksum the client sent verified against it.
-pub(super) fn upload_body(r: &S3Request<'_>) -> Result<(Bytes, Option<VerifiedChecksum>), AwsError> {
+pub(super) fn upload_body(
+    r: &S3Request<'_>,
+) -> Result<(Bytes, Option<VerifiedChecksum>), AwsError> {
     let headers = &r.parts.headers;
     let (body, trailer) = if chunked::is_aws_chunked(headers) {
         let decoded = chunked::decode(headers, &r.body)?;
@@ -245,11 +247,16 @@ pub(super) async fn get_object(r: &S3Request<'_>, head: bool) -> Result<Response
 
 /// Reads `x-amz-copy-source` (`[/]bucket/key[?versionId=...]`, URL-encoded).
 fn copy_source(value: &str) -> Result<(String, String), AwsError> {
-    let invalid = || AwsError::client("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+    let invalid = || {
+        AwsError::client(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
+    };
     let (path, query) = value.split_once('?').unwrap_or((value, ""));
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
-            Some(("versionId", v)) if v == "null" => {}
+            Some(("versionId", "null")) => {}
             Some(("versionId", _)) => return Err(no_such_version()),
             _ => return Err(invalid()),
         }
@@ -267,8 +274,7 @@ fn copy_source(value: &str) -> Result<(String, String), AwsError> {
 pub(super) async fn copy_object(r: &S3Request<'_>) -> Result<Response, AwsError> {
     let source = r.header("x-amz-copy-source").unwrap_or("");
     let (source_bucket, source_key) = copy_source(source)?;
-    if r
-        .parts
+    if r.parts
         .headers
         .keys()
         .any(|n| n.as_str().starts_with("x-amz-copy-source-if-"))
@@ -327,8 +333,7 @@ pub(super) async fn delete_objects(r: &S3Request<'_>) -> Result<Response, AwsErr
         return Err(malformed_xml());
     }
     let has_integrity = r.parts.headers.contains_key("content-md5")
-        || r
-            .parts
+        || r.parts
             .headers
             .keys()
             .any(|n| n.as_str().starts_with("x-amz-checksum-"));
@@ -423,7 +428,10 @@ mod tests {
             copy_source("b/k?versionId=null").unwrap(),
             ("b".to_owned(), "k".to_owned())
         );
-        assert_eq!(copy_source("b/k?versionId=x").unwrap_err().code, "NoSuchVersion");
+        assert_eq!(
+            copy_source("b/k?versionId=x").unwrap_err().code,
+            "NoSuchVersion"
+        );
         assert_eq!(copy_source("b").unwrap_err().code, "InvalidArgument");
     }
 
@@ -435,7 +443,10 @@ mod tests {
         let a = attributes_from_headers(&h).unwrap();
         assert_eq!(a.metadata.get("color").unwrap(), "blue");
         assert_eq!(a.content_type.as_deref(), Some("text/plain"));
-        h.insert("x-amz-meta-big", HeaderValue::from_str(&"x".repeat(3000)).unwrap());
+        h.insert(
+            "x-amz-meta-big",
+            HeaderValue::from_str(&"x".repeat(3000)).unwrap(),
+        );
         assert_eq!(
             attributes_from_headers(&h).unwrap_err().code,
             "MetadataTooLarge"

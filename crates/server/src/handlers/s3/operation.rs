@@ -206,26 +206,48 @@ pub struct RouteHeaders<'a> {
     pub copy_source: Option<&'a str>,
 }
 
+/// A bucket sub-resource: its name and its operation for GET, PUT, DELETE and POST.
+type BucketRow = (
+    &'static str,
+    S3Operation,
+    Option<S3Operation>,
+    Option<S3Operation>,
+    Option<S3Operation>,
+);
+
+/// An object sub-resource: its name and its operation for GET/HEAD, PUT, DELETE and POST.
+type ObjectRow = (
+    &'static str,
+    Option<S3Operation>,
+    Option<S3Operation>,
+    Option<S3Operation>,
+    Option<S3Operation>,
+);
+
 /// Bucket sub-resources, each with its operation per method, in the order
 /// S3 resolves them. A GET that names an `id` is the single-configuration
 /// operation; without, the list operation.
 fn bucket_subresource(method: &Method, query: &Query) -> Option<Result<S3Operation, RouteError>> {
     use S3Operation as Op;
     let has = |name: &str| query.contains_key(name);
-    let by_method = |get: Op, put: Option<Op>, delete: Option<Op>, post: Option<Op>| {
-        match *method {
-            Method::GET => Some(get),
-            Method::PUT => put,
-            Method::DELETE => delete,
-            Method::POST => post,
-            _ => None,
-        }
+    let by_method = |get: Op, put: Option<Op>, delete: Option<Op>, post: Option<Op>| match *method {
+        Method::GET => Some(get),
+        Method::PUT => put,
+        Method::DELETE => delete,
+        Method::POST => post,
+        _ => None,
     };
     // (sub-resource, GET, PUT, DELETE, POST); a method without an operation
     // is MethodNotAllowed, never another operation.
     let configured = |single: Op, list: Op| if has("id") { single } else { list };
-    let table: [(&str, Op, Option<Op>, Option<Op>, Option<Op>); 31] = [
-        ("abac", Op::GetBucketAbac, Some(Op::PutBucketAbac), None, None),
+    let table: [BucketRow; 31] = [
+        (
+            "abac",
+            Op::GetBucketAbac,
+            Some(Op::PutBucketAbac),
+            None,
+            None,
+        ),
         (
             "accelerate",
             Op::GetBucketAccelerateConfiguration,
@@ -251,7 +273,13 @@ fn bucket_subresource(method: &Method, query: &Query) -> Option<Result<S3Operati
             Some(Op::DeleteBucketCors),
             None,
         ),
-        ("delete", Op::DeleteObjects, None, None, Some(Op::DeleteObjects)),
+        (
+            "delete",
+            Op::DeleteObjects,
+            None,
+            None,
+            Some(Op::DeleteObjects),
+        ),
         (
             "encryption",
             Op::GetBucketEncryption,
@@ -419,16 +447,15 @@ fn bucket_subresource(method: &Method, query: &Query) -> Option<Result<S3Operati
 fn object_subresource(method: &Method, query: &Query) -> Option<Option<S3Operation>> {
     use S3Operation as Op;
     let has = |name: &str| query.contains_key(name);
-    let pick = |get: Option<Op>, put: Option<Op>, delete: Option<Op>, post: Option<Op>| {
-        match *method {
+    let pick =
+        |get: Option<Op>, put: Option<Op>, delete: Option<Op>, post: Option<Op>| match *method {
             Method::GET | Method::HEAD => get,
             Method::PUT => put,
             Method::DELETE => delete,
             Method::POST => post,
             _ => None,
-        }
-    };
-    let table: [(&str, Option<Op>, Option<Op>, Option<Op>, Option<Op>); 11] = [
+        };
+    let table: [ObjectRow; 11] = [
         (
             "acl",
             Some(Op::GetObjectAcl),
@@ -436,8 +463,20 @@ fn object_subresource(method: &Method, query: &Query) -> Option<Option<S3Operati
             None,
             None,
         ),
-        ("attributes", Some(Op::GetObjectAttributes), None, None, None),
-        ("encryption", None, Some(Op::UpdateObjectEncryption), None, None),
+        (
+            "attributes",
+            Some(Op::GetObjectAttributes),
+            None,
+            None,
+            None,
+        ),
+        (
+            "encryption",
+            None,
+            Some(Op::UpdateObjectEncryption),
+            None,
+            None,
+        ),
         (
             "legal-hold",
             Some(Op::GetObjectLegalHold),
@@ -463,13 +502,7 @@ fn object_subresource(method: &Method, query: &Query) -> Option<Option<S3Operati
             None,
         ),
         ("torrent", Some(Op::GetObjectTorrent), None, None, None),
-        (
-            "uploads",
-            None,
-            None,
-            None,
-            Some(Op::CreateMultipartUpload),
-        ),
+        ("uploads", None, None, None, Some(Op::CreateMultipartUpload)),
     ];
     for (name, get, put, delete, post) in table {
         if has(name) {
@@ -523,9 +556,7 @@ pub fn route(
         Method::GET if multipart => Ok(Op::ListParts),
         Method::GET => Ok(Op::GetObject),
         Method::HEAD => Ok(Op::HeadObject),
-        Method::PUT if multipart && part && headers.copy_source.is_some() => {
-            Ok(Op::UploadPartCopy)
-        }
+        Method::PUT if multipart && part && headers.copy_source.is_some() => Ok(Op::UploadPartCopy),
         Method::PUT if multipart || part => Ok(Op::UploadPart),
         Method::PUT if headers.copy_source.is_some() => Ok(Op::CopyObject),
         Method::PUT => Ok(Op::PutObject),
@@ -559,30 +590,66 @@ mod tests {
     #[test]
     fn test_bucket_subresources_never_fall_through() {
         use S3Operation as Op;
-        assert_eq!(bucket(Method::DELETE, &[("policy", "")]), Op::DeleteBucketPolicy);
-        assert_eq!(bucket(Method::PUT, &[("versioning", "")]), Op::PutBucketVersioning);
-        assert_eq!(bucket(Method::GET, &[("publicAccessBlock", "")]), Op::GetPublicAccessBlock);
-        assert_eq!(bucket(Method::GET, &[("logging", "")]), Op::GetBucketLogging);
-        assert_eq!(bucket(Method::PUT, &[("object-lock", "")]), Op::PutObjectLockConfiguration);
-        assert_eq!(bucket(Method::GET, &[("metrics", "")]), Op::ListBucketMetricsConfigurations);
+        assert_eq!(
+            bucket(Method::DELETE, &[("policy", "")]),
+            Op::DeleteBucketPolicy
+        );
+        assert_eq!(
+            bucket(Method::PUT, &[("versioning", "")]),
+            Op::PutBucketVersioning
+        );
+        assert_eq!(
+            bucket(Method::GET, &[("publicAccessBlock", "")]),
+            Op::GetPublicAccessBlock
+        );
+        assert_eq!(
+            bucket(Method::GET, &[("logging", "")]),
+            Op::GetBucketLogging
+        );
+        assert_eq!(
+            bucket(Method::PUT, &[("object-lock", "")]),
+            Op::PutObjectLockConfiguration
+        );
+        assert_eq!(
+            bucket(Method::GET, &[("metrics", "")]),
+            Op::ListBucketMetricsConfigurations
+        );
         assert_eq!(
             bucket(Method::GET, &[("metrics", ""), ("id", "x")]),
             Op::GetBucketMetricsConfiguration
         );
         assert_eq!(bucket(Method::POST, &[("delete", "")]), Op::DeleteObjects);
-        assert_eq!(bucket(Method::GET, &[("uploads", "")]), Op::ListMultipartUploads);
-        assert_eq!(bucket(Method::GET, &[("list-type", "2")]), Op::ListObjectsV2);
+        assert_eq!(
+            bucket(Method::GET, &[("uploads", "")]),
+            Op::ListMultipartUploads
+        );
+        assert_eq!(
+            bucket(Method::GET, &[("list-type", "2")]),
+            Op::ListObjectsV2
+        );
         assert_eq!(bucket(Method::GET, &[("prefix", "a")]), Op::ListObjects);
         assert_eq!(bucket(Method::PUT, &[]), Op::CreateBucket);
         assert_eq!(bucket(Method::DELETE, &[]), Op::DeleteBucket);
         assert_eq!(bucket(Method::POST, &[]), Op::PostObject);
         // A sub-resource with no operation for the method is refused, not routed elsewhere.
         assert_eq!(
-            route(&Method::PUT, "b", None, &q(&[("location", "")]), RouteHeaders::default()),
+            route(
+                &Method::PUT,
+                "b",
+                None,
+                &q(&[("location", "")]),
+                RouteHeaders::default()
+            ),
             Err(RouteError::MethodNotAllowed)
         );
         assert_eq!(
-            route(&Method::DELETE, "b", None, &q(&[("versioning", "")]), RouteHeaders::default()),
+            route(
+                &Method::DELETE,
+                "b",
+                None,
+                &q(&[("versioning", "")]),
+                RouteHeaders::default()
+            ),
             Err(RouteError::MethodNotAllowed)
         );
     }
@@ -595,19 +662,49 @@ mod tests {
         let part = [("partNumber", "1"), ("uploadId", "u")];
         assert_eq!(object(Method::PUT, &part, None), Op::UploadPart);
         assert_eq!(object(Method::PUT, &part, Some("/a/b")), Op::UploadPartCopy);
-        assert_eq!(object(Method::POST, &[("uploads", "")], None), Op::CreateMultipartUpload);
-        assert_eq!(object(Method::POST, &[("uploadId", "u")], None), Op::CompleteMultipartUpload);
-        assert_eq!(object(Method::DELETE, &[("uploadId", "u")], None), Op::AbortMultipartUpload);
-        assert_eq!(object(Method::GET, &[("uploadId", "u")], None), Op::ListParts);
-        assert_eq!(object(Method::DELETE, &[("tagging", "")], None), Op::DeleteObjectTagging);
-        assert_eq!(object(Method::PUT, &[("retention", "")], None), Op::PutObjectRetention);
-        assert_eq!(object(Method::POST, &[("select", ""), ("select-type", "2")], None), Op::SelectObjectContent);
-        assert_eq!(object(Method::GET, &[("attributes", "")], None), Op::GetObjectAttributes);
+        assert_eq!(
+            object(Method::POST, &[("uploads", "")], None),
+            Op::CreateMultipartUpload
+        );
+        assert_eq!(
+            object(Method::POST, &[("uploadId", "u")], None),
+            Op::CompleteMultipartUpload
+        );
+        assert_eq!(
+            object(Method::DELETE, &[("uploadId", "u")], None),
+            Op::AbortMultipartUpload
+        );
+        assert_eq!(
+            object(Method::GET, &[("uploadId", "u")], None),
+            Op::ListParts
+        );
+        assert_eq!(
+            object(Method::DELETE, &[("tagging", "")], None),
+            Op::DeleteObjectTagging
+        );
+        assert_eq!(
+            object(Method::PUT, &[("retention", "")], None),
+            Op::PutObjectRetention
+        );
+        assert_eq!(
+            object(Method::POST, &[("select", ""), ("select-type", "2")], None),
+            Op::SelectObjectContent
+        );
+        assert_eq!(
+            object(Method::GET, &[("attributes", "")], None),
+            Op::GetObjectAttributes
+        );
         assert_eq!(object(Method::GET, &[], None), Op::GetObject);
         assert_eq!(object(Method::HEAD, &[], None), Op::HeadObject);
         assert_eq!(object(Method::DELETE, &[], None), Op::DeleteObject);
         assert_eq!(
-            route(&Method::POST, "b", Some("k"), &q(&[]), RouteHeaders::default()),
+            route(
+                &Method::POST,
+                "b",
+                Some("k"),
+                &q(&[]),
+                RouteHeaders::default()
+            ),
             Err(RouteError::MethodNotAllowed)
         );
     }
@@ -624,7 +721,10 @@ mod tests {
         assert_eq!(S3Operation::HeadObject.iam_action(), "s3:GetObject");
         assert_eq!(S3Operation::DeleteObjects.iam_action(), "s3:DeleteObject");
         assert_eq!(S3Operation::UploadPart.iam_action(), "s3:PutObject");
-        assert_eq!(S3Operation::PutBucketPolicy.support(), Support::NotImplemented);
+        assert_eq!(
+            S3Operation::PutBucketPolicy.support(),
+            Support::NotImplemented
+        );
         assert_eq!(S3Operation::PutObject.support(), Support::Served);
     }
 }

@@ -153,7 +153,9 @@ pub fn parse_document(body: &[u8]) -> Result<XmlDocument, AwsError> {
                         doc.fields.insert(name, String::new());
                     }
                     2 => {
-                        record.get_or_insert_with(BTreeMap::new).insert(name, String::new());
+                        record
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(name, String::new());
                     }
                     _ => {}
                 }

@@ -120,6 +120,12 @@ def test_copy_object(s3):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.copy_object(Bucket="bkt", Key="src", CopySource="bkt/src")
     assert error_code(e) == "InvalidRequest"
+    etag = s3.head_object(Bucket="bkt", Key="src")["ETag"]
+    s3.copy_object(Bucket="bkt", Key="cond", CopySource="bkt/src", CopySourceIfMatch=etag)
+    for condition in [{"CopySourceIfMatch": '"0123"'}, {"CopySourceIfNoneMatch": etag}]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            s3.copy_object(Bucket="bkt", Key="cond2", CopySource="bkt/src", **condition)
+        assert error_code(e) == "PreconditionFailed", condition
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.copy_object(Bucket="bkt", Key="x", CopySource="bkt/missing")
     assert error_code(e) == "NoSuchKey"
@@ -128,7 +134,7 @@ def test_copy_object(s3):
     assert error_code(e) == "NoSuchBucket"
 
 
-def test_delete_objects(s3):
+def test_delete_objects(server, s3):
     for k in ["a", "b", "c/d"]:
         s3.put_object(Bucket="bkt", Key=k, Body=k.encode())
     out = s3.delete_objects(Bucket="bkt", Delete={"Objects": [{"Key": "a"}, {"Key": "c/d"}, {"Key": "never"},
@@ -142,6 +148,10 @@ def test_delete_objects(s3):
     # The real AWS CLI's `s3 rm --recursive` uses DeleteObjects.
     s3.put_object(Bucket="bkt", Key="x/1", Body=b"1")
     s3.put_object(Bucket="bkt", Key="x/2", Body=b"2")
+    s3.put_object(Bucket="bkt", Key="y", Body=b"3")
+    out = server.aws("s3", "rm", "--recursive", "s3://bkt/x/", expect_json=False)
+    assert "delete: s3://bkt/x/1" in out and "delete: s3://bkt/x/2" in out
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"]] == ["y"]
 
 
 def test_multipart_list_parts_abort_and_complete_errors(s3):
@@ -217,6 +227,12 @@ def test_cli_cp_of_a_large_file_is_multipart_and_byte_identical(server, s3, tmp_
     back = tmp_path / "back.bin"
     server.aws("s3", "cp", "s3://bkt/exports/big.bin", str(back), expect_json=False)
     assert filecmp.cmp(source, back, shallow=False)
+    # An S3-to-S3 copy of a large object is a multipart copy (UploadPartCopy).
+    server.aws("s3", "cp", "s3://bkt/exports/big.bin", "s3://bkt/exports/copy.bin", expect_json=False)
+    assert s3.head_object(Bucket="bkt", Key="exports/copy.bin")["ETag"] == head["ETag"]
+    copied = tmp_path / "copied.bin"
+    server.aws("s3", "cp", "s3://bkt/exports/copy.bin", str(copied), expect_json=False)
+    assert filecmp.cmp(source, copied, shallow=False)
 
 
 def test_cli_sync_of_a_cloudtrail_export_both_ways(server, s3, tmp_path):

@@ -169,6 +169,7 @@ pub(crate) async fn dispatch(op: S3Operation, r: &S3Request<'_>) -> Result<Respo
         Op::DeleteObject => objects::delete_object(r).await,
         Op::CreateMultipartUpload => multipart::create_multipart_upload(r).await,
         Op::UploadPart => multipart::upload_part(r).await,
+        Op::UploadPartCopy => multipart::upload_part_copy(r).await,
         Op::CompleteMultipartUpload => multipart::complete_multipart_upload(r).await,
         Op::AbortMultipartUpload => multipart::abort_multipart_upload(r).await,
         Op::ListParts => multipart::list_parts(r).await,
@@ -302,6 +303,6 @@ mod tests {
             .filter(|op| op.support() == Support::Served)
             .map(|op| op.name())
             .collect();
-        assert_eq!(served.len(), 19, "{served:?}");
+        assert_eq!(served.len(), 20, "{served:?}");
     }
 }

@@ -11,12 +11,15 @@ use axum::response::{IntoResponse, Response};
 use cairn_store::{MAX_PART_NUMBER, PartChecksum, Upload};
 
 use super::integrity::ChecksumAlgorithm;
-use super::objects::{attributes_from_headers, etag_response, upload_body};
+use super::objects::{
+    attributes_from_headers, check_copy_conditions, copy_source, etag_response, parse_range,
+    upload_body,
+};
 use super::xml::{
     Encoder, MAX_XML_BYTES, S3_NS, XML_DECL, malformed_xml, owner_xml, parse_document, quote_etag,
     s3_time, xml_response,
 };
-use super::{S3Request, store_error};
+use super::{MAX_OBJECT_UPLOAD_BYTES, S3Request, bucket_of, store_error};
 use crate::error::{AwsError, xml_escape};
 
 /// The most parts or uploads one listing page holds.
@@ -144,6 +147,72 @@ pub(super) async fn upload_part(r: &S3Request<'_>) -> Result<Response, AwsError>
         .await
         .map_err(store_error)?;
     Ok(etag_response(&etag, checksum.as_ref()))
+}
+
+/// UploadPartCopy: a part copied from a byte range (`x-amz-copy-source-range`)
+/// of an existing object. The range is read into memory, so a copied part is
+/// bounded like an uploaded one.
+pub(super) async fn upload_part_copy(r: &S3Request<'_>) -> Result<Response, AwsError> {
+    let number = part_number(r)?;
+    this_upload(r).await?;
+    let (source_bucket, source_key) = copy_source(r.header("x-amz-copy-source").unwrap_or(""))?;
+    bucket_of(r.state, &source_bucket)?;
+    let range = match r.header("x-amz-copy-source-range") {
+        None => None,
+        Some(value) => {
+            let mut as_range = axum::http::HeaderMap::new();
+            if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+                as_range.insert(axum::http::header::RANGE, v);
+            }
+            Some(parse_range(&as_range).ok_or_else(|| {
+                AwsError::client(
+                    "InvalidArgument",
+                    "The x-amz-copy-source-range value must be of the form bytes=first-last where \
+                     first and last are the zero-based offsets of the first and last bytes to copy",
+                )
+            })?)
+        }
+    };
+    let source = r
+        .state
+        .store
+        .head(&source_bucket, &source_key)
+        .await
+        .map_err(store_error)?;
+    check_copy_conditions(r, &source)?;
+    let length = match &range {
+        Some(cairn_store::GetRange::Bounded(b)) => b.end.saturating_sub(b.start),
+        _ => source.size,
+    };
+    if length > MAX_OBJECT_UPLOAD_BYTES as u64 {
+        return Err(AwsError::client(
+            "EntityTooLarge",
+            format!(
+                "Your proposed upload exceeds the maximum allowed size ({MAX_OBJECT_UPLOAD_BYTES} \
+                 bytes per copied part on this server)."
+            ),
+        ));
+    }
+    let got = r
+        .state
+        .store
+        .get(&source_bucket, &source_key, range)
+        .await
+        .map_err(store_error)?;
+    let etag = r
+        .state
+        .store
+        .put_part(&r.bucket, upload_id(r), number, got.body, None)
+        .await
+        .map_err(store_error)?;
+    Ok(xml_response(
+        StatusCode::OK,
+        format!(
+            "{XML_DECL}<CopyPartResult xmlns=\"{S3_NS}\"><LastModified>{}</LastModified><ETag>{}</ETag></CopyPartResult>",
+            s3_time(chrono::Utc::now()),
+            xml_escape(&quote_etag(Some(&etag)))
+        ),
+    ))
 }
 
 pub(super) async fn complete_multipart_upload(r: &S3Request<'_>) -> Result<Response, AwsError> {

@@ -142,7 +142,7 @@ pub(super) async fn delete_object(r: &S3Request<'_>) -> Result<Response, AwsErro
 
 /// Parses a single-range `Range` header (`bytes=a-b`, `bytes=a-`, `bytes=-n`).
 /// Anything else is ignored, as S3 does, and the whole object is returned.
-fn parse_range(headers: &HeaderMap) -> Option<GetRange> {
+pub(super) fn parse_range(headers: &HeaderMap) -> Option<GetRange> {
     let value = headers.get(header::RANGE)?.to_str().ok()?.trim();
     let spec = value.strip_prefix("bytes=")?;
     if spec.contains(',') {
@@ -246,7 +246,7 @@ pub(super) async fn get_object(r: &S3Request<'_>, head: bool) -> Result<Response
 }
 
 /// Reads `x-amz-copy-source` (`[/]bucket/key[?versionId=...]`, URL-encoded).
-fn copy_source(value: &str) -> Result<(String, String), AwsError> {
+pub(super) fn copy_source(value: &str) -> Result<(String, String), AwsError> {
     let invalid = || {
         AwsError::client(
             "InvalidArgument",
@@ -271,20 +271,64 @@ fn copy_source(value: &str) -> Result<(String, String), AwsError> {
     Ok((bucket.to_owned(), key.to_owned()))
 }
 
+fn precondition_failed() -> AwsError {
+    AwsError::with_status(
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        StatusCode::PRECONDITION_FAILED,
+    )
+}
+
+/// The `x-amz-copy-source-if-*` conditions of CopyObject and UploadPartCopy,
+/// against the source object: S3 answers `PreconditionFailed` (412) when one fails.
+pub(super) fn check_copy_conditions(
+    r: &S3Request<'_>,
+    source: &cairn_store::ObjectInfo,
+) -> Result<(), AwsError> {
+    let etag = quote_etag(source.e_tag.as_deref());
+    let matches = |list: &str| {
+        list.split(',')
+            .map(str::trim)
+            .any(|e| e == "*" || quote_etag(Some(e.trim_matches('"'))) == etag)
+    };
+    let date = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, AwsError> {
+        match r.header(name) {
+            None => Ok(None),
+            Some(v) => chrono::DateTime::parse_from_rfc2822(v.trim())
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| {
+                    AwsError::client("InvalidArgument", format!("Invalid date in {name}"))
+                }),
+        }
+    };
+    // Last-Modified has one-second resolution on the wire.
+    let modified = source.last_modified.timestamp();
+    if let Some(list) = r.header("x-amz-copy-source-if-match")
+        && !matches(list)
+    {
+        return Err(precondition_failed());
+    }
+    if let Some(list) = r.header("x-amz-copy-source-if-none-match")
+        && matches(list)
+    {
+        return Err(precondition_failed());
+    }
+    if let Some(t) = date("x-amz-copy-source-if-unmodified-since")?
+        && modified > t.timestamp()
+    {
+        return Err(precondition_failed());
+    }
+    if let Some(t) = date("x-amz-copy-source-if-modified-since")?
+        && modified <= t.timestamp()
+    {
+        return Err(precondition_failed());
+    }
+    Ok(())
+}
+
 pub(super) async fn copy_object(r: &S3Request<'_>) -> Result<Response, AwsError> {
     let source = r.header("x-amz-copy-source").unwrap_or("");
     let (source_bucket, source_key) = copy_source(source)?;
-    if r.parts
-        .headers
-        .keys()
-        .any(|n| n.as_str().starts_with("x-amz-copy-source-if-"))
-    {
-        return Err(AwsError::with_status(
-            "NotImplemented",
-            "CopyObject with x-amz-copy-source-if-* conditions is not implemented by this server.",
-            StatusCode::NOT_IMPLEMENTED,
-        ));
-    }
     let replace = match r.header("x-amz-metadata-directive").map(str::trim) {
         None | Some("COPY") => false,
         Some("REPLACE") => true,
@@ -307,6 +351,13 @@ pub(super) async fn copy_object(r: &S3Request<'_>) -> Result<Response, AwsError>
         return Err(AwsError::client("KeyTooLongError", "Your key is too long"));
     }
     bucket_of(r.state, &source_bucket)?;
+    let source = r
+        .state
+        .store
+        .head(&source_bucket, &source_key)
+        .await
+        .map_err(store_error)?;
+    check_copy_conditions(r, &source)?;
     let attributes = if replace {
         Some(attributes_from_headers(&r.parts.headers)?)
     } else {

@@ -153,7 +153,7 @@ s3_operations! {
     DeleteObject => "s3:DeleteObject", Served;
     CreateMultipartUpload => "s3:PutObject", Served;
     UploadPart => "s3:PutObject", Served;
-    UploadPartCopy => "s3:PutObject", NotImplemented;
+    UploadPartCopy => "s3:PutObject", Served;
     CompleteMultipartUpload => "s3:PutObject", Served;
     AbortMultipartUpload => "s3:AbortMultipartUpload", Served;
     ListParts => "s3:ListMultipartUploadParts", Served;

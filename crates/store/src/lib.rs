@@ -32,7 +32,7 @@ mod upload;
 /// The underlying store trait and paths, for readers of [`BucketStore::object_store`].
 pub use object_store::{ObjectStore, path::Path as ObjectPath};
 pub use store::{
-    BucketStore, Error, GetObjectOutput, ListObjectsOutput, ListedObject, ObjectAttributes,
-    ObjectInfo, Result, StoreConfig,
+    BucketStore, Error, GetObjectOutput, GetObjectStream, ListObjectsOutput, ListedObject,
+    ObjectAttributes, ObjectInfo, Result, StoreConfig,
 };
 pub use upload::{MAX_PART_NUMBER, MIN_PART_BYTES, Part, PartChecksum, Upload, multipart_etag};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -173,6 +173,25 @@ pub struct GetObjectOutput {
     pub range: Range<u64>,
     /// The object's information.
     pub info: ObjectInfo,
+}
+
+/// A streamed GET's answer.
+pub struct GetObjectStream {
+    /// The bytes of the requested range, in chunks.
+    pub body: futures::stream::BoxStream<'static, Result<Bytes>>,
+    /// The range returned.
+    pub range: Range<u64>,
+    /// The object's information.
+    pub info: ObjectInfo,
+}
+
+impl std::fmt::Debug for GetObjectStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetObjectStream")
+            .field("range", &self.range)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One object in a listing.
@@ -451,6 +470,43 @@ impl BucketStore {
             .map_err(|e| not_found_or(e, bucket, key, "get"))?;
         let stored = self.stored_attributes(bucket, key, &attributes).await?;
         Ok(GetObjectOutput {
+            body,
+            range,
+            info: ObjectInfo {
+                size: meta.size,
+                last_modified: meta.last_modified,
+                e_tag: stored.etag.or(meta.e_tag),
+                metadata: stored.attributes.metadata,
+                content_type: stored.attributes.content_type,
+            },
+        })
+    }
+
+    /// Opens an object, or a range of it, for reading as a stream of chunks,
+    /// so large objects are never held in memory whole. A backend failure
+    /// after the first chunk ends the stream with an error.
+    pub async fn get_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<GetRange>,
+    ) -> Result<GetObjectStream> {
+        let path = self.path(bucket, key)?;
+        let options = GetOptions {
+            range,
+            ..GetOptions::default()
+        };
+        let result = self
+            .inner
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| not_found_or(e, bucket, key, "get"))?;
+        let range = result.range.clone();
+        let meta = result.meta.clone();
+        let attributes = result.attributes.clone();
+        let stored = self.stored_attributes(bucket, key, &attributes).await?;
+        let body = result.into_stream().map_err(|e| backend("get", e)).boxed();
+        Ok(GetObjectStream {
             body,
             range,
             info: ObjectInfo {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -183,20 +184,24 @@ pub(super) async fn get_object(r: &S3Request<'_>, head: bool) -> Result<Response
     let (body, info, returned) = if head {
         let info = store.head(&r.bucket, &r.key).await.map_err(store_error)?;
         let size = info.size;
-        (Bytes::new(), info, 0..size)
+        (Body::empty(), info, 0..size)
     } else {
         let out = store
-            .get(&r.bucket, &r.key, range)
+            .get_stream(&r.bucket, &r.key, range)
             .await
             .map_err(store_error)?;
-        (out.body, out.info, out.range)
+        (Body::from_stream(out.body), out.info, out.range)
     };
     let status = if ranged {
         StatusCode::PARTIAL_CONTENT
     } else {
         StatusCode::OK
     };
-    let length = if head { info.size } else { body.len() as u64 };
+    let length = if head {
+        info.size
+    } else {
+        returned.end.saturating_sub(returned.start)
+    };
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     let content_type = info

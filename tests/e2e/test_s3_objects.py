@@ -38,6 +38,8 @@ def test_put_object_checks_content_md5_and_checksums(s3):
     got = s3.get_object(Bucket="bkt", Key="k")
     assert got["Body"].read() == body and got["Metadata"] == {"color": "blue"}
     assert got["ContentType"] == "text/plain" and got["ETag"] == put["ETag"]
+    listed = s3.list_objects_v2(Bucket="bkt")["Contents"]
+    assert [(o["Key"], o["ETag"]) for o in listed] == [("k", put["ETag"])]
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
     s3.put_object(Bucket="bkt", Key="m", Body=body, ContentMD5=md5)
     with pytest.raises(botocore.exceptions.ClientError) as e:

@@ -717,6 +717,18 @@ impl BucketStore {
                 None => output.objects.push(entry),
             }
         }
+        if self.local {
+            // The local backend's own ETag is not S3's: objects written by
+            // clients carry S3's in their sidecar, as HEAD reports it.
+            for object in &mut output.objects {
+                let stored = self
+                    .stored_attributes(bucket, &object.key, &Attributes::new())
+                    .await?;
+                if let Some(etag) = stored.etag {
+                    object.e_tag = Some(etag);
+                }
+            }
+        }
         Ok(output)
     }
 }

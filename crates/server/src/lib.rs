@@ -287,6 +287,12 @@ fn authenticate(
         headers: &headers,
     };
     if let Some(sigv2) = cairn_auth::parse_sigv2_query(raw_query) {
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Err(to_aws(cairn_auth::AuthError::MultipleMechanisms));
+        }
         return authenticate_sigv2(state, parts, &request, sigv2, request_id);
     }
     let parsed = cairn_auth::parse(&request).map_err(to_aws)?;

@@ -914,6 +914,44 @@ mod tests {
         );
     }
 
+    /// The local sidecar is a persisted format: a change must be seen in review.
+    #[test]
+    fn test_sidecar_golden() {
+        let sidecar = Sidecar {
+            v: SIDECAR_VERSION,
+            attributes: ObjectAttributes {
+                metadata: meta(&[("color", "blue")]),
+                content_type: Some("text/plain".to_owned()),
+            },
+            etag: Some("5eb63bbbe01eeed093cb22bb8f5acdc3".to_owned()),
+        };
+        let golden = r#"{"v":2,"metadata":{"color":"blue"},"content_type":"text/plain","etag":"5eb63bbbe01eeed093cb22bb8f5acdc3"}"#;
+        assert_eq!(serde_json::to_string(&sidecar).unwrap(), golden);
+        let back: Sidecar = serde_json::from_str(golden).unwrap();
+        assert_eq!(back.attributes, sidecar.attributes);
+    }
+
+    #[tokio::test]
+    async fn test_version_1_sidecars_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BucketStore::local(dir.path()).unwrap();
+        // What `put` (the pipeline's delivery) writes: a flat map of user metadata.
+        store
+            .put(
+                "b",
+                "k",
+                Bytes::from_static(b"x"),
+                &meta(&[("signature", "s")]),
+            )
+            .await
+            .unwrap();
+        let raw = std::fs::read(dir.path().join(".cairn-meta/b/k")).unwrap();
+        assert_eq!(raw, br#"{"signature":"s"}"#);
+        let head = store.head("b", "k").await.unwrap();
+        assert_eq!(head.metadata, meta(&[("signature", "s")]));
+        assert_eq!(head.content_type, None);
+    }
+
     #[tokio::test]
     async fn test_local_backend_conformance() {
         let dir = tempfile::tempdir().unwrap();

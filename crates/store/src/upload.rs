@@ -604,6 +604,23 @@ mod tests {
         );
     }
 
+    /// `upload.json` is a persisted format: a change must be seen in review.
+    #[test]
+    fn test_upload_record_golden() {
+        let upload = Upload {
+            upload_id: "0123456789abcdef0123456789abcdef".to_owned(),
+            key: "a/b".to_owned(),
+            initiated: "2026-01-02T03:04:05Z".parse().unwrap(),
+            attributes: ObjectAttributes {
+                metadata: BTreeMap::from([("m".to_owned(), "1".to_owned())]),
+                content_type: None,
+            },
+        };
+        let golden = r#"{"upload_id":"0123456789abcdef0123456789abcdef","key":"a/b","initiated":"2026-01-02T03:04:05Z","attributes":{"metadata":{"m":"1"}}}"#;
+        assert_eq!(serde_json::to_string(&upload).unwrap(), golden);
+        assert_eq!(serde_json::from_str::<Upload>(golden).unwrap(), upload);
+    }
+
     #[tokio::test]
     async fn test_local_uploads_and_copies() {
         let dir = tempfile::tempdir().unwrap();

@@ -96,6 +96,14 @@ pub enum Error {
         /// Its size.
         size: u64,
     },
+    /// A blocking task (hashing) did not finish: the runtime is shutting down.
+    #[error("{what} did not finish: {reason}")]
+    TaskFailed {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// Sidecar metadata that does not parse.
     #[error("corrupt metadata for {bucket}/{key}: {reason}")]
     CorruptMetadata {
@@ -385,7 +393,7 @@ impl BucketStore {
         body: Bytes,
         attributes: &ObjectAttributes,
     ) -> Result<String> {
-        let etag = hex::encode(Md5::digest(&body));
+        let etag = md5_hex(body.clone()).await?;
         let path = self.path(bucket, key)?;
         let options = self
             .write_attributes(bucket, key, attributes, &etag)
@@ -733,6 +741,17 @@ impl BucketStore {
     }
 }
 
+/// The hex MD5 of a body (S3's ETag), computed off the async threads: bodies
+/// reach 64 MiB.
+pub(crate) async fn md5_hex(body: Bytes) -> Result<String> {
+    tokio::task::spawn_blocking(move || hex::encode(Md5::digest(&body)))
+        .await
+        .map_err(|e| Error::TaskFailed {
+            what: "MD5 of an object",
+            reason: e.to_string(),
+        })
+}
+
 pub(crate) fn backend(operation: &'static str, source: object_store::Error) -> Error {
     Error::Backend { operation, source }
 }
@@ -770,7 +789,7 @@ impl Error {
     /// Whether retrying later may succeed (outages, time-outs), as opposed to
     /// a request that can never succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Backend { .. })
+        matches!(self, Error::Backend { .. } | Error::TaskFailed { .. })
     }
 }
 

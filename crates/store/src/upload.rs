@@ -25,7 +25,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart};
 use rand::Rng;
 
-use crate::store::{BucketStore, Error, ObjectAttributes, Result, backend, not_found_or};
+use crate::store::{BucketStore, Error, ObjectAttributes, Result, backend, md5_hex, not_found_or};
 
 /// Where uploads in progress live (bucket names cannot start with `.`).
 const UPLOADS_ROOT: &str = ".cairn-uploads";
@@ -221,7 +221,7 @@ impl BucketStore {
         checksum: Option<&PartChecksum>,
     ) -> Result<String> {
         self.upload(bucket, upload_id).await?;
-        let etag = hex::encode(Md5::digest(&body));
+        let etag = md5_hex(body.clone()).await?;
         let mut name = format!("parts/{part_number:05}.{etag}");
         if let Some(c) = checksum {
             let algorithm = c.algorithm.to_ascii_lowercase();

@@ -129,7 +129,7 @@ fn part_number(r: &S3Request<'_>) -> Result<u32, AwsError> {
 pub(super) async fn upload_part(r: &S3Request<'_>) -> Result<Response, AwsError> {
     let number = part_number(r)?;
     this_upload(r).await?;
-    let (body, checksum) = upload_body(r)?;
+    let (body, checksum) = upload_body(r).await?;
     let part_checksum = checksum.as_ref().map(|c| PartChecksum {
         algorithm: c.algorithm.name().to_ascii_lowercase(),
         value: c.value.clone(),

@@ -89,19 +89,25 @@ pub(super) fn attributes_from_headers(headers: &HeaderMap) -> Result<ObjectAttri
 }
 
 /// The payload of a PutObject or UploadPart: `aws-chunked` decoded, and
-/// every checksum the client sent verified against it.
-pub(super) fn upload_body(
+/// every checksum the client sent verified against it. Hashing up to 64 MiB
+/// is CPU work, so it runs off the async threads.
+pub(super) async fn upload_body(
     r: &S3Request<'_>,
 ) -> Result<(Bytes, Option<VerifiedChecksum>), AwsError> {
-    let headers = &r.parts.headers;
-    let (body, trailer) = if chunked::is_aws_chunked(headers) {
-        let decoded = chunked::decode(headers, &r.body)?;
-        (decoded.body, decoded.checksum)
-    } else {
-        (r.body.clone(), None)
-    };
-    let header_checksum = verify_upload(headers, &body)?;
-    Ok((body, trailer.or(header_checksum)))
+    let headers = r.parts.headers.clone();
+    let raw = r.body.clone();
+    tokio::task::spawn_blocking(move || {
+        let (body, trailer) = if chunked::is_aws_chunked(&headers) {
+            let decoded = chunked::decode(&headers, &raw)?;
+            (decoded.body, decoded.checksum)
+        } else {
+            (raw, None)
+        };
+        let header_checksum = verify_upload(&headers, &body)?;
+        Ok((body, trailer.or(header_checksum)))
+    })
+    .await
+    .map_err(AwsError::internal)?
 }
 
 /// An answer header with the ETag and the verified checksum, as S3 echoes it.
@@ -121,7 +127,7 @@ pub(super) fn etag_response(etag: &str, checksum: Option<&VerifiedChecksum>) -> 
 
 pub(super) async fn put_object(r: &S3Request<'_>) -> Result<Response, AwsError> {
     let attributes = attributes_from_headers(&r.parts.headers)?;
-    let (body, checksum) = upload_body(r)?;
+    let (body, checksum) = upload_body(r).await?;
     let etag = r
         .state
         .store

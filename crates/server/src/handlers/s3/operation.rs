@@ -160,7 +160,7 @@ s3_operations! {
     GetObjectAcl => "s3:GetObjectAcl", NotImplemented;
     PutObjectAcl => "s3:PutObjectAcl", NotImplemented;
     GetObjectAttributes => "s3:GetObjectAttributes", NotImplemented;
-    UpdateObjectEncryption => "s3:PutObject", NotImplemented;
+    UpdateObjectEncryption => "s3:UpdateObjectEncryption", NotImplemented;
     GetObjectLegalHold => "s3:GetObjectLegalHold", NotImplemented;
     PutObjectLegalHold => "s3:PutObjectLegalHold", NotImplemented;
     RenameObject => "s3express:CreateSession", NotImplemented;

@@ -261,3 +261,14 @@ def test_cli_sync_of_a_cloudtrail_export_both_ways(server, s3, tmp_path):
     # A second sync finds nothing to do.
     out = server.aws("s3", "sync", str(export), "s3://bkt/import/", expect_json=False)
     assert "upload:" not in out
+
+
+def test_upload_size_bound(s3):
+    """A PutObject body may be 64 MiB (read into memory before the signature
+    is checked); more is EntityTooLarge, and the AWS CLI goes multipart long before."""
+    s3.put_object(Bucket="bkt", Key="max", Body=b"x" * (64 * 1024 * 1024))
+    assert s3.head_object(Bucket="bkt", Key="max")["ContentLength"] == 64 * 1024 * 1024
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        s3.put_object(Bucket="bkt", Key="over", Body=b"x" * (64 * 1024 * 1024 + 1))
+    assert error_code(e) == "EntityTooLarge"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="bkt")["Contents"]] == ["max"]

@@ -76,7 +76,7 @@ def test_objects_listing_reading_and_ranges(delivered_bucket):
         server.aws("s3", "cp", f"s3://logs/{key}", os.path.join(d, "f.json.gz"), expect_json=False)
         assert open(os.path.join(d, "f.json.gz"), "rb").read() == whole
     # A presigned URL works without further signing; a tampered one does not.
-    # Cairn takes SigV4 only; botocore presigns S3 with SigV2 unless told otherwise.
+    # A SigV4 presigned URL (SigV2 ones, the AWS CLI default, are tested in test_s3_presign.py).
     url = server.client("s3", signature_version="s3v4").generate_presigned_url("get_object", Params={"Bucket": "logs", "Key": key}, ExpiresIn=60)
     with urllib.request.urlopen(url) as r:
         assert r.read() == whole

@@ -118,3 +118,42 @@ def test_delivery_to_s3_and_an_outage(moto, make_server):
     assert "LatestDeliveryError" not in status
     delivered = [json.loads(t)["eventID"] for recs in server.delivered("audit").values() for t in recs]
     assert sorted(delivered) == sorted(json.loads(l)["eventID"] for l in management(second))
+
+
+def test_client_objects_on_the_s3_backend(moto, make_server, tmp_path):
+    """PutObject, multipart (aws s3 cp), CopyObject and DeleteObjects when the
+    buckets live on an S3-compatible store; uploads in progress stay hidden."""
+    import hashlib
+    import filecmp
+    moto.s3().create_bucket(Bucket="backing")
+    server = make_server(config_for(moto)).start()
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="exports")
+    put = s3.put_object(Bucket="exports", Key="small.json", Body=b'{"a":1}', Metadata={"m": "1"},
+                        ContentType="application/json")
+    got = s3.get_object(Bucket="exports", Key="small.json")
+    assert got["Body"].read() == b'{"a":1}' and got["Metadata"] == {"m": "1"}
+    assert got["ContentType"] == "application/json" and got["ETag"] == put["ETag"]
+
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(20 * 1000 * 1000))
+    server.aws("s3", "cp", str(source), "s3://exports/big.bin", expect_json=False)
+    head = s3.head_object(Bucket="exports", Key="big.bin")
+    assert head["ContentLength"] == source.stat().st_size and head["ETag"].endswith('-3"'), head["ETag"]
+    back = tmp_path / "back.bin"
+    server.aws("s3", "cp", "s3://exports/big.bin", str(back), expect_json=False)
+    assert filecmp.cmp(source, back, shallow=False)
+
+    pending = s3.create_multipart_upload(Bucket="exports", Key="pending")["UploadId"]
+    s3.upload_part(Bucket="exports", Key="pending", UploadId=pending, PartNumber=1, Body=b"x")
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="exports")["Uploads"]] == [pending]
+    s3.copy_object(Bucket="exports", Key="copy.json", CopySource="exports/small.json")
+    assert s3.get_object(Bucket="exports", Key="copy.json")["Metadata"] == {"m": "1"}
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="exports")["Contents"])
+    assert keys == ["big.bin", "copy.json", "small.json"]
+    s3.abort_multipart_upload(Bucket="exports", Key="pending", UploadId=pending)
+    out = s3.delete_objects(Bucket="exports", Delete={"Objects": [{"Key": k} for k in keys]})
+    assert sorted(d["Key"] for d in out["Deleted"]) == keys
+    assert "Contents" not in s3.list_objects_v2(Bucket="exports")
+    # Nothing of Cairn's bookkeeping is left in the backing bucket but the data it holds.
+    assert not [k for k in backing_objects(moto) if "/exports/" in k], backing_objects(moto)

@@ -21,6 +21,11 @@
 //! [`sign_request`] and [`presign`] are the other side, for Cairn's own
 //! clients and for tests.
 //!
+//! S3's SigV2 *query* authentication (the AWS CLI's `aws s3 presign` URLs) is
+//! the one exception to SigV4: [`parse_sigv2_query`] and [`verify_sigv2`]
+//! check it (HMAC-SHA1, `Expires`); the SigV2 `Authorization` header stays
+//! refused.
+//!
 //! # What is verified
 //!
 //! * **Form.** `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=...,
@@ -85,6 +90,7 @@ mod canonical;
 mod error;
 mod parse;
 mod sign;
+mod sigv2;
 mod verify;
 
 pub use canonical::{UriEncoding, sha256_hex, string_to_sign, uri_encode, uri_encode_path};
@@ -96,6 +102,10 @@ pub use parse::{
 pub use sign::{
     Credentials, Payload, SecretAccessKey, SignError, SignedRequest, SigningParams, presign,
     sign_request,
+};
+pub use sigv2::{
+    SIGNED_SUBRESOURCES, SigV2Query, parse_sigv2_query, sigv2_sign, sigv2_string_to_sign,
+    verify_sigv2,
 };
 pub use verify::{SigningKey, SigningKeyCache, canonical_request, verify, verify_with_key};
 

@@ -237,20 +237,26 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
         |codec: Codec, e: AwsError| codec.encode_error(&e, &request_id, Some(&resource), head);
     // Who signed is known from the headers alone: a request from an unknown
     // key or with a malformed signature is refused before its body is read.
-    let (parsed, principal) = match identify(&state, &parts, &mut codec) {
+    let (signer, principal) = match identify(&state, &parts, &mut codec) {
         Ok(found) => found,
         Err(e) => return fail(codec, e),
     };
+    // S3 object uploads (PutObject, UploadPart) may carry more than the default.
+    let s3_upload_limit = matches!(codec, Codec::S3)
+        .then(|| handlers::s3::max_request_bytes(&parts.method, parts.uri.path()))
+        .flatten();
+    let limit = s3_upload_limit.unwrap_or(MAX_REQUEST_BYTES);
     // Held until the response is made: the body stays in memory that long.
-    let (body, _budget) = match read_body(&state, &parts, body, MAX_REQUEST_BYTES).await {
-        Ok(read) => read,
-        Err(e) => return fail(codec, e),
-    };
+    let (body, _budget) =
+        match read_body(&state, &parts, body, limit, s3_upload_limit.is_some()).await {
+            Ok(read) => read,
+            Err(e) => return fail(codec, e),
+        };
     let ctx = match verify(
         &state,
         &parts,
         &body,
-        &parsed,
+        &signer,
         &principal,
         &request_id,
         codec,
@@ -300,24 +306,32 @@ async fn read_body(
     parts: &axum::http::request::Parts,
     body: Body,
     limit: usize,
+    s3_upload: bool,
 ) -> Result<(bytes::Bytes, tokio::sync::OwnedSemaphorePermit), AwsError> {
     let too_large = || {
-        AwsError::with_status(
-            "RequestEntityTooLargeException",
-            format!("The request body exceeds {limit} bytes."),
-            StatusCode::PAYLOAD_TOO_LARGE,
-        )
+        if s3_upload {
+            AwsError::client(
+                "EntityTooLarge",
+                format!("Your proposed upload exceeds the maximum allowed size ({limit} bytes)."),
+            )
+        } else {
+            AwsError::with_status(
+                "RequestEntityTooLargeException",
+                format!("The request body exceeds {limit} bytes."),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            )
+        }
     };
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    // Without a length (chunked), reserve the most the body may be.
-    let reserve = declared.map_or(limit, |n| n as usize).max(1);
+    // Without a length (chunked), reserve the most the body may be. A body
+    // declared larger than the limit is still read up to the limit before the
+    // refusal: clients that send a whole body before reading the answer (most
+    // do) would otherwise see a broken pipe instead of the error.
+    let reserve = declared.map_or(limit, |n| (n as usize).min(limit)).max(1);
     let reserve = u32::try_from(reserve).unwrap_or(u32::MAX);
     let permit = Arc::clone(&state.body_budget)
         .try_acquire_many_owned(reserve)
@@ -420,13 +434,47 @@ fn identify(
     state: &AppState,
     parts: &axum::http::request::Parts,
     codec: &mut Codec,
-) -> Result<(cairn_auth::ParsedSignature, Principal), AwsError> {
+) -> Result<(Signer, Principal), AwsError> {
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
     let request = request_parts(parts, &headers);
+    // S3's SigV2 query-string URLs (`aws s3 presign`): GET and HEAD only.
+    if let Some(sigv2) = cairn_auth::parse_sigv2_query(request.raw_query) {
+        *codec = Codec::S3;
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Err(auth_error(
+                Codec::S3,
+                cairn_auth::AuthError::MultipleMechanisms,
+            ));
+        }
+        let query = sigv2.map_err(|e| auth_error(Codec::S3, e))?;
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            return Err(AwsError::client(
+                "InvalidRequest",
+                "Signature Version 2 query-string authentication is accepted for GET and HEAD only; \
+                 sign other requests with AWS4-HMAC-SHA256.",
+            ));
+        }
+        let principal = state
+            .principals
+            .get(&query.access_key_id)
+            .cloned()
+            .ok_or_else(|| {
+                auth_error(
+                    Codec::S3,
+                    cairn_auth::AuthError::UnknownAccessKey {
+                        access_key_id: query.access_key_id.clone(),
+                    },
+                )
+            })?;
+        return Ok((Signer::V2(query), principal));
+    }
     let parsed = cairn_auth::parse(&request).map_err(|e| auth_error(*codec, e))?;
     if let Some(service) = protocol::aws_service(&parsed.scope.service, &parts.headers) {
         *codec = Codec::for_request(service, &parts.headers);
@@ -450,7 +498,15 @@ fn identify(
                 },
             )
         })?;
-    Ok((parsed, principal))
+    Ok((Signer::V4(Box::new(parsed)), principal))
+}
+
+/// How a request was signed.
+enum Signer {
+    /// SigV4, in the headers or the query string.
+    V4(Box<cairn_auth::ParsedSignature>),
+    /// S3's SigV2 query-string form.
+    V2(cairn_auth::SigV2Query),
 }
 
 fn request_parts<'a>(
@@ -500,7 +556,7 @@ fn verify(
     state: &AppState,
     parts: &axum::http::request::Parts,
     body: &[u8],
-    parsed: &cairn_auth::ParsedSignature,
+    signer: &Signer,
     principal: &Principal,
     request_id: &str,
     codec: Codec,
@@ -511,6 +567,24 @@ fn verify(
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
     let request = request_parts(parts, &headers);
+    let parsed = match signer {
+        Signer::V4(parsed) => parsed,
+        Signer::V2(query) => {
+            cairn_auth::verify_sigv2(&request, query, &principal.secret.0, chrono::Utc::now())
+                .map_err(|e| {
+                    tracing::info!(access_key_id = %query.access_key_id, error = %e, "sigv2 signature rejected");
+                    auth_error(Codec::S3, e)
+                })?;
+            return Ok(RequestContext {
+                service: "s3".to_owned(),
+                region: state.settings.region.clone(),
+                access_key_id: query.access_key_id.clone(),
+                account_id: principal.account_id.clone(),
+                principal_arn: principal.arn.clone(),
+                request_id: request_id.to_owned(),
+            });
+        }
+    };
     // Hash the body only when the signature can depend on it (not for
     // unsigned or presigned-S3 payloads).
     let body_hash = if parsed.needs_body_hash() {

@@ -15,6 +15,11 @@
 //! * Listing is in lexicographic key order with S3's prefix, delimiter and
 //!   marker semantics, whatever order the backend lists in.
 //!
+//! * Objects written by clients ([`BucketStore::put_object`], multipart
+//!   completion, copies) carry S3's ETag (MD5, or the multipart form) and their
+//!   `Content-Type`; multipart uploads in progress live outside the buckets
+//!   (see `upload`) and never appear in listings.
+//!
 //! The store knows nothing of HTTP; the server maps [`Error`] to S3 errors.
 
 pub mod layout;
@@ -22,8 +27,12 @@ pub mod layout;
 /// A byte range of an object, as `object_store` takes it.
 pub use object_store::GetRange;
 mod store;
+mod upload;
 
+/// The underlying store trait and paths, for readers of [`BucketStore::object_store`].
+pub use object_store::{ObjectStore, path::Path as ObjectPath};
 pub use store::{
-    BucketStore, Error, GetObjectOutput, ListObjectsOutput, ListedObject, ObjectInfo, Result,
-    StoreConfig,
+    BucketStore, Error, GetObjectOutput, GetObjectStream, ListObjectsOutput, ListedObject,
+    ObjectAttributes, ObjectInfo, Result, StoreConfig,
 };
+pub use upload::{MAX_PART_NUMBER, MIN_PART_BYTES, Part, PartChecksum, Upload, multipart_etag};

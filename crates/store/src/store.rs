@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
@@ -16,6 +17,18 @@ use object_store::{
 
 /// Where the sidecar metadata of the local backend lives (bucket names cannot start with `.`).
 const LOCAL_METADATA_ROOT: &str = ".cairn-meta";
+
+/// The user-metadata name under which the S3 backend keeps Cairn's own ETag of an
+/// object a client wrote (S3's ETag of the backing object differs for copies and
+/// completed multipart uploads). It is never shown as user metadata.
+pub(crate) const ETAG_METADATA: &str = "cairn-etag";
+
+/// The longest file name the local backend can create (a key segment between `/`s).
+const MAX_LOCAL_SEGMENT_BYTES: usize = 255;
+
+/// The version of the local sidecar document written by [`BucketStore::put_object`].
+/// Version 1 (written by [`BucketStore::put`]) is a flat JSON map of user metadata.
+const SIDECAR_VERSION: u64 = 2;
 
 /// An error from the bucket store.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +69,41 @@ pub enum Error {
         #[source]
         source: object_store::Error,
     },
+    /// No multipart upload with that ID in that bucket.
+    #[error("no multipart upload {upload_id} in {bucket}")]
+    NoSuchUpload {
+        /// The bucket.
+        bucket: String,
+        /// The upload ID.
+        upload_id: String,
+    },
+    /// A part named in a completion is missing or its ETag differs.
+    #[error("invalid part {part_number}: {reason}")]
+    InvalidPart {
+        /// The part number.
+        part_number: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The parts of a completion are not in ascending order.
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than [`crate::MIN_PART_BYTES`].
+    #[error("part {part_number} is {size} bytes, smaller than the minimum")]
+    EntityTooSmall {
+        /// The part number.
+        part_number: u32,
+        /// Its size.
+        size: u64,
+    },
+    /// A blocking task (hashing) did not finish: the runtime is shutting down.
+    #[error("{what} did not finish: {reason}")]
+    TaskFailed {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// Sidecar metadata that does not parse.
     #[error("corrupt metadata for {bucket}/{key}: {reason}")]
     CorruptMetadata {
@@ -93,6 +141,35 @@ pub struct ObjectInfo {
     pub e_tag: Option<String>,
     /// User metadata, lower-case names without the `x-amz-meta-` prefix.
     pub metadata: BTreeMap<String, String>,
+    /// The `Content-Type` given when the object was written by a client.
+    pub content_type: Option<String>,
+}
+
+/// What a client says about an object it writes, kept with the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectAttributes {
+    /// User metadata, lower-case names without the `x-amz-meta-` prefix.
+    pub metadata: BTreeMap<String, String>,
+    /// The object's `Content-Type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// The local backend's sidecar document, version 2.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    v: u64,
+    #[serde(flatten)]
+    attributes: ObjectAttributes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+}
+
+/// What the store keeps beside an object's bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoredAttributes {
+    pub(crate) attributes: ObjectAttributes,
+    pub(crate) etag: Option<String>,
 }
 
 /// A GET's answer.
@@ -104,6 +181,25 @@ pub struct GetObjectOutput {
     pub range: Range<u64>,
     /// The object's information.
     pub info: ObjectInfo,
+}
+
+/// A streamed GET's answer.
+pub struct GetObjectStream {
+    /// The bytes of the requested range, in chunks.
+    pub body: futures::stream::BoxStream<'static, Result<Bytes>>,
+    /// The range returned.
+    pub range: Range<u64>,
+    /// The object's information.
+    pub info: ObjectInfo,
+}
+
+impl std::fmt::Debug for GetObjectStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GetObjectStream")
+            .field("range", &self.range)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One object in a listing.
@@ -133,9 +229,9 @@ pub struct ListObjectsOutput {
 /// Buckets on one object store backend.
 #[derive(Debug, Clone)]
 pub struct BucketStore {
-    inner: Arc<dyn ObjectStore>,
-    root: Option<String>,
-    local: bool,
+    pub(crate) inner: Arc<dyn ObjectStore>,
+    pub(crate) root: Option<String>,
+    pub(crate) local: bool,
 }
 
 impl BucketStore {
@@ -197,7 +293,31 @@ impl BucketStore {
         }
     }
 
-    fn path(&self, bucket: &str, key: &str) -> Result<Path> {
+    /// The underlying object store, for readers that work on it directly (a
+    /// query engine). Cairn bucket `B`, key `K` is at [`Self::object_path`].
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
+    }
+
+    /// Where Cairn bucket `bucket`, key `key` lives in [`Self::object_store`].
+    pub fn object_path(&self, bucket: &str, key: &str) -> Result<Path> {
+        self.path(bucket, key)
+    }
+
+    pub(crate) fn path(&self, bucket: &str, key: &str) -> Result<Path> {
+        if self.local
+            && key
+                .split('/')
+                .any(|segment| segment.len() > MAX_LOCAL_SEGMENT_BYTES)
+        {
+            return Err(Error::InvalidKey {
+                key: key.to_owned(),
+                reason: format!(
+                    "the local backend cannot store a key segment longer than \
+                     {MAX_LOCAL_SEGMENT_BYTES} bytes (a file name)"
+                ),
+            });
+        }
         let full = match &self.root {
             Some(root) => format!("{root}/{bucket}/{key}"),
             None => format!("{bucket}/{key}"),
@@ -208,7 +328,7 @@ impl BucketStore {
         })
     }
 
-    fn metadata_path(&self, bucket: &str, key: &str) -> Result<Path> {
+    pub(crate) fn metadata_path(&self, bucket: &str, key: &str) -> Result<Path> {
         self.path(LOCAL_METADATA_ROOT, &format!("{bucket}/{key}"))
     }
 
@@ -264,6 +384,74 @@ impl BucketStore {
         Ok(())
     }
 
+    /// Writes an object a client sent, durably, with its attributes and the
+    /// ETag S3 would give it (the hex MD5 of `body`), which it returns.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        attributes: &ObjectAttributes,
+    ) -> Result<String> {
+        let etag = md5_hex(body.clone()).await?;
+        let path = self.path(bucket, key)?;
+        let options = self
+            .write_attributes(bucket, key, attributes, &etag)
+            .await?;
+        self.inner
+            .put_opts(&path, PutPayload::from(body), options.into())
+            .await
+            .map_err(|source| backend("put", source))?;
+        Ok(etag)
+    }
+
+    /// Records an object's attributes before its bytes are written: on the
+    /// local backend a sidecar is written (durably) now; on S3 the returned
+    /// attributes go with the write.
+    pub(crate) async fn write_attributes(
+        &self,
+        bucket: &str,
+        key: &str,
+        attributes: &ObjectAttributes,
+        etag: &str,
+    ) -> Result<Attributes> {
+        if self.local {
+            let sidecar = Sidecar {
+                v: SIDECAR_VERSION,
+                attributes: attributes.clone(),
+                etag: Some(etag.to_owned()),
+            };
+            let text = serde_json::to_vec(&sidecar).map_err(|e| Error::CorruptMetadata {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })?;
+            self.inner
+                .put(&self.metadata_path(bucket, key)?, PutPayload::from(text))
+                .await
+                .map_err(|source| backend("put metadata", source))?;
+            return Ok(Attributes::new());
+        }
+        let mut out = Attributes::new();
+        for (name, value) in &attributes.metadata {
+            out.insert(
+                Attribute::Metadata(name.clone().into()),
+                AttributeValue::from(value.clone()),
+            );
+        }
+        out.insert(
+            Attribute::Metadata(ETAG_METADATA.into()),
+            AttributeValue::from(etag.to_owned()),
+        );
+        if let Some(content_type) = &attributes.content_type {
+            out.insert(
+                Attribute::ContentType,
+                AttributeValue::from(content_type.clone()),
+            );
+        }
+        Ok(out)
+    }
+
     /// Reads an object, or a range of it.
     pub async fn get(
         &self,
@@ -288,15 +476,53 @@ impl BucketStore {
             .bytes()
             .await
             .map_err(|e| not_found_or(e, bucket, key, "get"))?;
-        let metadata = self.user_metadata(bucket, key, &attributes).await?;
+        let stored = self.stored_attributes(bucket, key, &attributes).await?;
         Ok(GetObjectOutput {
             body,
             range,
             info: ObjectInfo {
                 size: meta.size,
                 last_modified: meta.last_modified,
-                e_tag: meta.e_tag,
-                metadata,
+                e_tag: stored.etag.or(meta.e_tag),
+                metadata: stored.attributes.metadata,
+                content_type: stored.attributes.content_type,
+            },
+        })
+    }
+
+    /// Opens an object, or a range of it, for reading as a stream of chunks,
+    /// so large objects are never held in memory whole. A backend failure
+    /// after the first chunk ends the stream with an error.
+    pub async fn get_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<GetRange>,
+    ) -> Result<GetObjectStream> {
+        let path = self.path(bucket, key)?;
+        let options = GetOptions {
+            range,
+            ..GetOptions::default()
+        };
+        let result = self
+            .inner
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| not_found_or(e, bucket, key, "get"))?;
+        let range = result.range.clone();
+        let meta = result.meta.clone();
+        let attributes = result.attributes.clone();
+        let stored = self.stored_attributes(bucket, key, &attributes).await?;
+        let body = result.into_stream().map_err(|e| backend("get", e)).boxed();
+        Ok(GetObjectStream {
+            body,
+            range,
+            info: ObjectInfo {
+                size: meta.size,
+                last_modified: meta.last_modified,
+                e_tag: stored.etag.or(meta.e_tag),
+                metadata: stored.attributes.metadata,
+                content_type: stored.attributes.content_type,
             },
         })
     }
@@ -309,12 +535,15 @@ impl BucketStore {
             .get_opts(&path, GetOptions::new().with_head(true))
             .await
             .map_err(|e| not_found_or(e, bucket, key, "head"))?;
-        let metadata = self.user_metadata(bucket, key, &result.attributes).await?;
+        let stored = self
+            .stored_attributes(bucket, key, &result.attributes)
+            .await?;
         Ok(ObjectInfo {
             size: result.meta.size,
             last_modified: result.meta.last_modified,
-            e_tag: result.meta.e_tag,
-            metadata,
+            e_tag: stored.etag.or(result.meta.e_tag),
+            metadata: stored.attributes.metadata,
+            content_type: stored.attributes.content_type,
         })
     }
 
@@ -327,34 +556,69 @@ impl BucketStore {
         }
     }
 
-    async fn user_metadata(
+    pub(crate) async fn stored_attributes(
         &self,
         bucket: &str,
         key: &str,
         attributes: &Attributes,
-    ) -> Result<BTreeMap<String, String>> {
+    ) -> Result<StoredAttributes> {
         if !self.local {
-            return Ok(attributes
-                .iter()
-                .filter_map(|(k, v)| match k {
-                    Attribute::Metadata(name) => Some((name.to_lowercase(), v.to_string())),
-                    _ => None,
-                })
-                .collect());
+            let mut stored = StoredAttributes::default();
+            for (k, v) in attributes.iter() {
+                match k {
+                    Attribute::Metadata(name) if name.eq_ignore_ascii_case(ETAG_METADATA) => {
+                        stored.etag = Some(v.to_string());
+                    }
+                    Attribute::Metadata(name) => {
+                        stored
+                            .attributes
+                            .metadata
+                            .insert(name.to_lowercase(), v.to_string());
+                    }
+                    Attribute::ContentType => {
+                        stored.attributes.content_type = Some(v.to_string());
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(stored);
         }
+        let corrupt = |reason: String| Error::CorruptMetadata {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
         match self.inner.get(&self.metadata_path(bucket, key)?).await {
             Ok(result) => {
                 let bytes = result
                     .bytes()
                     .await
                     .map_err(|e| backend("get metadata", e))?;
-                serde_json::from_slice(&bytes).map_err(|e| Error::CorruptMetadata {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    reason: e.to_string(),
-                })
+                let value: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                if value.get("v").is_some_and(serde_json::Value::is_u64) {
+                    let sidecar: Sidecar =
+                        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+                    if sidecar.v != SIDECAR_VERSION {
+                        return Err(corrupt(format!("unknown sidecar version {}", sidecar.v)));
+                    }
+                    Ok(StoredAttributes {
+                        attributes: sidecar.attributes,
+                        etag: sidecar.etag,
+                    })
+                } else {
+                    let metadata =
+                        serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+                    Ok(StoredAttributes {
+                        attributes: ObjectAttributes {
+                            metadata,
+                            content_type: None,
+                        },
+                        etag: None,
+                    })
+                }
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(BTreeMap::new()),
+            Err(object_store::Error::NotFound { .. }) => Ok(StoredAttributes::default()),
             Err(e) => Err(backend("get metadata", e)),
         }
     }
@@ -461,15 +725,43 @@ impl BucketStore {
                 None => output.objects.push(entry),
             }
         }
+        if self.local {
+            // The local backend's own ETag is not S3's: objects written by
+            // clients carry S3's in their sidecar, as HEAD reports it.
+            for object in &mut output.objects {
+                let stored = self
+                    .stored_attributes(bucket, &object.key, &Attributes::new())
+                    .await?;
+                if let Some(etag) = stored.etag {
+                    object.e_tag = Some(etag);
+                }
+            }
+        }
         Ok(output)
     }
 }
 
-fn backend(operation: &'static str, source: object_store::Error) -> Error {
+/// The hex MD5 of a body (S3's ETag), computed off the async threads: bodies
+/// reach 64 MiB.
+pub(crate) async fn md5_hex(body: Bytes) -> Result<String> {
+    tokio::task::spawn_blocking(move || hex::encode(Md5::digest(&body)))
+        .await
+        .map_err(|e| Error::TaskFailed {
+            what: "MD5 of an object",
+            reason: e.to_string(),
+        })
+}
+
+pub(crate) fn backend(operation: &'static str, source: object_store::Error) -> Error {
     Error::Backend { operation, source }
 }
 
-fn not_found_or(e: object_store::Error, bucket: &str, key: &str, operation: &'static str) -> Error {
+pub(crate) fn not_found_or(
+    e: object_store::Error,
+    bucket: &str,
+    key: &str,
+    operation: &'static str,
+) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::NotFound {
             bucket: bucket.to_owned(),
@@ -497,7 +789,7 @@ impl Error {
     /// Whether retrying later may succeed (outages, time-outs), as opposed to
     /// a request that can never succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Backend { .. })
+        matches!(self, Error::Backend { .. } | Error::TaskFailed { .. })
     }
 }
 
@@ -639,6 +931,44 @@ mod tests {
                 .metadata
                 .is_empty()
         );
+    }
+
+    /// The local sidecar is a persisted format: a change must be seen in review.
+    #[test]
+    fn test_sidecar_golden() {
+        let sidecar = Sidecar {
+            v: SIDECAR_VERSION,
+            attributes: ObjectAttributes {
+                metadata: meta(&[("color", "blue")]),
+                content_type: Some("text/plain".to_owned()),
+            },
+            etag: Some("5eb63bbbe01eeed093cb22bb8f5acdc3".to_owned()),
+        };
+        let golden = r#"{"v":2,"metadata":{"color":"blue"},"content_type":"text/plain","etag":"5eb63bbbe01eeed093cb22bb8f5acdc3"}"#;
+        assert_eq!(serde_json::to_string(&sidecar).unwrap(), golden);
+        let back: Sidecar = serde_json::from_str(golden).unwrap();
+        assert_eq!(back.attributes, sidecar.attributes);
+    }
+
+    #[tokio::test]
+    async fn test_version_1_sidecars_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BucketStore::local(dir.path()).unwrap();
+        // What `put` (the pipeline's delivery) writes: a flat map of user metadata.
+        store
+            .put(
+                "b",
+                "k",
+                Bytes::from_static(b"x"),
+                &meta(&[("signature", "s")]),
+            )
+            .await
+            .unwrap();
+        let raw = std::fs::read(dir.path().join(".cairn-meta/b/k")).unwrap();
+        assert_eq!(raw, br#"{"signature":"s"}"#);
+        let head = store.head("b", "k").await.unwrap();
+        assert_eq!(head.metadata, meta(&[("signature", "s")]));
+        assert_eq!(head.content_type, None);
     }
 
     #[tokio::test]

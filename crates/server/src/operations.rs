@@ -6,17 +6,21 @@
 //! the decoded request (HTTP → SigV4 → codec → row → service), so
 //! authorization and self-audit attach here, once, for every service.
 //!
-//! S3 rows are coarse (one per method and level: service, bucket, object)
-//! until the S3 handler routes by sub-resource; their handler is that handler.
+//! S3 has one row per operation of its model, found by S3's own router
+//! (`handlers::s3::operation_of`: method, path, query and headers); their
+//! handler is the S3 handler, which serves the operation or answers
+//! `NotImplemented`.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::LazyLock;
 
 use axum::http::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AwsError;
+use crate::handlers::s3::operation::S3Operation;
 use crate::protocol::{Input, Output};
 use crate::services;
 use crate::state::{AppState, RequestContext};
@@ -47,28 +51,13 @@ pub enum Binding {
         /// The path.
         path: &'static str,
     },
-    /// S3, by method and level.
-    S3 {
-        /// The HTTP method.
-        method: &'static str,
-        /// Which level of the path.
-        level: S3Level,
-    },
-}
-
-/// The level of an S3 request's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3Level {
-    /// `/`.
-    Service,
-    /// `/<bucket>`.
-    Bucket,
-    /// `/<bucket>/<key>`.
-    Object,
+    /// S3: the operation S3's router names from method, path, query and
+    /// headers (`handlers::s3::operation::route`).
+    S3(S3Operation),
 }
 
 /// One served operation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Operation {
     /// The SigV4 signing name of its service.
     pub service: &'static str,
@@ -216,26 +205,26 @@ macro_rules! cloudtrail {
     };
 }
 
-macro_rules! s3 {
-    ($name:literal, $action:literal, $method:literal, $level:ident) => {
-        Operation {
-            service: "s3",
-            name: $name,
-            action: $action,
-            binding: Binding::S3 {
-                method: $method,
-                level: S3Level::$level,
-            },
-            resources: s3_resource,
-            handler: s3_handler,
-        }
-    };
-}
-
 use services::cloudtrail as ct;
 
-/// Every operation Cairn serves.
-pub static OPERATIONS: &[Operation] = &[
+/// Every operation Cairn serves: the named and REST rows below, then one row
+/// per operation of S3's model (served or answered `NotImplemented` by the S3
+/// handler), each with its IAM action.
+pub static OPERATIONS: LazyLock<Vec<Operation>> = LazyLock::new(|| {
+    let mut rows = NAMED_OPERATIONS.to_vec();
+    rows.extend(S3Operation::ALL.iter().map(|op| Operation {
+        service: "s3",
+        name: op.name(),
+        action: op.iam_action(),
+        binding: Binding::S3(*op),
+        resources: s3_resource,
+        handler: s3_handler,
+    }));
+    rows
+});
+
+/// The operations of the services other than S3.
+static NAMED_OPERATIONS: &[Operation] = &[
     cloudtrail!("CreateTrail", trail_by_name, ct::create_trail),
     cloudtrail!("GetTrail", trail_by_name, ct::get_trail),
     cloudtrail!("DescribeTrails", trails_listed, ct::describe_trails),
@@ -297,17 +286,6 @@ pub static OPERATIONS: &[Operation] = &[
         resources: no_resource,
         handler: get_caller_identity,
     },
-    s3!("ListBuckets", "s3:ListAllMyBuckets", "GET", Service),
-    s3!("ListObjects", "s3:ListBucket", "GET", Bucket),
-    s3!("HeadBucket", "s3:ListBucket", "HEAD", Bucket),
-    s3!("CreateBucket", "s3:CreateBucket", "PUT", Bucket),
-    s3!("DeleteBucket", "s3:DeleteBucket", "DELETE", Bucket),
-    s3!("PostBucket", "s3:DeleteObject", "POST", Bucket),
-    s3!("GetObject", "s3:GetObject", "GET", Object),
-    s3!("HeadObject", "s3:GetObject", "HEAD", Object),
-    s3!("PutObject", "s3:PutObject", "PUT", Object),
-    s3!("DeleteObject", "s3:DeleteObject", "DELETE", Object),
-    s3!("PostObject", "s3:PutObject", "POST", Object),
 ];
 
 /// Whether Cairn serves a service (by signing name).
@@ -323,34 +301,29 @@ pub fn served_services() -> Vec<&'static str> {
     out
 }
 
-fn s3_level(path: &str) -> S3Level {
-    match path.trim_start_matches('/').split_once('/') {
-        _ if path.trim_start_matches('/').is_empty() => S3Level::Service,
-        Some((_, key)) if !key.is_empty() => S3Level::Object,
-        _ => S3Level::Bucket,
-    }
-}
-
 /// The row serving a decoded request, if any.
 pub fn find(service: &str, operation: Option<&str>, input: &Input) -> Option<&'static Operation> {
+    let s3 = match input {
+        Input::Rest { parts, .. } if service == "s3" => crate::handlers::s3::operation_of(parts),
+        _ => None,
+    };
     OPERATIONS
         .iter()
         .filter(|o| o.service == service)
         .find(|o| match (o.binding, operation, input.rest_route()) {
             (Binding::Name, Some(name), _) => o.name == name,
             (Binding::Path { method, path }, _, Some((m, p))) => m == method && p == path,
-            (Binding::S3 { method, level }, _, Some((m, p))) => {
-                m.as_str() == method && s3_level(p) == level
-            }
+            (Binding::S3(op), _, _) => s3 == Some(op),
             _ => false,
         })
 }
 
-/// Whether a method is one S3 rows bind.
+/// Whether S3 has operations for a method (GET, HEAD, PUT, POST, DELETE).
 pub fn is_s3_method(method: &Method) -> bool {
-    OPERATIONS
-        .iter()
-        .any(|o| matches!(o.binding, Binding::S3 { method: m, .. } if m == method.as_str()))
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::POST | Method::DELETE
+    )
 }
 
 #[cfg(test)]
@@ -360,7 +333,7 @@ mod tests {
     #[test]
     fn test_rows_are_unique_and_name_their_iam_action() {
         let mut seen = std::collections::BTreeSet::new();
-        for o in OPERATIONS {
+        for o in OPERATIONS.iter() {
             assert!(
                 seen.insert((o.service, o.name)),
                 "{} {} twice",
@@ -395,10 +368,52 @@ mod tests {
     }
 
     #[test]
-    fn test_s3_levels() {
-        assert_eq!(s3_level("/"), S3Level::Service);
-        assert_eq!(s3_level("/b"), S3Level::Bucket);
-        assert_eq!(s3_level("/b/"), S3Level::Bucket);
-        assert_eq!(s3_level("/b/k/x"), S3Level::Object);
+    fn test_every_s3_operation_has_its_row_found_by_routing() {
+        let request = |method: Method, uri: &str| {
+            let (parts, ()) = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(())
+                .unwrap()
+                .into_parts();
+            Input::Rest {
+                parts: Box::new(parts),
+                body: bytes::Bytes::new(),
+            }
+        };
+        for (method, uri, name, action) in [
+            (Method::GET, "/", "ListBuckets", "s3:ListAllMyBuckets"),
+            (
+                Method::GET,
+                "/b?list-type=2",
+                "ListObjectsV2",
+                "s3:ListBucket",
+            ),
+            (
+                Method::PUT,
+                "/b/k?partNumber=1&uploadId=u",
+                "UploadPart",
+                "s3:PutObject",
+            ),
+            (
+                Method::DELETE,
+                "/b?policy",
+                "DeleteBucketPolicy",
+                "s3:DeleteBucketPolicy",
+            ),
+            (
+                Method::PUT,
+                "/b?versioning",
+                "PutBucketVersioning",
+                "s3:PutBucketVersioning",
+            ),
+        ] {
+            let row = find("s3", None, &request(method, uri)).expect(uri);
+            assert_eq!((row.name, row.action), (name, action), "{uri}");
+        }
+        assert_eq!(
+            OPERATIONS.iter().filter(|o| o.service == "s3").count(),
+            S3Operation::ALL.len()
+        );
     }
 }

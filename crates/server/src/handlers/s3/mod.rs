@@ -102,32 +102,57 @@ impl S3Request<'_> {
     }
 }
 
+/// A request's bucket, key and query parameters, decoded.
+struct Named {
+    bucket: String,
+    key: Option<String>,
+    query: BTreeMap<String, String>,
+}
+
+fn name_request(parts: &Parts) -> Named {
+    let raw_path = parts.uri.path().trim_start_matches('/');
+    let (bucket_raw, key_raw) = match raw_path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (raw_path, None),
+    };
+    Named {
+        bucket: decode_path(bucket_raw),
+        key: key_raw.filter(|k| !k.is_empty()).map(decode_path),
+        query: query_map(parts.uri.query().unwrap_or("")),
+    }
+}
+
+fn route_named(parts: &Parts, named: &Named) -> Result<S3Operation, RouteError> {
+    let copy_source = parts
+        .headers
+        .get("x-amz-copy-source")
+        .and_then(|v| v.to_str().ok());
+    route(
+        &parts.method,
+        &named.bucket,
+        named.key.as_deref(),
+        &named.query,
+        RouteHeaders { copy_source },
+    )
+}
+
+/// The S3 operation a request is (the server's operation table finds its
+/// row, IAM action included, by this), or `None` for a method the path has
+/// no operation for.
+pub fn operation_of(parts: &Parts) -> Option<S3Operation> {
+    route_named(parts, &name_request(parts)).ok()
+}
+
 async fn run(
     state: &AppState,
     ctx: &RequestContext,
     parts: &Parts,
     body: Bytes,
 ) -> Result<Response, AwsError> {
-    let raw_path = parts.uri.path().trim_start_matches('/');
-    let query = query_map(parts.uri.query().unwrap_or(""));
-    let (bucket_raw, key_raw) = match raw_path.split_once('/') {
-        Some((b, k)) => (b, Some(k)),
-        None => (raw_path, None),
-    };
-    let bucket = decode_path(bucket_raw);
-    let key = key_raw.filter(|k| !k.is_empty()).map(decode_path);
-    let copy_source = parts
-        .headers
-        .get("x-amz-copy-source")
-        .and_then(|v| v.to_str().ok());
-    let op = route(
-        &parts.method,
-        &bucket,
-        key.as_deref(),
-        &query,
-        RouteHeaders { copy_source },
-    )
-    .map_err(|RouteError::MethodNotAllowed| method_not_allowed(&parts.method))?;
+    let named = name_request(parts);
+    let op = route_named(parts, &named)
+        .map_err(|RouteError::MethodNotAllowed| method_not_allowed(&parts.method))?;
+    let Named { bucket, key, query } = named;
     if op.needs_bucket() {
         bucket_of(state, &bucket)?;
     }

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+pub use cairn_model::{Tag, TrailConfig};
+
 /// An error from the metastore.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -33,6 +35,30 @@ pub enum Error {
     NotFound(String),
 }
 
+impl Error {
+    /// Whether retrying later may succeed: the database busy or locked, an I/O
+    /// error or a full disk. A corrupt document, a missing or duplicate row or
+    /// a constraint failure stays what it is however often it is retried.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::OutOfMemory
+                    | rusqlite::ErrorCode::CannotOpen
+            ),
+            Error::Sqlite(_)
+            | Error::Corrupt { .. }
+            | Error::Encode(_)
+            | Error::AlreadyExists(_)
+            | Error::NotFound(_) => false,
+        }
+    }
+}
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -44,62 +70,6 @@ pub struct Bucket {
     /// The region it was created in (`GetBucketLocation`).
     pub region: String,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A resource tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tag {
-    /// The key.
-    #[serde(rename = "Key")]
-    pub key: String,
-    /// The value.
-    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
-
-/// A trail's configuration: what CreateTrail and UpdateTrail set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrailConfig {
-    /// The trail name.
-    pub name: String,
-    /// The trail ARN.
-    pub arn: String,
-    /// The owning account.
-    pub account_id: String,
-    /// The home region.
-    pub home_region: String,
-    /// Destination bucket.
-    pub s3_bucket_name: String,
-    /// Optional key prefix.
-    pub s3_key_prefix: Option<String>,
-    /// Optional SNS topic name.
-    pub sns_topic_name: Option<String>,
-    /// Whether global service events are delivered.
-    pub include_global_service_events: bool,
-    /// Whether the trail covers every region.
-    pub is_multi_region_trail: bool,
-    /// Whether digest files are written.
-    pub log_file_validation_enabled: bool,
-    /// CloudWatch Logs log group ARN.
-    pub cloud_watch_logs_log_group_arn: Option<String>,
-    /// CloudWatch Logs role ARN.
-    pub cloud_watch_logs_role_arn: Option<String>,
-    /// KMS key.
-    pub kms_key_id: Option<String>,
-    /// Whether the trail logs every account of the organization.
-    pub is_organization_trail: bool,
-    /// Event selectors as the API accepted them: `{"EventSelectors": [...]}` or
-    /// `{"AdvancedEventSelectors": [...]}`.
-    pub selectors: serde_json::Value,
-    /// Whether selectors were ever put (the Trail shape's HasCustomEventSelectors).
-    pub has_custom_event_selectors: bool,
-    /// Insight selectors, if any.
-    #[serde(default)]
-    pub insight_selectors: Option<serde_json::Value>,
-    /// Tags.
-    pub tags: Vec<Tag>,
-    /// When the trail was created.
     pub created_at: DateTime<Utc>,
 }
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use cairn_meta::{Bucket, Metastore, TrailConfig, TrailRecord, TrailStatus};
+use cairn_meta::{Bucket, Metastore, TrailConfig};
 use cairn_pipeline::envelope::TrailChange;
+use cairn_pipeline::runtime::{decode_checkpoint, encode_checkpoint};
 use cairn_pipeline::sink::{DeliveryIntent, PlannedFile, SinkState, consumer_name};
 use cairn_pipeline::{
     DeliverySettings, IngestConfig, Metrics, Organization, Pipeline, PipelineConfig,
@@ -147,14 +148,12 @@ async fn wait_delivered(p: &Pipeline, n: u64) {
     }
 }
 
-async fn create(f: &Fixture, p: &Pipeline, config: &TrailConfig) {
-    p.create_trail(config).unwrap();
-    f.meta
-        .create_trail(&TrailRecord {
-            config: config.clone(),
-            status: TrailStatus::default(),
-        })
+async fn create(f: &Fixture, p: &Arc<Pipeline>, config: &TrailConfig) {
+    p.change_trail(&config.arn, TrailChange::Create(Box::new(config.clone())))
+        .await
         .unwrap();
+    // The metastore row is derived from the WAL's Create record.
+    assert_eq!(f.meta.trail(&config.arn).unwrap().unwrap().config, *config);
 }
 
 fn ids(files: &BTreeMap<String, Vec<serde_json::Value>>) -> Vec<String> {
@@ -251,11 +250,12 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
             cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
         let name = consumer_name(&config.arn);
         let checkpoint = wal.checkpoint(&name).unwrap();
-        let mut state: SinkState =
-            serde_json::from_slice(checkpoint.state.as_deref().unwrap()).unwrap();
+        let saved =
+            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())
+                .unwrap();
         head = wal.head();
         let key = "t3/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_ABCDEFGHIJKLMNOP.json.gz";
-        state.intent = Some(DeliveryIntent {
+        let intent = DeliveryIntent {
             to: head,
             delivered_at: Utc::now(),
             files: vec![PlannedFile {
@@ -263,11 +263,11 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
                 region: "us-east-1".into(),
                 key: key.into(),
             }],
-        });
+        };
         wal.commit(
             &name,
             checkpoint.lsn,
-            Some(&serde_json::to_vec(&state).unwrap()),
+            Some(&encode_checkpoint(&saved.state, Some(&intent)).unwrap()),
         )
         .unwrap();
     }
@@ -292,8 +292,12 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
     let wal = cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
     let checkpoint = wal.checkpoint(&consumer_name(&config.arn)).unwrap();
     assert!(checkpoint.lsn >= head);
-    let state: SinkState = serde_json::from_slice(checkpoint.state.as_deref().unwrap()).unwrap();
-    assert!(state.intent.is_none());
+    let saved = decode_checkpoint::<SinkState, DeliveryIntent>(
+        &consumer_name(&config.arn),
+        checkpoint.state.as_deref(),
+    )
+    .unwrap();
+    assert!(saved.intent.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +314,7 @@ async fn test_deleted_trail_stops_and_its_name_can_be_reused() {
     p.change_trail(&config.arn, TrailChange::Delete)
         .await
         .unwrap();
-    f.meta.delete_trail(&config.arn).unwrap();
+    assert!(f.meta.trail(&config.arn).unwrap().is_none());
     create(&f, &p, &config).await;
     p.change_trail(&config.arn, TrailChange::StartLogging)
         .await

@@ -532,6 +532,12 @@ impl Pipeline {
         let _guard = self.change_lock.lock().unwrap_or_else(|p| p.into_inner());
         let arn = &control.trail_arn;
         let creating = matches!(control.change, TrailChange::Create(_));
+        // Checked under the lock: two calls racing on one trail see each other.
+        match (creating, self.meta.trail(arn)?.is_some()) {
+            (true, true) => return Err(cairn_meta::Error::AlreadyExists(arn.clone()).into()),
+            (false, false) => return Err(cairn_meta::Error::NotFound(arn.clone()).into()),
+            _ => {}
+        }
         if creating {
             self.wait_for_previous_sink(arn)?;
             // The sink's cursor starts before its Create record, so it sees it.

@@ -35,6 +35,7 @@
 //! a sink far behind parses its backlog itself.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -255,6 +256,8 @@ pub struct Hub {
     state: Mutex<HubState>,
     changed: Condvar,
     capacity: usize,
+    routed_chunks: AtomicU64,
+    own_reads: AtomicU64,
 }
 
 impl Hub {
@@ -269,7 +272,19 @@ impl Hub {
             }),
             changed: Condvar::new(),
             capacity,
+            routed_chunks: AtomicU64::new(0),
+            own_reads: AtomicU64::new(0),
         }
+    }
+
+    /// Chunks the router has read and parsed.
+    pub fn routed_chunks(&self) -> u64 {
+        self.routed_chunks.load(Ordering::Relaxed)
+    }
+
+    /// Chunks sinks behind the window read and parsed on their own.
+    pub fn own_reads(&self) -> u64 {
+        self.own_reads.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -394,6 +409,7 @@ impl Hub {
                 // The window jumped meanwhile; this chunk is not contiguous.
                 continue;
             }
+            self.routed_chunks.fetch_add(1, Ordering::Relaxed);
             state.end = chunk.end;
             state.bytes += chunk.bytes;
             state.chunks.push_back(Arc::new(chunk));
@@ -433,6 +449,16 @@ impl HubReader {
             Some(c) if c.start <= position => Lookup::Chunk(c.clone()),
             _ => Lookup::Behind,
         }
+    }
+
+    /// Reads and parses from `position` on the caller's thread (the sink is
+    /// behind the window); `None` at the head.
+    pub fn read_own(&self, wal: &Wal, position: Lsn) -> Result<Option<Chunk>, cairn_wal::Error> {
+        let chunk = read_chunk(wal, position)?;
+        if chunk.is_some() {
+            self.hub.own_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(chunk)
     }
 
     /// Waits until the router has read past `position`, the hub stops, or

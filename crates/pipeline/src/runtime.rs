@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use cairn_wal::{Lsn, Wal};
 
-use crate::route::{Chunk, Hub, HubReader, Item, Lookup, Routed, read_chunk};
+use crate::route::{Chunk, Hub, HubReader, Item, Lookup, Routed};
 
 /// Whether retrying can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -558,7 +558,7 @@ impl<S: Sink> Consumer<S> {
             Lookup::Chunk(c) => Ok(Some(c)),
             Lookup::Ahead => Ok(None),
             Lookup::Behind => loop {
-                match read_chunk(&self.ctx.wal, self.position) {
+                match self.reader.read_own(&self.ctx.wal, self.position) {
                     Ok(c) => return Ok(c.map(Arc::new)),
                     Err(e) => {
                         let error = SinkError::from(e);

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use cairn_meta::{Tag, TrailConfig, TrailRecord, TrailStatus};
+use cairn_meta::{Tag, TrailConfig, TrailRecord};
 use cairn_model::{AccountId, Region, TrailArn, TrailName};
 use cairn_pipeline::envelope::TrailChange;
 use cairn_pipeline::sink::selectors_to_stored;
@@ -472,28 +472,12 @@ impl Api<'_> {
                 ),
             ));
         }
-        // The sink first: a trail in the metastore always has one (start-up reconciles the other way).
+        // One pipeline call writes the WAL, then the metastore row derived from it.
         self.state
             .pipeline
-            .create_trail(&config)
+            .change_trail(&arn, TrailChange::Create(Box::new(config.clone())))
+            .await
             .map_err(pipeline_error)?;
-        let record = TrailRecord {
-            config: config.clone(),
-            status: TrailStatus::default(),
-        };
-        match self.state.meta.create_trail(&record) {
-            Ok(()) => {}
-            Err(cairn_meta::Error::AlreadyExists(_)) => {
-                return Err(AwsError::client(
-                    "TrailAlreadyExistsException",
-                    format!(
-                        "Trail {name} already exists for customer: {}",
-                        self.account()
-                    ),
-                ));
-            }
-            Err(e) => return Err(AwsError::internal(e)),
-        }
         Ok(create_update_shape(&config))
     }
 
@@ -560,11 +544,7 @@ impl Api<'_> {
                 TrailChange::Configure(Box::new(config.clone())),
             )
             .await
-            .map_err(pipeline_error)?;
-        self.state
-            .meta
-            .update_trail_config(&config)
-            .map_err(AwsError::internal)
+            .map_err(pipeline_error)
     }
 
     async fn delete_trail(&self, input: Map<String, Value>) -> Result<Value, AwsError> {
@@ -575,10 +555,6 @@ impl Api<'_> {
             .change_trail(&trail.config.arn, TrailChange::Delete)
             .await
             .map_err(pipeline_error)?;
-        self.state
-            .meta
-            .delete_trail(&trail.config.arn)
-            .map_err(AwsError::internal)?;
         Ok(json!({}))
     }
 
@@ -599,18 +575,6 @@ impl Api<'_> {
             .change_trail(&trail.config.arn, change)
             .await
             .map_err(pipeline_error)?;
-        let now = Utc::now();
-        self.state
-            .meta
-            .update_trail_status(&trail.config.arn, |s| {
-                if logging && !s.is_logging {
-                    s.start_logging_time = Some(now);
-                } else if !logging && s.is_logging {
-                    s.stop_logging_time = Some(now);
-                }
-                s.is_logging = logging;
-            })
-            .map_err(AwsError::internal)?;
         Ok(json!({}))
     }
 
@@ -883,6 +847,13 @@ pub fn pipeline_error(e: cairn_pipeline::Error) -> AwsError {
     match e {
         cairn_pipeline::Error::Throttled { .. } => AwsError::throttling(e.to_string()),
         cairn_pipeline::Error::Conflict(message) => AwsError::client("ConflictException", message),
+        cairn_pipeline::Error::Meta(cairn_meta::Error::AlreadyExists(arn)) => AwsError::client(
+            "TrailAlreadyExistsException",
+            format!("Trail {arn} already exists"),
+        ),
+        cairn_pipeline::Error::Meta(cairn_meta::Error::NotFound(arn)) => {
+            AwsError::client("TrailNotFoundException", format!("Unknown trail: {arn}"))
+        }
         other => AwsError::internal(other),
     }
 }

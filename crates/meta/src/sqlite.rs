@@ -33,6 +33,18 @@ pub enum Error {
     /// The row to change does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The database was written by a newer Cairn.
+    #[error(
+        "the metastore {path} has schema version {found}; this build reads version {supported}. Run the Cairn version that wrote it"
+    )]
+    UnknownSchemaVersion {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// The version this build writes.
+        supported: i64,
+    },
 }
 
 impl Error {
@@ -54,7 +66,8 @@ impl Error {
             | Error::Corrupt { .. }
             | Error::Encode(_)
             | Error::AlreadyExists(_)
-            | Error::NotFound(_) => false,
+            | Error::NotFound(_)
+            | Error::UnknownSchemaVersion { .. } => false,
         }
     }
 }
@@ -135,15 +148,15 @@ impl Metastore {
     /// Opens (creating if needed) the metastore at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(conn, &path.display().to_string())
     }
 
     /// An in-memory metastore, for tests.
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, ":memory:")
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(conn: Connection, path: &str) -> Result<Self> {
         // WAL journal + FULL sync: every committed change survives a crash.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -153,11 +166,21 @@ impl Metastore {
         let version: Option<i64> = conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
             .optional()?;
-        if version.is_none() {
-            conn.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [SCHEMA_VERSION],
-            )?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO schema_version (version) VALUES (?1)",
+                    [SCHEMA_VERSION],
+                )?;
+            }
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(Error::UnknownSchemaVersion {
+                    path: path.to_owned(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
         }
         Ok(Self {
             conn: Mutex::new(conn),
@@ -230,8 +253,7 @@ impl Metastore {
 
     /// Creates a trail; [`Error::AlreadyExists`] if the ARN is taken.
     pub fn create_trail(&self, trail: &TrailRecord) -> Result<()> {
-        let config = serde_json::to_string(&trail.config).map_err(Error::Encode)?;
-        let status = serde_json::to_string(&trail.status).map_err(Error::Encode)?;
+        let (config, status) = encode_trail_documents(trail)?;
         let changed = self.conn().execute(
             "INSERT OR IGNORE INTO trails (arn, name, config, status) VALUES (?1, ?2, ?3, ?4)",
             params![trail.config.arn, trail.config.name, config, status],
@@ -326,7 +348,17 @@ impl Metastore {
     }
 }
 
-fn decode_trail(arn: &str, config: &str, status: &str) -> Result<TrailRecord> {
+/// Encodes a trail's two stored documents (configuration, status) as the
+/// `trails` table holds them (schema version 1).
+pub fn encode_trail_documents(trail: &TrailRecord) -> Result<(String, String)> {
+    Ok((
+        serde_json::to_string(&trail.config).map_err(Error::Encode)?,
+        serde_json::to_string(&trail.status).map_err(Error::Encode)?,
+    ))
+}
+
+/// Decodes a trail's stored documents.
+pub fn decode_trail(arn: &str, config: &str, status: &str) -> Result<TrailRecord> {
     let corrupt = |source| Error::Corrupt {
         key: arn.to_owned(),
         source,

@@ -53,6 +53,14 @@ impl Fixture {
     }
 
     fn start_with(&self, delivery: DeliverySettings, key_rotation: Duration) -> Arc<Pipeline> {
+        self.try_start_with(delivery, key_rotation).unwrap()
+    }
+
+    fn try_start_with(
+        &self,
+        delivery: DeliverySettings,
+        key_rotation: Duration,
+    ) -> Result<Arc<Pipeline>, cairn_pipeline::Error> {
         Pipeline::start(
             PipelineConfig {
                 data_dir: self.dir.path().to_owned(),
@@ -73,7 +81,6 @@ impl Fixture {
             self.store.clone(),
             tokio::runtime::Handle::current(),
         )
-        .unwrap()
     }
 
     async fn files(&self) -> BTreeMap<String, Vec<serde_json::Value>> {
@@ -472,4 +479,145 @@ async fn test_digest_chains_survive_restart_rotation_and_stop() {
         log_files.keys().collect::<Vec<_>>()
     );
     assert!(fingerprints.len() >= 3, "{fingerprints:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_missing_bucket_is_reported_and_waits_for_a_change() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let mut config = trail("nb");
+    config.s3_bucket_name = "not-yet".into();
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 0..10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+        if let Some(error) = status.latest_delivery_error {
+            assert!(error.starts_with("NoSuchBucket"), "{error}");
+            assert!(status.latest_delivery_attempt_time.is_some());
+            assert!(status.latest_delivery_time.is_none());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery error reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Parked, not spinning: one failed attempt in a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(Metrics::get(&p.metrics().delivery_failures), 1);
+    assert_eq!(Metrics::get(&p.metrics().delivered_records), 0);
+    // The bucket is created: the change wakes the sink, which delivers.
+    f.meta
+        .create_bucket(&Bucket {
+            name: "not-yet".into(),
+            region: "us-east-1".into(),
+            created_at: Utc::now(),
+        })
+        .unwrap();
+    p.configuration_changed();
+    wait_delivered(&p, 10).await;
+    let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+    assert_eq!(status.latest_delivery_error, None);
+    assert!(status.latest_delivery_time.is_some());
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_trail_change_only_in_the_wal_reaches_the_metastore_at_start() {
+    let f = Fixture::new();
+    let config = trail("rp");
+    {
+        let p = f.start(Duration::from_millis(100));
+        create(&f, &p, &config).await;
+        p.shutdown();
+    }
+    // A crash between the WAL append and the metastore write: the control
+    // record is in the WAL past the `meta` cursor, the metastore is stale.
+    let mut changed = config.clone();
+    changed.s3_key_prefix = Some("after-crash".into());
+    {
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        for change in [
+            TrailChange::Configure(Box::new(changed.clone())),
+            TrailChange::StartLogging,
+        ] {
+            let control = cairn_pipeline::envelope::TrailControl {
+                trail_arn: config.arn.clone(),
+                at: chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+                    .unwrap()
+                    .to_utc(),
+                change,
+            };
+            wal.append(&[cairn_pipeline::envelope::encode_control(&control).as_slice()])
+                .unwrap();
+        }
+    }
+    assert_eq!(f.meta.trail(&config.arn).unwrap().unwrap().config, config);
+    let p = f.start(Duration::from_millis(100));
+    let trail = f.meta.trail(&config.arn).unwrap().unwrap();
+    assert_eq!(trail.config, changed);
+    assert!(trail.status.is_logging);
+    assert_eq!(
+        trail.status.start_logging_time.unwrap().to_rfc3339(),
+        "2024-05-01T10:00:00+00:00"
+    );
+    // And the sink agrees: records go under the new prefix.
+    ingest(&p, 0..5).await;
+    wait_delivered(&p, 5).await;
+    for key in f.files().await.keys() {
+        assert!(key.starts_with("after-crash/AWSLogs/"), "{key}");
+    }
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_start_up_stops_on_what_this_build_cannot_read() {
+    let f = Fixture::new();
+    let config = trail("uv");
+    {
+        let p = f.start(Duration::from_millis(100));
+        create(&f, &p, &config).await;
+        p.shutdown();
+    }
+    let wal_dir = f.dir.path().join("wal");
+    let lsn = {
+        let wal = cairn_wal::Wal::open(cairn_wal::WalConfig::new(&wal_dir)).unwrap();
+        wal.append(&[&[9u8, 1, 2, 3][..]]).unwrap().first_lsn
+    };
+    let error = f
+        .try_start_with(DeliverySettings::default(), Duration::from_secs(86400))
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&format!("LSN {lsn}")), "{message}");
+    assert!(message.contains("00000000000000000000.wal"), "{message}");
+    assert!(message.contains("version 9 is unknown"), "{message}");
+    assert!(message.contains("never skips"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_start_up_stops_on_a_checkpoint_of_an_unknown_version() {
+    let f = Fixture::new();
+    let config = trail("cv");
+    {
+        let p = f.start(Duration::from_millis(100));
+        create(&f, &p, &config).await;
+        p.shutdown();
+    }
+    {
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        let name = consumer_name(&config.arn);
+        let lsn = wal.checkpoint(&name).unwrap().lsn;
+        wal.commit(&name, lsn, Some(br#"{"v":7,"state":{}}"#))
+            .unwrap();
+    }
+    let error = f
+        .try_start_with(DeliverySettings::default(), Duration::from_secs(86400))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("version 7"), "{message}");
+    assert!(message.contains(&consumer_name(&config.arn)), "{message}");
 }

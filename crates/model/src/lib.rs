@@ -12,6 +12,7 @@
 pub mod arn;
 pub mod error;
 pub mod ids;
+pub mod layout;
 pub mod record;
 pub mod time;
 pub mod trail;

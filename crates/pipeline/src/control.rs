@@ -29,8 +29,8 @@ use std::sync::OnceLock;
 use cairn_meta::{Metastore, TrailRecord, TrailStatus};
 use cairn_wal::{Lsn, Wal};
 
-use crate::envelope::{Envelope, TrailChange, TrailControl, decode};
 use crate::Error;
+use crate::envelope::{Envelope, TrailChange, TrailControl, decode};
 
 /// The WAL consumer whose cursor says which control records the metastore has.
 pub const META_CONSUMER: &str = "meta";

@@ -231,7 +231,10 @@ mod tests {
     fn test_unknown_and_malformed_are_refused() {
         assert_eq!(decode(&[9, 9]), Err(EnvelopeError::UnknownVersion(9)));
         assert!(matches!(decode(&[]), Err(EnvelopeError::Malformed(_))));
-        assert!(matches!(decode(&[VERSION, 7]), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(
+            decode(&[VERSION, 7]),
+            Err(EnvelopeError::Malformed(_))
+        ));
         assert!(matches!(
             decode(&[VERSION, KIND_RECORD, 1, 2]),
             Err(EnvelopeError::Malformed(_))
@@ -240,7 +243,10 @@ mod tests {
             decode(&[VERSION, KIND_CONTROL, b'{']),
             Err(EnvelopeError::Malformed(_))
         ));
-        assert_eq!(record_header(&[200]), Err(EnvelopeError::UnknownVersion(200)));
+        assert_eq!(
+            record_header(&[200]),
+            Err(EnvelopeError::UnknownVersion(200))
+        );
     }
 
     #[test]

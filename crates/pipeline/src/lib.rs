@@ -52,12 +52,14 @@ pub use crate::ingest::{IngestConfig, IngestOutcome, Ingestor, RecordFailure};
 pub use crate::metrics::Metrics;
 use crate::persist::{DEDUP_CONSUMER, DedupIntent, DedupSink};
 use crate::route::Hub;
+pub use crate::runtime::SinkExit;
 use crate::runtime::{
     CheckpointError, Consumer, RetryPolicy, RuntimeContext, Signal, decode_checkpoint,
     encode_checkpoint,
 };
-pub use crate::runtime::SinkExit;
-pub use crate::sink::{DeliveryIntent, DeliverySettings, Organization, SinkContext, SinkState, TrailSink};
+pub use crate::sink::{
+    DeliveryIntent, DeliverySettings, Organization, SinkContext, SinkState, TrailSink,
+};
 
 /// Payload bytes of parsed chunks the router keeps for sinks.
 const ROUTER_WINDOW_BYTES: usize = 64 * 1024 * 1024;
@@ -173,7 +175,6 @@ pub struct PipelineConfig {
     /// How often digest signing keys rotate.
     pub key_rotation: Duration,
 }
-
 
 /// The running pipeline.
 pub struct Pipeline {
@@ -368,7 +369,9 @@ impl Pipeline {
             let shutdown = pipeline.runtime_ctx.shutdown.clone();
             move || {
                 while !shutdown.wait(0, Duration::from_secs(2)) {
-                    let Some(pipeline) = weak.upgrade() else { return };
+                    let Some(pipeline) = weak.upgrade() else {
+                        return;
+                    };
                     pipeline.advance_meta_cursor();
                 }
             }
@@ -453,7 +456,8 @@ impl Pipeline {
             .wal
             .checkpoint(&name)
             .ok_or_else(|| Error::Internal(format!("no WAL consumer {name}")))?;
-        let saved = decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())?;
+        let saved =
+            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())?;
         let sink = TrailSink::new(arn, self.sink_context.clone(), saved.state);
         self.lag_gauges
             .lock()
@@ -582,7 +586,9 @@ impl Pipeline {
         if self.meta_behind.load(Ordering::SeqCst) {
             match replay_into_meta(&self.wal, &self.meta) {
                 Ok(_) => self.meta_behind.store(false, Ordering::SeqCst),
-                Err(e) => tracing::error!(error = %e, "cannot bring the metastore up to date with trail changes"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot bring the metastore up to date with trail changes")
+                }
             }
             return;
         }

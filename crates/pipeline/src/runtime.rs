@@ -636,7 +636,11 @@ impl<S: Sink> Consumer<S> {
         self.commit(to, None)
     }
 
-    fn deliver_with_policy(&mut self, intent: &S::Intent, recovering: bool) -> Result<(), SinkExit> {
+    fn deliver_with_policy(
+        &mut self,
+        intent: &S::Intent,
+        recovering: bool,
+    ) -> Result<(), SinkExit> {
         // Issue 11: an undeliverable record or file is quarantined here.
         self.with_policy(Operation::Deliver, |s| s.deliver(intent, recovering))?;
         Ok(())
@@ -692,7 +696,11 @@ impl<S: Sink> Consumer<S> {
                 let deadline = Instant::now() + self.ctx.retry.permanent_recheck;
                 while !self.stopping() && Instant::now() < deadline {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    if self.ctx.changes.wait(seen, left.min(Duration::from_secs(1))) {
+                    if self
+                        .ctx
+                        .changes
+                        .wait(seen, left.min(Duration::from_secs(1)))
+                    {
                         break;
                     }
                 }
@@ -743,7 +751,11 @@ impl<S: Sink> Consumer<S> {
     /// Re-gathers the records an interrupted delivery announced and finishes it.
     fn recover(&mut self, intent: S::Intent) -> Result<(), SinkExit> {
         let to = S::intent_end(&intent);
-        tracing::info!(sink = self.sink.name(), to, "finishing an interrupted delivery");
+        tracing::info!(
+            sink = self.sink.name(),
+            to,
+            "finishing an interrupted delivery"
+        );
         while self.position < to {
             let Some(chunk) = self.next_chunk()? else {
                 if self.position >= self.ctx.wal.head() {
@@ -771,5 +783,4 @@ impl<S: Sink> Consumer<S> {
         self.deliver_with_policy(&intent, true)?;
         self.commit(to, None)
     }
-
 }

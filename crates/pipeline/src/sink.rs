@@ -486,7 +486,9 @@ impl Sink for TrailSink {
 
     fn plan(&mut self, to: Lsn) -> Result<DeliveryIntent, SinkError> {
         let Some(config) = self.state.config.clone() else {
-            return Err(SinkError::permanent("records batched for a trail without configuration"));
+            return Err(SinkError::permanent(
+                "records batched for a trail without configuration",
+            ));
         };
         let delivered_at = Utc::now();
         let org_id = self.organization_id(&config);

@@ -589,7 +589,7 @@ async fn test_start_up_stops_on_what_this_build_cannot_read() {
     };
     let error = f
         .try_start_with(DeliverySettings::default(), Duration::from_secs(86400))
-    .unwrap_err();
+        .unwrap_err();
     let message = error.to_string();
     assert!(message.contains(&format!("LSN {lsn}")), "{message}");
     assert!(message.contains("00000000000000000000.wal"), "{message}");

@@ -184,15 +184,17 @@ fn test_an_unknown_checkpoint_version_is_refused_clearly() {
     let text = std::fs::read_to_string(path("v1.trail-checkpoint.json")).unwrap();
     let newer = text.replacen(r#"{"v":1,"#, r#"{"v":2,"#, 1);
     assert_ne!(newer, text);
-    let error =
-        decode_checkpoint::<SinkState, DeliveryIntent>("trail:x", Some(newer.as_bytes()))
-            .unwrap_err();
+    let error = decode_checkpoint::<SinkState, DeliveryIntent>("trail:x", Some(newer.as_bytes()))
+        .unwrap_err();
     assert!(matches!(
         error,
         CheckpointError::UnknownVersion { version: 2, .. }
     ));
     let message = error.to_string();
-    assert!(message.contains("trail:x") && message.contains("version 2"), "{message}");
+    assert!(
+        message.contains("trail:x") && message.contains("version 2"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -247,7 +247,9 @@ impl Harness {
 
     fn start(&self, name: &str, probe: Arc<Probe>) -> std::thread::JoinHandle<SinkExit> {
         if self.wal.checkpoint(name).is_none() {
-            self.wal.register_consumer(name, self.wal.oldest_lsn()).unwrap();
+            self.wal
+                .register_consumer(name, self.wal.oldest_lsn())
+                .unwrap();
         }
         let checkpoint = self.wal.checkpoint(name).unwrap();
         let saved = decode_checkpoint::<(), Intent>(name, checkpoint.state.as_deref()).unwrap();
@@ -434,7 +436,11 @@ fn test_an_interrupted_delivery_recovers_exactly_its_missing_files() {
     let mut announced: Vec<&String> = intent.keys.iter().map(|(_, k)| k).collect();
     announced.sort();
     assert_eq!(keys, announced);
-    assert!(bucket.writes.values().all(|n| *n == 1), "{:?}", bucket.writes);
+    assert!(
+        bucket.writes.values().all(|n| *n == 1),
+        "{:?}",
+        bucket.writes
+    );
     // Identical bytes: what an uninterrupted delivery of the same records writes.
     for (group, key) in &intent.keys {
         let expected: Vec<String> = (0..30)
@@ -481,7 +487,10 @@ fn test_a_sink_that_stays_behind_does_not_hold_back_another() {
     delivered.sort();
     delivered.dedup();
     assert_eq!(delivered.len(), 1000);
-    assert!(h.ctx.hub.own_reads() > 0, "the slow sink never read on its own");
+    assert!(
+        h.ctx.hub.own_reads() > 0,
+        "the slow sink never read on its own"
+    );
     h.stop();
     assert_eq!(fast_sink.join().unwrap(), SinkExit::Shutdown);
     assert_eq!(slow_sink.join().unwrap(), SinkExit::Shutdown);

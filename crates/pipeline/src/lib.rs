@@ -1,21 +1,36 @@
-//! The data path: ingest → WAL → sinks.
+//! The data path: ingest → WAL → router → consumer runtime → sinks.
 //!
 //! ```text
-//! producers ─► Ingestor ─► WAL ─┬─► trail sink (cursor "trail:<arn>") ─► log files in the bucket
-//!              (validate,       ├─► trail sink ...          └─► digest files (signed chain)
-//!               dedup, fsync)   └─► dedup persister (cursor "dedup") ─► dedup/<hour>.ids
+//! producers ─► Ingestor ─► WAL ─► router (reads once, parses once) ─┬─► runtime ─► trail sink "trail:<arn>" ─► log files, digests
+//!              (validate,          [route]                          ├─► runtime ─► trail sink ... (one thread each)
+//!               dedup, fsync)                                       └─► runtime ─► dedup persister "dedup" ─► dedup/<hour>.ids
+//! API ─► Pipeline::change_trail ─► WAL control record ─► metastore trail row (derived; cursor "meta")
 //! ```
 //!
 //! * A record is acknowledged only once it is in the WAL and fsynced.
-//! * Every sink reads the WAL with its own cursor on its own thread, so a slow
-//!   or failing destination delays only its own trail; the WAL keeps what any
-//!   sink still needs, up to its disk bound, past which ingest is throttled.
-//! * Trail changes (StartLogging, StopLogging, UpdateTrail, PutEventSelectors,
-//!   DeleteTrail) are appended to the WAL as control records, so each sink
-//!   applies them exactly where they happened in the record stream.
-//!
-//! Later sinks (log groups and metric filters, the lake) plug in the same way:
-//! one more WAL consumer with its own cursor and checkpoint.
+//! * The router ([`route`]) reads the WAL once and parses each record once
+//!   (the [`cairn_model::RecordView`] fields selectors, scope and
+//!   partitioning read, and `eventTime`); every sink gets the same parsed
+//!   chunk. A sink behind the router's window reads and parses on its own
+//!   until it rejoins, so a slow or failing destination delays only its own
+//!   sink (see [`route`] for why).
+//! * Every sink runs in the consumer runtime ([`runtime`]) on its own thread,
+//!   with its own cursor and versioned checkpoint: the runtime does the
+//!   waiting, the intent/commit protocol that makes delivery exactly-once,
+//!   one retry policy (retriable errors back off with jitter; permanent ones
+//!   are reported and wait for a configuration change), and status reports.
+//!   A sink is an implementation of [`runtime::Sink`]: the trail sink
+//!   ([`sink`]) and the dedup persister ([`persist`]) today; a CloudWatch
+//!   Logs feed, an event-data-store writer and metric evaluation next.
+//! * Trail changes (CreateTrail, StartLogging, StopLogging, UpdateTrail,
+//!   PutEventSelectors, DeleteTrail) are WAL control records ([`envelope`],
+//!   versioned): each sink applies them exactly where they happened in the
+//!   record stream, and the metastore's trail rows are derived from them
+//!   ([`control`]), so a crash between the two writes cannot leave them
+//!   disagreeing.
+//! * Blocking work (WAL reads, fsync, SQLite, sleeps) runs on the sinks' and
+//!   the router's own threads; what the async server calls is run on Tokio's
+//!   blocking pool.
 
 pub mod control;
 pub mod dedup;

@@ -65,6 +65,9 @@ pub struct Routed {
 }
 
 /// What a WAL record holds.
+// Records are nearly every entry: boxing them would cost an allocation per
+// record to save space on the rare control entries.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Item {
     /// An ingested CloudTrail record.

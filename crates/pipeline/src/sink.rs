@@ -427,6 +427,15 @@ impl TrailSink {
         Ok(Applied::Continue)
     }
 
+    /// Whether this incarnation of the trail was deleted (the metastore has
+    /// no trail of that ARN, or one created later).
+    fn deleted(&self, config: &TrailConfig) -> Result<bool, SinkError> {
+        Ok(match self.ctx.meta.trail(&self.trail_arn)? {
+            None => true,
+            Some(t) => t.config.created_at != config.created_at,
+        })
+    }
+
     fn bucket_exists(&self, bucket: &str) -> Result<(), SinkError> {
         match self.ctx.meta.bucket(bucket)? {
             Some(_) => Ok(()),
@@ -525,6 +534,17 @@ impl Sink for TrailSink {
         if self.ready.is_none() {
             let files = self.finish_batches(&config, intent);
             self.ready = Some(files);
+        }
+        if self.deleted(&config)? {
+            // Deleted meanwhile (its Delete is further on in the WAL): a
+            // deleted trail delivers nothing more, so a delivery that cannot
+            // succeed (its bucket went with it) does not keep it alive.
+            tracing::info!(trail = %self.trail_arn, "dropping the delivery of a deleted trail");
+            self.ready = None;
+            self.batch_started = None;
+            self.oldest_ingest_ms = None;
+            self.pending_since_ms.store(0, Ordering::Relaxed);
+            return Ok(());
         }
         self.bucket_exists(&config.s3_bucket_name)?;
         let bucket = config.s3_bucket_name.clone();

@@ -621,3 +621,39 @@ async fn test_start_up_stops_on_a_checkpoint_of_an_unknown_version() {
     assert!(message.contains("version 7"), "{message}");
     assert!(message.contains(&consumer_name(&config.arn)), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_deleting_a_trail_parked_on_a_missing_bucket_stops_its_sink() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let mut config = trail("gone");
+    config.s3_bucket_name = "never-created".into();
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 0..10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Metrics::get(&p.metrics().delivery_failures) == 0 {
+        assert!(Instant::now() < deadline, "the delivery never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.change_trail(&config.arn, TrailChange::Delete)
+        .await
+        .unwrap();
+    // The same name again, now with a bucket: the old sink must be gone.
+    let fresh = trail("gone");
+    create(&f, &p, &fresh).await;
+    p.change_trail(&fresh.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 10..20).await;
+    wait_delivered(&p, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    let mut expected: Vec<String> = (10..20).map(|i| format!("id-{i}")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    p.shutdown();
+}

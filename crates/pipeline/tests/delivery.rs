@@ -657,3 +657,107 @@ async fn test_deleting_a_trail_parked_on_a_missing_bucket_stops_its_sink() {
     assert_eq!(delivered, expected);
     p.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_for_byte() {
+    let f = Fixture::new();
+    let config = trail("pw");
+    let east: Vec<String> = (0..30).map(|i| record_in(i, "us-east-1")).collect();
+    let west: Vec<String> = (30..45).map(|i| record_in(i, "eu-west-1")).collect();
+    let head;
+    {
+        let p = f.start(Duration::from_secs(3600));
+        create(&f, &p, &config).await;
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
+        let all: Vec<&str> = east.iter().chain(&west).map(String::as_str).collect();
+        p.ingestor().ingest(&all).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        p.shutdown();
+    }
+    // What the files of this WAL range are: deterministic in their records.
+    let expected = |records: &[String], region: &str| {
+        let mut batches = cairn_trail::LogBatches::new(DeliverySettings::default().gzip_level);
+        for r in records {
+            batches.push(
+                ACCOUNT,
+                region,
+                r.as_bytes(),
+                cairn_model::time::parse_event_time("2024-05-01T10:00:00Z"),
+            );
+        }
+        batches.finish().remove(0).1.gzip
+    };
+    let east_key = "pw/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_EASTEASTEASTEAST.json.gz";
+    let west_key = "pw/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/05/01/123456789012_CloudTrail_eu-west-1_20240501T1000Z_WESTWESTWESTWEST.json.gz";
+    // The sink announced both files, wrote the eu-west-1 one, and crashed.
+    let written_west = expected(&west, "eu-west-1");
+    f.store
+        .put(
+            "logs",
+            west_key,
+            bytes::Bytes::from(written_west.clone()),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    {
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        let name = consumer_name(&config.arn);
+        let checkpoint = wal.checkpoint(&name).unwrap();
+        let saved =
+            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())
+                .unwrap();
+        head = wal.head();
+        let intent = DeliveryIntent {
+            to: head,
+            delivered_at: Utc::now(),
+            files: vec![
+                PlannedFile {
+                    account: ACCOUNT.into(),
+                    region: "eu-west-1".into(),
+                    key: west_key.into(),
+                },
+                PlannedFile {
+                    account: ACCOUNT.into(),
+                    region: "us-east-1".into(),
+                    key: east_key.into(),
+                },
+            ],
+        };
+        wal.commit(
+            &name,
+            checkpoint.lsn,
+            Some(&encode_checkpoint(&saved.state, Some(&intent)).unwrap()),
+        )
+        .unwrap();
+    }
+    let p = f.start(Duration::from_secs(3600));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f.store.exists("logs", east_key).await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the missing file was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.shutdown();
+    let listing = f.store.list("logs", "", None, None, 1000).await.unwrap();
+    let keys: Vec<&str> = listing.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, [west_key, east_key], "exactly the announced files");
+    let east_body = f.store.get("logs", east_key, None).await.unwrap().body;
+    assert_eq!(
+        &east_body[..],
+        &expected(&east, "us-east-1")[..],
+        "identical bytes"
+    );
+    let west_body = f.store.get("logs", west_key, None).await.unwrap().body;
+    assert_eq!(
+        &west_body[..],
+        &written_west[..],
+        "the written file untouched"
+    );
+}

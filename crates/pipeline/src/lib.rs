@@ -76,8 +76,10 @@ pub use crate::sink::{
     DeliveryIntent, DeliverySettings, Organization, SinkContext, SinkState, TrailSink,
 };
 
-/// Payload bytes of parsed chunks the router keeps for sinks.
-const ROUTER_WINDOW_BYTES: usize = 64 * 1024 * 1024;
+/// Memory for the parsed chunks the router keeps for sinks: the distance
+/// sinks near the head may drift apart (a delivery, a digest) before the
+/// slowest reads on its own.
+const ROUTER_WINDOW_BYTES: usize = 48 * 1024 * 1024;
 
 /// A pipeline failure.
 #[derive(Debug, thiserror::Error)]

@@ -52,6 +52,9 @@ use crate::envelope::{self, Envelope, EnvelopeError, TrailControl};
 const READ_RECORDS: usize = 4096;
 /// Bytes the router reads at once.
 const READ_BYTES: usize = 8 * 1024 * 1024;
+/// What a parsed entry costs besides its payload, roughly (the entry and its
+/// view's strings), so the window's bound is on memory, not payload alone.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Routed>() + 128;
 
 /// One WAL record, decoded and parsed.
 #[derive(Debug)]
@@ -137,7 +140,8 @@ pub fn parse_chunk(records: Vec<WalRecord>) -> Option<Chunk> {
     let entries = records
         .into_iter()
         .map(|r| {
-            bytes += r.payload.len();
+            // The payload plus the parsed entry (its view's strings are small).
+            bytes += r.payload.len() + ENTRY_OVERHEAD;
             Routed {
                 lsn: r.lsn,
                 next_lsn: r.next_lsn,
@@ -264,8 +268,8 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub starting at `position`, keeping at most about `capacity` payload
-    /// bytes of parsed chunks.
+    /// A hub starting at `position`, keeping at most about `capacity` bytes
+    /// of parsed chunks (payloads and parsed entries).
     pub fn new(position: Lsn, capacity: usize) -> Self {
         Self {
             state: Mutex::new(HubState {

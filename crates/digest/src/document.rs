@@ -6,6 +6,8 @@ use std::io::Write as _;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
+use cairn_model::layout::account_root;
+
 use crate::keys::SIGNATURE_ALGORITHM;
 
 /// The hash algorithm named in digests.
@@ -220,18 +222,9 @@ pub fn digest_file_key(
     home_region: &str,
     end: DateTime<Utc>,
 ) -> String {
-    let mut key = String::with_capacity(160);
-    if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
-        key.push_str(prefix);
-        key.push('/');
-    }
-    key.push_str("AWSLogs/");
-    if let Some(org) = organization_id {
-        key.push_str(org);
-        key.push('/');
-    }
+    let mut key = account_root(prefix, organization_id, account);
     key.push_str(&format!(
-        "{account}/CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{}.json.gz",
+        "CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{}.json.gz",
         end.format("%Y/%m/%d"),
         end.format("%Y%m%dT%H%M%SZ"),
     ));
@@ -245,17 +238,8 @@ pub fn digest_prefix(
     account: &str,
     region: &str,
 ) -> String {
-    let mut key = String::new();
-    if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
-        key.push_str(prefix);
-        key.push('/');
-    }
-    key.push_str("AWSLogs/");
-    if let Some(org) = organization_id {
-        key.push_str(org);
-        key.push('/');
-    }
-    key.push_str(&format!("{account}/CloudTrail-Digest/{region}"));
+    let mut key = account_root(prefix, organization_id, account);
+    key.push_str(&format!("CloudTrail-Digest/{region}"));
     key
 }
 

@@ -18,4 +18,7 @@ mod sqlite;
 
 pub use digests::{ChainLink, DigestChain, DigestLogFileEntry, PendingDigest};
 
-pub use sqlite::{Bucket, Error, Metastore, Result, Tag, TrailConfig, TrailRecord, TrailStatus};
+pub use sqlite::{
+    Bucket, Error, Metastore, Result, Tag, TrailConfig, TrailRecord, TrailStatus, decode_trail,
+    encode_trail_documents,
+};

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+pub use cairn_model::{Tag, TrailConfig};
+
 /// An error from the metastore.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -31,6 +33,43 @@ pub enum Error {
     /// The row to change does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The database was written by a newer Cairn.
+    #[error(
+        "the metastore {path} has schema version {found}; this build reads version {supported}. Run the Cairn version that wrote it"
+    )]
+    UnknownSchemaVersion {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// The version this build writes.
+        supported: i64,
+    },
+}
+
+impl Error {
+    /// Whether retrying later may succeed: the database busy or locked, an I/O
+    /// error or a full disk. A corrupt document, a missing or duplicate row or
+    /// a constraint failure stays what it is however often it is retried.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::OutOfMemory
+                    | rusqlite::ErrorCode::CannotOpen
+            ),
+            Error::Sqlite(_)
+            | Error::Corrupt { .. }
+            | Error::Encode(_)
+            | Error::AlreadyExists(_)
+            | Error::NotFound(_)
+            | Error::UnknownSchemaVersion { .. } => false,
+        }
+    }
 }
 
 /// Result with this crate's [`Error`].
@@ -44,62 +83,6 @@ pub struct Bucket {
     /// The region it was created in (`GetBucketLocation`).
     pub region: String,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A resource tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tag {
-    /// The key.
-    #[serde(rename = "Key")]
-    pub key: String,
-    /// The value.
-    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
-
-/// A trail's configuration: what CreateTrail and UpdateTrail set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrailConfig {
-    /// The trail name.
-    pub name: String,
-    /// The trail ARN.
-    pub arn: String,
-    /// The owning account.
-    pub account_id: String,
-    /// The home region.
-    pub home_region: String,
-    /// Destination bucket.
-    pub s3_bucket_name: String,
-    /// Optional key prefix.
-    pub s3_key_prefix: Option<String>,
-    /// Optional SNS topic name.
-    pub sns_topic_name: Option<String>,
-    /// Whether global service events are delivered.
-    pub include_global_service_events: bool,
-    /// Whether the trail covers every region.
-    pub is_multi_region_trail: bool,
-    /// Whether digest files are written.
-    pub log_file_validation_enabled: bool,
-    /// CloudWatch Logs log group ARN.
-    pub cloud_watch_logs_log_group_arn: Option<String>,
-    /// CloudWatch Logs role ARN.
-    pub cloud_watch_logs_role_arn: Option<String>,
-    /// KMS key.
-    pub kms_key_id: Option<String>,
-    /// Whether the trail logs every account of the organization.
-    pub is_organization_trail: bool,
-    /// Event selectors as the API accepted them: `{"EventSelectors": [...]}` or
-    /// `{"AdvancedEventSelectors": [...]}`.
-    pub selectors: serde_json::Value,
-    /// Whether selectors were ever put (the Trail shape's HasCustomEventSelectors).
-    pub has_custom_event_selectors: bool,
-    /// Insight selectors, if any.
-    #[serde(default)]
-    pub insight_selectors: Option<serde_json::Value>,
-    /// Tags.
-    pub tags: Vec<Tag>,
-    /// When the trail was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -165,15 +148,15 @@ impl Metastore {
     /// Opens (creating if needed) the metastore at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(conn, &path.display().to_string())
     }
 
     /// An in-memory metastore, for tests.
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, ":memory:")
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(conn: Connection, path: &str) -> Result<Self> {
         // WAL journal + FULL sync: every committed change survives a crash.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -183,11 +166,21 @@ impl Metastore {
         let version: Option<i64> = conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
             .optional()?;
-        if version.is_none() {
-            conn.execute(
-                "INSERT INTO schema_version (version) VALUES (?1)",
-                [SCHEMA_VERSION],
-            )?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO schema_version (version) VALUES (?1)",
+                    [SCHEMA_VERSION],
+                )?;
+            }
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(Error::UnknownSchemaVersion {
+                    path: path.to_owned(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
         }
         Ok(Self {
             conn: Mutex::new(conn),
@@ -260,8 +253,7 @@ impl Metastore {
 
     /// Creates a trail; [`Error::AlreadyExists`] if the ARN is taken.
     pub fn create_trail(&self, trail: &TrailRecord) -> Result<()> {
-        let config = serde_json::to_string(&trail.config).map_err(Error::Encode)?;
-        let status = serde_json::to_string(&trail.status).map_err(Error::Encode)?;
+        let (config, status) = encode_trail_documents(trail)?;
         let changed = self.conn().execute(
             "INSERT OR IGNORE INTO trails (arn, name, config, status) VALUES (?1, ?2, ?3, ?4)",
             params![trail.config.arn, trail.config.name, config, status],
@@ -356,7 +348,17 @@ impl Metastore {
     }
 }
 
-fn decode_trail(arn: &str, config: &str, status: &str) -> Result<TrailRecord> {
+/// Encodes a trail's two stored documents (configuration, status) as the
+/// `trails` table holds them (schema version 1).
+pub fn encode_trail_documents(trail: &TrailRecord) -> Result<(String, String)> {
+    Ok((
+        serde_json::to_string(&trail.config).map_err(Error::Encode)?,
+        serde_json::to_string(&trail.status).map_err(Error::Encode)?,
+    ))
+}
+
+/// Decodes a trail's stored documents.
+pub fn decode_trail(arn: &str, config: &str, status: &str) -> Result<TrailRecord> {
     let corrupt = |source| Error::Corrupt {
         key: arn.to_owned(),
         source,

@@ -13,13 +13,16 @@ pub mod arn;
 pub mod error;
 pub mod ids;
 pub mod json_limits;
+pub mod layout;
 pub mod record;
 pub mod time;
+pub mod trail;
 
 pub use arn::TrailArn;
 pub use error::{Error, Result};
 pub use ids::{AccountId, OrganizationId, Region, TrailName};
 pub use record::{IngestDefaults, NormalizedRecord, RecordError, RecordView, ResourceView};
+pub use trail::{Tag, TrailConfig};
 
 /// The event category CloudTrail gives API calls when the record says nothing.
 pub const DEFAULT_EVENT_CATEGORY: &str = "Management";

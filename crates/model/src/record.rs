@@ -199,6 +199,52 @@ impl<'a> RecordView<'a> {
     pub fn resources(&self) -> &[ResourceView<'a>] {
         self.resources.as_deref().unwrap_or(&[])
     }
+
+    /// The same view owning its strings, so it can outlive the text it was
+    /// parsed from (the pipeline's router parses a record once and shares the
+    /// view between sink threads). Only the few fields read are copied, never
+    /// the record.
+    pub fn into_owned(self) -> RecordView<'static> {
+        RecordView {
+            event_version: owned(self.event_version),
+            event_time: owned(self.event_time),
+            event_source: owned(self.event_source),
+            event_name: owned(self.event_name),
+            event_id: owned(self.event_id),
+            event_type: owned(self.event_type),
+            event_category: owned(self.event_category),
+            aws_region: owned(self.aws_region),
+            recipient_account_id: owned(self.recipient_account_id),
+            error_code: owned(self.error_code),
+            vpc_endpoint_id: owned(self.vpc_endpoint_id),
+            read_only: self.read_only,
+            management_event: self.management_event,
+            session_credential_from_console: self.session_credential_from_console,
+            user_identity: self.user_identity.map(|u| UserIdentityView {
+                identity_type: owned(u.identity_type),
+                arn: owned(u.arn),
+                account_id: owned(u.account_id),
+            }),
+            resources: self.resources.map(|list| {
+                list.into_iter()
+                    .map(|r| ResourceView {
+                        resource_type: owned(r.resource_type),
+                        arn: owned(r.arn),
+                        arn_prefix: owned(r.arn_prefix),
+                        account_id: owned(r.account_id),
+                    })
+                    .collect()
+            }),
+            insight_details: self.insight_details.map(|d| InsightDetailsView {
+                event_source: owned(d.event_source),
+                event_name: owned(d.event_name),
+            }),
+        }
+    }
+}
+
+fn owned(value: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    value.map(|v| Cow::Owned(v.into_owned()))
 }
 
 /// Why ingest refused one record. `code` is one of the error codes

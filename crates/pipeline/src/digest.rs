@@ -21,7 +21,8 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 
 use cairn_digest::document::gzip;
 use cairn_digest::{DigestDocument, DigestLogFile, PreviousDigest, SignedDigest, digest_file_key};
-use cairn_meta::{ChainLink, DigestChain, TrailConfig};
+use cairn_meta::{ChainLink, DigestChain};
+use cairn_model::TrailConfig;
 
 use crate::sink::SinkContext;
 
@@ -37,6 +38,18 @@ pub(crate) enum DigestFailure {
     /// The bucket refused the digest.
     #[error("{0}")]
     Store(#[from] cairn_store::Error),
+}
+
+impl DigestFailure {
+    /// The runtime's view: a store error keeps its kind, a metastore error
+    /// its own, a key that cannot be had is retried.
+    pub(crate) fn into_sink_error(self) -> crate::runtime::SinkError {
+        match self {
+            DigestFailure::Meta(e) => e.into(),
+            DigestFailure::Store(e) => e.into(),
+            DigestFailure::Key(e) => crate::runtime::SinkError::retriable(e.to_string()),
+        }
+    }
 }
 
 /// Whether the trail writes digests in its current state.

@@ -1,31 +1,51 @@
-//! The data path: ingest → WAL → sinks.
+//! The data path: ingest → WAL → router → consumer runtime → sinks.
 //!
 //! ```text
-//! producers ─► Ingestor ─► WAL ─┬─► trail sink (cursor "trail:<arn>") ─► log files in the bucket
-//!              (validate,       ├─► trail sink ...          └─► digest files (signed chain)
-//!               dedup, fsync)   └─► dedup persister (cursor "dedup") ─► dedup/<hour>.ids
+//! producers ─► Ingestor ─► WAL ─► router (reads once, parses once) ─┬─► runtime ─► trail sink "trail:<arn>" ─► log files, digests
+//!              (validate,          [route]                          ├─► runtime ─► trail sink ... (one thread each)
+//!               dedup, fsync)                                       └─► runtime ─► dedup persister "dedup" ─► dedup/<hour>.ids
+//! API ─► Pipeline::change_trail ─► WAL control record ─► metastore trail row (derived; cursor "meta")
 //! ```
 //!
 //! * A record is acknowledged only once it is in the WAL and fsynced.
-//! * Every sink reads the WAL with its own cursor on its own thread, so a slow
-//!   or failing destination delays only its own trail; the WAL keeps what any
-//!   sink still needs, up to its disk bound, past which ingest is throttled.
-//! * Trail changes (StartLogging, StopLogging, UpdateTrail, PutEventSelectors,
-//!   DeleteTrail) are appended to the WAL as control records, so each sink
-//!   applies them exactly where they happened in the record stream.
-//!
-//! Later sinks (log groups and metric filters, the lake) plug in the same way:
-//! one more WAL consumer with its own cursor and checkpoint.
+//! * The router ([`route`]) reads the WAL once and parses each record once
+//!   (the [`cairn_model::RecordView`] fields selectors, scope and
+//!   partitioning read, and `eventTime`); every sink gets the same parsed
+//!   chunk. A sink behind the router's window reads and parses on its own
+//!   until it rejoins, so a slow or failing destination delays only its own
+//!   sink (see [`route`] for why).
+//! * Every sink runs in the consumer runtime ([`runtime`]) on its own thread,
+//!   with its own cursor and versioned checkpoint: the runtime does the
+//!   waiting, the intent/commit protocol that makes delivery exactly-once,
+//!   one retry policy (retriable errors back off with jitter; permanent ones
+//!   are reported and wait for a configuration change), and status reports.
+//!   A sink is an implementation of [`runtime::Sink`]: the trail sink
+//!   ([`sink`]) and the dedup persister ([`persist`]) today; a CloudWatch
+//!   Logs feed, an event-data-store writer and metric evaluation next.
+//! * Trail changes (CreateTrail, StartLogging, StopLogging, UpdateTrail,
+//!   PutEventSelectors, DeleteTrail) are WAL control records ([`envelope`],
+//!   versioned): each sink applies them exactly where they happened in the
+//!   record stream, and the metastore's trail rows are derived from them
+//!   ([`control`]), so a crash between the two writes cannot leave them
+//!   disagreeing.
+//! * Blocking work (WAL reads, fsync, SQLite, sleeps) runs on the sinks' and
+//!   the router's own threads; what the async server calls is run on Tokio's
+//!   blocking pool.
 
+pub mod control;
 pub mod dedup;
 mod digest;
 pub mod envelope;
 pub mod ingest;
 pub mod metrics;
+pub mod persist;
+pub mod route;
+pub mod runtime;
 pub mod sink;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -34,19 +54,32 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use cairn_digest::Keyring;
-use cairn_meta::{Metastore, TrailConfig};
+use cairn_meta::Metastore;
+use cairn_model::TrailConfig;
 use cairn_store::BucketStore;
 use cairn_wal::{Lsn, Wal, WalConfig};
 
+use crate::control::{META_CONSUMER, apply_to_meta, crash_point, replay_into_meta};
 use crate::dedup::{DedupFiles, DedupIndex, hour_of};
-use crate::envelope::{Envelope, TrailChange, TrailControl, decode, encode_control};
+use crate::envelope::{EnvelopeError, TrailControl, decode, encode_control, record_header};
+pub use crate::envelope::{TrailChange, TrailChange as Change};
 pub use crate::ingest::{IngestConfig, IngestOutcome, Ingestor, RecordFailure};
 pub use crate::metrics::Metrics;
+use crate::persist::{DEDUP_CONSUMER, DedupIntent, DedupSink};
+use crate::route::Hub;
+pub use crate::runtime::SinkExit;
+use crate::runtime::{
+    CheckpointError, Consumer, RetryPolicy, RuntimeContext, Signal, decode_checkpoint,
+    encode_checkpoint,
+};
 pub use crate::sink::{
-    DeliverySettings, Organization, SinkContext, SinkExit, SinkState, TrailSink,
+    DeliveryIntent, DeliverySettings, Organization, SinkContext, SinkState, TrailSink,
 };
 
-const DEDUP_CONSUMER: &str = "dedup";
+/// Memory for the parsed chunks the router keeps for sinks: the distance
+/// sinks near the head may drift apart (a delivery, a digest) before the
+/// slowest reads on its own.
+const ROUTER_WINDOW_BYTES: usize = 48 * 1024 * 1024;
 
 /// The write-ahead log's directory inside the data dir.
 pub const WAL_DIR: &str = "wal";
@@ -77,6 +110,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A WAL record this build cannot decode: start-up stops rather than skip it.
+    #[error(
+        "WAL record at LSN {lsn} in {file} cannot be decoded by this build: {error}. It was written by another Cairn version: start that version and let its sinks deliver past it (or restore the data dir it belongs to). Cairn never skips such a record, because a skipped trail change would be lost silently"
+    )]
+    Undecodable {
+        /// The segment file holding it.
+        file: String,
+        /// Its position.
+        lsn: Lsn,
+        /// Why.
+        error: EnvelopeError,
+    },
+    /// A sink checkpoint this build cannot read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// A change that conflicts with one still being applied.
     #[error("{0}")]
     Conflict(String),
@@ -151,15 +199,21 @@ pub struct PipelineConfig {
 /// The running pipeline.
 pub struct Pipeline {
     wal: Arc<Wal>,
+    meta: Arc<Metastore>,
     ingestor: Ingestor,
     dedup: Arc<DedupIndex>,
     head: HeadNotifier,
-    shutdown: watch::Sender<bool>,
+    runtime_ctx: RuntimeContext,
     sink_context: SinkContext,
     sinks: Mutex<HashMap<String, JoinHandle<SinkExit>>>,
-    lag_gauges: Mutex<HashMap<String, Arc<std::sync::atomic::AtomicU64>>>,
+    lag_gauges: Mutex<HashMap<String, Arc<AtomicU64>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
+    /// Held while a trail change is written (WAL, then metastore, then the
+    /// `meta` cursor), so changes apply to the metastore in WAL order.
+    change_lock: Mutex<()>,
+    /// A change reached the WAL but not the metastore (an error): replay it.
+    meta_behind: AtomicBool,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -169,21 +223,28 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// Opens the WAL, rebuilds the dedup index, reconciles trail sinks with the
-    /// metastore and starts every sink. Call from within a Tokio runtime.
+    /// Opens the WAL, refuses records and checkpoints this build cannot read,
+    /// re-applies trail changes the metastore missed, rebuilds the dedup
+    /// index, reconciles trail sinks with the metastore and starts the router
+    /// and every sink, each on its own thread. Blocking: call it before
+    /// serving, or from `spawn_blocking`, with `runtime` the Tokio runtime the
+    /// sinks' object-store calls run on.
     pub fn start(
         config: PipelineConfig,
         meta: Arc<Metastore>,
         store: BucketStore,
         runtime: Handle,
     ) -> Result<Arc<Self>, Error> {
-        let mut wal_config = WalConfig::new(config.data_dir.join(WAL_DIR));
+        let wal_dir = config.data_dir.join(WAL_DIR);
+        let mut wal_config = WalConfig::new(&wal_dir);
         wal_config.max_disk_bytes = config.wal_max_disk_bytes;
         wal_config.segment_bytes = config.wal_segment_bytes;
         let wal = Arc::new(Wal::open(wal_config)?);
+        verify_decodable(&wal, &wal_dir)?;
+        replay_into_meta(&wal, &meta)?;
+
         let (head_tx, _) = watch::channel(wal.head());
         let head = HeadNotifier(Arc::new(head_tx));
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
 
         let window_hours = (config.dedup_window.as_secs().div_ceil(3600)).max(1) as u32;
@@ -207,33 +268,51 @@ impl Pipeline {
             Keyring::open(&config.data_dir.join("digest-keys"), config.key_rotation)
                 .map_err(|e| Error::Internal(format!("opening the digest keyring: {e}")))?,
         );
-        let sink_context = SinkContext {
+        let start = wal
+            .consumers()
+            .iter()
+            .filter(|(name, _)| name != META_CONSUMER)
+            .map(|(_, c)| c.lsn)
+            .min()
+            .unwrap_or_else(|| wal.head());
+        let runtime_ctx = RuntimeContext {
             wal: wal.clone(),
+            hub: Arc::new(Hub::new(start, ROUTER_WINDOW_BYTES)),
+            shutdown: Arc::new(Signal::default()),
+            changes: Arc::new(Signal::default()),
+            retry: RetryPolicy {
+                base: config.delivery.retry_delay,
+                cap: config.delivery.max_retry_delay,
+                ..RetryPolicy::default()
+            },
+        };
+        let sink_context = SinkContext {
             store,
             meta: meta.clone(),
-            head: head.subscribe(),
-            shutdown: shutdown_rx.clone(),
             runtime: runtime.clone(),
             settings: config.delivery.clone(),
             organization: config.organization.clone(),
             metrics: metrics.clone(),
-            keyring: keyring.clone(),
+            keyring,
         };
         let pipeline = Arc::new(Self {
             wal: wal.clone(),
+            meta: meta.clone(),
             ingestor,
-            dedup: dedup.clone(),
+            dedup,
             head: head.clone(),
-            shutdown,
+            runtime_ctx,
             sink_context,
             sinks: Mutex::new(HashMap::new()),
             lag_gauges: Mutex::new(HashMap::new()),
             background: Mutex::new(Vec::new()),
             metrics,
+            change_lock: Mutex::new(()),
+            meta_behind: AtomicBool::new(false),
         });
 
-        // The WAL's consumers say which sinks exist; the metastore is reconciled to them.
-        // One read of the metastore: each trail's configuration and whether it logs.
+        // The metastore (now caught up with the WAL's trail changes) says
+        // which trails exist; sinks of trails it does not have are removed.
         let trails: BTreeMap<String, (TrailConfig, bool)> = meta
             .trails()?
             .into_iter()
@@ -245,7 +324,7 @@ impl Pipeline {
             {
                 tracing::warn!(
                     trail = arn,
-                    "removing the sink of a trail the metastore no longer has"
+                    "removing the sink of a trail the metastore does not have"
                 );
                 wal.remove_consumer(&name)?;
             }
@@ -253,39 +332,87 @@ impl Pipeline {
         for (arn, (config, logging)) in &trails {
             let name = sink::consumer_name(arn);
             if wal.checkpoint(&name).is_none() {
-                pipeline.register_sink(config, *logging)?;
+                pipeline.register_sink(
+                    arn,
+                    &SinkState {
+                        config: Some(config.clone()),
+                        logging: *logging,
+                    },
+                )?;
             }
             pipeline.spawn_sink(arn)?;
         }
 
-        let persister = {
+        if wal.checkpoint(DEDUP_CONSUMER).is_none() {
+            wal.register_consumer(DEDUP_CONSUMER, wal.oldest_lsn())?;
+        }
+        let dedup_cursor = wal.checkpoint(DEDUP_CONSUMER).map_or(0, |c| c.lsn);
+        let dedup_checkpoint = decode_checkpoint::<(), DedupIntent>(
+            DEDUP_CONSUMER,
+            wal.checkpoint(DEDUP_CONSUMER)
+                .and_then(|c| c.state)
+                .as_deref(),
+        )?;
+        let persister = Consumer::new(
+            DedupSink::new(dedup_files, window_hours),
+            pipeline.runtime_ctx.clone(),
+            dedup_cursor,
+            dedup_checkpoint.intent,
+        );
+        pipeline.spawn_thread("cairn-dedup", move || {
+            persister.run();
+        })?;
+
+        let router = {
+            let hub = pipeline.runtime_ctx.hub.clone();
             let wal = wal.clone();
-            let mut head_rx = head.subscribe();
-            let mut stop = shutdown_rx;
+            let head = head.subscribe();
             let runtime = runtime.clone();
-            std::thread::Builder::new()
-                .name("cairn-dedup".into())
-                .spawn(move || {
-                    run_dedup_persister(
-                        &wal,
-                        &dedup_files,
-                        window_hours,
-                        &runtime,
-                        &mut head_rx,
-                        &mut stop,
-                    )
-                })
-                .map_err(|source| Error::Io {
-                    context: "starting the dedup thread".into(),
-                    source,
-                })?
+            move || {
+                let wait = |position: Lsn| {
+                    let mut head = head.clone();
+                    runtime.block_on(async move {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(200),
+                            head.wait_for(|h| *h > position),
+                        )
+                        .await;
+                    });
+                };
+                hub.run_router(&wal, &wait);
+            }
         };
-        pipeline
-            .background
+        pipeline.spawn_thread("cairn-router", router)?;
+
+        let housekeeping = {
+            let weak = Arc::downgrade(&pipeline);
+            let shutdown = pipeline.runtime_ctx.shutdown.clone();
+            move || {
+                while !shutdown.wait(0, Duration::from_secs(2)) {
+                    let Some(pipeline) = weak.upgrade() else {
+                        return;
+                    };
+                    pipeline.advance_meta_cursor();
+                }
+            }
+        };
+        pipeline.spawn_thread("cairn-meta-cursor", housekeeping)?;
+        Ok(pipeline)
+    }
+
+    fn spawn_thread(&self, name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|source| Error::Io {
+                context: format!("starting the {name} thread"),
+                source,
+            })?;
+        self.background
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(persister);
-        Ok(pipeline)
+            .push(handle);
+        Ok(())
     }
 
     /// The ingest stage.
@@ -323,7 +450,7 @@ impl Pipeline {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .map(|g| g.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|g| g.load(Ordering::Relaxed))
             .filter(|since| *since > 0)
             .map(|since| now.saturating_sub(since))
             .max()
@@ -335,32 +462,42 @@ impl Pipeline {
         self.dedup.len()
     }
 
-    fn register_sink(&self, config: &TrailConfig, logging: bool) -> Result<(), Error> {
-        let name = sink::consumer_name(&config.arn);
+    /// Wakes sinks parked on a permanent error (a missing bucket was created,
+    /// credentials changed): they try again now.
+    pub fn configuration_changed(&self) {
+        self.runtime_ctx.changes.notify();
+    }
+
+    fn register_sink(&self, arn: &str, state: &SinkState) -> Result<(), Error> {
+        let name = sink::consumer_name(arn);
         let head = self.wal.head();
         self.wal.register_consumer(&name, head)?;
-        let state = SinkState {
-            config: Some(config.clone()),
-            logging,
-            intent: None,
-        };
-        let bytes = serde_json::to_vec(&state).map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes = encode_checkpoint(state, None::<&DeliveryIntent>)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         self.wal.commit(&name, head, Some(&bytes))?;
         Ok(())
     }
 
     fn spawn_sink(&self, arn: &str) -> Result<(), Error> {
-        let sink = TrailSink::resume(arn, self.sink_context.clone())?;
+        let name = sink::consumer_name(arn);
+        let checkpoint = self
+            .wal
+            .checkpoint(&name)
+            .ok_or_else(|| Error::Internal(format!("no WAL consumer {name}")))?;
+        let saved =
+            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())?;
+        let sink = TrailSink::new(arn, self.sink_context.clone(), saved.state);
         self.lag_gauges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(arn.to_owned(), sink.pending_since_gauge());
+        let consumer = Consumer::new(sink, self.runtime_ctx.clone(), checkpoint.lsn, saved.intent);
         let handle = std::thread::Builder::new()
             .name(format!(
                 "cairn-sink-{}",
                 arn.rsplit('/').next().unwrap_or(arn)
             ))
-            .spawn(move || sink.run())
+            .spawn(move || consumer.run())
             .map_err(|source| Error::Io {
                 context: "starting a trail sink".into(),
                 source,
@@ -371,17 +508,15 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Starts the sink of a new trail: it sees records ingested from now on.
-    ///
     /// A deleted trail's sink may still be on its way out (it stops when it
-    /// reads the deletion from the WAL); a new trail of the same ARN waits for
-    /// it, so the two never share a cursor.
-    pub fn create_trail(&self, config: &TrailConfig) -> Result<(), Error> {
+    /// reads the deletion from the WAL); a new trail of the same ARN waits
+    /// for it, so the two never share a cursor.
+    fn wait_for_previous_sink(&self, arn: &str) -> Result<(), Error> {
         let previous = self
             .sinks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&config.arn);
+            .remove(arn);
         if let Some(handle) = previous {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while !handle.is_finished() {
@@ -389,37 +524,116 @@ impl Pipeline {
                     self.sinks
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(config.arn.clone(), handle);
+                        .insert(arn.to_owned(), handle);
                     return Err(Error::Conflict(format!(
-                        "trail {} is still being deleted; retry",
-                        config.arn
+                        "trail {arn} is still being deleted; retry"
                     )));
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
             let _ = handle.join();
         }
-        self.register_sink(config, false)?;
-        self.spawn_sink(&config.arn)
-    }
-
-    /// Records a trail change in the WAL, where its sink will apply it.
-    pub async fn change_trail(&self, trail_arn: &str, change: TrailChange) -> Result<(), Error> {
-        let payload = encode_control(&TrailControl {
-            trail_arn: trail_arn.to_owned(),
-            change,
-        });
-        let wal = self.wal.clone();
-        let receipt = tokio::task::spawn_blocking(move || wal.append(&[payload.as_slice()]))
-            .await
-            .map_err(|e| Error::Internal(format!("control append task failed: {e}")))??;
-        self.head.advance(receipt.end_lsn);
         Ok(())
     }
 
-    /// Stops every sink and background thread (each resumes from its cursor next time).
+    /// The one entry point for trail changes (CreateTrail, UpdateTrail,
+    /// PutEventSelectors, StartLogging, StopLogging, DeleteTrail): writes the
+    /// change to the WAL, where every sink applies it in order with the
+    /// records, then derives the metastore's trail row from it (see
+    /// [`control`]). When this returns `Ok`, both are done; a crash in
+    /// between is repaired at the next start. Runs the blocking work on
+    /// Tokio's blocking pool.
+    pub async fn change_trail(
+        self: &Arc<Self>,
+        trail_arn: &str,
+        change: TrailChange,
+    ) -> Result<(), Error> {
+        let this = self.clone();
+        let control = TrailControl {
+            trail_arn: trail_arn.to_owned(),
+            at: chrono::Utc::now(),
+            change,
+        };
+        tokio::task::spawn_blocking(move || this.change_trail_blocking(&control))
+            .await
+            .map_err(|e| Error::Internal(format!("trail change task failed: {e}")))?
+    }
+
+    /// [`Pipeline::change_trail`] on the caller's thread (blocking).
+    pub fn change_trail_blocking(&self, control: &TrailControl) -> Result<(), Error> {
+        let _guard = self.change_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let arn = &control.trail_arn;
+        let creating = matches!(control.change, TrailChange::Create(_));
+        // Checked under the lock: two calls racing on one trail see each other.
+        match (creating, self.meta.trail(arn)?.is_some()) {
+            (true, true) => return Err(cairn_meta::Error::AlreadyExists(arn.clone()).into()),
+            (false, false) => return Err(cairn_meta::Error::NotFound(arn.clone()).into()),
+            _ => {}
+        }
+        if creating {
+            self.wait_for_previous_sink(arn)?;
+            // The sink's cursor starts before its Create record, so it sees it.
+            self.register_sink(arn, &SinkState::default())?;
+        }
+        let payload = encode_control(control);
+        let receipt = match self.wal.append(&[payload.as_slice()]) {
+            Ok(r) => r,
+            Err(e) => {
+                if creating {
+                    // Nothing was recorded: the new sink would wait forever.
+                    let _ = self.wal.remove_consumer(&sink::consumer_name(arn));
+                }
+                return Err(e.into());
+            }
+        };
+        self.head.advance(receipt.end_lsn);
+        crash_point("trail-change-after-wal");
+        if let Err(e) = apply_to_meta(&self.meta, control) {
+            // Durable in the WAL: the metastore catches up from it.
+            self.meta_behind.store(true, Ordering::SeqCst);
+            return Err(e.into());
+        }
+        crash_point("trail-change-after-meta");
+        if !self.meta_behind.load(Ordering::SeqCst) {
+            let cursor = self.wal.checkpoint(META_CONSUMER).map_or(0, |c| c.lsn);
+            if receipt.end_lsn > cursor {
+                self.wal.commit(META_CONSUMER, receipt.end_lsn, None)?;
+            }
+        }
+        if creating {
+            self.spawn_sink(arn)?;
+        }
+        self.runtime_ctx.changes.notify();
+        Ok(())
+    }
+
+    /// Moves the `meta` cursor to the head (every control below it is in the
+    /// metastore), or replays what the metastore missed after an error.
+    fn advance_meta_cursor(&self) {
+        let _guard = self.change_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.meta_behind.load(Ordering::SeqCst) {
+            match replay_into_meta(&self.wal, &self.meta) {
+                Ok(_) => self.meta_behind.store(false, Ordering::SeqCst),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot bring the metastore up to date with trail changes")
+                }
+            }
+            return;
+        }
+        let head = self.wal.head();
+        let cursor = self.wal.checkpoint(META_CONSUMER).map_or(0, |c| c.lsn);
+        if head > cursor
+            && let Err(e) = self.wal.commit(META_CONSUMER, head, None)
+        {
+            tracing::warn!(error = %e, "cannot move the meta cursor");
+        }
+    }
+
+    /// Stops the router, every sink and background thread (each resumes from
+    /// its cursor next time).
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.runtime_ctx.shutdown.set();
+        self.runtime_ctx.hub.stop();
         let sinks: Vec<_> = self
             .sinks
             .lock()
@@ -442,16 +656,64 @@ impl Pipeline {
     }
 }
 
+/// Refuses to start on a WAL record this build cannot decode, between the
+/// lowest cursor and the head, naming the segment file and position.
+fn verify_decodable(wal: &Wal, dir: &Path) -> Result<(), Error> {
+    let mut position = wal
+        .consumers()
+        .iter()
+        .map(|(_, c)| c.lsn)
+        .min()
+        .unwrap_or_else(|| wal.head())
+        .max(wal.oldest_lsn());
+    loop {
+        let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        for record in &records {
+            let checked = match record_header(&record.payload) {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => decode(&record.payload).map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(error) = checked {
+                return Err(Error::Undecodable {
+                    file: segment_file(dir, record.lsn),
+                    lsn: record.lsn,
+                    error,
+                });
+            }
+        }
+        position = last.next_lsn;
+    }
+}
+
+/// The segment file holding `lsn` (segments are named by their base LSN).
+fn segment_file(dir: &Path, lsn: Lsn) -> String {
+    let base = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".wal"))
+                .and_then(|n| n.parse::<Lsn>().ok())
+        })
+        .filter(|base| *base <= lsn)
+        .max();
+    match base {
+        Some(base) => dir.join(format!("{base:020}.wal")).display().to_string(),
+        None => dir.display().to_string(),
+    }
+}
+
 /// The eventID hashes of the ingested records among `records`, by ingest hour.
 fn event_id_hashes_by_hour(records: &[cairn_wal::WalRecord]) -> BTreeMap<u32, Vec<u128>> {
     let mut by_hour: BTreeMap<u32, Vec<u128>> = BTreeMap::new();
     for record in records {
-        if let Some(Envelope::Record {
-            ingest_time_ms,
-            event_id_hash,
-            ..
-        }) = decode(&record.payload)
-        {
+        if let Ok(Some((ingest_time_ms, event_id_hash))) = record_header(&record.payload) {
             by_hour
                 .entry(hour_of(ingest_time_ms))
                 .or_default()
@@ -467,92 +729,18 @@ fn rebuild_dedup_index(wal: &Wal, dedup: &DedupIndex, files: &DedupFiles) -> Res
         context: "loading the dedup files".into(),
         source,
     })?;
-    let start = match wal.checkpoint(DEDUP_CONSUMER) {
-        Some(c) => c.lsn,
-        None => {
-            // First start: nothing older exists.
-            wal.register_consumer(DEDUP_CONSUMER, wal.oldest_lsn())?;
-            wal.oldest_lsn()
-        }
+    let Some(start) = wal.checkpoint(DEDUP_CONSUMER).map(|c| c.lsn) else {
+        // First start: nothing older exists.
+        return Ok(());
     };
     let mut position = start;
     loop {
         let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
         let Some(last) = records.last() else { break };
         position = last.next_lsn;
-        let by_hour = event_id_hashes_by_hour(&records);
-        for (hour, ids) in by_hour {
+        for (hour, ids) in event_id_hashes_by_hour(&records) {
             dedup.insert_committed(&ids, hour, now);
         }
     }
     Ok(())
 }
-
-fn run_dedup_persister(
-    wal: &Wal,
-    files: &DedupFiles,
-    window_hours: u32,
-    runtime: &Handle,
-    head: &mut watch::Receiver<Lsn>,
-    stop: &mut watch::Receiver<bool>,
-) {
-    let mut last_expiry = std::time::Instant::now();
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let position = wal.checkpoint(DEDUP_CONSUMER).map_or(0, |c| c.lsn);
-        let records = match wal.read(position, 16384, 64 * 1024 * 1024) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "dedup persister cannot read the WAL");
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-        };
-        if let Some(last) = records.last() {
-            let by_hour = event_id_hashes_by_hour(&records);
-            let written = by_hour
-                .iter()
-                .try_for_each(|(hour, ids)| files.append(*hour, ids));
-            match written
-                .map_err(Error::from_io)
-                .and_then(|()| Ok(wal.commit(DEDUP_CONSUMER, last.next_lsn, None)?))
-            {
-                Ok(()) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "dedup persister cannot save; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-            continue;
-        }
-        if last_expiry.elapsed() > Duration::from_secs(60) {
-            if let Err(e) = files.expire(window_hours, now_ms()) {
-                tracing::warn!(error = %e, "cannot remove expired dedup files");
-            }
-            last_expiry = std::time::Instant::now();
-        }
-        let (mut h, mut s) = (head.clone(), stop.clone());
-        runtime.block_on(async move {
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                tokio::select! {
-                    _ = h.wait_for(|h| *h > position) => {}
-                    _ = s.wait_for(|s| *s) => {}
-                }
-            })
-            .await;
-        });
-    }
-}
-
-impl Error {
-    fn from_io(source: std::io::Error) -> Self {
-        Error::Io {
-            context: "writing the dedup files".into(),
-            source,
-        }
-    }
-}
-
-pub use envelope::TrailChange as Change;

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use cairn_meta::{Bucket, Metastore, TrailConfig, TrailRecord, TrailStatus};
+use cairn_meta::{Bucket, Metastore, TrailConfig};
 use cairn_pipeline::envelope::TrailChange;
+use cairn_pipeline::runtime::{decode_checkpoint, encode_checkpoint};
 use cairn_pipeline::sink::{DeliveryIntent, PlannedFile, SinkState, consumer_name};
 use cairn_pipeline::{
     DeliverySettings, IngestConfig, Metrics, Organization, Pipeline, PipelineConfig,
@@ -52,6 +53,14 @@ impl Fixture {
     }
 
     fn start_with(&self, delivery: DeliverySettings, key_rotation: Duration) -> Arc<Pipeline> {
+        self.try_start_with(delivery, key_rotation).unwrap()
+    }
+
+    fn try_start_with(
+        &self,
+        delivery: DeliverySettings,
+        key_rotation: Duration,
+    ) -> Result<Arc<Pipeline>, cairn_pipeline::Error> {
         Pipeline::start(
             PipelineConfig {
                 data_dir: self.dir.path().to_owned(),
@@ -72,7 +81,6 @@ impl Fixture {
             self.store.clone(),
             tokio::runtime::Handle::current(),
         )
-        .unwrap()
     }
 
     async fn files(&self) -> BTreeMap<String, Vec<serde_json::Value>> {
@@ -147,14 +155,12 @@ async fn wait_delivered(p: &Pipeline, n: u64) {
     }
 }
 
-async fn create(f: &Fixture, p: &Pipeline, config: &TrailConfig) {
-    p.create_trail(config).unwrap();
-    f.meta
-        .create_trail(&TrailRecord {
-            config: config.clone(),
-            status: TrailStatus::default(),
-        })
+async fn create(f: &Fixture, p: &Arc<Pipeline>, config: &TrailConfig) {
+    p.change_trail(&config.arn, TrailChange::Create(Box::new(config.clone())))
+        .await
         .unwrap();
+    // The metastore row is derived from the WAL's Create record.
+    assert_eq!(f.meta.trail(&config.arn).unwrap().unwrap().config, *config);
 }
 
 fn ids(files: &BTreeMap<String, Vec<serde_json::Value>>) -> Vec<String> {
@@ -251,11 +257,12 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
             cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
         let name = consumer_name(&config.arn);
         let checkpoint = wal.checkpoint(&name).unwrap();
-        let mut state: SinkState =
-            serde_json::from_slice(checkpoint.state.as_deref().unwrap()).unwrap();
+        let saved =
+            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())
+                .unwrap();
         head = wal.head();
         let key = "t3/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_ABCDEFGHIJKLMNOP.json.gz";
-        state.intent = Some(DeliveryIntent {
+        let intent = DeliveryIntent {
             to: head,
             delivered_at: Utc::now(),
             files: vec![PlannedFile {
@@ -263,11 +270,11 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
                 region: "us-east-1".into(),
                 key: key.into(),
             }],
-        });
+        };
         wal.commit(
             &name,
             checkpoint.lsn,
-            Some(&serde_json::to_vec(&state).unwrap()),
+            Some(&encode_checkpoint(&saved.state, Some(&intent)).unwrap()),
         )
         .unwrap();
     }
@@ -292,8 +299,12 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
     let wal = cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
     let checkpoint = wal.checkpoint(&consumer_name(&config.arn)).unwrap();
     assert!(checkpoint.lsn >= head);
-    let state: SinkState = serde_json::from_slice(checkpoint.state.as_deref().unwrap()).unwrap();
-    assert!(state.intent.is_none());
+    let saved = decode_checkpoint::<SinkState, DeliveryIntent>(
+        &consumer_name(&config.arn),
+        checkpoint.state.as_deref(),
+    )
+    .unwrap();
+    assert!(saved.intent.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +321,7 @@ async fn test_deleted_trail_stops_and_its_name_can_be_reused() {
     p.change_trail(&config.arn, TrailChange::Delete)
         .await
         .unwrap();
-    f.meta.delete_trail(&config.arn).unwrap();
+    assert!(f.meta.trail(&config.arn).unwrap().is_none());
     create(&f, &p, &config).await;
     p.change_trail(&config.arn, TrailChange::StartLogging)
         .await
@@ -468,4 +479,285 @@ async fn test_digest_chains_survive_restart_rotation_and_stop() {
         log_files.keys().collect::<Vec<_>>()
     );
     assert!(fingerprints.len() >= 3, "{fingerprints:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_missing_bucket_is_reported_and_waits_for_a_change() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let mut config = trail("nb");
+    config.s3_bucket_name = "not-yet".into();
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 0..10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+        if let Some(error) = status.latest_delivery_error {
+            assert!(error.starts_with("NoSuchBucket"), "{error}");
+            assert!(status.latest_delivery_attempt_time.is_some());
+            assert!(status.latest_delivery_time.is_none());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery error reported");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Parked, not spinning: one failed attempt in a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(Metrics::get(&p.metrics().delivery_failures), 1);
+    assert_eq!(Metrics::get(&p.metrics().delivered_records), 0);
+    // The bucket is created: the change wakes the sink, which delivers.
+    f.meta
+        .create_bucket(&Bucket {
+            name: "not-yet".into(),
+            region: "us-east-1".into(),
+            created_at: Utc::now(),
+        })
+        .unwrap();
+    p.configuration_changed();
+    wait_delivered(&p, 10).await;
+    let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+    assert_eq!(status.latest_delivery_error, None);
+    assert!(status.latest_delivery_time.is_some());
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_trail_change_only_in_the_wal_reaches_the_metastore_at_start() {
+    let f = Fixture::new();
+    let config = trail("rp");
+    {
+        let p = f.start(Duration::from_millis(100));
+        create(&f, &p, &config).await;
+        p.shutdown();
+    }
+    // A crash between the WAL append and the metastore write: the control
+    // record is in the WAL past the `meta` cursor, the metastore is stale.
+    let mut changed = config.clone();
+    changed.s3_key_prefix = Some("after-crash".into());
+    {
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        for change in [
+            TrailChange::Configure(Box::new(changed.clone())),
+            TrailChange::StartLogging,
+        ] {
+            let control = cairn_pipeline::envelope::TrailControl {
+                trail_arn: config.arn.clone(),
+                at: chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+                    .unwrap()
+                    .to_utc(),
+                change,
+            };
+            wal.append(&[cairn_pipeline::envelope::encode_control(&control).as_slice()])
+                .unwrap();
+        }
+    }
+    assert_eq!(f.meta.trail(&config.arn).unwrap().unwrap().config, config);
+    let p = f.start(Duration::from_millis(100));
+    let trail = f.meta.trail(&config.arn).unwrap().unwrap();
+    assert_eq!(trail.config, changed);
+    assert!(trail.status.is_logging);
+    assert_eq!(
+        trail.status.start_logging_time.unwrap().to_rfc3339(),
+        "2024-05-01T10:00:00+00:00"
+    );
+    // And the sink agrees: records go under the new prefix.
+    ingest(&p, 0..5).await;
+    wait_delivered(&p, 5).await;
+    for key in f.files().await.keys() {
+        assert!(key.starts_with("after-crash/AWSLogs/"), "{key}");
+    }
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_start_up_stops_on_what_this_build_cannot_read() {
+    let f = Fixture::new();
+    let config = trail("uv");
+    {
+        let p = f.start(Duration::from_millis(100));
+        create(&f, &p, &config).await;
+        p.shutdown();
+    }
+    let wal_dir = f.dir.path().join("wal");
+    let lsn = {
+        let wal = cairn_wal::Wal::open(cairn_wal::WalConfig::new(&wal_dir)).unwrap();
+        wal.append(&[&[9u8, 1, 2, 3][..]]).unwrap().first_lsn
+    };
+    let error = f
+        .try_start_with(DeliverySettings::default(), Duration::from_secs(86400))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&format!("LSN {lsn}")), "{message}");
+    assert!(message.contains("00000000000000000000.wal"), "{message}");
+    assert!(message.contains("version 9 is unknown"), "{message}");
+    assert!(message.contains("never skips"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_start_up_stops_on_a_checkpoint_of_an_unknown_version() {
+    let f = Fixture::new();
+    let config = trail("cv");
+    {
+        let p = f.start(Duration::from_millis(100));
+        create(&f, &p, &config).await;
+        p.shutdown();
+    }
+    {
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        let name = consumer_name(&config.arn);
+        let lsn = wal.checkpoint(&name).unwrap().lsn;
+        wal.commit(&name, lsn, Some(br#"{"v":7,"state":{}}"#))
+            .unwrap();
+    }
+    let error = f
+        .try_start_with(DeliverySettings::default(), Duration::from_secs(86400))
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("version 7"), "{message}");
+    assert!(message.contains(&consumer_name(&config.arn)), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_deleting_a_trail_parked_on_a_missing_bucket_stops_its_sink() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let mut config = trail("gone");
+    config.s3_bucket_name = "never-created".into();
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 0..10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Metrics::get(&p.metrics().delivery_failures) == 0 {
+        assert!(Instant::now() < deadline, "the delivery never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.change_trail(&config.arn, TrailChange::Delete)
+        .await
+        .unwrap();
+    // The same name again, now with a bucket: the old sink must be gone.
+    let fresh = trail("gone");
+    create(&f, &p, &fresh).await;
+    p.change_trail(&fresh.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 10..20).await;
+    wait_delivered(&p, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    let mut expected: Vec<String> = (10..20).map(|i| format!("id-{i}")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_for_byte() {
+    let f = Fixture::new();
+    let config = trail("pw");
+    let east: Vec<String> = (0..30).map(|i| record_in(i, "us-east-1")).collect();
+    let west: Vec<String> = (30..45).map(|i| record_in(i, "eu-west-1")).collect();
+    let head;
+    {
+        let p = f.start(Duration::from_secs(3600));
+        create(&f, &p, &config).await;
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
+        let all: Vec<&str> = east.iter().chain(&west).map(String::as_str).collect();
+        p.ingestor().ingest(&all).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        p.shutdown();
+    }
+    // What the files of this WAL range are: deterministic in their records.
+    let expected = |records: &[String], region: &str| {
+        let mut batches = cairn_trail::LogBatches::new(DeliverySettings::default().gzip_level);
+        for r in records {
+            batches.push(
+                ACCOUNT,
+                region,
+                r.as_bytes(),
+                cairn_model::time::parse_event_time("2024-05-01T10:00:00Z"),
+            );
+        }
+        batches.finish().remove(0).1.gzip
+    };
+    let east_key = "pw/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_EASTEASTEASTEAST.json.gz";
+    let west_key = "pw/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/05/01/123456789012_CloudTrail_eu-west-1_20240501T1000Z_WESTWESTWESTWEST.json.gz";
+    // The sink announced both files, wrote the eu-west-1 one, and crashed.
+    let written_west = expected(&west, "eu-west-1");
+    f.store
+        .put(
+            "logs",
+            west_key,
+            bytes::Bytes::from(written_west.clone()),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    {
+        let wal =
+            cairn_wal::Wal::open(cairn_wal::WalConfig::new(f.dir.path().join("wal"))).unwrap();
+        let name = consumer_name(&config.arn);
+        let checkpoint = wal.checkpoint(&name).unwrap();
+        let saved =
+            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())
+                .unwrap();
+        head = wal.head();
+        let intent = DeliveryIntent {
+            to: head,
+            delivered_at: Utc::now(),
+            files: vec![
+                PlannedFile {
+                    account: ACCOUNT.into(),
+                    region: "eu-west-1".into(),
+                    key: west_key.into(),
+                },
+                PlannedFile {
+                    account: ACCOUNT.into(),
+                    region: "us-east-1".into(),
+                    key: east_key.into(),
+                },
+            ],
+        };
+        wal.commit(
+            &name,
+            checkpoint.lsn,
+            Some(&encode_checkpoint(&saved.state, Some(&intent)).unwrap()),
+        )
+        .unwrap();
+    }
+    let p = f.start(Duration::from_secs(3600));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f.store.exists("logs", east_key).await.unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the missing file was not written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.shutdown();
+    let listing = f.store.list("logs", "", None, None, 1000).await.unwrap();
+    let keys: Vec<&str> = listing.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, [west_key, east_key], "exactly the announced files");
+    let east_body = f.store.get("logs", east_key, None).await.unwrap().body;
+    assert_eq!(
+        &east_body[..],
+        &expected(&east, "us-east-1")[..],
+        "identical bytes"
+    );
+    let west_body = f.store.get("logs", west_key, None).await.unwrap().body;
+    assert_eq!(
+        &west_body[..],
+        &written_west[..],
+        "the written file untouched"
+    );
 }

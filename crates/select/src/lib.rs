@@ -22,10 +22,12 @@
 mod basic;
 mod error;
 mod scope;
+mod stored;
 
 pub use basic::{DataResource, EventSelector, ReadWriteType};
 pub use error::SelectorError;
 pub use scope::{GLOBAL_SERVICE_REGION, TrailScope, is_global_service};
+pub use stored::{selectors_from_stored, selectors_to_stored};
 
 use cairn_model::RecordView;
 use serde::{Deserialize, Serialize};

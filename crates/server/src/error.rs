@@ -105,6 +105,7 @@ impl From<cairn_meta::Error> for AwsError {
             cairn_meta::Error::Sqlite(_)
             | cairn_meta::Error::Corrupt { .. }
             | cairn_meta::Error::Encode(_)
+            | cairn_meta::Error::UnknownSchemaVersion { .. }
             | cairn_meta::Error::AlreadyExists(_)
             | cairn_meta::Error::NotFound(_) => AwsError::internal(e),
         }
@@ -118,9 +119,20 @@ impl From<cairn_pipeline::Error> for AwsError {
             cairn_pipeline::Error::Conflict(message) => {
                 AwsError::client("ConflictException", message)
             }
+            // The services check existence first; these are races lost to
+            // another call on the same trail.
+            cairn_pipeline::Error::Meta(cairn_meta::Error::AlreadyExists(arn)) => AwsError::client(
+                "TrailAlreadyExistsException",
+                format!("Trail {arn} already exists"),
+            ),
+            cairn_pipeline::Error::Meta(cairn_meta::Error::NotFound(arn)) => {
+                AwsError::client("TrailNotFoundException", format!("Unknown trail: {arn}"))
+            }
             cairn_pipeline::Error::Wal(_)
             | cairn_pipeline::Error::Meta(_)
             | cairn_pipeline::Error::Io { .. }
+            | cairn_pipeline::Error::Undecodable { .. }
+            | cairn_pipeline::Error::Checkpoint(_)
             | cairn_pipeline::Error::Internal(_) => AwsError::internal(e),
         }
     }

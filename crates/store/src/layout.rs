@@ -14,27 +14,7 @@ use cairn_model::time::format_log_file_stamp;
 /// own samples use letters and digits only.
 const UNIQUE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// The key prefix `[<prefix>/]AWSLogs/[<org-id>/]<account>/` shared by every
-/// file CloudTrail writes for one account. A prefix is joined with exactly one `/`.
-pub fn account_root(
-    s3_key_prefix: Option<&str>,
-    organization_id: Option<&str>,
-    account: &str,
-) -> String {
-    let mut key = String::new();
-    if let Some(prefix) = s3_key_prefix.filter(|p| !p.is_empty()) {
-        key.push_str(prefix);
-        key.push('/');
-    }
-    key.push_str("AWSLogs/");
-    if let Some(org) = organization_id {
-        key.push_str(org);
-        key.push('/');
-    }
-    key.push_str(account);
-    key.push('/');
-    key
-}
+pub use cairn_model::layout::account_root;
 
 /// A 16-character unique string for a log file name.
 pub fn random_unique_string() -> String {

@@ -789,7 +789,31 @@ impl Error {
     /// Whether retrying later may succeed (outages, time-outs), as opposed to
     /// a request that can never succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Backend { .. } | Error::TaskFailed { .. })
+        match self {
+            // A missing bucket or object, a refused credential or an operation
+            // the backend lacks stays so until the configuration changes.
+            Error::Backend { source, .. } => !matches!(
+                source,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::NotImplemented { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::UnknownConfigurationKey { .. }
+            ),
+            // A blocking task that failed (panicked, cancelled at shutdown).
+            Error::TaskFailed { .. } => true,
+            Error::NotFound { .. }
+            | Error::InvalidKey { .. }
+            | Error::InvalidRange { .. }
+            | Error::Config(_)
+            | Error::NoSuchUpload { .. }
+            | Error::InvalidPart { .. }
+            | Error::InvalidPartOrder
+            | Error::EntityTooSmall { .. }
+            | Error::CorruptMetadata { .. } => false,
+        }
     }
 }
 

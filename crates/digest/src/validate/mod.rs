@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use base64::Engine as _;
+use cairn_model::layout::account_root;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use serde_json::Value;
 
@@ -235,17 +236,8 @@ impl DigestKeyPattern {
         name: &str,
         home: &str,
     ) -> Self {
-        let mut root = String::new();
-        if let Some(p) = prefix.filter(|p| !p.is_empty()) {
-            root.push_str(p);
-            root.push('/');
-        }
-        root.push_str("AWSLogs/");
-        if let Some(org) = org {
-            root.push_str(org);
-            root.push('/');
-        }
-        root.push_str(&format!("{account}/CloudTrail-Digest/{region}/"));
+        let mut root = account_root(prefix, org, account);
+        root.push_str(&format!("CloudTrail-Digest/{region}/"));
         Self {
             root,
             file_start: format!("{account}_CloudTrail-Digest_{region}_{name}_{home}_"),
@@ -1170,13 +1162,9 @@ fn log_root(
     // No log file to learn the prefix from: derive it from the digest key.
     let d = seen.iter().find(|d| d.bucket == bucket)?;
     let at = d.key.find("AWSLogs/")?;
-    let mut root = d.key[..at].to_owned();
-    root.push_str("AWSLogs/");
-    if let Some(org) = organization_id {
-        root.push_str(org);
-        root.push('/');
-    }
-    root.push_str(&needle);
+    let prefix = d.key[..at].strip_suffix('/');
+    let mut root = account_root(prefix, organization_id, account);
+    root.push_str(&format!("CloudTrail/{region}/"));
     Some(root)
 }
 

@@ -78,6 +78,8 @@ pub(super) fn create_bucket(r: &S3Request<'_>) -> Result<Response, AwsError> {
         }
         Err(e) => return Err(AwsError::internal(e)),
     }
+    // A trail parked on this missing bucket can deliver now.
+    r.state.pipeline.configuration_changed();
     let mut response = StatusCode::OK.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/{name}")) {
         response.headers_mut().insert(header::LOCATION, v);

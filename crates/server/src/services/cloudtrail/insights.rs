@@ -49,7 +49,7 @@ pub fn validate_insight_selectors(selectors: &[InsightSelector]) -> Result<(), A
 
 /// Which management events a trail's selectors log: (read, write).
 fn management_events_logged(config: &TrailConfig) -> (bool, bool) {
-    let Ok(selectors) = cairn_pipeline::sink::selectors_from_stored(&config.selectors) else {
+    let Ok(selectors) = cairn_select::selectors_from_stored(&config.selectors) else {
         return (false, false);
     };
     let mut logged = (false, false);

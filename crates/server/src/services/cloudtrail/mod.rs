@@ -15,10 +15,10 @@
 
 use chrono::Utc;
 
-use cairn_meta::{Tag, TrailConfig, TrailRecord, TrailStatus};
+use cairn_meta::{Tag, TrailConfig, TrailRecord};
 use cairn_model::{AccountId, Region, TrailArn, TrailName};
 use cairn_pipeline::envelope::TrailChange;
-use cairn_pipeline::sink::selectors_to_stored;
+use cairn_select::selectors_to_stored;
 use cairn_select::{AdvancedEventSelector, EventSelector, SelectorTarget, Selectors};
 
 use super::blocking;
@@ -303,64 +303,25 @@ enum TrailWrite {
     Delete { arn: String },
 }
 
-/// Applies a trail write: the pipeline's change first (so a trail in the
-/// metastore always has its sink, and a change in the metastore is in the
-/// WAL), then the metastore. Every pipeline-and-metastore write of trails
-/// goes through here.
+/// Applies a trail write through the pipeline's one entry point for trail
+/// changes. Every write of trails goes through here.
 async fn write_trail(state: &AppState, write: TrailWrite) -> Result<(), AwsError> {
-    let meta = state.meta.clone();
-    match write {
-        TrailWrite::Create(config) => {
-            let pipeline = state.pipeline.clone();
-            blocking(move || {
-                pipeline.create_trail(&config)?;
-                let record = TrailRecord {
-                    config,
-                    status: TrailStatus::default(),
-                };
-                Ok(meta.create_trail(&record)?)
-            })
-            .await
-        }
+    // One pipeline call writes the WAL's trail change, then the metastore row
+    // derived from it (replayed at start-up if a crash came in between).
+    let (arn, change) = match write {
+        TrailWrite::Create(config) => (config.arn.clone(), TrailChange::Create(Box::new(config))),
         TrailWrite::Configure(config) => {
-            state
-                .pipeline
-                .change_trail(
-                    &config.arn,
-                    TrailChange::Configure(Box::new(config.clone())),
-                )
-                .await?;
-            blocking(move || Ok(meta.update_trail_config(&config)?)).await
+            (config.arn.clone(), TrailChange::Configure(Box::new(config)))
         }
-        TrailWrite::Logging { arn, logging } => {
-            let change = if logging {
-                TrailChange::StartLogging
-            } else {
-                TrailChange::StopLogging
-            };
-            state.pipeline.change_trail(&arn, change).await?;
-            let now = Utc::now();
-            blocking(move || {
-                meta.update_trail_status(&arn, |s| {
-                    if logging && !s.is_logging {
-                        s.start_logging_time = Some(now);
-                    } else if !logging && s.is_logging {
-                        s.stop_logging_time = Some(now);
-                    }
-                    s.is_logging = logging;
-                })?;
-                Ok(())
-            })
-            .await
-        }
-        TrailWrite::Delete { arn } => {
-            state
-                .pipeline
-                .change_trail(&arn, TrailChange::Delete)
-                .await?;
-            blocking(move || Ok(meta.delete_trail(&arn)?)).await
-        }
-    }
+        TrailWrite::Logging { arn, logging: true } => (arn, TrailChange::StartLogging),
+        TrailWrite::Logging {
+            arn,
+            logging: false,
+        } => (arn, TrailChange::StopLogging),
+        TrailWrite::Delete { arn } => (arn, TrailChange::Delete),
+    };
+    state.pipeline.change_trail(&arn, change).await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -964,6 +925,7 @@ pub fn valid_bucket_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_meta::TrailStatus;
     use chrono::DateTime;
 
     #[test]

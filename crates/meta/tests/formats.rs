@@ -1,0 +1,106 @@
+//! Golden files of the metastore's trail documents (schema version 1): the
+//! configuration and status JSON of a `trails` row. Decoding the golden text
+//! and encoding it again must give the same bytes, so a format change shows
+//! in review. `CAIRN_BLESS=1 cargo test -p cairn-meta --test formats` rewrites
+//! them after a deliberate change (which needs a new schema version).
+
+// Test helpers panic on failure by design: a panic is the test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use cairn_meta::{
+    Error, Metastore, Tag, TrailConfig, TrailRecord, TrailStatus, decode_trail,
+    encode_trail_documents,
+};
+
+fn golden(name: &str, encoded: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    if std::env::var_os("CAIRN_BLESS").is_some() {
+        std::fs::write(&p, encoded).unwrap();
+    }
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn trail() -> TrailRecord {
+    TrailRecord {
+        config: TrailConfig {
+            name: "main".into(),
+            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/main".into(),
+            account_id: "123456789012".into(),
+            home_region: "us-east-1".into(),
+            s3_bucket_name: "audit-logs".into(),
+            s3_key_prefix: None,
+            sns_topic_name: Some("topic".into()),
+            include_global_service_events: true,
+            is_multi_region_trail: false,
+            log_file_validation_enabled: false,
+            cloud_watch_logs_log_group_arn: None,
+            cloud_watch_logs_role_arn: None,
+            kms_key_id: None,
+            is_organization_trail: false,
+            selectors: serde_json::json!({"AdvancedEventSelectors": [{
+                "Name": "mgmt",
+                "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]
+            }]}),
+            has_custom_event_selectors: true,
+            insight_selectors: Some(serde_json::json!([{"InsightType": "ApiCallRateInsight"}])),
+            tags: vec![Tag {
+                key: "env".into(),
+                value: None,
+            }],
+            created_at: Utc.with_ymd_and_hms(2024, 5, 1, 9, 0, 0).unwrap(),
+        },
+        status: TrailStatus {
+            is_logging: true,
+            start_logging_time: Some(at("2024-05-01T09:00:01.500Z")),
+            stop_logging_time: None,
+            latest_delivery_time: Some(at("2024-05-01T09:05:00Z")),
+            latest_delivery_attempt_time: Some(at("2024-05-01T09:05:00Z")),
+            latest_delivery_attempt_succeeded: Some(at("2024-05-01T09:05:00Z")),
+            latest_delivery_error: None,
+            latest_digest_delivery_time: None,
+            latest_digest_delivery_error: Some("NoSuchBucket".into()),
+        },
+    }
+}
+
+#[test]
+fn test_v1_trail_documents() {
+    let (config, status) = encode_trail_documents(&trail()).unwrap();
+    let config = golden("v1.trail-config.json", &config);
+    let status = golden("v1.trail-status.json", &status);
+    let decoded = decode_trail(&trail().config.arn, &config, &status).unwrap();
+    assert_eq!(decoded, trail());
+    assert_eq!(encode_trail_documents(&decoded).unwrap(), (config, status));
+}
+
+#[test]
+fn test_a_newer_schema_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.sqlite");
+    drop(Metastore::open(&path).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute("UPDATE schema_version SET version = 2", [])
+            .unwrap();
+    }
+    let error = Metastore::open(&path).unwrap_err();
+    assert!(matches!(
+        error,
+        Error::UnknownSchemaVersion {
+            found: 2,
+            supported: 1,
+            ..
+        }
+    ));
+    assert!(error.to_string().contains("schema version 2"), "{error}");
+}

@@ -1,0 +1,206 @@
+//! Trail changes, written so the WAL and the metastore cannot disagree after
+//! a crash.
+//!
+//! The WAL control record is the source of truth; the metastore's trail row
+//! is derived from it. One entry point ([`crate::Pipeline::change_trail`])
+//! makes every change (CreateTrail, UpdateTrail/PutEventSelectors,
+//! StartLogging, StopLogging, DeleteTrail), under one lock, in this order:
+//!
+//! 1. append the control record to the WAL (fsynced): from here the change
+//!    is durable, and every sink applies it at its position in the stream;
+//! 2. apply it to the metastore ([`apply_to_meta`], idempotent);
+//! 3. move the `meta` WAL consumer's cursor past it.
+//!
+//! A crash after 1 leaves the change in the WAL past the `meta` cursor; at
+//! start-up [`replay_into_meta`] applies every control record past that cursor
+//! again, in WAL order, before anything reads the metastore. Applying a change
+//! twice gives the same row (StartLogging and StopLogging carry the time the
+//! call was made), so the API, the sinks and the delivered files agree
+//! whatever the crash point. A crash before 1 changed nothing (the API call
+//! was never answered).
+//!
+//! Crash points for tests: `CAIRN_CRASH_POINT=<name>` in the environment
+//! aborts the process (as kill -9 would end it) when it reaches the named
+//! point; unset, they are inert. Names: `trail-change-after-wal` (between 1
+//! and 2) and `trail-change-after-meta` (between 2 and 3).
+
+use std::sync::OnceLock;
+
+use cairn_meta::{Metastore, TrailRecord, TrailStatus};
+use cairn_wal::{Lsn, Wal};
+
+use crate::Error;
+use crate::envelope::{Envelope, TrailChange, TrailControl, decode};
+
+/// The WAL consumer whose cursor says which control records the metastore has.
+pub const META_CONSUMER: &str = "meta";
+
+/// The environment variable naming the crash point to abort at.
+pub const CRASH_POINT_VAR: &str = "CAIRN_CRASH_POINT";
+
+/// Aborts the process if `CAIRN_CRASH_POINT` names `point`. Always compiled,
+/// inert unless the variable is set (it is read once).
+pub fn crash_point(point: &str) {
+    static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
+    let chosen = CHOSEN.get_or_init(|| std::env::var(CRASH_POINT_VAR).ok());
+    if chosen.as_deref() == Some(point) {
+        eprintln!("cairn: {CRASH_POINT_VAR}={point}: aborting here, as a crash would");
+        std::process::abort();
+    }
+}
+
+/// Applies one change to the metastore. Idempotent: applying the same
+/// sequence of changes again from any earlier point gives the same rows.
+pub fn apply_to_meta(meta: &Metastore, control: &TrailControl) -> Result<(), cairn_meta::Error> {
+    let arn = &control.trail_arn;
+    match &control.change {
+        TrailChange::Create(config) => match meta.create_trail(&TrailRecord {
+            config: (**config).clone(),
+            status: TrailStatus::default(),
+        }) {
+            Err(cairn_meta::Error::AlreadyExists(_)) => meta.update_trail_config(config),
+            other => other,
+        },
+        TrailChange::Configure(config) => match meta.update_trail_config(config) {
+            // Deleted later in the WAL, and that is applied already.
+            Err(cairn_meta::Error::NotFound(_)) => Ok(()),
+            other => other,
+        },
+        TrailChange::StartLogging | TrailChange::StopLogging => {
+            let logging = control.change == TrailChange::StartLogging;
+            let at = control.at;
+            match meta.update_trail_status(arn, |s| {
+                if logging && !s.is_logging {
+                    s.start_logging_time = Some(at);
+                } else if !logging && s.is_logging {
+                    s.stop_logging_time = Some(at);
+                }
+                s.is_logging = logging;
+            }) {
+                Err(cairn_meta::Error::NotFound(_)) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        }
+        TrailChange::Delete => match meta.delete_trail(arn) {
+            Err(cairn_meta::Error::NotFound(_)) => Ok(()),
+            other => other,
+        },
+    }
+}
+
+/// Applies every control record past the `meta` cursor to the metastore and
+/// moves the cursor to the head. Registers the cursor at the head on first
+/// start (the metastore was written directly before).
+pub fn replay_into_meta(wal: &Wal, meta: &Metastore) -> Result<usize, Error> {
+    let Some(checkpoint) = wal.checkpoint(META_CONSUMER) else {
+        wal.register_consumer(META_CONSUMER, wal.head())?;
+        return Ok(0);
+    };
+    let mut position: Lsn = checkpoint.lsn;
+    let mut applied = 0;
+    loop {
+        let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
+        let Some(last) = records.last() else { break };
+        let end = last.next_lsn;
+        for record in &records {
+            // Start-up verified every record decodes; a control that does not
+            // is refused there, never skipped here.
+            if let Ok(Envelope::Control(control)) = decode(&record.payload) {
+                apply_to_meta(meta, &control)?;
+                applied += 1;
+            }
+        }
+        position = end;
+    }
+    if applied > 0 {
+        tracing::info!(
+            changes = applied,
+            "re-applied trail changes the metastore had not recorded"
+        );
+    }
+    wal.commit(META_CONSUMER, position, None)?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn config(prefix: &str) -> cairn_model::TrailConfig {
+        cairn_model::TrailConfig {
+            name: "t".into(),
+            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/t".into(),
+            account_id: "123456789012".into(),
+            home_region: "us-east-1".into(),
+            s3_bucket_name: "b".into(),
+            s3_key_prefix: Some(prefix.into()),
+            sns_topic_name: None,
+            include_global_service_events: true,
+            is_multi_region_trail: false,
+            log_file_validation_enabled: false,
+            cloud_watch_logs_log_group_arn: None,
+            cloud_watch_logs_role_arn: None,
+            kms_key_id: None,
+            is_organization_trail: false,
+            selectors: serde_json::json!({"EventSelectors": []}),
+            has_custom_event_selectors: false,
+            insight_selectors: None,
+            tags: vec![],
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn control(second: u32, change: TrailChange) -> TrailControl {
+        TrailControl {
+            trail_arn: config("").arn,
+            at: DateTime::parse_from_rfc3339(&format!("2024-05-01T10:00:{second:02}Z"))
+                .unwrap()
+                .to_utc(),
+            change,
+        }
+    }
+
+    #[test]
+    fn test_replaying_from_any_point_gives_the_same_rows() {
+        let changes = vec![
+            control(0, TrailChange::Create(Box::new(config("a")))),
+            control(1, TrailChange::StartLogging),
+            control(2, TrailChange::Configure(Box::new(config("b")))),
+            control(3, TrailChange::StopLogging),
+            control(4, TrailChange::StartLogging),
+            control(5, TrailChange::Configure(Box::new(config("c")))),
+        ];
+        let reference = Metastore::in_memory().unwrap();
+        for c in &changes {
+            apply_to_meta(&reference, c).unwrap();
+        }
+        let expected = reference.trail(&config("").arn).unwrap().unwrap();
+        assert_eq!(expected.config.s3_key_prefix.as_deref(), Some("c"));
+        assert!(expected.status.is_logging);
+        assert_eq!(expected.status.start_logging_time, Some(changes[4].at));
+        assert_eq!(expected.status.stop_logging_time, Some(changes[3].at));
+        // A crash after any change, and a replay from any earlier cursor.
+        for crashed_after in 0..changes.len() {
+            for cursor in 0..=crashed_after {
+                let meta = Metastore::in_memory().unwrap();
+                for c in &changes[..=crashed_after] {
+                    apply_to_meta(&meta, c).unwrap();
+                }
+                for c in &changes[cursor..] {
+                    apply_to_meta(&meta, c).unwrap();
+                }
+                assert_eq!(
+                    meta.trail(&config("").arn).unwrap().unwrap(),
+                    expected,
+                    "crash after {crashed_after}, replay from {cursor}"
+                );
+            }
+        }
+        // Deletion replays too, also when the row is already gone.
+        apply_to_meta(&reference, &control(6, TrailChange::Delete)).unwrap();
+        apply_to_meta(&reference, &control(6, TrailChange::Delete)).unwrap();
+        assert!(reference.trail(&config("").arn).unwrap().is_none());
+    }
+}

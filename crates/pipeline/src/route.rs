@@ -1,0 +1,502 @@
+//! The router: reads the WAL once, parses each record once, and serves the
+//! parsed chunks to every sink.
+//!
+//! # Parse once
+//!
+//! A [`Chunk`] is a run of consecutive WAL records, each decoded from its
+//! envelope and, for an ingested record, parsed once into the fields sinks
+//! need: the [`RecordView`] selectors, scope and partitioning read, and the
+//! parsed `eventTime`. The record's JSON stays in the WAL payload it was read
+//! into ([`Bytes`], shared, never copied again); the view owns only its few
+//! small strings, so a chunk can be shared between sink threads behind an
+//! [`Arc`].
+//!
+//! # Sinks at different positions
+//!
+//! Every sink keeps its own cursor and checkpoint, so sinks are at different
+//! WAL positions (one may be replaying after a restart, one may be stuck on a
+//! bucket outage). The [`Hub`] keeps a window of recent chunks, bounded in
+//! bytes, that the router fills from the WAL; a sink whose position is inside
+//! the window takes its chunk from there (no read, no parse). The router
+//! never waits for a slow sink while another is waiting for new records:
+//! when the window is full and a sink is starved, the oldest chunk is dropped,
+//! and a sink still positioned in it is **detached**. A detached sink (and one
+//! that was already behind the window when it started) reads and parses on
+//! its own with the same code ([`parse_chunk`]) until its position is back
+//! inside the window, where it **rejoins** and parses nothing more. When no
+//! attached sink needs the records between the window and the lowest sink
+//! ahead of it, the router jumps there instead of reading records nobody in
+//! the window wants.
+//!
+//! This was chosen over a router that serves sinks at arbitrary positions
+//! from one cursor because it keeps the common case (every sink near the
+//! head) at one read and one parse per record, and makes an outage of one
+//! sink cost the others nothing but memory up to the bound; the price is that
+//! a sink far behind parses its backlog itself.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use cairn_model::RecordView;
+use cairn_model::time::parse_event_time;
+use cairn_wal::{Lsn, Wal, WalRecord};
+
+use crate::envelope::{self, Envelope, EnvelopeError, TrailControl};
+
+/// Records the router reads at once.
+const READ_RECORDS: usize = 4096;
+/// Bytes the router reads at once.
+const READ_BYTES: usize = 8 * 1024 * 1024;
+/// What a parsed entry costs besides its payload, roughly (the entry and its
+/// view's strings), so the window's bound is on memory, not payload alone.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Routed>() + 128;
+
+/// One WAL record, decoded and parsed.
+#[derive(Debug)]
+pub struct Routed {
+    /// Where it starts.
+    pub lsn: Lsn,
+    /// Where the next record starts.
+    pub next_lsn: Lsn,
+    /// What it holds.
+    pub item: Item,
+}
+
+/// What a WAL record holds.
+// Records are nearly every entry: boxing them would cost an allocation per
+// record to save space on the rare control entries.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Item {
+    /// An ingested CloudTrail record.
+    Record(RecordEntry),
+    /// A trail change.
+    Control(TrailControl),
+    /// A lost-record marker from `cairn doctor --repair`: skipped and counted.
+    Lost,
+    /// A payload this build cannot decode. Sinks stop on it rather than skip
+    /// it (start-up refuses such a WAL before any sink runs; this is the
+    /// second line).
+    Undecodable(EnvelopeError),
+}
+
+/// An ingested record with the fields sinks read, parsed once.
+#[derive(Debug)]
+pub struct RecordEntry {
+    /// When ingest accepted it (ms since the epoch).
+    pub ingest_time_ms: u64,
+    /// Hash of its eventID.
+    pub event_id_hash: u128,
+    payload: Bytes,
+    json_at: usize,
+    /// The fields selectors, scope and partitioning read; `None` if the JSON
+    /// does not parse (ingest stores only records that did, so this is a
+    /// record written by something else: sinks skip it).
+    pub view: Option<RecordView<'static>>,
+    /// `eventTime`, parsed.
+    pub event_time: Option<DateTime<Utc>>,
+}
+
+impl RecordEntry {
+    /// The record's JSON text, borrowed from the WAL payload.
+    pub fn json(&self) -> &[u8] {
+        &self.payload[self.json_at..]
+    }
+
+    /// The payload bytes of the record's JSON, shared (no copy).
+    pub fn json_bytes(&self) -> Bytes {
+        self.payload.slice(self.json_at..)
+    }
+}
+
+/// A run of consecutive WAL records, decoded and parsed.
+#[derive(Debug)]
+pub struct Chunk {
+    /// LSN of the first record.
+    pub start: Lsn,
+    /// LSN just past the last record.
+    pub end: Lsn,
+    /// The records, in WAL order.
+    pub entries: Vec<Routed>,
+    bytes: usize,
+}
+
+impl Chunk {
+    /// The entries at or after `position` (a record boundary inside the chunk).
+    pub fn from(&self, position: Lsn) -> &[Routed] {
+        let at = self.entries.partition_point(|e| e.lsn < position);
+        &self.entries[at..]
+    }
+}
+
+/// Decodes and parses WAL records: the one place records are parsed for sinks.
+pub fn parse_chunk(records: Vec<WalRecord>) -> Option<Chunk> {
+    let start = records.first()?.lsn;
+    let end = records.last()?.next_lsn;
+    let mut bytes = 0;
+    let entries = records
+        .into_iter()
+        .map(|r| {
+            // The payload plus the parsed entry (its view's strings are small).
+            bytes += r.payload.len() + ENTRY_OVERHEAD;
+            Routed {
+                lsn: r.lsn,
+                next_lsn: r.next_lsn,
+                item: parse_payload(r.payload),
+            }
+        })
+        .collect();
+    Some(Chunk {
+        start,
+        end,
+        entries,
+        bytes,
+    })
+}
+
+fn parse_payload(payload: Bytes) -> Item {
+    let (ingest_time_ms, event_id_hash, json) = match envelope::decode(&payload) {
+        Ok(Envelope::Control(control)) => return Item::Control(control),
+        Ok(Envelope::Lost) => return Item::Lost,
+        Err(e) => return Item::Undecodable(e),
+        Ok(Envelope::Record {
+            ingest_time_ms,
+            event_id_hash,
+            json,
+        }) => (ingest_time_ms, event_id_hash, json),
+    };
+    let json_at = payload.len() - json.len();
+    let view = std::str::from_utf8(json)
+        .ok()
+        .and_then(|text| RecordView::parse(text).ok());
+    let event_time = view
+        .as_ref()
+        .and_then(|v| v.event_time.as_deref())
+        .and_then(parse_event_time);
+    Item::Record(RecordEntry {
+        ingest_time_ms,
+        event_id_hash,
+        view: view.map(RecordView::into_owned),
+        event_time,
+        json_at,
+        payload,
+    })
+}
+
+/// Reads and parses from `position` on the caller's thread (a sink that is
+/// behind the hub's window); `None` at the head.
+pub fn read_chunk(wal: &Wal, position: Lsn) -> Result<Option<Chunk>, cairn_wal::Error> {
+    Ok(parse_chunk(wal.read(position, READ_RECORDS, READ_BYTES)?))
+}
+
+/// What the hub has for a sink at some position.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The chunk holding the position.
+    Chunk(Arc<Chunk>),
+    /// The position is before the window: read on your own.
+    Behind,
+    /// The router has not read that far yet: wait.
+    Ahead,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    position: Lsn,
+    waiting: bool,
+}
+
+#[derive(Debug, Default)]
+struct HubState {
+    chunks: VecDeque<Arc<Chunk>>,
+    bytes: usize,
+    /// Where the window starts (the first chunk's start, or `end` when empty).
+    start: Lsn,
+    /// Where the router reads next.
+    end: Lsn,
+    readers: HashMap<u64, Reader>,
+    next_reader: u64,
+    stopped: bool,
+}
+
+impl HubState {
+    fn in_window(&self, position: Lsn) -> bool {
+        position >= self.start && position < self.end
+    }
+
+    /// Drops chunks no reader in the window still needs.
+    fn drop_unneeded(&mut self) {
+        let lowest = self
+            .readers
+            .values()
+            .filter(|r| self.in_window(r.position))
+            .map(|r| r.position)
+            .min()
+            .unwrap_or(self.end);
+        while let Some(front) = self.chunks.front() {
+            if front.end > lowest {
+                break;
+            }
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(front) = self.chunks.pop_front() {
+            self.bytes -= front.bytes;
+        }
+        self.start = self.chunks.front().map_or(self.end, |c| c.start);
+    }
+
+    fn starved(&self) -> bool {
+        self.readers
+            .values()
+            .any(|r| r.waiting && r.position >= self.end)
+    }
+}
+
+/// The window of parsed chunks shared by the router and the sinks.
+#[derive(Debug)]
+pub struct Hub {
+    state: Mutex<HubState>,
+    changed: Condvar,
+    capacity: usize,
+    routed_chunks: AtomicU64,
+    own_reads: AtomicU64,
+}
+
+impl Hub {
+    /// A hub starting at `position`, keeping at most about `capacity` bytes
+    /// of parsed chunks (payloads and parsed entries).
+    pub fn new(position: Lsn, capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(HubState {
+                start: position,
+                end: position,
+                ..HubState::default()
+            }),
+            changed: Condvar::new(),
+            capacity,
+            routed_chunks: AtomicU64::new(0),
+            own_reads: AtomicU64::new(0),
+        }
+    }
+
+    /// Chunks the router has read and parsed.
+    pub fn routed_chunks(&self) -> u64 {
+        self.routed_chunks.load(Ordering::Relaxed)
+    }
+
+    /// Chunks sinks behind the window read and parsed on their own.
+    pub fn own_reads(&self) -> u64 {
+        self.own_reads.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a sink reading from `position`.
+    pub fn join(self: &Arc<Self>, position: Lsn) -> HubReader {
+        let mut state = self.lock();
+        let id = state.next_reader;
+        state.next_reader += 1;
+        state.readers.insert(
+            id,
+            Reader {
+                position,
+                waiting: false,
+            },
+        );
+        drop(state);
+        self.changed.notify_all();
+        HubReader {
+            hub: self.clone(),
+            id,
+        }
+    }
+
+    /// Stops the router and wakes every waiter.
+    pub fn stop(&self) {
+        self.lock().stopped = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether [`Hub::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.lock().stopped
+    }
+
+    /// Wakes waiters (the WAL head moved, or something else changed).
+    pub fn poke(&self) {
+        self.changed.notify_all();
+    }
+
+    /// The router's loop: reads, parses and publishes until stopped. `wait`
+    /// blocks until the WAL head may have moved past the given position (or
+    /// a short time passed).
+    pub fn run_router(&self, wal: &Wal, wait: &dyn Fn(Lsn)) {
+        loop {
+            let from = {
+                let mut state = self.lock();
+                loop {
+                    if state.stopped {
+                        return;
+                    }
+                    state.drop_unneeded();
+                    if state.bytes >= self.capacity {
+                        if state.starved() {
+                            // A sink waits for new records: the slowest one
+                            // (in the oldest chunk) reads on its own from now.
+                            state.pop_front();
+                            continue;
+                        }
+                        state = self
+                            .changed
+                            .wait_timeout(state, Duration::from_millis(200))
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                        continue;
+                    }
+                    let attached = state.readers.values().any(|r| state.in_window(r.position));
+                    if !attached {
+                        // Nobody is in the window: jump to the lowest sink at
+                        // or past its end; no need to parse what nobody reads.
+                        let lowest_ahead = state
+                            .readers
+                            .values()
+                            .map(|r| r.position)
+                            .filter(|p| *p >= state.end)
+                            .min();
+                        match lowest_ahead {
+                            Some(p) if p > state.end => {
+                                state.chunks.clear();
+                                state.bytes = 0;
+                                state.start = p;
+                                state.end = p;
+                            }
+                            Some(_) => {}
+                            None => {
+                                state = self
+                                    .changed
+                                    .wait_timeout(state, Duration::from_millis(200))
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .0;
+                                continue;
+                            }
+                        }
+                    }
+                    break state.end;
+                }
+            };
+            let records = match wal.read(from, READ_RECORDS, READ_BYTES) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Sinks fall back to their own reads, which report the error.
+                    tracing::warn!(lsn = from, error = %e, "the router cannot read the WAL");
+                    let mut state = self.lock();
+                    if state.end == from {
+                        state.chunks.clear();
+                        state.bytes = 0;
+                        state.start = from;
+                    }
+                    drop(state);
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            let Some(chunk) = parse_chunk(records) else {
+                wait(from);
+                continue;
+            };
+            let mut state = self.lock();
+            if state.end != from {
+                // The window jumped meanwhile; this chunk is not contiguous.
+                continue;
+            }
+            self.routed_chunks.fetch_add(1, Ordering::Relaxed);
+            state.end = chunk.end;
+            state.bytes += chunk.bytes;
+            state.chunks.push_back(Arc::new(chunk));
+            if state.chunks.len() == 1 {
+                state.start = from;
+            }
+            drop(state);
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// A sink's registration with the hub.
+#[derive(Debug)]
+pub struct HubReader {
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl HubReader {
+    /// The chunk holding `position`, or where to look instead. Records the
+    /// sink's position (the router keeps what attached sinks still need).
+    pub fn get(&self, position: Lsn) -> Lookup {
+        let mut state = self.hub.lock();
+        if let Some(r) = state.readers.get_mut(&self.id) {
+            r.position = position;
+            r.waiting = false;
+        }
+        if position < state.start {
+            return Lookup::Behind;
+        }
+        if position >= state.end {
+            return Lookup::Ahead;
+        }
+        let at = state.chunks.partition_point(|c| c.end <= position);
+        match state.chunks.get(at) {
+            Some(c) if c.start <= position => Lookup::Chunk(c.clone()),
+            _ => Lookup::Behind,
+        }
+    }
+
+    /// Reads and parses from `position` on the caller's thread (the sink is
+    /// behind the window); `None` at the head.
+    pub fn read_own(&self, wal: &Wal, position: Lsn) -> Result<Option<Chunk>, cairn_wal::Error> {
+        let chunk = read_chunk(wal, position)?;
+        if chunk.is_some() {
+            self.hub.own_reads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(chunk)
+    }
+
+    /// Waits until the router has read past `position`, the hub stops, or
+    /// `timeout` passes.
+    pub fn wait(&self, position: Lsn, timeout: Duration) {
+        let mut state = self.hub.lock();
+        if let Some(r) = state.readers.get_mut(&self.id) {
+            r.position = position;
+            r.waiting = true;
+        }
+        self.hub.changed.notify_all();
+        if state.end <= position && !state.stopped {
+            state = self
+                .hub
+                .changed
+                .wait_timeout(state, timeout)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if let Some(r) = state.readers.get_mut(&self.id) {
+            r.waiting = false;
+        }
+    }
+}
+
+impl Drop for HubReader {
+    fn drop(&mut self) {
+        self.hub.lock().readers.remove(&self.id);
+        self.hub.changed.notify_all();
+    }
+}

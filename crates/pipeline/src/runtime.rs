@@ -1,0 +1,786 @@
+//! The consumer runtime: one generic WAL consumer that every sink runs in.
+//!
+//! A [`Sink`] says what to do with each routed record and how to deliver what
+//! it gathered; the runtime does everything else, the same way for every sink:
+//!
+//! * **reading and waiting**: records come parsed from the router's hub (or
+//!   from the sink's own reads while it is behind the hub's window, see
+//!   [`crate::route`]); the runtime waits for new records, for the sink's
+//!   flush deadline and for its periodic work ([`Sink::tick`]), whichever
+//!   comes first, on the sink's own thread;
+//! * **the checkpoint**: a versioned document saved with the sink's WAL cursor
+//!   ([`Checkpoint`]); before delivering, the runtime commits the *old* cursor
+//!   with the sink's **intent** ([`Sink::plan`]); after, the new cursor without
+//!   it. A sink restarting with an intent is fed the same WAL range again and
+//!   asked to deliver the same intent ([`Sink::deliver`] with `recovering`):
+//!   sinks whose output is deterministic in its records therefore deliver
+//!   exactly once across crashes;
+//! * **one retry policy**: an error is [`ErrorKind::Retriable`] (network,
+//!   5xx, I/O, a busy database: retried with exponential backoff and jitter,
+//!   capped) or [`ErrorKind::Permanent`] (a missing bucket, access denied:
+//!   nothing changes until the configuration does). A permanent error is
+//!   reported and the sink **parks**: it tries again when the pipeline signals
+//!   a configuration change ([`Signal::notify`]) or after a long recheck
+//!   period, never in a hot loop;
+//! * **status**: every failure and every success is handed to
+//!   [`Sink::report`] (the trail sink turns them into GetTrailStatus's
+//!   `LatestDeliveryError` and attempt times).
+//!
+//! The quarantine of issue 11 belongs in [`Consumer::deliver_with_policy`]:
+//! an error that names one record or one file as undeliverable for good will
+//! set that part aside (with its reason) and let the delivery of the rest
+//! commit, instead of parking the whole sink.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use cairn_wal::{Lsn, Wal};
+
+use crate::route::{Chunk, Hub, HubReader, Item, Lookup, Routed};
+
+/// Whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A network or server error, an I/O error, a busy database: retry with backoff.
+    Retriable,
+    /// Stays so until the configuration changes (a missing bucket, access
+    /// denied, a corrupt document): report it and wait for a change.
+    Permanent,
+}
+
+/// A sink's failure, with its kind.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    /// Whether retrying can help.
+    pub kind: ErrorKind,
+    /// What went wrong, as status reports show it.
+    pub message: String,
+}
+
+impl SinkError {
+    /// A retriable failure.
+    pub fn retriable(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Retriable,
+            message: message.into(),
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<cairn_store::Error> for SinkError {
+    fn from(e: cairn_store::Error) -> Self {
+        if e.is_transient() {
+            Self::retriable(e.to_string())
+        } else {
+            Self::permanent(e.to_string())
+        }
+    }
+}
+
+impl From<cairn_meta::Error> for SinkError {
+    fn from(e: cairn_meta::Error) -> Self {
+        if e.is_retriable() {
+            Self::retriable(e.to_string())
+        } else {
+            Self::permanent(e.to_string())
+        }
+    }
+}
+
+impl From<cairn_wal::Error> for SinkError {
+    fn from(e: cairn_wal::Error) -> Self {
+        match e {
+            // Damage and positions that do not exist stay so.
+            cairn_wal::Error::Corruption { .. }
+            | cairn_wal::Error::InvalidPosition { .. }
+            | cairn_wal::Error::Truncated { .. }
+            | cairn_wal::Error::UnknownConsumer { .. } => Self::permanent(e.to_string()),
+            _ => Self::retriable(e.to_string()),
+        }
+    }
+}
+
+/// What a sink does with one routed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// Not for this sink (or taken without anything to deliver).
+    Skip,
+    /// Gathered for the next delivery.
+    Buffered,
+    /// A change for this sink: deliver what was gathered before it, then
+    /// [`Sink::apply`] it.
+    Barrier,
+}
+
+/// What applying a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Go on.
+    Continue,
+    /// The sink is finished for good (its trail was deleted): the runtime
+    /// removes its WAL consumer.
+    Finished,
+}
+
+/// What the runtime was doing when it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Reading the WAL.
+    Read,
+    /// [`Sink::plan`].
+    Plan,
+    /// [`Sink::deliver`].
+    Deliver,
+    /// [`Sink::apply`].
+    Apply,
+    /// [`Sink::tick`].
+    Tick,
+    /// Saving the checkpoint.
+    Commit,
+}
+
+/// A status event for [`Sink::report`].
+#[derive(Debug)]
+pub enum Report<'a> {
+    /// A delivery succeeded.
+    Delivered,
+    /// An attempt failed; `retry_in` is when the next one is due (`None`:
+    /// parked until a configuration change).
+    Failed {
+        /// What failed.
+        operation: Operation,
+        /// The failure.
+        error: &'a SinkError,
+        /// Delay before the next attempt.
+        retry_in: Option<Duration>,
+    },
+}
+
+/// A WAL consumer's logic. The runtime calls it from one thread, in WAL order.
+///
+/// Shaped for the trail sink (with digests), the dedup persister and the
+/// sinks to come (a CloudWatch Logs feed, an event-data-store writer, metric
+/// evaluation): configuration arrives as [`Accept::Barrier`] changes in the
+/// record stream; gathering ([`Sink::accept`]) is separate from delivering
+/// ([`Sink::plan`], [`Sink::deliver`]), so partitioning and encoding stay in
+/// the sink and the runtime owns the service side (retries, checkpoints).
+pub trait Sink: Send + 'static {
+    /// What the sink saves with its cursor (its configuration at the cursor).
+    type State: Serialize + DeserializeOwned + Default;
+    /// What a delivery announces before writing (its file names...).
+    type Intent: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
+    /// Whether deliveries are announced (an intent checkpoint before each).
+    /// A sink whose deliveries are idempotent without one (the dedup
+    /// persister appends hashes a reload deduplicates) saves that fsync.
+    const ANNOUNCES: bool = true;
+
+    /// The WAL consumer name.
+    fn name(&self) -> &str;
+    /// Looks at one routed record.
+    fn accept(&mut self, entry: &Routed) -> Accept;
+    /// Applies a change the sink answered [`Accept::Barrier`] to, after the
+    /// records before it were delivered. Retried on error, so it must change
+    /// the sink only once it succeeds.
+    fn apply(&mut self, entry: &Routed) -> Result<Applied, SinkError>;
+    /// The WAL position a delivery ends at (the `to` given to [`Sink::plan`]).
+    fn intent_end(intent: &Self::Intent) -> Lsn;
+    /// Whether anything is gathered and not yet delivered.
+    fn has_pending(&self) -> bool;
+    /// Whether the gathered records must be delivered before the next record
+    /// (a size bound). Checked after every record.
+    fn full(&self) -> bool {
+        false
+    }
+    /// When the gathered records must be delivered at the latest (an
+    /// interval), if anything is gathered. Checked after every chunk and
+    /// while waiting.
+    fn flush_due(&self) -> Option<Instant>;
+    /// Freezes what was gathered into a delivery ending at `to` and names it.
+    fn plan(&mut self, to: Lsn) -> Result<Self::Intent, SinkError>;
+    /// Delivers the planned (or, `recovering`, re-gathered) records under
+    /// the intent's names. Called again after a failure: it must be
+    /// idempotent, and with `recovering` it must not rewrite what exists.
+    fn deliver(&mut self, intent: &Self::Intent, recovering: bool) -> Result<(), SinkError>;
+    /// The state to save with the cursor.
+    fn state(&self) -> Self::State;
+    /// A status event.
+    fn report(&mut self, report: Report<'_>);
+    /// When [`Sink::tick`] is next due, if ever.
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
+    /// Periodic work (digests). Retried with the same policy on error.
+    fn tick(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// The checkpoint version this build writes.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// What the runtime saves with a sink's WAL cursor (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint<S, I> {
+    /// [`CHECKPOINT_VERSION`].
+    pub v: u32,
+    /// The sink's state at the cursor.
+    pub state: S,
+    /// A delivery announced but maybe not finished.
+    pub intent: Option<I>,
+}
+
+/// Why a checkpoint cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Written by a version this build does not know.
+    #[error(
+        "the checkpoint of WAL consumer {consumer:?} has version {version}; this build reads version {CHECKPOINT_VERSION}. Run the Cairn version that wrote it, or remove the consumer to replay it from scratch"
+    )]
+    UnknownVersion {
+        /// The consumer.
+        consumer: String,
+        /// Its version.
+        version: u64,
+    },
+    /// Not a checkpoint.
+    #[error("the checkpoint of WAL consumer {consumer:?} is corrupt: {reason}")]
+    Corrupt {
+        /// The consumer.
+        consumer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Encodes a checkpoint.
+pub fn encode_checkpoint<S: Serialize, I: Serialize>(
+    state: &S,
+    intent: Option<&I>,
+) -> Result<Vec<u8>, SinkError> {
+    serde_json::to_vec(&Checkpoint {
+        v: CHECKPOINT_VERSION,
+        state,
+        intent,
+    })
+    .map_err(|e| SinkError::permanent(format!("cannot encode a checkpoint: {e}")))
+}
+
+/// Decodes a checkpoint. A document without `v` is the unversioned form that
+/// came before (the state's fields and `intent` side by side), read as such.
+pub fn decode_checkpoint<S: DeserializeOwned + Default, I: DeserializeOwned>(
+    consumer: &str,
+    bytes: Option<&[u8]>,
+) -> Result<Checkpoint<S, I>, CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        consumer: consumer.to_owned(),
+        reason,
+    };
+    let Some(bytes) = bytes else {
+        return Ok(Checkpoint {
+            v: CHECKPOINT_VERSION,
+            state: S::default(),
+            intent: None,
+        });
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(corrupt("not a JSON object".into()));
+    };
+    match object.get("v").map(|v| v.as_u64()) {
+        Some(Some(v)) if v == u64::from(CHECKPOINT_VERSION) => {
+            serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+        }
+        Some(Some(version)) => Err(CheckpointError::UnknownVersion {
+            consumer: consumer.to_owned(),
+            version,
+        }),
+        Some(None) => Err(corrupt("\"v\" is not a number".into())),
+        None => {
+            let intent = object.remove("intent").unwrap_or(serde_json::Value::Null);
+            Ok(Checkpoint {
+                v: CHECKPOINT_VERSION,
+                intent: serde_json::from_value(intent).map_err(|e| corrupt(e.to_string()))?,
+                state: serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?,
+            })
+        }
+    }
+}
+
+/// Exponential backoff with jitter: attempt `n` waits a uniformly random time
+/// in `[d/2, d]` where `d = min(cap, base * 2^n)`, so sinks failing together
+/// spread out and no wait exceeds the cap.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `base`, never above `cap`.
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap: cap.max(base),
+            attempt: 0,
+        }
+    }
+
+    /// The ceiling of the next wait (before jitter).
+    pub fn ceiling(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.attempt.min(31)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// The next wait.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.attempt = self.attempt.saturating_add(1);
+        let low = ceiling / 2;
+        let spread = (ceiling - low).as_nanos() as u64;
+        low + Duration::from_nanos(rand::rng().random_range(0..=spread))
+    }
+
+    /// After a success.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// A flag and a generation counter threads can wait on: shutdown, and
+/// "the configuration changed" (which wakes parked sinks).
+#[derive(Debug, Default)]
+pub struct Signal {
+    state: Mutex<(bool, u64)>,
+    changed: Condvar,
+}
+
+impl Signal {
+    fn lock(&self) -> MutexGuard<'_, (bool, u64)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the flag for good and wakes every waiter.
+    pub fn set(&self) {
+        self.lock().0 = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.lock().0
+    }
+
+    /// Bumps the generation and wakes every waiter.
+    pub fn notify(&self) {
+        self.lock().1 += 1;
+        self.changed.notify_all();
+    }
+
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        self.lock().1
+    }
+
+    /// Waits up to `timeout` for the flag or a generation after `seen`.
+    /// Returns whether either happened.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> bool {
+        let state = self.lock();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, timeout, |s| !s.0 && s.1 == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        state.0 || state.1 != seen
+    }
+}
+
+/// How the runtime retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// First retry delay of a retriable error.
+    pub base: Duration,
+    /// Longest retry delay of a retriable error.
+    pub cap: Duration,
+    /// How long a sink parked on a permanent error waits before trying again
+    /// without a configuration change (a bucket re-created on the backend).
+    pub permanent_recheck: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(60),
+            permanent_recheck: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every sink's runtime shares.
+#[derive(Debug, Clone)]
+pub struct RuntimeContext {
+    /// The WAL.
+    pub wal: Arc<Wal>,
+    /// The router's window.
+    pub hub: Arc<Hub>,
+    /// Set to stop.
+    pub shutdown: Arc<Signal>,
+    /// Notified on every configuration change (wakes parked sinks).
+    pub changes: Arc<Signal>,
+    /// Retries.
+    pub retry: RetryPolicy,
+}
+
+/// How a sink's run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SinkExit {
+    /// Asked to stop; resumes from its cursor next time.
+    Shutdown,
+    /// Finished for good; the consumer is gone.
+    Deleted,
+}
+
+/// One sink running in the runtime.
+pub struct Consumer<S: Sink> {
+    sink: S,
+    ctx: RuntimeContext,
+    reader: HubReader,
+    /// Cursor as last committed.
+    committed: Lsn,
+    /// Where reading goes on.
+    position: Lsn,
+    last_commit: Instant,
+    /// An intent found in the checkpoint, to finish first.
+    recover: Option<S::Intent>,
+}
+
+impl<S: Sink> std::fmt::Debug for Consumer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("sink", &self.sink.name())
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Sink> Consumer<S> {
+    /// A consumer resuming `sink` from `cursor`, finishing `intent` first.
+    pub fn new(sink: S, ctx: RuntimeContext, cursor: Lsn, intent: Option<S::Intent>) -> Self {
+        let reader = ctx.hub.join(cursor);
+        Self {
+            sink,
+            ctx,
+            reader,
+            committed: cursor,
+            position: cursor,
+            last_commit: Instant::now(),
+            recover: intent,
+        }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    fn stopping(&self) -> bool {
+        self.ctx.shutdown.is_set()
+    }
+
+    /// Runs until shutdown or the sink finishes. Call from the sink's own thread.
+    pub fn run(mut self) -> SinkExit {
+        match self.run_inner() {
+            Ok(exit) | Err(exit) => exit,
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<SinkExit, SinkExit> {
+        if let Some(intent) = self.recover.take() {
+            self.recover(intent)?;
+        }
+        loop {
+            if self.stopping() {
+                return Ok(SinkExit::Shutdown);
+            }
+            if self.sink.next_tick().is_some_and(|t| Instant::now() >= t) {
+                self.with_policy(Operation::Tick, |s| s.tick())?;
+            }
+            let Some(chunk) = self.next_chunk()? else {
+                if self.flush_is_due() {
+                    self.flush(self.position)?;
+                    continue;
+                }
+                self.commit_idle_progress();
+                let now = Instant::now();
+                let mut wait = Duration::from_secs(1);
+                for deadline in [self.sink.flush_due(), self.sink.next_tick()]
+                    .into_iter()
+                    .flatten()
+                {
+                    wait = wait.min(deadline.saturating_duration_since(now));
+                }
+                if !wait.is_zero() {
+                    self.reader.wait(self.position, wait);
+                }
+                continue;
+            };
+            for entry in chunk.from(self.position) {
+                if let Some(exit) = self.handle(entry)? {
+                    return Ok(exit);
+                }
+                if self.sink.full() {
+                    self.flush(self.position)?;
+                }
+            }
+            if self.flush_is_due() {
+                self.flush(self.position)?;
+            }
+        }
+    }
+
+    /// The next chunk at the position: the hub's, or one read on our own.
+    fn next_chunk(&mut self) -> Result<Option<Arc<Chunk>>, SinkExit> {
+        match self.reader.get(self.position) {
+            Lookup::Chunk(c) => Ok(Some(c)),
+            Lookup::Ahead => Ok(None),
+            Lookup::Behind => loop {
+                match self.reader.read_own(&self.ctx.wal, self.position) {
+                    Ok(c) => return Ok(c.map(Arc::new)),
+                    Err(e) => {
+                        let error = SinkError::from(e);
+                        let mut backoff = self.backoff();
+                        self.wait_after(Operation::Read, &error, &mut backoff)?;
+                    }
+                }
+            },
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.ctx.retry.base, self.ctx.retry.cap)
+    }
+
+    fn flush_is_due(&self) -> bool {
+        self.sink.has_pending() && self.sink.flush_due().is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// One entry; `Some` when the sink is finished.
+    fn handle(&mut self, entry: &Routed) -> Result<Option<SinkExit>, SinkExit> {
+        if let Item::Undecodable(e) = &entry.item {
+            // Never skipped: a lost control record would be a lost trail change.
+            let error = SinkError::permanent(format!(
+                "WAL record at LSN {} cannot be decoded by this build: {e}",
+                entry.lsn
+            ));
+            tracing::error!(sink = self.sink.name(), error = %error, "stopping: undecodable WAL record");
+            self.sink.report(Report::Failed {
+                operation: Operation::Read,
+                error: &error,
+                retry_in: None,
+            });
+            while !self.stopping() {
+                self.ctx.shutdown.wait(0, Duration::from_secs(3600));
+            }
+            return Err(SinkExit::Shutdown);
+        }
+        match self.sink.accept(entry) {
+            Accept::Skip | Accept::Buffered => {
+                self.position = entry.next_lsn;
+                Ok(None)
+            }
+            Accept::Barrier => {
+                // Records before the change are delivered under the old configuration.
+                self.flush(entry.lsn)?;
+                let applied = self.with_policy(Operation::Apply, |s| s.apply(entry))?;
+                self.position = entry.next_lsn;
+                if applied == Applied::Finished {
+                    if let Err(e) = self.ctx.wal.remove_consumer(self.sink.name()) {
+                        tracing::error!(sink = self.sink.name(), error = %e, "cannot remove a finished sink's WAL consumer");
+                    }
+                    return Ok(Some(SinkExit::Deleted));
+                }
+                self.commit(self.position, None)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Delivers what is gathered (records before `to`), then moves the cursor to `to`.
+    fn flush(&mut self, to: Lsn) -> Result<(), SinkExit> {
+        if !self.sink.has_pending() {
+            if to > self.committed {
+                self.commit(to, None)?;
+            }
+            return Ok(());
+        }
+        let intent = self.with_policy(Operation::Plan, |s| s.plan(to))?;
+        if S::ANNOUNCES {
+            // Step 1: announce (the cursor stays where it was).
+            self.commit(self.committed, Some(&intent))?;
+        }
+        self.deliver_with_policy(&intent, false)?;
+        self.commit(to, None)
+    }
+
+    fn deliver_with_policy(
+        &mut self,
+        intent: &S::Intent,
+        recovering: bool,
+    ) -> Result<(), SinkExit> {
+        // Issue 11: an undeliverable record or file is quarantined here.
+        self.with_policy(Operation::Deliver, |s| s.deliver(intent, recovering))?;
+        Ok(())
+    }
+
+    /// Runs `op` until it succeeds, retrying by the policy; `Err` only on shutdown.
+    fn with_policy<T>(
+        &mut self,
+        operation: Operation,
+        mut op: impl FnMut(&mut S) -> Result<T, SinkError>,
+    ) -> Result<T, SinkExit> {
+        let mut backoff = self.backoff();
+        loop {
+            match op(&mut self.sink) {
+                Ok(value) => {
+                    if operation == Operation::Deliver {
+                        self.sink.report(Report::Delivered);
+                    }
+                    return Ok(value);
+                }
+                Err(error) => {
+                    tracing::warn!(sink = self.sink.name(), ?operation, kind = ?error.kind, error = %error, "sink operation failed");
+                    self.wait_after(operation, &error, &mut backoff)?;
+                }
+            }
+        }
+    }
+
+    /// Reports `error` and waits as its kind says; `Err` on shutdown.
+    fn wait_after(
+        &mut self,
+        operation: Operation,
+        error: &SinkError,
+        backoff: &mut Backoff,
+    ) -> Result<(), SinkExit> {
+        match error.kind {
+            ErrorKind::Retriable => {
+                let delay = backoff.next_delay();
+                self.sink.report(Report::Failed {
+                    operation,
+                    error,
+                    retry_in: Some(delay),
+                });
+                self.ctx.shutdown.wait(0, delay);
+            }
+            ErrorKind::Permanent => {
+                self.sink.report(Report::Failed {
+                    operation,
+                    error,
+                    retry_in: None,
+                });
+                let seen = self.ctx.changes.generation();
+                let deadline = Instant::now() + self.ctx.retry.permanent_recheck;
+                while !self.stopping() && Instant::now() < deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if self
+                        .ctx
+                        .changes
+                        .wait(seen, left.min(Duration::from_secs(1)))
+                    {
+                        break;
+                    }
+                }
+                backoff.reset();
+            }
+        }
+        if self.stopping() {
+            return Err(SinkExit::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// Saves the cursor with the sink's state (and an intent), retrying WAL errors.
+    fn commit(&mut self, lsn: Lsn, intent: Option<&S::Intent>) -> Result<(), SinkExit> {
+        let mut backoff = self.backoff();
+        loop {
+            let result = encode_checkpoint(&self.sink.state(), intent).and_then(|bytes| {
+                self.ctx
+                    .wal
+                    .commit(self.sink.name(), lsn, Some(&bytes))
+                    .map_err(SinkError::from)
+            });
+            match result {
+                Ok(()) => {
+                    self.committed = lsn;
+                    self.last_commit = Instant::now();
+                    return Ok(());
+                }
+                Err(error) => {
+                    tracing::error!(sink = self.sink.name(), error = %error, "cannot commit the sink cursor");
+                    self.wait_after(Operation::Commit, &error, &mut backoff)?;
+                }
+            }
+        }
+    }
+
+    /// With nothing gathered, moves the cursor over skipped records now and
+    /// then, so the WAL can drop segments.
+    fn commit_idle_progress(&mut self) {
+        if !self.sink.has_pending()
+            && self.position > self.committed
+            && self.last_commit.elapsed() >= Duration::from_secs(1)
+        {
+            let _ = self.commit(self.position, None);
+        }
+    }
+
+    /// Re-gathers the records an interrupted delivery announced and finishes it.
+    fn recover(&mut self, intent: S::Intent) -> Result<(), SinkExit> {
+        let to = S::intent_end(&intent);
+        tracing::info!(
+            sink = self.sink.name(),
+            to,
+            "finishing an interrupted delivery"
+        );
+        while self.position < to {
+            let Some(chunk) = self.next_chunk()? else {
+                if self.position >= self.ctx.wal.head() {
+                    // The range is gone (only after damage): deliver what was found.
+                    break;
+                }
+                if self.stopping() {
+                    return Err(SinkExit::Shutdown);
+                }
+                self.reader.wait(self.position, Duration::from_millis(200));
+                continue;
+            };
+            for entry in chunk.from(self.position) {
+                if entry.lsn >= to {
+                    break;
+                }
+                // A change ends a delivery, so none lies inside the range.
+                if !matches!(entry.item, Item::Undecodable(_)) {
+                    let _ = self.sink.accept(entry);
+                }
+                self.position = entry.next_lsn;
+            }
+        }
+        self.position = to;
+        self.deliver_with_policy(&intent, true)?;
+        self.commit(to, None)
+    }
+}

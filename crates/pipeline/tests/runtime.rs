@@ -1,0 +1,525 @@
+//! The consumer runtime with a test sink: retries, parking on permanent
+//! errors, backoff bounds, intent replay after a crash, and a sink that stays
+//! behind while another advances.
+
+// Test helpers panic on failure by design: a panic is the test failure.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use cairn_pipeline::envelope::encode_record;
+use cairn_pipeline::route::{Hub, Item, Routed};
+use cairn_pipeline::runtime::{
+    Accept, Applied, Backoff, Consumer, ErrorKind, Report, RetryPolicy, RuntimeContext, Signal,
+    Sink, SinkError, SinkExit, decode_checkpoint,
+};
+use cairn_wal::{Lsn, Wal, WalConfig};
+
+/// What the test sink's "bucket" holds: key → bytes, and how often each key was written.
+#[derive(Default)]
+struct Bucket {
+    objects: BTreeMap<String, Vec<u8>>,
+    writes: BTreeMap<String, usize>,
+}
+
+/// Shared knobs and observations of a test sink.
+#[derive(Default)]
+struct Probe {
+    bucket: Mutex<Bucket>,
+    /// Outcomes to return before each write, in order (then Ok).
+    script: Mutex<VecDeque<SinkError>>,
+    /// While set, every write fails retriably (an outage).
+    outage: Mutex<bool>,
+    /// Panic (a crash) after this many successful writes.
+    crash_after_writes: Mutex<Option<usize>>,
+    writes: AtomicUsize,
+    attempts: AtomicUsize,
+    /// (kind, retry_in) of every failure report.
+    failures: Mutex<Vec<(ErrorKind, Option<Duration>)>>,
+    delivered_reports: AtomicUsize,
+    /// Records delivered, in order.
+    delivered: Mutex<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Intent {
+    to: Lsn,
+    keys: Vec<(String, String)>,
+}
+
+/// Gathers records by eventName; delivers one object per eventName holding
+/// the records' JSON, one per line (deterministic in its records).
+struct TestSink {
+    name: String,
+    groups: BTreeMap<String, Vec<String>>,
+    started: Option<Instant>,
+    interval: Duration,
+    probe: Arc<Probe>,
+}
+
+impl TestSink {
+    fn new(name: &str, probe: Arc<Probe>) -> Self {
+        Self {
+            name: name.into(),
+            groups: BTreeMap::new(),
+            started: None,
+            interval: Duration::from_millis(20),
+            probe,
+        }
+    }
+}
+
+fn body(records: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        out.extend_from_slice(r.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+impl Sink for TestSink {
+    type State = ();
+    type Intent = Intent;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn accept(&mut self, entry: &Routed) -> Accept {
+        let Item::Record(record) = &entry.item else {
+            return Accept::Skip;
+        };
+        let Some(name) = record.view.as_ref().and_then(|v| v.event_name.clone()) else {
+            return Accept::Skip;
+        };
+        self.groups
+            .entry(name.into_owned())
+            .or_default()
+            .push(String::from_utf8(record.json().to_vec()).unwrap());
+        self.started.get_or_insert_with(Instant::now);
+        Accept::Buffered
+    }
+
+    fn apply(&mut self, _entry: &Routed) -> Result<Applied, SinkError> {
+        Ok(Applied::Continue)
+    }
+
+    fn intent_end(intent: &Intent) -> Lsn {
+        intent.to
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    fn flush_due(&self) -> Option<Instant> {
+        self.started.map(|t| t + self.interval)
+    }
+
+    fn plan(&mut self, to: Lsn) -> Result<Intent, SinkError> {
+        Ok(Intent {
+            to,
+            keys: self
+                .groups
+                .keys()
+                .map(|g| (g.clone(), format!("{}/{to}/{g}", self.name)))
+                .collect(),
+        })
+    }
+
+    fn deliver(&mut self, intent: &Intent, recovering: bool) -> Result<(), SinkError> {
+        for (group, key) in &intent.keys {
+            self.probe.attempts.fetch_add(1, Ordering::SeqCst);
+            // Written before a crash (recovering) or by an earlier attempt.
+            let _ = recovering;
+            if self.probe.bucket.lock().unwrap().objects.contains_key(key) {
+                continue;
+            }
+            if let Some(e) = self.probe.script.lock().unwrap().pop_front() {
+                return Err(e);
+            }
+            if *self.probe.outage.lock().unwrap() {
+                return Err(SinkError::retriable("503 SlowDown"));
+            }
+            let records = self.groups.get(group).cloned().unwrap_or_default();
+            {
+                let mut bucket = self.probe.bucket.lock().unwrap();
+                bucket.objects.insert(key.clone(), body(&records));
+                *bucket.writes.entry(key.clone()).or_default() += 1;
+            }
+            let n = self.probe.writes.fetch_add(1, Ordering::SeqCst) + 1;
+            if *self.probe.crash_after_writes.lock().unwrap() == Some(n) {
+                panic!("simulated crash after {n} writes");
+            }
+        }
+        let mut delivered = self.probe.delivered.lock().unwrap();
+        for records in std::mem::take(&mut self.groups).into_values() {
+            delivered.extend(records);
+        }
+        self.started = None;
+        Ok(())
+    }
+
+    fn state(&self) {}
+
+    fn report(&mut self, report: Report<'_>) {
+        match report {
+            Report::Delivered => {
+                self.probe.delivered_reports.fetch_add(1, Ordering::SeqCst);
+            }
+            Report::Failed {
+                error, retry_in, ..
+            } => self
+                .probe
+                .failures
+                .lock()
+                .unwrap()
+                .push((error.kind, retry_in)),
+        }
+    }
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    wal: Arc<Wal>,
+    ctx: RuntimeContext,
+    router: Option<std::thread::JoinHandle<()>>,
+    next_id: usize,
+}
+
+impl Harness {
+    fn new(window_bytes: usize, retry: RetryPolicy) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Arc::new(Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap());
+        Self::with_wal(dir, wal, window_bytes, retry)
+    }
+
+    fn with_wal(
+        dir: tempfile::TempDir,
+        wal: Arc<Wal>,
+        window_bytes: usize,
+        retry: RetryPolicy,
+    ) -> Self {
+        let hub = Arc::new(Hub::new(wal.oldest_lsn(), window_bytes));
+        let ctx = RuntimeContext {
+            wal: wal.clone(),
+            hub: hub.clone(),
+            shutdown: Arc::new(Signal::default()),
+            changes: Arc::new(Signal::default()),
+            retry,
+        };
+        let router = {
+            let wal = wal.clone();
+            std::thread::spawn(move || {
+                hub.run_router(&wal, &|_| std::thread::sleep(Duration::from_millis(2)))
+            })
+        };
+        Self {
+            dir,
+            wal,
+            ctx,
+            router: Some(router),
+            next_id: 0,
+        }
+    }
+
+    fn append(&mut self, n: usize, names: &[&str]) {
+        let payloads: Vec<Vec<u8>> = (0..n)
+            .map(|_| {
+                let i = self.next_id;
+                self.next_id += 1;
+                let name = names[i % names.len()];
+                let json = format!(
+                    r#"{{"eventID":"id-{i}","eventName":"{name}","eventTime":"2024-05-01T10:00:00Z"}}"#
+                );
+                encode_record(1_700_000_000_000, i as u128, json.as_bytes())
+            })
+            .collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        self.wal.append(&refs).unwrap();
+    }
+
+    fn start(&self, name: &str, probe: Arc<Probe>) -> std::thread::JoinHandle<SinkExit> {
+        if self.wal.checkpoint(name).is_none() {
+            self.wal
+                .register_consumer(name, self.wal.oldest_lsn())
+                .unwrap();
+        }
+        let checkpoint = self.wal.checkpoint(name).unwrap();
+        let saved = decode_checkpoint::<(), Intent>(name, checkpoint.state.as_deref()).unwrap();
+        let consumer = Consumer::new(
+            TestSink::new(name, probe),
+            self.ctx.clone(),
+            checkpoint.lsn,
+            saved.intent,
+        );
+        std::thread::spawn(move || consumer.run())
+    }
+
+    fn cursor(&self, name: &str) -> Lsn {
+        self.wal.checkpoint(name).unwrap().lsn
+    }
+
+    fn stop(&mut self) {
+        self.ctx.shutdown.set();
+        self.ctx.hub.stop();
+        if let Some(r) = self.router.take() {
+            r.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(80),
+        permanent_recheck: Duration::from_secs(60),
+    }
+}
+
+#[test]
+fn test_retriable_errors_are_retried_with_backoff_then_delivered() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    probe.script.lock().unwrap().extend([
+        SinkError::retriable("connection reset"),
+        SinkError::retriable("500 InternalError"),
+        SinkError::retriable("timeout"),
+    ]);
+    let started = Instant::now();
+    let sink = h.start("s", probe.clone());
+    h.append(10, &["A"]);
+    wait_until("delivery", Duration::from_secs(10), || {
+        probe.delivered.lock().unwrap().len() == 10
+    });
+    let failures = probe.failures.lock().unwrap().clone();
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    // Each wait is in [ceiling/2, ceiling] of 20, 40, 80 ms.
+    for ((kind, delay), ceiling) in failures.iter().zip([20u64, 40, 80]) {
+        assert_eq!(*kind, ErrorKind::Retriable);
+        let delay = delay.unwrap();
+        assert!(
+            delay >= Duration::from_millis(ceiling / 2) && delay <= Duration::from_millis(ceiling),
+            "{delay:?} outside [{}, {ceiling}] ms",
+            ceiling / 2
+        );
+    }
+    assert!(started.elapsed() >= Duration::from_millis(10 + 20 + 40));
+    assert_eq!(probe.delivered_reports.load(Ordering::SeqCst), 1);
+    wait_until("the cursor at the head", Duration::from_secs(5), || {
+        h.cursor("s") == h.wal.head()
+    });
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+}
+
+#[test]
+fn test_a_permanent_error_parks_the_sink_until_a_change() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    probe
+        .script
+        .lock()
+        .unwrap()
+        .push_back(SinkError::permanent("NoSuchBucket"));
+    let sink = h.start("s", probe.clone());
+    h.append(5, &["A"]);
+    wait_until("the first attempt", Duration::from_secs(5), || {
+        !probe.failures.lock().unwrap().is_empty()
+    });
+    // Parked: no hot loop, nothing delivered, reported as waiting for a change.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(probe.attempts.load(Ordering::SeqCst), 1);
+    assert!(probe.delivered.lock().unwrap().is_empty());
+    assert_eq!(
+        *probe.failures.lock().unwrap(),
+        vec![(ErrorKind::Permanent, None)]
+    );
+    let before = h.cursor("s");
+    assert!(before < h.wal.head());
+    // A configuration change (the bucket was created) wakes it.
+    h.ctx.changes.notify();
+    wait_until("delivery after the change", Duration::from_secs(5), || {
+        probe.delivered.lock().unwrap().len() == 5
+    });
+    wait_until("the cursor at the head", Duration::from_secs(5), || {
+        h.cursor("s") == h.wal.head()
+    });
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+}
+
+#[test]
+fn test_backoff_doubles_to_the_cap_with_jitter_in_bounds() {
+    let base = Duration::from_millis(100);
+    let cap = Duration::from_secs(1);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let mut b = Backoff::new(base, cap);
+        for n in 0..8u32 {
+            let ceiling = (base * 2u32.pow(n)).min(cap);
+            assert_eq!(b.ceiling(), ceiling);
+            let d = b.next_delay();
+            assert!(d >= ceiling / 2 && d <= ceiling, "attempt {n}: {d:?}");
+            seen.insert(d);
+        }
+        b.reset();
+        assert_eq!(b.ceiling(), base);
+    }
+    // Jitter: the waits are spread, not a handful of fixed values.
+    assert!(seen.len() > 100, "{} distinct delays", seen.len());
+    // A cap below the base is raised to it; huge attempts do not overflow.
+    let mut b = Backoff::new(base, Duration::from_millis(1));
+    for _ in 0..100 {
+        assert!(b.next_delay() <= base);
+    }
+}
+
+#[test]
+fn test_an_interrupted_delivery_recovers_exactly_its_missing_files() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    // Three files (A, B, C) in one delivery; the "process" dies after the first.
+    *probe.crash_after_writes.lock().unwrap() = Some(1);
+    let sink = h.start("s", probe.clone());
+    h.append(30, &["A", "B", "C"]);
+    assert!(sink.join().is_err(), "the sink should have crashed");
+    let intent = {
+        let checkpoint = h.wal.checkpoint("s").unwrap();
+        decode_checkpoint::<(), Intent>("s", checkpoint.state.as_deref())
+            .unwrap()
+            .intent
+            .expect("the intent was committed before writing")
+    };
+    assert_eq!(intent.keys.len(), 3);
+    let written_before = probe.bucket.lock().unwrap().objects.clone();
+    assert_eq!(written_before.len(), 1);
+    h.stop();
+
+    // Restart on the same WAL: a new runtime, router and sink.
+    let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().unwrap());
+    drop(h);
+    let wal = Arc::new(Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap());
+    let mut h = Harness::with_wal(dir, wal, 1 << 20, quick_retry());
+    *probe.crash_after_writes.lock().unwrap() = None;
+    let sink = h.start("s", probe.clone());
+    wait_until("recovery", Duration::from_secs(10), || {
+        h.cursor("s") >= intent.to
+    });
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+
+    let bucket = probe.bucket.lock().unwrap();
+    // Exactly the announced keys, each written once: the one written before
+    // the crash was not rewritten.
+    let keys: Vec<&String> = bucket.objects.keys().collect();
+    let mut announced: Vec<&String> = intent.keys.iter().map(|(_, k)| k).collect();
+    announced.sort();
+    assert_eq!(keys, announced);
+    assert!(
+        bucket.writes.values().all(|n| *n == 1),
+        "{:?}",
+        bucket.writes
+    );
+    // Identical bytes: what an uninterrupted delivery of the same records writes.
+    for (group, key) in &intent.keys {
+        let expected: Vec<String> = (0..30)
+            .filter(|i| ["A", "B", "C"][i % 3] == group)
+            .map(|i| {
+                format!(
+                    r#"{{"eventID":"id-{i}","eventName":"{group}","eventTime":"2024-05-01T10:00:00Z"}}"#
+                )
+            })
+            .collect();
+        assert_eq!(bucket.objects[key], body(&expected), "{key}");
+    }
+    for (key, bytes) in &written_before {
+        assert_eq!(&bucket.objects[key], bytes, "{key} changed");
+    }
+}
+
+#[test]
+fn test_a_sink_that_stays_behind_does_not_hold_back_another() {
+    // A small window: the slow sink falls out of it and reads on its own.
+    let mut h = Harness::new(16 * 1024, quick_retry());
+    let fast = Arc::new(Probe::default());
+    let slow = Arc::new(Probe::default());
+    *slow.outage.lock().unwrap() = true;
+    let fast_sink = h.start("fast", fast.clone());
+    let slow_sink = h.start("slow", slow.clone());
+    for _ in 0..20 {
+        h.append(50, &["A", "B"]);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    wait_until("the fast sink at the head", Duration::from_secs(10), || {
+        h.cursor("fast") == h.wal.head()
+    });
+    assert_eq!(fast.delivered.lock().unwrap().len(), 1000);
+    assert!(h.cursor("slow") < h.wal.head());
+    assert!(slow.delivered.lock().unwrap().is_empty());
+    // The outage ends: the slow sink catches up, every record exactly once, in order.
+    *slow.outage.lock().unwrap() = false;
+    wait_until("the slow sink at the head", Duration::from_secs(20), || {
+        h.cursor("slow") == h.wal.head()
+    });
+    let mut delivered = slow.delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1000);
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(delivered.len(), 1000);
+    assert!(
+        h.ctx.hub.own_reads() > 0,
+        "the slow sink never read on its own"
+    );
+    h.stop();
+    assert_eq!(fast_sink.join().unwrap(), SinkExit::Shutdown);
+    assert_eq!(slow_sink.join().unwrap(), SinkExit::Shutdown);
+}
+
+#[test]
+fn test_sinks_at_the_head_share_one_parse() {
+    let mut h = Harness::new(64 << 20, quick_retry());
+    let probes: Vec<Arc<Probe>> = (0..3).map(|_| Arc::new(Probe::default())).collect();
+    let sinks: Vec<_> = probes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| h.start(&format!("s{i}"), p.clone()))
+        .collect();
+    // Let every sink join at the head before anything is written.
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..10 {
+        h.append(100, &["A"]);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (i, p) in probes.iter().enumerate() {
+        wait_until(&format!("sink {i}"), Duration::from_secs(10), || {
+            p.delivered.lock().unwrap().len() == 1000
+        });
+    }
+    assert_eq!(h.ctx.hub.own_reads(), 0, "a sink parsed records itself");
+    assert!(h.ctx.hub.routed_chunks() > 0);
+    h.stop();
+    for s in sinks {
+        assert_eq!(s.join().unwrap(), SinkExit::Shutdown);
+    }
+}

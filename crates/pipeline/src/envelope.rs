@@ -137,6 +137,8 @@ pub fn encode_control(control: &TrailControl) -> Vec<u8> {
 /// its JSON (the dedup persister needs no more); `Ok(None)` for a control.
 pub fn record_header(payload: &[u8]) -> Result<Option<(u64, u128)>, EnvelopeError> {
     let header = match payload.first() {
+        // A salvage marker: no record header, nothing to decode.
+        Some(&cairn_wal::LOST_RECORD_MARK) => return Ok(None),
         Some(&VERSION) if payload.get(1) == Some(&KIND_RECORD) => &payload[2..],
         Some(&LEGACY_RECORD) => &payload[1..],
         Some(&VERSION) | Some(&LEGACY_CONTROL) => return Ok(None),

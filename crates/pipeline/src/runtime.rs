@@ -415,9 +415,12 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest retry delay of a retriable error.
     pub cap: Duration,
-    /// How long a sink parked on a permanent error waits before trying again
-    /// without a configuration change (a bucket re-created on the backend).
+    /// The longest a sink parked on a permanent error waits before trying
+    /// again without a configuration change (a bucket re-created on the
+    /// backend). Parks start at `permanent_recheck_first` and double.
     pub permanent_recheck: Duration,
+    /// The first park on a permanent error.
+    pub permanent_recheck_first: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -426,6 +429,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(500),
             cap: Duration::from_secs(60),
             permanent_recheck: Duration::from_secs(300),
+            permanent_recheck_first: Duration::from_secs(10),
         }
     }
 }
@@ -466,6 +470,10 @@ pub struct Consumer<S: Sink> {
     last_commit: Instant,
     /// An intent found in the checkpoint, to finish first.
     recover: Option<S::Intent>,
+    /// How long the next park on a permanent error lasts without a
+    /// configuration change: short at first (a bucket re-created on the
+    /// backend), doubling up to [`RetryPolicy::permanent_recheck`].
+    park_for: Duration,
 }
 
 impl<S: Sink> std::fmt::Debug for Consumer<S> {
@@ -481,7 +489,9 @@ impl<S: Sink> Consumer<S> {
     /// A consumer resuming `sink` from `cursor`, finishing `intent` first.
     pub fn new(sink: S, ctx: RuntimeContext, cursor: Lsn, intent: Option<S::Intent>) -> Self {
         let reader = ctx.hub.join(cursor);
+        let park_for = ctx.retry.permanent_recheck_first;
         Self {
+            park_for,
             sink,
             ctx,
             reader,
@@ -693,7 +703,8 @@ impl<S: Sink> Consumer<S> {
                     retry_in: None,
                 });
                 let seen = self.ctx.changes.generation();
-                let deadline = Instant::now() + self.ctx.retry.permanent_recheck;
+                let deadline = Instant::now() + self.park_for;
+                self.park_for = (self.park_for * 2).min(self.ctx.retry.permanent_recheck);
                 while !self.stopping() && Instant::now() < deadline {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if self
@@ -727,6 +738,10 @@ impl<S: Sink> Consumer<S> {
                 Ok(()) => {
                     self.committed = lsn;
                     self.last_commit = Instant::now();
+                    if intent.is_none() {
+                        // A delivery went through: the next park starts short again.
+                        self.park_for = self.ctx.retry.permanent_recheck_first;
+                    }
                     return Ok(());
                 }
                 Err(error) => {

@@ -294,6 +294,7 @@ fn quick_retry() -> RetryPolicy {
         base: Duration::from_millis(20),
         cap: Duration::from_millis(80),
         permanent_recheck: Duration::from_secs(60),
+        permanent_recheck_first: Duration::from_secs(60),
     }
 }
 

@@ -72,10 +72,21 @@ pub fn check_json_limits(text: &str) -> Result<(), JsonLimitError> {
 /// Scans a string whose opening quote was just before `start`; returns the
 /// index after its closing quote.
 fn scan_string(bytes: &[u8], start: usize) -> Result<usize, JsonLimitError> {
-    let mut i = start;
+    // Most of a record is plain string text: jump to the next quote or
+    // backslash (SIMD) unless an escape's surrogate pairing is pending.
+    let mut i = match memchr::memchr2(b'"', b'\\', &bytes[start..]) {
+        Some(at) => start + at,
+        None => return Ok(bytes.len()),
+    };
     // A high surrogate escape waiting for its low half.
     let mut pending_high: Option<usize> = None;
     while i < bytes.len() {
+        if pending_high.is_none() && bytes[i] != b'"' && bytes[i] != b'\\' {
+            match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                Some(at) => i += at,
+                None => return Ok(bytes.len()),
+            }
+        }
         match bytes[i] {
             b'"' => {
                 if let Some(at) = pending_high {

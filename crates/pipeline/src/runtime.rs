@@ -26,12 +26,22 @@
 //!   [`Sink::report`] (the trail sink turns them into GetTrailStatus's
 //!   `LatestDeliveryError` and attempt times).
 //!
-//! The quarantine of issue 11 belongs in [`Consumer::deliver_with_policy`]:
-//! an error that names one record or one file as undeliverable for good will
-//! set that part aside (with its reason) and let the delivery of the rest
-//! commit, instead of parking the whole sink.
+//! * **the quarantine**: an error that names one part of a delivery (a file,
+//!   a record) as undeliverable for good ([`ErrorKind::Undeliverable`]: an
+//!   object key the store refuses, a file too large) does not stall the
+//!   sink. The runtime takes that part out of the delivery
+//!   ([`Sink::set_aside`]), writes its records with the reason to the
+//!   quarantine ([`crate::quarantine`]), reports it ([`Report::Quarantined`])
+//!   and delivers the rest; then the cursor moves on as after any delivery.
+//!   The part is set aside *before* the cursor commit, under a name fixed by
+//!   the delivery, and a recovering delivery first takes out every part
+//!   already set aside: after a crash at any point a record ends up either
+//!   delivered or quarantined, never both, never neither. A record a sink
+//!   refuses at [`Sink::accept`] ([`Accept::SetAside`]) is set aside the same
+//!   way, alone.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -40,6 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use cairn_wal::{Lsn, Wal};
 
+use crate::quarantine::Quarantine;
 use crate::route::{Chunk, Hub, HubReader, Item, Lookup, Routed};
 
 /// Whether retrying can help.
@@ -50,6 +61,11 @@ pub enum ErrorKind {
     /// Stays so until the configuration changes (a missing bucket, access
     /// denied, a corrupt document): report it and wait for a change.
     Permanent,
+    /// One part of a delivery ([`SinkError::part`]: a file, a record) can
+    /// never be delivered, whatever is retried (an object key the store
+    /// refuses, a file too large): it is set aside in the quarantine and
+    /// the rest is delivered.
+    Undeliverable,
 }
 
 /// A sink's failure, with its kind.
@@ -60,6 +76,9 @@ pub struct SinkError {
     pub kind: ErrorKind,
     /// What went wrong, as status reports show it.
     pub message: String,
+    /// The part of the delivery an [`ErrorKind::Undeliverable`] error is
+    /// about, as the sink names it (a log file's key).
+    pub part: Option<String>,
 }
 
 impl SinkError {
@@ -68,6 +87,16 @@ impl SinkError {
         Self {
             kind: ErrorKind::Retriable,
             message: message.into(),
+            part: None,
+        }
+    }
+
+    /// `part` of the delivery can never be delivered.
+    pub fn undeliverable(part: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Undeliverable,
+            message: message.into(),
+            part: Some(part.into()),
         }
     }
 
@@ -76,6 +105,7 @@ impl SinkError {
         Self {
             kind: ErrorKind::Permanent,
             message: message.into(),
+            part: None,
         }
     }
 }
@@ -114,7 +144,7 @@ impl From<cairn_wal::Error> for SinkError {
 }
 
 /// What a sink does with one routed record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accept {
     /// Not for this sink (or taken without anything to deliver).
     Skip,
@@ -123,6 +153,9 @@ pub enum Accept {
     /// A change for this sink: deliver what was gathered before it, then
     /// [`Sink::apply`] it.
     Barrier,
+    /// A record for this sink that it can never deliver (it cannot be
+    /// batched): set aside in the quarantine, alone, with this reason.
+    SetAside(String),
 }
 
 /// What applying a change did.
@@ -150,6 +183,8 @@ pub enum Operation {
     Tick,
     /// Saving the checkpoint.
     Commit,
+    /// Writing to the quarantine.
+    Quarantine,
 }
 
 /// A status event for [`Sink::report`].
@@ -166,6 +201,16 @@ pub enum Report<'a> {
         error: &'a SinkError,
         /// Delay before the next attempt.
         retry_in: Option<Duration>,
+    },
+    /// A part of a delivery (or one record) was set aside in the quarantine;
+    /// the rest was delivered. Reported after [`Report::Delivered`].
+    Quarantined {
+        /// The part, as the sink names it (empty for a record refused at accept).
+        part: &'a str,
+        /// Why it cannot be delivered.
+        reason: &'a str,
+        /// How many records it held.
+        records: usize,
     },
 }
 
@@ -214,6 +259,18 @@ pub trait Sink: Send + 'static {
     /// the intent's names. Called again after a failure: it must be
     /// idempotent, and with `recovering` it must not rewrite what exists.
     fn deliver(&mut self, intent: &Self::Intent, recovering: bool) -> Result<(), SinkError>;
+    /// Takes `part` out of the delivery in progress (planned or, when
+    /// recovering, re-gathered) and returns its records' exact bytes, in
+    /// WAL order; the next [`Sink::deliver`] of the same intent goes on
+    /// without it. Called after [`Sink::deliver`] answered an
+    /// [`ErrorKind::Undeliverable`] error naming `part`, and before a
+    /// recovering delivery for every part already in the quarantine.
+    /// `None`: the sink cannot set parts aside, and the error parks it like a
+    /// permanent one.
+    fn set_aside(&mut self, intent: &Self::Intent, part: &str) -> Option<Vec<Bytes>> {
+        let _ = (intent, part);
+        None
+    }
     /// The state to save with the cursor.
     fn state(&self) -> Self::State;
     /// A status event.
@@ -443,6 +500,8 @@ pub struct RuntimeContext {
     pub changes: Arc<Signal>,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Where undeliverable records are set aside.
+    pub quarantine: Arc<Quarantine>,
 }
 
 /// How a sink's run ended.
@@ -602,6 +661,22 @@ impl<S: Sink> Consumer<S> {
                 self.position = entry.next_lsn;
                 Ok(None)
             }
+            Accept::SetAside(reason) => {
+                // Named by its own position: set aside again after a crash,
+                // the same document is found and kept.
+                let record = match &entry.item {
+                    Item::Record(r) => r.json().to_vec(),
+                    _ => Vec::new(),
+                };
+                self.quarantine(entry.lsn, "", &reason, &[record])?;
+                self.sink.report(Report::Quarantined {
+                    part: "",
+                    reason: &reason,
+                    records: 1,
+                });
+                self.position = entry.next_lsn;
+                Ok(None)
+            }
             Accept::Barrier => {
                 // Records before the change are delivered under the old configuration.
                 self.flush(entry.lsn)?;
@@ -636,14 +711,90 @@ impl<S: Sink> Consumer<S> {
         self.commit(to, None)
     }
 
+    /// Delivers `intent`, retrying by the policy, setting aside every part
+    /// the sink says can never be delivered (see the module docs).
     fn deliver_with_policy(
         &mut self,
         intent: &S::Intent,
         recovering: bool,
     ) -> Result<(), SinkExit> {
-        // Issue 11: an undeliverable record or file is quarantined here.
-        self.with_policy(Operation::Deliver, |s| s.deliver(intent, recovering))?;
+        let to = S::intent_end(intent);
+        if recovering {
+            // Parts set aside before the crash stay set aside, even if the
+            // store would take them now: never delivered and quarantined both.
+            let parts = self.retry_quarantine(|q, name| q.parts(name, to))?;
+            for part in parts {
+                if self.sink.set_aside(intent, &part).is_none() {
+                    tracing::error!(sink = self.sink.name(), %part, "a quarantined part cannot be taken out of the recovering delivery");
+                }
+            }
+        }
+        let mut quarantined: Vec<(String, String, usize)> = Vec::new();
+        let mut backoff = self.backoff();
+        loop {
+            let error = match self.sink.deliver(intent, recovering) {
+                Ok(()) => break,
+                Err(error) => error,
+            };
+            if error.kind == ErrorKind::Undeliverable {
+                let part = error.part.clone().unwrap_or_default();
+                if quarantined.iter().any(|(p, _, _)| *p == part) {
+                    // Taken out already: the sink did not honour it; park.
+                    tracing::error!(sink = self.sink.name(), %part, "a part set aside is still being delivered");
+                } else if let Some(records) = self.sink.set_aside(intent, &part) {
+                    tracing::warn!(sink = self.sink.name(), %part, records = records.len(), reason = %error.message, "setting an undeliverable part aside in the quarantine");
+                    self.quarantine(to, &part, &error.message, &records)?;
+                    quarantined.push((part, error.message.clone(), records.len()));
+                    backoff.reset();
+                    continue;
+                }
+                let parked = SinkError::permanent(error.message.clone());
+                self.wait_after(Operation::Deliver, &parked, &mut backoff)?;
+                continue;
+            }
+            tracing::warn!(sink = self.sink.name(), operation = ?Operation::Deliver, kind = ?error.kind, error = %error, "sink operation failed");
+            self.wait_after(Operation::Deliver, &error, &mut backoff)?;
+        }
+        self.sink.report(Report::Delivered);
+        for (part, reason, records) in &quarantined {
+            self.sink.report(Report::Quarantined {
+                part,
+                reason,
+                records: *records,
+            });
+        }
         Ok(())
+    }
+
+    /// Writes records to the quarantine, retrying I/O errors by the policy.
+    fn quarantine(
+        &mut self,
+        to: Lsn,
+        part: &str,
+        reason: &str,
+        records: &[impl AsRef<[u8]>],
+    ) -> Result<(), SinkExit> {
+        let name = self.sink.name().to_owned();
+        self.retry_quarantine(|q, _| q.set_aside(&name, to, part, reason, records))
+            .map(|_| ())
+    }
+
+    fn retry_quarantine<T>(
+        &mut self,
+        mut op: impl FnMut(&Quarantine, &str) -> Result<T, crate::quarantine::QuarantineError>,
+    ) -> Result<T, SinkExit> {
+        let quarantine = self.ctx.quarantine.clone();
+        let mut backoff = self.backoff();
+        loop {
+            match op(&quarantine, self.sink.name()) {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    tracing::error!(sink = self.sink.name(), error = %e, "cannot write to the quarantine");
+                    let error = SinkError::retriable(e.to_string());
+                    self.wait_after(Operation::Quarantine, &error, &mut backoff)?;
+                }
+            }
+        }
     }
 
     /// Runs `op` until it succeeds, retrying by the policy; `Err` only on shutdown.
@@ -676,36 +827,31 @@ impl<S: Sink> Consumer<S> {
         error: &SinkError,
         backoff: &mut Backoff,
     ) -> Result<(), SinkExit> {
-        match error.kind {
-            ErrorKind::Retriable => {
-                let delay = backoff.next_delay();
-                self.sink.report(Report::Failed {
-                    operation,
-                    error,
-                    retry_in: Some(delay),
-                });
-                self.ctx.shutdown.wait(0, delay);
+        // Both waits end early on a configuration change (a trail fixed or
+        // deleted), so a sink in backoff or parked sees it at once.
+        let (delay, parked) = match error.kind {
+            ErrorKind::Retriable => (backoff.next_delay(), false),
+            ErrorKind::Permanent | ErrorKind::Undeliverable => {
+                (self.ctx.retry.permanent_recheck, true)
             }
-            ErrorKind::Permanent => {
-                self.sink.report(Report::Failed {
-                    operation,
-                    error,
-                    retry_in: None,
-                });
-                let seen = self.ctx.changes.generation();
-                let deadline = Instant::now() + self.ctx.retry.permanent_recheck;
-                while !self.stopping() && Instant::now() < deadline {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if self
-                        .ctx
-                        .changes
-                        .wait(seen, left.min(Duration::from_secs(1)))
-                    {
-                        break;
-                    }
-                }
-                backoff.reset();
+        };
+        self.sink.report(Report::Failed {
+            operation,
+            error,
+            retry_in: (!parked).then_some(delay),
+        });
+        let seen = self.ctx.changes.generation();
+        let deadline = Instant::now() + delay;
+        while !self.stopping() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.ctx.shutdown.wait(0, left.min(Duration::from_millis(50)))
+                || self.ctx.changes.generation() != seen
+            {
+                break;
             }
+        }
+        if parked {
+            backoff.reset();
         }
         if self.stopping() {
             return Err(SinkExit::Shutdown);
@@ -773,8 +919,12 @@ impl<S: Sink> Consumer<S> {
                     break;
                 }
                 // A change ends a delivery, so none lies inside the range.
-                if !matches!(entry.item, Item::Undecodable(_)) {
-                    let _ = self.sink.accept(entry);
+                if !matches!(entry.item, Item::Undecodable(_))
+                    && let Accept::SetAside(reason) = self.sink.accept(entry)
+                    && let Item::Record(r) = &entry.item
+                {
+                    // Set aside before the crash already; kept as it is.
+                    self.quarantine(entry.lsn, "", &reason, &[r.json()])?;
                 }
                 self.position = entry.next_lsn;
             }

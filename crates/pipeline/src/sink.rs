@@ -46,6 +46,59 @@ use crate::metrics::Metrics;
 use crate::route::{Item, Routed};
 use crate::runtime::{Accept, Applied, Operation, Report, Sink, SinkError};
 
+/// Fault injection for tests: while set, every log file whose key contains
+/// this text is refused by the "store" as a key it can never hold (the error
+/// the local backend gives a key it cannot represent). Unset, inert.
+pub const FAULT_REFUSE_KEY_VAR: &str = "CAIRN_FAULT_REFUSE_KEY";
+
+fn fault_refuses(key: &str) -> bool {
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| std::env::var(FAULT_REFUSE_KEY_VAR).ok().filter(|v| !v.is_empty()))
+        .as_deref()
+        .is_some_and(|pattern| key.contains(pattern))
+}
+
+/// Whether a store error is about this one object for good (the key, the
+/// size), not the destination: the file is quarantined, not retried.
+fn refuses_the_object(e: &cairn_store::Error) -> bool {
+    match e {
+        cairn_store::Error::InvalidKey { .. } => true,
+        cairn_store::Error::Backend { source, .. } => {
+            let text = source.to_string();
+            text.contains("KeyTooLong") || text.contains("EntityTooLarge")
+        }
+        _ => false,
+    }
+}
+
+/// The records of a finished log file, each its exact bytes: the file is
+/// `{"Records":[r1,r2,...]}` with every record's text as ingested.
+fn records_of(gzip: &[u8]) -> Vec<Bytes> {
+    use std::io::Read;
+    #[derive(Deserialize)]
+    struct Document<'a> {
+        #[serde(rename = "Records", borrow)]
+        records: Vec<&'a serde_json::value::RawValue>,
+    }
+    let mut text = Vec::new();
+    if let Err(e) = flate2::read::GzDecoder::new(gzip).read_to_end(&mut text) {
+        tracing::error!(error = %e, "cannot read back a log file set aside");
+        return vec![Bytes::from(gzip.to_vec())];
+    }
+    match serde_json::from_slice::<Document<'_>>(&text) {
+        Ok(doc) => doc
+            .records
+            .into_iter()
+            .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot split a log file set aside; keeping it whole");
+            vec![Bytes::from(text)]
+        }
+    }
+}
+
 /// The WAL consumer name of a trail's sink.
 pub fn consumer_name(trail_arn: &str) -> String {
     format!("trail:{trail_arn}")
@@ -257,6 +310,18 @@ impl TrailSink {
         ) else {
             return Accept::Skip;
         };
+        // Both become key segments: a record written before ingest checked
+        // them (an older WAL) is set aside, never batched into a path.
+        if cairn_model::AccountId::new(account).is_err() {
+            return Accept::SetAside(format!(
+                "InvalidRecipientAccountId: recipientAccountId {account:?} is not twelve digits"
+            ));
+        }
+        if cairn_model::Region::new(region).is_err() {
+            return Accept::SetAside(format!(
+                "InvalidAwsRegion: awsRegion {region:?} is not a region name"
+            ));
+        }
         self.batches
             .push(account, region, entry.json(), entry.event_time);
         if self.batch_started.is_none() {
@@ -436,13 +501,38 @@ impl TrailSink {
         })
     }
 
-    fn bucket_exists(&self, bucket: &str) -> Result<(), SinkError> {
-        match self.ctx.meta.bucket(bucket)? {
-            Some(_) => Ok(()),
-            None => Err(SinkError::permanent(format!(
-                "NoSuchBucket: The specified bucket does not exist: {bucket}"
-            ))),
+    /// The files of the delivery in progress, finished from the batches once.
+    fn ensure_ready(&mut self, config: &TrailConfig, intent: &DeliveryIntent) {
+        if self.ready.is_none() {
+            let files = self.finish_batches(config, intent);
+            self.ready = Some(files);
         }
+    }
+
+    /// The bucket to deliver to: the trail's at the cursor; if that one is
+    /// gone and the trail has since been given another that exists
+    /// (UpdateTrail fixing the bucket, further on in the WAL), that one, so
+    /// the fix un-parks the sink at once instead of never being reached.
+    fn destination_bucket(&self, config: &TrailConfig) -> Result<String, SinkError> {
+        let bucket = &config.s3_bucket_name;
+        if self.ctx.meta.bucket(bucket)?.is_some() {
+            return Ok(bucket.clone());
+        }
+        if let Some(current) = self.ctx.meta.trail(&self.trail_arn)?
+            && current.config.created_at == config.created_at
+            && current.config.s3_bucket_name != *bucket
+            && self
+                .ctx
+                .meta
+                .bucket(&current.config.s3_bucket_name)?
+                .is_some()
+        {
+            tracing::info!(trail = %self.trail_arn, from = %bucket, to = %current.config.s3_bucket_name, "bucket gone; delivering to the trail's current bucket");
+            return Ok(current.config.s3_bucket_name);
+        }
+        Err(SinkError::permanent(format!(
+            "NoSuchBucket: The specified bucket does not exist: {bucket}"
+        )))
     }
 }
 
@@ -531,10 +621,7 @@ impl Sink for TrailSink {
             self.batches = LogBatches::new(self.ctx.settings.gzip_level);
             return Ok(());
         };
-        if self.ready.is_none() {
-            let files = self.finish_batches(&config, intent);
-            self.ready = Some(files);
-        }
+        self.ensure_ready(&config, intent);
         if self.deleted(&config)? {
             // Deleted meanwhile (its Delete is further on in the WAL): a
             // deleted trail delivers nothing more, so a delivery that cannot
@@ -546,19 +633,30 @@ impl Sink for TrailSink {
             self.pending_since_ms.store(0, Ordering::Relaxed);
             return Ok(());
         }
-        self.bucket_exists(&config.s3_bucket_name)?;
-        let bucket = config.s3_bucket_name.clone();
+        let bucket = self.destination_bucket(&config)?;
         for file in self.ready.iter_mut().flatten().filter(|f| !f.written) {
             let store = self.ctx.store.clone();
             // Bytes clones share the buffer: a retry does not copy the file.
             let (body, b, k) = (file.gzip.clone(), bucket.clone(), file.key.clone());
-            self.ctx.runtime.block_on(async move {
+            let result: Result<(), cairn_store::Error> = self.ctx.runtime.block_on(async move {
+                if fault_refuses(&k) {
+                    return Err(cairn_store::Error::InvalidKey {
+                        key: k,
+                        reason: format!("refused by fault injection ({FAULT_REFUSE_KEY_VAR})"),
+                    });
+                }
                 if recovering && store.exists(&b, &k).await? {
                     return Ok(());
                 }
                 store.put(&b, &k, body, &BTreeMap::new()).await
-            })?;
-            file.written = true;
+            });
+            match result {
+                Ok(()) => file.written = true,
+                Err(e) if refuses_the_object(&e) => {
+                    return Err(SinkError::undeliverable(file.key.clone(), e.to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let ready = self.ready.as_deref().unwrap_or_default();
         let records: u64 = ready.iter().map(|f| f.file.records as u64).sum();
@@ -598,6 +696,18 @@ impl Sink for TrailSink {
         Ok(())
     }
 
+    fn set_aside(&mut self, intent: &DeliveryIntent, part: &str) -> Option<Vec<Bytes>> {
+        let config = self.state.config.clone()?;
+        self.ensure_ready(&config, intent);
+        let ready = self.ready.as_mut()?;
+        let Some(index) = ready.iter().position(|f| f.key == part) else {
+            // Not in this delivery (set aside already): nothing to take out.
+            return Some(Vec::new());
+        };
+        let file = ready.remove(index);
+        Some(records_of(&file.gzip))
+    }
+
     fn state(&self) -> SinkState {
         self.state.clone()
     }
@@ -611,6 +721,25 @@ impl Sink for TrailSink {
                 s.latest_delivery_attempt_succeeded = Some(now);
                 s.latest_delivery_error = None;
             }),
+            Report::Quarantined {
+                part,
+                reason,
+                records,
+            } => {
+                let what = if part.is_empty() {
+                    "a record".to_owned()
+                } else {
+                    format!("log file {part}")
+                };
+                let message = format!(
+                    "{reason} ({what}, {records} record(s), set aside in the quarantine; see `cairn quarantine list`)"
+                );
+                Metrics::add(&self.ctx.metrics.quarantined_files, 1);
+                self.ctx.meta.update_trail_status(&self.trail_arn, |s| {
+                    s.latest_delivery_attempt_time = Some(now);
+                    s.latest_delivery_error = Some(message);
+                })
+            }
             Report::Failed { error, .. } if error.message.is_empty() => return,
             Report::Failed {
                 operation: Operation::Tick | Operation::Apply,

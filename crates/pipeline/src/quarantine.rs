@@ -405,8 +405,14 @@ mod tests {
             br#"{"eventID":"b"}"#,
         ];
         let sink = "trail:arn:aws:cloudtrail:us-east-1:123456789012:trail/t";
-        assert!(q.set_aside(sink, 42, "k/ey", "InvalidKey", &records).expect("write"));
-        assert!(!q.set_aside(sink, 42, "k/ey", "other", &records).expect("again"));
+        assert!(
+            q.set_aside(sink, 42, "k/ey", "InvalidKey", &records)
+                .expect("write")
+        );
+        assert!(
+            !q.set_aside(sink, 42, "k/ey", "other", &records)
+                .expect("again")
+        );
         assert_eq!(q.quarantined_records(), 2);
         assert_eq!(q.parts(sink, 42).expect("parts"), vec!["k/ey".to_owned()]);
         assert!(q.parts(sink, 41).expect("parts").is_empty());
@@ -414,7 +420,11 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].reason, "InvalidKey");
         assert_eq!(all[0].sink, sink);
-        let bytes: Vec<&[u8]> = all[0].records.iter().map(QuarantinedRecord::bytes).collect();
+        let bytes: Vec<&[u8]> = all[0]
+            .records
+            .iter()
+            .map(QuarantinedRecord::bytes)
+            .collect();
         assert_eq!(bytes, records);
         assert_eq!(all[0].records[0].event_id.as_deref(), Some("a"));
         assert!(sink_dir_name(sink).starts_with("trail%3Aarn%3Aaws"));

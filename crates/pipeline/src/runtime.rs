@@ -40,8 +40,8 @@
 //!   refuses at [`Sink::accept`] ([`Accept::SetAside`]) is set aside the same
 //!   way, alone.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use bytes::Bytes;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -525,6 +525,10 @@ pub struct Consumer<S: Sink> {
     last_commit: Instant,
     /// An intent found in the checkpoint, to finish first.
     recover: Option<S::Intent>,
+    /// Periodic work that failed waits for this instant, or (parked on a
+    /// permanent error) for a configuration change after this generation.
+    tick_retry: Option<(Instant, Option<u64>)>,
+    tick_backoff: Backoff,
 }
 
 impl<S: Sink> std::fmt::Debug for Consumer<S> {
@@ -540,6 +544,7 @@ impl<S: Sink> Consumer<S> {
     /// A consumer resuming `sink` from `cursor`, finishing `intent` first.
     pub fn new(sink: S, ctx: RuntimeContext, cursor: Lsn, intent: Option<S::Intent>) -> Self {
         let reader = ctx.hub.join(cursor);
+        let tick_backoff = Backoff::new(ctx.retry.base, ctx.retry.cap);
         Self {
             sink,
             ctx,
@@ -547,7 +552,9 @@ impl<S: Sink> Consumer<S> {
             committed: cursor,
             position: cursor,
             last_commit: Instant::now(),
+            tick_backoff,
             recover: intent,
+            tick_retry: None,
         }
     }
 
@@ -575,8 +582,8 @@ impl<S: Sink> Consumer<S> {
             if self.stopping() {
                 return Ok(SinkExit::Shutdown);
             }
-            if self.sink.next_tick().is_some_and(|t| Instant::now() >= t) {
-                self.with_policy(Operation::Tick, |s| s.tick())?;
+            if self.tick_due().is_some_and(|t| Instant::now() >= t) {
+                self.run_tick();
             }
             let Some(chunk) = self.next_chunk()? else {
                 if self.flush_is_due() {
@@ -586,7 +593,7 @@ impl<S: Sink> Consumer<S> {
                 self.commit_idle_progress();
                 let now = Instant::now();
                 let mut wait = Duration::from_secs(1);
-                for deadline in [self.sink.flush_due(), self.sink.next_tick()]
+                for deadline in [self.sink.flush_due(), self.tick_due()]
                     .into_iter()
                     .flatten()
                 {
@@ -607,6 +614,51 @@ impl<S: Sink> Consumer<S> {
             }
             if self.flush_is_due() {
                 self.flush(self.position)?;
+            }
+        }
+    }
+
+    /// When periodic work is next due: the sink's time, held back after a
+    /// failure (until the backoff ends, or a change or the recheck period
+    /// after a permanent error).
+    fn tick_due(&self) -> Option<Instant> {
+        let due = self.sink.next_tick()?;
+        Some(match self.tick_retry {
+            None => due,
+            Some((_, Some(generation))) if self.ctx.changes.generation() != generation => due,
+            Some((at, _)) => due.max(at),
+        })
+    }
+
+    /// Periodic work (digests) runs beside deliveries, never in their way: a
+    /// failure is reported and retried later by the same policy while
+    /// records go on being delivered.
+    fn run_tick(&mut self) {
+        match self.sink.tick() {
+            Ok(()) => {
+                self.tick_backoff.reset();
+                self.tick_retry = None;
+            }
+            Err(error) => {
+                let (delay, generation) = match error.kind {
+                    ErrorKind::Retriable => (self.tick_backoff.next_delay(), None),
+                    ErrorKind::Permanent | ErrorKind::Undeliverable => {
+                        self.tick_backoff.reset();
+                        (
+                            self.ctx.retry.permanent_recheck,
+                            Some(self.ctx.changes.generation()),
+                        )
+                    }
+                };
+                if !error.message.is_empty() {
+                    tracing::warn!(sink = self.sink.name(), kind = ?error.kind, error = %error, "periodic work failed");
+                }
+                self.sink.report(Report::Failed {
+                    operation: Operation::Tick,
+                    error: &error,
+                    retry_in: generation.is_none().then_some(delay),
+                });
+                self.tick_retry = Some((Instant::now() + delay, generation));
             }
         }
     }
@@ -844,7 +896,10 @@ impl<S: Sink> Consumer<S> {
         let deadline = Instant::now() + delay;
         while !self.stopping() && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            if self.ctx.shutdown.wait(0, left.min(Duration::from_millis(50)))
+            if self
+                .ctx
+                .shutdown
+                .wait(0, left.min(Duration::from_millis(50)))
                 || self.ctx.changes.generation() != seen
             {
                 break;

@@ -54,7 +54,11 @@ pub const FAULT_REFUSE_KEY_VAR: &str = "CAIRN_FAULT_REFUSE_KEY";
 fn fault_refuses(key: &str) -> bool {
     static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     CHOSEN
-        .get_or_init(|| std::env::var(FAULT_REFUSE_KEY_VAR).ok().filter(|v| !v.is_empty()))
+        .get_or_init(|| {
+            std::env::var(FAULT_REFUSE_KEY_VAR)
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .as_deref()
         .is_some_and(|pattern| key.contains(pattern))
 }
@@ -377,9 +381,10 @@ impl TrailSink {
     /// Writes the digests that are due; with `end_chains`, a final digest of
     /// every chain, which ends them.
     fn write_digests(&mut self, end_chains: bool) -> Result<(), SinkError> {
-        let Some(config) = self.state.config.clone() else {
+        let Some(mut config) = self.state.config.clone() else {
             return Ok(());
         };
+        config.s3_bucket_name = self.destination_bucket(&config)?;
         let interval = chrono::Duration::from_std(self.ctx.settings.digest_interval)
             .unwrap_or(chrono::Duration::hours(1));
         let chains = self.ctx.meta.digest_chains(&self.trail_arn)?;
@@ -461,9 +466,15 @@ impl TrailSink {
         let was_validating = digest::validating(self.state.config.as_ref(), self.state.logging);
         let (config, logging) = match change {
             TrailChange::Delete => {
-                // Like CloudTrail, a deleted trail's chains end with a final digest.
-                if was_validating {
-                    self.write_digests(true)?;
+                // Like CloudTrail, a deleted trail's chains end with a final
+                // digest, if it can be written now: a deleted trail's sink
+                // stops whatever its bucket does (gone, failing), so it is
+                // not retried except in the second a chain was started.
+                if was_validating && let Err(e) = self.write_digests(true) {
+                    if e.message.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::warn!(trail = %self.trail_arn, error = %e, "the deleted trail's final digest cannot be written; stopping without it");
                 }
                 self.ctx.meta.delete_digest_state(&self.trail_arn)?;
                 self.pending_since_ms.store(0, Ordering::Relaxed);
@@ -478,7 +489,16 @@ impl TrailSink {
         if was_validating && !validating {
             // StopLogging or validation turned off: final digests end the
             // chains, under the configuration they were written with.
-            self.write_digests(true)?;
+            if let Err(e) = self.write_digests(true) {
+                let deleted = match &self.state.config {
+                    Some(c) => self.deleted(c)?,
+                    None => true,
+                };
+                if !deleted {
+                    return Err(e);
+                }
+                // Deleted further on in the WAL: its Delete ends the chains.
+            }
         }
         if config != self.state.config {
             self.compiled = config

@@ -943,7 +943,12 @@ const MAX_S3_KEY_PREFIX_CHARS: usize = 200;
 /// name of 128 characters:
 /// `/AWSLogs/<o-id 34>/<account 12>/CloudTrail-Digest/<region>/YYYY/MM/DD/<account>_CloudTrail-Digest_<region>_<trail>_<home>_YYYYMMDDTHHMMSSZ.json.gz`.
 fn longest_key_after_prefix() -> usize {
-    let (org, account, region, trail) = ("o".repeat(34), "1".repeat(12), "r".repeat(64), "t".repeat(128));
+    let (org, account, region, trail) = (
+        "o".repeat(34),
+        "1".repeat(12),
+        "r".repeat(64),
+        "t".repeat(128),
+    );
     format!(
         "/AWSLogs/{org}/{account}/CloudTrail-Digest/{region}/2026/01/01/{account}_CloudTrail-Digest_{region}_{trail}_{region}_20260101T000000Z.json.gz"
     )
@@ -973,7 +978,11 @@ pub fn check_s3_key_prefix(prefix: &str) -> Result<(), String> {
     }
     for segment in prefix.split('/') {
         match segment {
-            "" => return Err("it must not contain an empty path segment ('//' or a trailing '/').".into()),
+            "" => {
+                return Err(
+                    "it must not contain an empty path segment ('//' or a trailing '/').".into(),
+                );
+            }
             "." | ".." => return Err(format!("it must not contain a '{segment}' path segment.")),
             s if s.len() > 255 => {
                 return Err("a path segment must be at most 255 bytes.".into());
@@ -1018,17 +1027,37 @@ mod tests {
 
     #[test]
     fn test_s3_key_prefixes() {
-        for ok in ["", "logs", "a/b/c", "cairn-logs_2024", "a.b/..c/c..", "日本"] {
+        for ok in [
+            "",
+            "logs",
+            "a/b/c",
+            "cairn-logs_2024",
+            "a.b/..c/c..",
+            "日本",
+        ] {
             assert!(check_s3_key_prefix(ok).is_ok(), "{ok:?}");
         }
         for bad in [
-            "../x", "x/..", "a/../b", ".", "a/./b", "a//b", "a/", "/a", "a\nb", "a\u{7f}b",
-            &"a".repeat(201), &"b".repeat(256),
+            "../x",
+            "x/..",
+            "a/../b",
+            ".",
+            "a/./b",
+            "a//b",
+            "a/",
+            "/a",
+            "a\nb",
+            "a\u{7f}b",
+            &"a".repeat(201),
+            &"b".repeat(256),
         ] {
             assert!(check_s3_key_prefix(bad).is_err(), "{bad:?}");
         }
         // 200 characters of four bytes each: every segment short, the keys too long.
-        let wide: String = (0..40).map(|_| "\u{1F600}\u{1F600}\u{1F600}\u{1F600}/").collect::<String>() + "z";
+        let wide: String = (0..40)
+            .map(|_| "\u{1F600}\u{1F600}\u{1F600}\u{1F600}/")
+            .collect::<String>()
+            + "z";
         assert!(wide.chars().count() <= 200);
         let err = check_s3_key_prefix(&wide).unwrap_err();
         assert!(err.contains("1024"), "{err}");

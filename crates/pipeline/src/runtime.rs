@@ -795,7 +795,9 @@ impl<S: Sink> Consumer<S> {
                     tracing::error!(sink = self.sink.name(), %part, "a part set aside is still being delivered");
                 } else if let Some(records) = self.sink.set_aside(intent, &part) {
                     tracing::warn!(sink = self.sink.name(), %part, records = records.len(), reason = %error.message, "setting an undeliverable part aside in the quarantine");
+                    crate::control::crash_point("quarantine-before-write");
                     self.quarantine(to, &part, &error.message, &records)?;
+                    crate::control::crash_point("quarantine-after-write");
                     quarantined.push((part, error.message.clone(), records.len()));
                     backoff.reset();
                     continue;

@@ -192,19 +192,24 @@ def test_a_crash_during_quarantine_keeps_exactly_once(make_server, monkeypatch, 
     assert sorted(i for _, i in delivered_ids(server, "audit-q")) == sorted(event_ids(expected))
 
 
-def park_on_a_missing_bucket(server, name="parked"):
+def park_on_a_denied_bucket(server, name="parked"):
+    """A trail whose bucket the store denies (a whole-destination permanent
+    error, injected): its sink parks."""
     arn = trail_with_bucket(server, name=name, bucket="doomed-bucket")
-    server.aws("s3api", "delete-bucket", "--bucket", "doomed-bucket", expect_json=False)
     lines = [record("us-east-1") for _ in range(5)]
     server.ingest_lines(lines)
     ct = server.client("cloudtrail")
-    wait_for(lambda: "NoSuchBucket" in (ct.get_trail_status(Name=arn).get("LatestDeliveryError") or ""),
-             message="the sink parked on NoSuchBucket")
+    wait_for(lambda: "AccessDenied" in (ct.get_trail_status(Name=arn).get("LatestDeliveryError") or ""),
+             message="the sink parked on AccessDenied")
     return arn, lines
 
 
-def test_updating_the_bucket_of_a_parked_trail_unparks_it_at_once(server):
-    arn, lines = park_on_a_missing_bucket(server)
+def test_updating_the_bucket_of_a_parked_trail_unparks_it_at_once(make_server, monkeypatch):
+    monkeypatch.setenv("CAIRN_FAULT_DENY_BUCKET", "doomed-bucket")
+    server = make_server().start()
+    arn, lines = park_on_a_denied_bucket(server)
+    time.sleep(1)
+    assert server.metrics()["cairn_delivery_failures_total"] == 1, "parked, not retrying"
     server.aws("s3api", "create-bucket", "--bucket", "fixed-bucket")
     server.aws("cloudtrail", "update-trail", "--name", arn, "--s3-bucket-name", "fixed-bucket")
     # Parked sinks recheck every five minutes: seconds mean the fix woke it.
@@ -217,8 +222,9 @@ def test_updating_the_bucket_of_a_parked_trail_unparks_it_at_once(server):
 
 def test_deleting_a_parked_trail_stops_its_sink(make_server, monkeypatch):
     monkeypatch.setenv("CAIRN_LOG", "info")
+    monkeypatch.setenv("CAIRN_FAULT_DENY_BUCKET", "doomed-bucket")
     server = make_server().start()
-    arn, _ = park_on_a_missing_bucket(server)
+    arn, _ = park_on_a_denied_bucket(server)
     failures = server.metrics()["cairn_delivery_failures_total"]
     assert failures >= 1
     server.aws("cloudtrail", "delete-trail", "--name", arn, expect_json=False)
@@ -234,5 +240,7 @@ def test_deleting_a_parked_trail_stops_its_sink(make_server, monkeypatch):
     after = log[log.index("dropping the delivery of a deleted trail"):]
     assert "sink operation failed" not in after, after[-2000:]
     # Its WAL consumer is gone: a trail of the same name starts afresh.
-    server.aws("s3api", "create-bucket", "--bucket", "doomed-bucket")
-    server.client("cloudtrail").create_trail(Name="parked", S3BucketName="doomed-bucket")
+    trail_with_bucket(server, name="parked", bucket="fresh-bucket")
+    lines = [record("us-east-1") for _ in range(3)]
+    server.ingest_lines(lines)
+    wait_for(lambda: len(delivered_ids(server, "fresh-bucket")) == 3, message="the new trail's delivery")

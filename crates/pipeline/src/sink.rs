@@ -44,23 +44,34 @@ use crate::digest;
 use crate::envelope::TrailChange;
 use crate::metrics::Metrics;
 use crate::route::{Item, Routed};
-use crate::runtime::{Accept, Applied, Operation, Report, Sink, SinkError};
+use crate::runtime::{Accept, Applied, ErrorKind, Operation, Report, Sink, SinkError};
 
 /// Fault injection for tests: while set, every log file whose key contains
 /// this text is refused by the "store" as a key it can never hold (the error
 /// the local backend gives a key it cannot represent). Unset, inert.
 pub const FAULT_REFUSE_KEY_VAR: &str = "CAIRN_FAULT_REFUSE_KEY";
 
+/// Fault injection for tests: while set, the "store" denies every write to
+/// the bucket of this name (`AccessDenied`, a permanent error of the whole
+/// destination). Unset, inert.
+pub const FAULT_DENY_BUCKET_VAR: &str = "CAIRN_FAULT_DENY_BUCKET";
+
+fn fault_setting(
+    var: &'static str,
+    cell: &'static std::sync::OnceLock<Option<String>>,
+) -> Option<&'static str> {
+    cell.get_or_init(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .as_deref()
+}
+
 fn fault_refuses(key: &str) -> bool {
     static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    CHOSEN
-        .get_or_init(|| {
-            std::env::var(FAULT_REFUSE_KEY_VAR)
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .as_deref()
-        .is_some_and(|pattern| key.contains(pattern))
+    fault_setting(FAULT_REFUSE_KEY_VAR, &CHOSEN).is_some_and(|pattern| key.contains(pattern))
+}
+
+fn fault_denies(bucket: &str) -> bool {
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    fault_setting(FAULT_DENY_BUCKET_VAR, &CHOSEN) == Some(bucket)
 }
 
 /// Whether a store error is about this one object for good (the key, the
@@ -256,6 +267,8 @@ pub struct TrailSink {
     pending_since_ms: Arc<AtomicU64>,
     /// When the next digest of any of the trail's chains is due.
     digest_due: Option<DateTime<Utc>>,
+    /// A bucket a delivery failed on for good (denied), until one succeeds.
+    failed_bucket: Option<String>,
 }
 
 impl std::fmt::Debug for TrailSink {
@@ -286,6 +299,7 @@ impl TrailSink {
             oldest_ingest_ms: None,
             pending_since_ms: Arc::default(),
             digest_due: None,
+            failed_bucket: None,
         };
         // Chains continue across restarts; a trail validating since before
         // digests existed gets its home chain now.
@@ -530,12 +544,14 @@ impl TrailSink {
     }
 
     /// The bucket to deliver to: the trail's at the cursor; if that one is
-    /// gone and the trail has since been given another that exists
-    /// (UpdateTrail fixing the bucket, further on in the WAL), that one, so
-    /// the fix un-parks the sink at once instead of never being reached.
+    /// gone or refused a delivery for good, and the trail has since been
+    /// given another that exists (UpdateTrail fixing the bucket, further on
+    /// in the WAL, behind the delivery that cannot finish), that one, so the
+    /// fix un-parks the sink at once instead of never being reached.
     fn destination_bucket(&self, config: &TrailConfig) -> Result<String, SinkError> {
         let bucket = &config.s3_bucket_name;
-        if self.ctx.meta.bucket(bucket)?.is_some() {
+        let exists = self.ctx.meta.bucket(bucket)?.is_some();
+        if exists && self.failed_bucket.as_deref() != Some(bucket.as_str()) {
             return Ok(bucket.clone());
         }
         if let Some(current) = self.ctx.meta.trail(&self.trail_arn)?
@@ -547,8 +563,12 @@ impl TrailSink {
                 .bucket(&current.config.s3_bucket_name)?
                 .is_some()
         {
-            tracing::info!(trail = %self.trail_arn, from = %bucket, to = %current.config.s3_bucket_name, "bucket gone; delivering to the trail's current bucket");
+            tracing::info!(trail = %self.trail_arn, from = %bucket, to = %current.config.s3_bucket_name, "bucket unusable; delivering to the trail's current bucket");
             return Ok(current.config.s3_bucket_name);
+        }
+        if exists {
+            // Refused before, nothing better configured: try it again.
+            return Ok(bucket.clone());
         }
         Err(SinkError::permanent(format!(
             "NoSuchBucket: The specified bucket does not exist: {bucket}"
@@ -654,6 +674,12 @@ impl Sink for TrailSink {
             return Ok(());
         }
         let bucket = self.destination_bucket(&config)?;
+        if fault_denies(&bucket) {
+            self.failed_bucket = Some(bucket.clone());
+            return Err(SinkError::permanent(format!(
+                "AccessDenied: Access Denied to bucket {bucket} (fault injection, {FAULT_DENY_BUCKET_VAR})"
+            )));
+        }
         for file in self.ready.iter_mut().flatten().filter(|f| !f.written) {
             let store = self.ctx.store.clone();
             // Bytes clones share the buffer: a retry does not copy the file.
@@ -675,7 +701,13 @@ impl Sink for TrailSink {
                 Err(e) if refuses_the_object(&e) => {
                     return Err(SinkError::undeliverable(file.key.clone(), e.to_string()));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    let error = SinkError::from(e);
+                    if error.kind == ErrorKind::Permanent {
+                        self.failed_bucket = Some(bucket.clone());
+                    }
+                    return Err(error);
+                }
             }
         }
         let ready = self.ready.as_deref().unwrap_or_default();
@@ -707,6 +739,7 @@ impl Sink for TrailSink {
                 .record_digest_log_files(&self.trail_arn, &delivered, Utc::now())?;
             self.refresh_digest_due();
         }
+        self.failed_bucket = None;
         Metrics::add(&self.ctx.metrics.delivered_records, records);
         Metrics::add(&self.ctx.metrics.delivered_files, files);
         self.ready = None;

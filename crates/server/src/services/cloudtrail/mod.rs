@@ -1054,7 +1054,7 @@ mod tests {
             assert!(check_s3_key_prefix(bad).is_err(), "{bad:?}");
         }
         // 200 characters of four bytes each: every segment short, the keys too long.
-        let wide: String = (0..40)
+        let wide: String = (0..39)
             .map(|_| "\u{1F600}\u{1F600}\u{1F600}\u{1F600}/")
             .collect::<String>()
             + "z";

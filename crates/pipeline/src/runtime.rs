@@ -775,7 +775,8 @@ impl<S: Sink> Consumer<S> {
             // Parts set aside before the crash stay set aside, even if the
             // store would take them now: never delivered and quarantined both.
             let parts = self.retry_quarantine(|q, name| q.parts(name, to))?;
-            for part in parts {
+            // Single records set aside at accept have no part name: not in any delivery.
+            for part in parts.into_iter().filter(|p| !p.is_empty()) {
                 if self.sink.set_aside(intent, &part).is_none() {
                     tracing::error!(sink = self.sink.name(), %part, "a quarantined part cannot be taken out of the recovering delivery");
                 }
@@ -796,7 +797,9 @@ impl<S: Sink> Consumer<S> {
                 } else if let Some(records) = self.sink.set_aside(intent, &part) {
                     tracing::warn!(sink = self.sink.name(), %part, records = records.len(), reason = %error.message, "setting an undeliverable part aside in the quarantine");
                     crate::control::crash_point("quarantine-before-write");
-                    self.quarantine(to, &part, &error.message, &records)?;
+                    if !records.is_empty() {
+                        self.quarantine(to, &part, &error.message, &records)?;
+                    }
                     crate::control::crash_point("quarantine-after-write");
                     quarantined.push((part, error.message.clone(), records.len()));
                     backoff.reset();

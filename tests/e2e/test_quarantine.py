@@ -244,3 +244,27 @@ def test_deleting_a_parked_trail_stops_its_sink(make_server, monkeypatch):
     lines = [record("us-east-1") for _ in range(3)]
     server.ingest_lines(lines)
     wait_for(lambda: len(delivered_ids(server, "fresh-bucket")) == 3, message="the new trail's delivery")
+
+
+def test_kill_9_at_any_moment_of_quarantining_keeps_exactly_once(make_server, monkeypatch):
+    monkeypatch.setenv("CAIRN_FAULT_REFUSE_KEY", f"/CloudTrail/{REFUSED_REGION}/")
+    server = make_server().start()
+    trail_with_bucket(server)
+    good, bad = [], []
+    for round_ in range(6):
+        g = [record("us-east-1") for _ in range(20)]
+        b = [record(REFUSED_REGION) for _ in range(7)]
+        assert server.ingest_lines(g + b)[0]["accepted"] == 27
+        good += g
+        bad += b
+        # Deliveries run every second: a kill lands before, during or after one.
+        time.sleep(0.3 + 0.35 * round_)
+        server.kill9()
+        server.start()
+    wait_for(lambda: len(delivered_ids(server, "audit-q")) >= len(good)
+             and len(quarantined_ids(server)) >= len(bad), timeout=60, message="everything delivered or set aside")
+    time.sleep(2)
+    delivered = [i for _, i in delivered_ids(server, "audit-q")]
+    quarantined = quarantined_ids(server)
+    assert sorted(delivered) == sorted(event_ids(good)), "a good record lost or delivered twice"
+    assert sorted(quarantined) == sorted(event_ids(bad)), "a refused record lost or set aside twice"

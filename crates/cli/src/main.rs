@@ -1,4 +1,5 @@
-//! The `cairn` binary: `serve`, and the client commands `ingest`, `loadgen` and `validate-logs`.
+//! The `cairn` binary: `serve`, the client commands `ingest`, `loadgen` and
+//! `validate-logs`, and the data-dir tools `doctor` and `quarantine list`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +35,26 @@ enum Command {
     /// Verify a data dir that refuses to start (damaged or missing WAL files) and,
     /// with --repair, salvage every intact record and say what was lost.
     Doctor(DoctorArgs),
+    /// Records set aside because they can never be delivered (an object key the
+    /// store refuses, a file too large), kept with their reason in the data dir.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// List what is set aside: sink, time, reason, record count and eventIDs.
+    List(QuarantineListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct QuarantineListArgs {
+    /// The server's data dir.
+    #[arg(long, default_value = "./cairn-data")]
+    data_dir: PathBuf,
+    /// Print one JSON document instead of lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -195,6 +216,7 @@ fn main() -> ExitCode {
         Command::Loadgen(args) => loadgen(args),
         Command::ValidateLogs(args) => validate_logs(args),
         Command::Doctor(args) => doctor(args),
+        Command::Quarantine(QuarantineCommand::List(args)) => quarantine_list(args),
     };
     match result {
         Ok(code) => code,
@@ -222,6 +244,21 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             args.data_dir.display()
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn quarantine_list(args: QuarantineListArgs) -> anyhow::Result<ExitCode> {
+    use cairn_pipeline::quarantine;
+    let entries = quarantine::list(&args.data_dir)
+        .with_context(|| format!("reading the quarantine of {}", args.data_dir.display()))?;
+    if args.json {
+        let listed: Vec<quarantine::ListedEntry<'_>> = entries.iter().map(Into::into).collect();
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+    } else {
+        for line in quarantine::list_lines(&entries) {
+            println!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,6 +39,7 @@ pub mod envelope;
 pub mod ingest;
 pub mod metrics;
 pub mod persist;
+pub mod quarantine;
 pub mod route;
 pub mod runtime;
 pub mod sink;
@@ -285,6 +286,7 @@ impl Pipeline {
                 cap: config.delivery.max_retry_delay,
                 ..RetryPolicy::default()
             },
+            quarantine: Arc::new(quarantine::Quarantine::new(&config.data_dir)),
         };
         let sink_context = SinkContext {
             store,
@@ -455,6 +457,11 @@ impl Pipeline {
             .map(|since| now.saturating_sub(since))
             .max()
             .unwrap_or(0)
+    }
+
+    /// Records set aside in the quarantine since start-up.
+    pub fn quarantined_records(&self) -> u64 {
+        self.runtime_ctx.quarantine.quarantined_records()
     }
 
     /// eventIDs currently remembered.

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub delivered_files: AtomicU64,
     /// Failed delivery attempts.
     pub delivery_failures: AtomicU64,
+    /// Parts of deliveries (log files, records) set aside in the quarantine.
+    pub quarantined_files: AtomicU64,
     /// Digest files delivered.
     pub delivered_digests: AtomicU64,
     /// Failed digest delivery attempts.

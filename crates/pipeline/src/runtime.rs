@@ -26,11 +26,21 @@
 //!   [`Sink::report`] (the trail sink turns them into GetTrailStatus's
 //!   `LatestDeliveryError` and attempt times).
 //!
-//! The quarantine of issue 11 belongs in [`Consumer::deliver_with_policy`]:
-//! an error that names one record or one file as undeliverable for good will
-//! set that part aside (with its reason) and let the delivery of the rest
-//! commit, instead of parking the whole sink.
+//! * **the quarantine**: an error that names one part of a delivery (a file,
+//!   a record) as undeliverable for good ([`ErrorKind::Undeliverable`]: an
+//!   object key the store refuses, a file too large) does not stall the
+//!   sink. The runtime takes that part out of the delivery
+//!   ([`Sink::set_aside`]), writes its records with the reason to the
+//!   quarantine ([`crate::quarantine`]), reports it ([`Report::Quarantined`])
+//!   and delivers the rest; then the cursor moves on as after any delivery.
+//!   The part is set aside *before* the cursor commit, under a name fixed by
+//!   the delivery, and a recovering delivery first takes out every part
+//!   already set aside: after a crash at any point a record ends up either
+//!   delivered or quarantined, never both, never neither. A record a sink
+//!   refuses at [`Sink::accept`] ([`Accept::SetAside`]) is set aside the same
+//!   way, alone.
 
+use bytes::Bytes;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use cairn_wal::{Lsn, Wal};
 
+use crate::quarantine::Quarantine;
 use crate::route::{Chunk, Hub, HubReader, Item, Lookup, Routed};
 
 /// Whether retrying can help.
@@ -50,6 +61,11 @@ pub enum ErrorKind {
     /// Stays so until the configuration changes (a missing bucket, access
     /// denied, a corrupt document): report it and wait for a change.
     Permanent,
+    /// One part of a delivery ([`SinkError::part`]: a file, a record) can
+    /// never be delivered, whatever is retried (an object key the store
+    /// refuses, a file too large): it is set aside in the quarantine and
+    /// the rest is delivered.
+    Undeliverable,
 }
 
 /// A sink's failure, with its kind.
@@ -60,6 +76,9 @@ pub struct SinkError {
     pub kind: ErrorKind,
     /// What went wrong, as status reports show it.
     pub message: String,
+    /// The part of the delivery an [`ErrorKind::Undeliverable`] error is
+    /// about, as the sink names it (a log file's key).
+    pub part: Option<String>,
 }
 
 impl SinkError {
@@ -68,6 +87,16 @@ impl SinkError {
         Self {
             kind: ErrorKind::Retriable,
             message: message.into(),
+            part: None,
+        }
+    }
+
+    /// `part` of the delivery can never be delivered.
+    pub fn undeliverable(part: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Undeliverable,
+            message: message.into(),
+            part: Some(part.into()),
         }
     }
 
@@ -76,6 +105,7 @@ impl SinkError {
         Self {
             kind: ErrorKind::Permanent,
             message: message.into(),
+            part: None,
         }
     }
 }
@@ -114,7 +144,7 @@ impl From<cairn_wal::Error> for SinkError {
 }
 
 /// What a sink does with one routed record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accept {
     /// Not for this sink (or taken without anything to deliver).
     Skip,
@@ -123,6 +153,9 @@ pub enum Accept {
     /// A change for this sink: deliver what was gathered before it, then
     /// [`Sink::apply`] it.
     Barrier,
+    /// A record for this sink that it can never deliver (it cannot be
+    /// batched): set aside in the quarantine, alone, with this reason.
+    SetAside(String),
 }
 
 /// What applying a change did.
@@ -150,6 +183,8 @@ pub enum Operation {
     Tick,
     /// Saving the checkpoint.
     Commit,
+    /// Writing to the quarantine.
+    Quarantine,
 }
 
 /// A status event for [`Sink::report`].
@@ -166,6 +201,16 @@ pub enum Report<'a> {
         error: &'a SinkError,
         /// Delay before the next attempt.
         retry_in: Option<Duration>,
+    },
+    /// A part of a delivery (or one record) was set aside in the quarantine;
+    /// the rest was delivered. Reported after [`Report::Delivered`].
+    Quarantined {
+        /// The part, as the sink names it (empty for a record refused at accept).
+        part: &'a str,
+        /// Why it cannot be delivered.
+        reason: &'a str,
+        /// How many records it held.
+        records: usize,
     },
 }
 
@@ -214,6 +259,18 @@ pub trait Sink: Send + 'static {
     /// the intent's names. Called again after a failure: it must be
     /// idempotent, and with `recovering` it must not rewrite what exists.
     fn deliver(&mut self, intent: &Self::Intent, recovering: bool) -> Result<(), SinkError>;
+    /// Takes `part` out of the delivery in progress (planned or, when
+    /// recovering, re-gathered) and returns its records' exact bytes, in
+    /// WAL order; the next [`Sink::deliver`] of the same intent goes on
+    /// without it. Called after [`Sink::deliver`] answered an
+    /// [`ErrorKind::Undeliverable`] error naming `part`, and before a
+    /// recovering delivery for every part already in the quarantine.
+    /// `None`: the sink cannot set parts aside, and the error parks it like a
+    /// permanent one.
+    fn set_aside(&mut self, intent: &Self::Intent, part: &str) -> Option<Vec<Bytes>> {
+        let _ = (intent, part);
+        None
+    }
     /// The state to save with the cursor.
     fn state(&self) -> Self::State;
     /// A status event.
@@ -447,6 +504,8 @@ pub struct RuntimeContext {
     pub changes: Arc<Signal>,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Where undeliverable records are set aside.
+    pub quarantine: Arc<Quarantine>,
 }
 
 /// How a sink's run ended.
@@ -474,6 +533,10 @@ pub struct Consumer<S: Sink> {
     /// configuration change: short at first (a bucket re-created on the
     /// backend), doubling up to [`RetryPolicy::permanent_recheck`].
     park_for: Duration,
+    /// Periodic work that failed waits for this instant, or (parked on a
+    /// permanent error) for a configuration change after this generation.
+    tick_retry: Option<(Instant, Option<u64>)>,
+    tick_backoff: Backoff,
 }
 
 impl<S: Sink> std::fmt::Debug for Consumer<S> {
@@ -490,6 +553,7 @@ impl<S: Sink> Consumer<S> {
     pub fn new(sink: S, ctx: RuntimeContext, cursor: Lsn, intent: Option<S::Intent>) -> Self {
         let reader = ctx.hub.join(cursor);
         let park_for = ctx.retry.permanent_recheck_first;
+        let tick_backoff = Backoff::new(ctx.retry.base, ctx.retry.cap);
         Self {
             park_for,
             sink,
@@ -498,7 +562,9 @@ impl<S: Sink> Consumer<S> {
             committed: cursor,
             position: cursor,
             last_commit: Instant::now(),
+            tick_backoff,
             recover: intent,
+            tick_retry: None,
         }
     }
 
@@ -526,8 +592,8 @@ impl<S: Sink> Consumer<S> {
             if self.stopping() {
                 return Ok(SinkExit::Shutdown);
             }
-            if self.sink.next_tick().is_some_and(|t| Instant::now() >= t) {
-                self.with_policy(Operation::Tick, |s| s.tick())?;
+            if self.tick_due().is_some_and(|t| Instant::now() >= t) {
+                self.run_tick();
             }
             let Some(chunk) = self.next_chunk()? else {
                 if self.flush_is_due() {
@@ -537,7 +603,7 @@ impl<S: Sink> Consumer<S> {
                 self.commit_idle_progress();
                 let now = Instant::now();
                 let mut wait = Duration::from_secs(1);
-                for deadline in [self.sink.flush_due(), self.sink.next_tick()]
+                for deadline in [self.sink.flush_due(), self.tick_due()]
                     .into_iter()
                     .flatten()
                 {
@@ -558,6 +624,51 @@ impl<S: Sink> Consumer<S> {
             }
             if self.flush_is_due() {
                 self.flush(self.position)?;
+            }
+        }
+    }
+
+    /// When periodic work is next due: the sink's time, held back after a
+    /// failure (until the backoff ends, or a change or the recheck period
+    /// after a permanent error).
+    fn tick_due(&self) -> Option<Instant> {
+        let due = self.sink.next_tick()?;
+        Some(match self.tick_retry {
+            None => due,
+            Some((_, Some(generation))) if self.ctx.changes.generation() != generation => due,
+            Some((at, _)) => due.max(at),
+        })
+    }
+
+    /// Periodic work (digests) runs beside deliveries, never in their way: a
+    /// failure is reported and retried later by the same policy while
+    /// records go on being delivered.
+    fn run_tick(&mut self) {
+        match self.sink.tick() {
+            Ok(()) => {
+                self.tick_backoff.reset();
+                self.tick_retry = None;
+            }
+            Err(error) => {
+                let (delay, generation) = match error.kind {
+                    ErrorKind::Retriable => (self.tick_backoff.next_delay(), None),
+                    ErrorKind::Permanent | ErrorKind::Undeliverable => {
+                        self.tick_backoff.reset();
+                        (
+                            self.ctx.retry.permanent_recheck,
+                            Some(self.ctx.changes.generation()),
+                        )
+                    }
+                };
+                if !error.message.is_empty() {
+                    tracing::warn!(sink = self.sink.name(), kind = ?error.kind, error = %error, "periodic work failed");
+                }
+                self.sink.report(Report::Failed {
+                    operation: Operation::Tick,
+                    error: &error,
+                    retry_in: generation.is_none().then_some(delay),
+                });
+                self.tick_retry = Some((Instant::now() + delay, generation));
             }
         }
     }
@@ -612,6 +723,22 @@ impl<S: Sink> Consumer<S> {
                 self.position = entry.next_lsn;
                 Ok(None)
             }
+            Accept::SetAside(reason) => {
+                // Named by its own position: set aside again after a crash,
+                // the same document is found and kept.
+                let record = match &entry.item {
+                    Item::Record(r) => r.json().to_vec(),
+                    _ => Vec::new(),
+                };
+                self.quarantine(entry.lsn, "", &reason, &[record])?;
+                self.sink.report(Report::Quarantined {
+                    part: "",
+                    reason: &reason,
+                    records: 1,
+                });
+                self.position = entry.next_lsn;
+                Ok(None)
+            }
             Accept::Barrier => {
                 // Records before the change are delivered under the old configuration.
                 self.flush(entry.lsn)?;
@@ -646,14 +773,95 @@ impl<S: Sink> Consumer<S> {
         self.commit(to, None)
     }
 
+    /// Delivers `intent`, retrying by the policy, setting aside every part
+    /// the sink says can never be delivered (see the module docs).
     fn deliver_with_policy(
         &mut self,
         intent: &S::Intent,
         recovering: bool,
     ) -> Result<(), SinkExit> {
-        // Issue 11: an undeliverable record or file is quarantined here.
-        self.with_policy(Operation::Deliver, |s| s.deliver(intent, recovering))?;
+        let to = S::intent_end(intent);
+        if recovering {
+            // Parts set aside before the crash stay set aside, even if the
+            // store would take them now: never delivered and quarantined both.
+            let parts = self.retry_quarantine(|q, name| q.parts(name, to))?;
+            // Single records set aside at accept have no part name: not in any delivery.
+            for part in parts.into_iter().filter(|p| !p.is_empty()) {
+                if self.sink.set_aside(intent, &part).is_none() {
+                    tracing::error!(sink = self.sink.name(), %part, "a quarantined part cannot be taken out of the recovering delivery");
+                }
+            }
+        }
+        let mut quarantined: Vec<(String, String, usize)> = Vec::new();
+        let mut backoff = self.backoff();
+        loop {
+            let error = match self.sink.deliver(intent, recovering) {
+                Ok(()) => break,
+                Err(error) => error,
+            };
+            if error.kind == ErrorKind::Undeliverable {
+                let part = error.part.clone().unwrap_or_default();
+                if quarantined.iter().any(|(p, _, _)| *p == part) {
+                    // Taken out already: the sink did not honour it; park.
+                    tracing::error!(sink = self.sink.name(), %part, "a part set aside is still being delivered");
+                } else if let Some(records) = self.sink.set_aside(intent, &part) {
+                    tracing::warn!(sink = self.sink.name(), %part, records = records.len(), reason = %error.message, "setting an undeliverable part aside in the quarantine");
+                    crate::control::crash_point("quarantine-before-write");
+                    if !records.is_empty() {
+                        self.quarantine(to, &part, &error.message, &records)?;
+                    }
+                    crate::control::crash_point("quarantine-after-write");
+                    quarantined.push((part, error.message.clone(), records.len()));
+                    backoff.reset();
+                    continue;
+                }
+                let parked = SinkError::permanent(error.message.clone());
+                self.wait_after(Operation::Deliver, &parked, &mut backoff)?;
+                continue;
+            }
+            tracing::warn!(sink = self.sink.name(), operation = ?Operation::Deliver, kind = ?error.kind, error = %error, "sink operation failed");
+            self.wait_after(Operation::Deliver, &error, &mut backoff)?;
+        }
+        self.sink.report(Report::Delivered);
+        for (part, reason, records) in &quarantined {
+            self.sink.report(Report::Quarantined {
+                part,
+                reason,
+                records: *records,
+            });
+        }
         Ok(())
+    }
+
+    /// Writes records to the quarantine, retrying I/O errors by the policy.
+    fn quarantine(
+        &mut self,
+        to: Lsn,
+        part: &str,
+        reason: &str,
+        records: &[impl AsRef<[u8]>],
+    ) -> Result<(), SinkExit> {
+        let name = self.sink.name().to_owned();
+        self.retry_quarantine(|q, _| q.set_aside(&name, to, part, reason, records))
+            .map(|_| ())
+    }
+
+    fn retry_quarantine<T>(
+        &mut self,
+        mut op: impl FnMut(&Quarantine, &str) -> Result<T, crate::quarantine::QuarantineError>,
+    ) -> Result<T, SinkExit> {
+        let quarantine = self.ctx.quarantine.clone();
+        let mut backoff = self.backoff();
+        loop {
+            match op(&quarantine, self.sink.name()) {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    tracing::error!(sink = self.sink.name(), error = %e, "cannot write to the quarantine");
+                    let error = SinkError::retriable(e.to_string());
+                    self.wait_after(Operation::Quarantine, &error, &mut backoff)?;
+                }
+            }
+        }
     }
 
     /// Runs `op` until it succeeds, retrying by the policy; `Err` only on shutdown.
@@ -686,37 +894,37 @@ impl<S: Sink> Consumer<S> {
         error: &SinkError,
         backoff: &mut Backoff,
     ) -> Result<(), SinkExit> {
-        match error.kind {
-            ErrorKind::Retriable => {
-                let delay = backoff.next_delay();
-                self.sink.report(Report::Failed {
-                    operation,
-                    error,
-                    retry_in: Some(delay),
-                });
-                self.ctx.shutdown.wait(0, delay);
-            }
-            ErrorKind::Permanent => {
-                self.sink.report(Report::Failed {
-                    operation,
-                    error,
-                    retry_in: None,
-                });
-                let seen = self.ctx.changes.generation();
-                let deadline = Instant::now() + self.park_for;
+        // Both waits end early on a configuration change (a trail fixed or
+        // deleted), so a sink in backoff or parked sees it at once.
+        let (delay, parked) = match error.kind {
+            ErrorKind::Retriable => (backoff.next_delay(), false),
+            ErrorKind::Permanent | ErrorKind::Undeliverable => {
+                // Short at first (a bucket re-created on the backend), doubling.
+                let park = self.park_for;
                 self.park_for = (self.park_for * 2).min(self.ctx.retry.permanent_recheck);
-                while !self.stopping() && Instant::now() < deadline {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if self
-                        .ctx
-                        .changes
-                        .wait(seen, left.min(Duration::from_secs(1)))
-                    {
-                        break;
-                    }
-                }
-                backoff.reset();
+                (park, true)
             }
+        };
+        self.sink.report(Report::Failed {
+            operation,
+            error,
+            retry_in: (!parked).then_some(delay),
+        });
+        let seen = self.ctx.changes.generation();
+        let deadline = Instant::now() + delay;
+        while !self.stopping() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self
+                .ctx
+                .shutdown
+                .wait(0, left.min(Duration::from_millis(50)))
+                || self.ctx.changes.generation() != seen
+            {
+                break;
+            }
+        }
+        if parked {
+            backoff.reset();
         }
         if self.stopping() {
             return Err(SinkExit::Shutdown);
@@ -788,8 +996,12 @@ impl<S: Sink> Consumer<S> {
                     break;
                 }
                 // A change ends a delivery, so none lies inside the range.
-                if !matches!(entry.item, Item::Undecodable(_)) {
-                    let _ = self.sink.accept(entry);
+                if !matches!(entry.item, Item::Undecodable(_))
+                    && let Accept::SetAside(reason) = self.sink.accept(entry)
+                    && let Item::Record(r) = &entry.item
+                {
+                    // Set aside before the crash already; kept as it is.
+                    self.quarantine(entry.lsn, "", &reason, &[r.json()])?;
                 }
                 self.position = entry.next_lsn;
             }

@@ -44,7 +44,75 @@ use crate::digest;
 use crate::envelope::TrailChange;
 use crate::metrics::Metrics;
 use crate::route::{Item, Routed};
-use crate::runtime::{Accept, Applied, Operation, Report, Sink, SinkError};
+use crate::runtime::{Accept, Applied, ErrorKind, Operation, Report, Sink, SinkError};
+
+/// Fault injection for tests: while set, every log file whose key contains
+/// this text is refused by the "store" as a key it can never hold (the error
+/// the local backend gives a key it cannot represent). Unset, inert.
+pub const FAULT_REFUSE_KEY_VAR: &str = "CAIRN_FAULT_REFUSE_KEY";
+
+/// Fault injection for tests: while set, the "store" denies every write to
+/// the bucket of this name (`AccessDenied`, a permanent error of the whole
+/// destination). Unset, inert.
+pub const FAULT_DENY_BUCKET_VAR: &str = "CAIRN_FAULT_DENY_BUCKET";
+
+fn fault_setting(
+    var: &'static str,
+    cell: &'static std::sync::OnceLock<Option<String>>,
+) -> Option<&'static str> {
+    cell.get_or_init(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .as_deref()
+}
+
+fn fault_refuses(key: &str) -> bool {
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    fault_setting(FAULT_REFUSE_KEY_VAR, &CHOSEN).is_some_and(|pattern| key.contains(pattern))
+}
+
+fn fault_denies(bucket: &str) -> bool {
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    fault_setting(FAULT_DENY_BUCKET_VAR, &CHOSEN) == Some(bucket)
+}
+
+/// Whether a store error is about this one object for good (the key, the
+/// size), not the destination: the file is quarantined, not retried.
+fn refuses_the_object(e: &cairn_store::Error) -> bool {
+    match e {
+        cairn_store::Error::InvalidKey { .. } => true,
+        cairn_store::Error::Backend { source, .. } => {
+            let text = source.to_string();
+            text.contains("KeyTooLong") || text.contains("EntityTooLarge")
+        }
+        _ => false,
+    }
+}
+
+/// The records of a finished log file, each its exact bytes: the file is
+/// `{"Records":[r1,r2,...]}` with every record's text as ingested.
+fn records_of(gzip: &[u8]) -> Vec<Bytes> {
+    use std::io::Read;
+    #[derive(Deserialize)]
+    struct Document<'a> {
+        #[serde(rename = "Records", borrow)]
+        records: Vec<&'a serde_json::value::RawValue>,
+    }
+    let mut text = Vec::new();
+    if let Err(e) = flate2::read::GzDecoder::new(gzip).read_to_end(&mut text) {
+        tracing::error!(error = %e, "cannot read back a log file set aside");
+        return vec![Bytes::from(gzip.to_vec())];
+    }
+    match serde_json::from_slice::<Document<'_>>(&text) {
+        Ok(doc) => doc
+            .records
+            .into_iter()
+            .map(|r| Bytes::copy_from_slice(r.get().as_bytes()))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot split a log file set aside; keeping it whole");
+            vec![Bytes::from(text)]
+        }
+    }
+}
 
 /// The WAL consumer name of a trail's sink.
 pub fn consumer_name(trail_arn: &str) -> String {
@@ -199,6 +267,8 @@ pub struct TrailSink {
     pending_since_ms: Arc<AtomicU64>,
     /// When the next digest of any of the trail's chains is due.
     digest_due: Option<DateTime<Utc>>,
+    /// A bucket a delivery failed on for good (denied), until one succeeds.
+    failed_bucket: Option<String>,
 }
 
 impl std::fmt::Debug for TrailSink {
@@ -229,6 +299,7 @@ impl TrailSink {
             oldest_ingest_ms: None,
             pending_since_ms: Arc::default(),
             digest_due: None,
+            failed_bucket: None,
         };
         // Chains continue across restarts; a trail validating since before
         // digests existed gets its home chain now.
@@ -257,6 +328,18 @@ impl TrailSink {
         ) else {
             return Accept::Skip;
         };
+        // Both become key segments: a record written before ingest checked
+        // them (an older WAL) is set aside, never batched into a path.
+        if cairn_model::AccountId::new(account).is_err() {
+            return Accept::SetAside(format!(
+                "InvalidRecipientAccountId: recipientAccountId {account:?} is not twelve digits"
+            ));
+        }
+        if cairn_model::Region::new(region).is_err() {
+            return Accept::SetAside(format!(
+                "InvalidAwsRegion: awsRegion {region:?} is not a region name"
+            ));
+        }
         self.batches
             .push(account, region, entry.json(), entry.event_time);
         if self.batch_started.is_none() {
@@ -312,9 +395,10 @@ impl TrailSink {
     /// Writes the digests that are due; with `end_chains`, a final digest of
     /// every chain, which ends them.
     fn write_digests(&mut self, end_chains: bool) -> Result<(), SinkError> {
-        let Some(config) = self.state.config.clone() else {
+        let Some(mut config) = self.state.config.clone() else {
             return Ok(());
         };
+        config.s3_bucket_name = self.destination_bucket(&config)?;
         let interval = chrono::Duration::from_std(self.ctx.settings.digest_interval)
             .unwrap_or(chrono::Duration::hours(1));
         let chains = self.ctx.meta.digest_chains(&self.trail_arn)?;
@@ -396,9 +480,15 @@ impl TrailSink {
         let was_validating = digest::validating(self.state.config.as_ref(), self.state.logging);
         let (config, logging) = match change {
             TrailChange::Delete => {
-                // Like CloudTrail, a deleted trail's chains end with a final digest.
-                if was_validating {
-                    self.write_digests(true)?;
+                // Like CloudTrail, a deleted trail's chains end with a final
+                // digest, if it can be written now: a deleted trail's sink
+                // stops whatever its bucket does (gone, failing), so it is
+                // not retried except in the second a chain was started.
+                if was_validating && let Err(e) = self.write_digests(true) {
+                    if e.message.is_empty() {
+                        return Err(e);
+                    }
+                    tracing::warn!(trail = %self.trail_arn, error = %e, "the deleted trail's final digest cannot be written; stopping without it");
                 }
                 self.ctx.meta.delete_digest_state(&self.trail_arn)?;
                 self.pending_since_ms.store(0, Ordering::Relaxed);
@@ -413,7 +503,16 @@ impl TrailSink {
         if was_validating && !validating {
             // StopLogging or validation turned off: final digests end the
             // chains, under the configuration they were written with.
-            self.write_digests(true)?;
+            if let Err(e) = self.write_digests(true) {
+                let deleted = match &self.state.config {
+                    Some(c) => self.deleted(c)?,
+                    None => true,
+                };
+                if !deleted {
+                    return Err(e);
+                }
+                // Deleted further on in the WAL: its Delete ends the chains.
+            }
         }
         if config != self.state.config {
             self.compiled = config
@@ -436,13 +535,44 @@ impl TrailSink {
         })
     }
 
-    fn bucket_exists(&self, bucket: &str) -> Result<(), SinkError> {
-        match self.ctx.meta.bucket(bucket)? {
-            Some(_) => Ok(()),
-            None => Err(SinkError::permanent(format!(
-                "NoSuchBucket: The specified bucket does not exist: {bucket}"
-            ))),
+    /// The files of the delivery in progress, finished from the batches once.
+    fn ensure_ready(&mut self, config: &TrailConfig, intent: &DeliveryIntent) {
+        if self.ready.is_none() {
+            let files = self.finish_batches(config, intent);
+            self.ready = Some(files);
         }
+    }
+
+    /// The bucket to deliver to: the trail's at the cursor; if that one is
+    /// gone or refused a delivery for good, and the trail has since been
+    /// given another that exists (UpdateTrail fixing the bucket, further on
+    /// in the WAL, behind the delivery that cannot finish), that one, so the
+    /// fix un-parks the sink at once instead of never being reached.
+    fn destination_bucket(&self, config: &TrailConfig) -> Result<String, SinkError> {
+        let bucket = &config.s3_bucket_name;
+        let exists = self.ctx.meta.bucket(bucket)?.is_some();
+        if exists && self.failed_bucket.as_deref() != Some(bucket.as_str()) {
+            return Ok(bucket.clone());
+        }
+        if let Some(current) = self.ctx.meta.trail(&self.trail_arn)?
+            && current.config.created_at == config.created_at
+            && current.config.s3_bucket_name != *bucket
+            && self
+                .ctx
+                .meta
+                .bucket(&current.config.s3_bucket_name)?
+                .is_some()
+        {
+            tracing::info!(trail = %self.trail_arn, from = %bucket, to = %current.config.s3_bucket_name, "bucket unusable; delivering to the trail's current bucket");
+            return Ok(current.config.s3_bucket_name);
+        }
+        if exists {
+            // Refused before, nothing better configured: try it again.
+            return Ok(bucket.clone());
+        }
+        Err(SinkError::permanent(format!(
+            "NoSuchBucket: The specified bucket does not exist: {bucket}"
+        )))
     }
 }
 
@@ -531,10 +661,7 @@ impl Sink for TrailSink {
             self.batches = LogBatches::new(self.ctx.settings.gzip_level);
             return Ok(());
         };
-        if self.ready.is_none() {
-            let files = self.finish_batches(&config, intent);
-            self.ready = Some(files);
-        }
+        self.ensure_ready(&config, intent);
         if self.deleted(&config)? {
             // Deleted meanwhile (its Delete is further on in the WAL): a
             // deleted trail delivers nothing more, so a delivery that cannot
@@ -546,19 +673,42 @@ impl Sink for TrailSink {
             self.pending_since_ms.store(0, Ordering::Relaxed);
             return Ok(());
         }
-        self.bucket_exists(&config.s3_bucket_name)?;
-        let bucket = config.s3_bucket_name.clone();
+        let bucket = self.destination_bucket(&config)?;
+        if fault_denies(&bucket) {
+            self.failed_bucket = Some(bucket.clone());
+            return Err(SinkError::permanent(format!(
+                "AccessDenied: Access Denied to bucket {bucket} (fault injection, {FAULT_DENY_BUCKET_VAR})"
+            )));
+        }
         for file in self.ready.iter_mut().flatten().filter(|f| !f.written) {
             let store = self.ctx.store.clone();
             // Bytes clones share the buffer: a retry does not copy the file.
             let (body, b, k) = (file.gzip.clone(), bucket.clone(), file.key.clone());
-            self.ctx.runtime.block_on(async move {
+            let result: Result<(), cairn_store::Error> = self.ctx.runtime.block_on(async move {
+                if fault_refuses(&k) {
+                    return Err(cairn_store::Error::InvalidKey {
+                        key: k,
+                        reason: format!("refused by fault injection ({FAULT_REFUSE_KEY_VAR})"),
+                    });
+                }
                 if recovering && store.exists(&b, &k).await? {
                     return Ok(());
                 }
                 store.put(&b, &k, body, &BTreeMap::new()).await
-            })?;
-            file.written = true;
+            });
+            match result {
+                Ok(()) => file.written = true,
+                Err(e) if refuses_the_object(&e) => {
+                    return Err(SinkError::undeliverable(file.key.clone(), e.to_string()));
+                }
+                Err(e) => {
+                    let error = SinkError::from(e);
+                    if error.kind == ErrorKind::Permanent {
+                        self.failed_bucket = Some(bucket.clone());
+                    }
+                    return Err(error);
+                }
+            }
         }
         let ready = self.ready.as_deref().unwrap_or_default();
         let records: u64 = ready.iter().map(|f| f.file.records as u64).sum();
@@ -589,6 +739,7 @@ impl Sink for TrailSink {
                 .record_digest_log_files(&self.trail_arn, &delivered, Utc::now())?;
             self.refresh_digest_due();
         }
+        self.failed_bucket = None;
         Metrics::add(&self.ctx.metrics.delivered_records, records);
         Metrics::add(&self.ctx.metrics.delivered_files, files);
         self.ready = None;
@@ -596,6 +747,18 @@ impl Sink for TrailSink {
         self.oldest_ingest_ms = None;
         self.pending_since_ms.store(0, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn set_aside(&mut self, intent: &DeliveryIntent, part: &str) -> Option<Vec<Bytes>> {
+        let config = self.state.config.clone()?;
+        self.ensure_ready(&config, intent);
+        let ready = self.ready.as_mut()?;
+        let Some(index) = ready.iter().position(|f| f.key == part) else {
+            // Not in this delivery (set aside already): nothing to take out.
+            return Some(Vec::new());
+        };
+        let file = ready.remove(index);
+        Some(records_of(&file.gzip))
     }
 
     fn state(&self) -> SinkState {
@@ -611,6 +774,25 @@ impl Sink for TrailSink {
                 s.latest_delivery_attempt_succeeded = Some(now);
                 s.latest_delivery_error = None;
             }),
+            Report::Quarantined {
+                part,
+                reason,
+                records,
+            } => {
+                let what = if part.is_empty() {
+                    "a record".to_owned()
+                } else {
+                    format!("log file {part}")
+                };
+                let message = format!(
+                    "{reason} ({what}, {records} record(s), set aside in the quarantine; see `cairn quarantine list`)"
+                );
+                Metrics::add(&self.ctx.metrics.quarantined_files, 1);
+                self.ctx.meta.update_trail_status(&self.trail_arn, |s| {
+                    s.latest_delivery_attempt_time = Some(now);
+                    s.latest_delivery_error = Some(message);
+                })
+            }
             Report::Failed { error, .. } if error.message.is_empty() => return,
             Report::Failed {
                 operation: Operation::Tick | Operation::Apply,

@@ -761,3 +761,102 @@ async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_
         "the written file untouched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_updating_the_bucket_of_a_trail_parked_on_a_missing_bucket_delivers_at_once() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let mut config = trail("fix");
+    config.s3_bucket_name = "never-created".into();
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 0..10).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Metrics::get(&p.metrics().delivery_failures) == 0 {
+        assert!(Instant::now() < deadline, "the delivery never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // UpdateTrail to the existing bucket: the parked delivery (before the
+    // change in the WAL) goes there at once, not after the recheck period.
+    let mut fixed = config.clone();
+    fixed.s3_bucket_name = "logs".into();
+    p.change_trail(&config.arn, TrailChange::Configure(Box::new(fixed)))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Metrics::get(&p.metrics().delivered_records) < 10 {
+        assert!(Instant::now() < deadline, "still parked after the fix");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ingest(&p, 10..15).await;
+    wait_delivered(&p, 15).await;
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    let mut expected: Vec<String> = (0..15).map(|i| format!("id-{i}")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    assert_eq!(Metrics::get(&p.metrics().delivery_failures), 1);
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_keys_the_local_store_refuses_are_quarantined_not_retried_forever() {
+    for prefix in ["../x", "a//b", "."] {
+        let f = Fixture::new();
+        let p = f.start(Duration::from_millis(100));
+        // Past the door (a trail stored before it checked prefixes).
+        let mut config = trail("bad");
+        config.s3_key_prefix = Some(prefix.into());
+        config.log_file_validation_enabled = true;
+        create(&f, &p, &config).await;
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
+        ingest(&p, 0..10).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.quarantined_records() < 10 {
+            assert!(Instant::now() < deadline, "{prefix}: nothing quarantined");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(Metrics::get(&p.metrics().delivery_failures), 0, "{prefix}");
+        let entries = cairn_pipeline::quarantine::list(f.dir.path()).unwrap();
+        assert_eq!(entries.len(), 1, "{prefix}");
+        assert!(
+            entries[0].reason.contains("invalid object key"),
+            "{}",
+            entries[0].reason
+        );
+        let mut set_aside: Vec<&str> = entries[0]
+            .records
+            .iter()
+            .map(|r| std::str::from_utf8(r.bytes()).unwrap())
+            .collect();
+        set_aside.sort();
+        let mut expected: Vec<String> = (0..10).map(record).collect();
+        expected.sort();
+        assert_eq!(set_aside, expected, "{prefix}: not the exact records");
+        let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+        let error = status.latest_delivery_error.unwrap_or_default();
+        assert!(
+            error.contains(&entries[0].part) && error.contains("quarantine"),
+            "{error}"
+        );
+
+        // The trail is fixed: later records are delivered.
+        let mut fixed = config.clone();
+        fixed.s3_key_prefix = Some("fixed".into());
+        p.change_trail(&config.arn, TrailChange::Configure(Box::new(fixed)))
+            .await
+            .unwrap();
+        ingest(&p, 10..15).await;
+        wait_delivered(&p, 5).await;
+        let mut delivered = ids(&f.files().await);
+        delivered.sort();
+        let expected: Vec<String> = (10..15).map(|i| format!("id-{i}")).collect();
+        assert_eq!(delivered, expected, "{prefix}");
+        assert_eq!(p.quarantined_records(), 10);
+        p.shutdown();
+    }
+}

@@ -1,18 +1,22 @@
 //! The consumer runtime with a test sink: retries, parking on permanent
-//! errors, backoff bounds, intent replay after a crash, and a sink that stays
-//! behind while another advances.
+//! errors, backoff bounds, intent replay after a crash, a sink that stays
+//! behind while another advances, and the quarantine (a part the store
+//! refuses for good set aside, the rest delivered, exactly once across a
+//! crash at any point of it).
 
 // Test helpers panic on failure by design: a panic is the test failure.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use cairn_pipeline::envelope::encode_record;
+use cairn_pipeline::quarantine::{self, Quarantine};
 use cairn_pipeline::route::{Hub, Item, Routed};
 use cairn_pipeline::runtime::{
     Accept, Applied, Backoff, Consumer, ErrorKind, Report, RetryPolicy, RuntimeContext, Signal,
@@ -44,6 +48,12 @@ struct Probe {
     delivered_reports: AtomicUsize,
     /// Records delivered, in order.
     delivered: Mutex<Vec<String>>,
+    /// Groups whose object key the "store" refuses for good.
+    refused: Mutex<BTreeSet<String>>,
+    /// Panic (a crash) when asked to set a part aside.
+    crash_in_set_aside: Mutex<bool>,
+    /// (part, records) of every quarantine report.
+    quarantined: Mutex<Vec<(String, usize)>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +70,8 @@ struct TestSink {
     started: Option<Instant>,
     interval: Duration,
     probe: Arc<Probe>,
+    /// Groups of the delivery in progress set aside.
+    set_aside: BTreeSet<String>,
 }
 
 impl TestSink {
@@ -70,6 +82,7 @@ impl TestSink {
             started: None,
             interval: Duration::from_millis(20),
             probe,
+            set_aside: BTreeSet::new(),
         }
     }
 }
@@ -98,6 +111,9 @@ impl Sink for TestSink {
         let Some(name) = record.view.as_ref().and_then(|v| v.event_name.clone()) else {
             return Accept::Skip;
         };
+        if name == "Poison" {
+            return Accept::SetAside("InvalidRecord: cannot be batched".into());
+        }
         self.groups
             .entry(name.into_owned())
             .or_default()
@@ -135,6 +151,9 @@ impl Sink for TestSink {
 
     fn deliver(&mut self, intent: &Intent, recovering: bool) -> Result<(), SinkError> {
         for (group, key) in &intent.keys {
+            if self.set_aside.contains(group) {
+                continue;
+            }
             self.probe.attempts.fetch_add(1, Ordering::SeqCst);
             // Written before a crash (recovering) or by an earlier attempt.
             let _ = recovering;
@@ -146,6 +165,12 @@ impl Sink for TestSink {
             }
             if *self.probe.outage.lock().unwrap() {
                 return Err(SinkError::retriable("503 SlowDown"));
+            }
+            if self.probe.refused.lock().unwrap().contains(group) {
+                return Err(SinkError::undeliverable(
+                    key.clone(),
+                    format!("InvalidObjectKey: the store refuses {key}"),
+                ));
             }
             let records = self.groups.get(group).cloned().unwrap_or_default();
             {
@@ -162,8 +187,19 @@ impl Sink for TestSink {
         for records in std::mem::take(&mut self.groups).into_values() {
             delivered.extend(records);
         }
+        self.set_aside.clear();
         self.started = None;
         Ok(())
+    }
+
+    fn set_aside(&mut self, intent: &Intent, part: &str) -> Option<Vec<Bytes>> {
+        if *self.probe.crash_in_set_aside.lock().unwrap() {
+            panic!("simulated crash while setting {part} aside");
+        }
+        let (group, _) = intent.keys.iter().find(|(_, k)| k == part)?;
+        self.set_aside.insert(group.clone());
+        let records = self.groups.remove(group).unwrap_or_default();
+        Some(records.into_iter().map(Bytes::from).collect())
     }
 
     fn state(&self) {}
@@ -181,6 +217,12 @@ impl Sink for TestSink {
                 .lock()
                 .unwrap()
                 .push((error.kind, retry_in)),
+            Report::Quarantined { part, records, .. } => self
+                .probe
+                .quarantined
+                .lock()
+                .unwrap()
+                .push((part.to_owned(), records)),
         }
     }
 }
@@ -213,6 +255,7 @@ impl Harness {
             shutdown: Arc::new(Signal::default()),
             changes: Arc::new(Signal::default()),
             retry,
+            quarantine: Arc::new(Quarantine::new(dir.path())),
         };
         let router = {
             let wal = wal.clone();
@@ -260,6 +303,27 @@ impl Harness {
             saved.intent,
         );
         std::thread::spawn(move || consumer.run())
+    }
+
+    /// Every record in the quarantine: (sink, part, reason, exact text).
+    fn quarantined(&self) -> Vec<(String, String, String, String)> {
+        quarantine::list(self.dir.path())
+            .unwrap()
+            .into_iter()
+            .flat_map(|e| {
+                e.records
+                    .iter()
+                    .map(|r| {
+                        (
+                            e.sink.clone(),
+                            e.part.clone(),
+                            e.reason.clone(),
+                            String::from_utf8(r.bytes().to_vec()).unwrap(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     fn cursor(&self, name: &str) -> Lsn {
@@ -523,4 +587,210 @@ fn test_sinks_at_the_head_share_one_parse() {
     for s in sinks {
         assert_eq!(s.join().unwrap(), SinkExit::Shutdown);
     }
+}
+
+fn record_text(i: usize, name: &str) -> String {
+    format!(r#"{{"eventID":"id-{i}","eventName":"{name}","eventTime":"2024-05-01T10:00:00Z"}}"#)
+}
+
+#[test]
+fn test_an_undeliverable_file_is_quarantined_and_the_rest_delivered() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    probe.refused.lock().unwrap().insert("B".into());
+    let sink = h.start("s", probe.clone());
+    h.append(30, &["A", "B", "C"]);
+    wait_until("the cursor at the head", Duration::from_secs(10), || {
+        h.cursor("s") == h.wal.head()
+    });
+    // Every A and C record delivered; every B record set aside, exact bytes.
+    let mut delivered = probe.delivered.lock().unwrap().clone();
+    delivered.sort();
+    let mut expected: Vec<String> = (0..30)
+        .filter(|i| i % 3 != 1)
+        .map(|i| record_text(i, ["A", "B", "C"][i % 3]))
+        .collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    let quarantined = h.quarantined();
+    let texts: Vec<&str> = quarantined.iter().map(|q| q.3.as_str()).collect();
+    let expected_b: Vec<String> = (0..30)
+        .filter(|i| i % 3 == 1)
+        .map(|i| record_text(i, "B"))
+        .collect();
+    assert_eq!(texts, expected_b);
+    assert!(
+        quarantined
+            .iter()
+            .all(|q| q.0 == "s" && q.1.ends_with("/B") && q.2.contains("InvalidObjectKey"))
+    );
+    // Not parked, not even reported as a failure: reported as set aside.
+    assert!(probe.failures.lock().unwrap().is_empty());
+    assert_eq!(probe.quarantined.lock().unwrap().len(), 1);
+    assert_eq!(probe.quarantined.lock().unwrap()[0].1, 10);
+    assert_eq!(h.ctx.quarantine.quarantined_records(), 10);
+
+    // The sink keeps delivering later records (and keeps setting B aside).
+    h.append(6, &["A", "B"]);
+    wait_until("later records", Duration::from_secs(10), || {
+        probe.delivered.lock().unwrap().len() == 23
+    });
+    wait_until("the cursor at the head", Duration::from_secs(10), || {
+        h.cursor("s") == h.wal.head()
+    });
+    assert_eq!(h.quarantined().len(), 13);
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+}
+
+#[test]
+fn test_a_record_that_cannot_be_batched_is_set_aside_alone() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    let sink = h.start("s", probe.clone());
+    h.append(12, &["A", "Poison", "A"]);
+    wait_until("the cursor at the head", Duration::from_secs(10), || {
+        h.cursor("s") == h.wal.head()
+    });
+    assert_eq!(probe.delivered.lock().unwrap().len(), 8);
+    let quarantined = h.quarantined();
+    assert_eq!(quarantined.len(), 4);
+    for (q, i) in quarantined.iter().zip([1, 4, 7, 10]) {
+        assert_eq!(q.3, record_text(i, "Poison"));
+        assert!(q.2.contains("cannot be batched"));
+        assert_eq!(q.1, "");
+    }
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+}
+
+/// Restarts the harness on the same WAL and data dir.
+fn restart(h: Harness) -> Harness {
+    let mut h = h;
+    h.stop();
+    let dir = std::mem::replace(&mut h.dir, tempfile::tempdir().unwrap());
+    drop(h);
+    let wal = Arc::new(Wal::open(WalConfig::new(dir.path().join("wal"))).unwrap());
+    Harness::with_wal(dir, wal, 1 << 20, quick_retry())
+}
+
+/// Every record appended, each exactly once in delivered ∪ quarantined, and never in both.
+fn assert_exactly_once(h: &Harness, probe: &Probe, n: usize, names: &[&str]) {
+    let bucket = probe.bucket.lock().unwrap();
+    let mut in_bucket: Vec<String> = bucket
+        .objects
+        .values()
+        .flat_map(|b| {
+            String::from_utf8(b.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        bucket.writes.values().all(|n| *n == 1),
+        "{:?}",
+        bucket.writes
+    );
+    let quarantined: Vec<String> = h.quarantined().into_iter().map(|q| q.3).collect();
+    for q in &quarantined {
+        assert!(!in_bucket.contains(q), "{q} both delivered and quarantined");
+    }
+    in_bucket.extend(quarantined);
+    in_bucket.sort();
+    let mut expected: Vec<String> = (0..n)
+        .map(|i| record_text(i, names[i % names.len()]))
+        .collect();
+    expected.sort();
+    assert_eq!(in_bucket, expected);
+}
+
+#[test]
+fn test_a_crash_after_the_quarantine_write_keeps_exactly_once() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    probe.refused.lock().unwrap().insert("B".into());
+    // A written, B refused and set aside, C written: the "process" dies
+    // before the cursor moves.
+    *probe.crash_after_writes.lock().unwrap() = Some(2);
+    let sink = h.start("s", probe.clone());
+    h.append(30, &["A", "B", "C"]);
+    assert!(sink.join().is_err(), "the sink should have crashed");
+    assert_eq!(h.quarantined().len(), 10);
+    assert!(h.cursor("s") < h.wal.head());
+
+    // After the restart the store would take B: it must stay set aside.
+    let mut h = restart(h);
+    *probe.crash_after_writes.lock().unwrap() = None;
+    probe.refused.lock().unwrap().clear();
+    let sink = h.start("s", probe.clone());
+    wait_until("the cursor at the head", Duration::from_secs(10), || {
+        h.cursor("s") == h.wal.head()
+    });
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+    assert_eq!(probe.bucket.lock().unwrap().objects.len(), 2);
+    assert_exactly_once(&h, &probe, 30, &["A", "B", "C"]);
+}
+
+#[test]
+fn test_a_crash_before_the_quarantine_write_keeps_exactly_once() {
+    let mut h = Harness::new(1 << 20, quick_retry());
+    let probe = Arc::new(Probe::default());
+    probe.refused.lock().unwrap().insert("B".into());
+    *probe.crash_in_set_aside.lock().unwrap() = true;
+    let sink = h.start("s", probe.clone());
+    h.append(30, &["A", "B", "C"]);
+    assert!(sink.join().is_err(), "the sink should have crashed");
+    assert!(h.quarantined().is_empty());
+
+    // Restarted while the store still refuses B: set aside now, once.
+    let h = restart(h);
+    *probe.crash_in_set_aside.lock().unwrap() = false;
+    let sink = h.start("s", probe.clone());
+    wait_until("the cursor at the head", Duration::from_secs(10), || {
+        h.cursor("s") == h.wal.head()
+    });
+    assert_eq!(h.quarantined().len(), 10);
+    // Restarted again (a crash after the commit changes nothing).
+    let h = restart(h);
+    probe.refused.lock().unwrap().clear();
+    let sink2 = h.start("s", probe.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut h = h;
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
+    assert_eq!(sink2.join().unwrap(), SinkExit::Shutdown);
+    assert_exactly_once(&h, &probe, 30, &["A", "B", "C"]);
+}
+
+#[test]
+fn test_a_sink_in_backoff_sees_a_change_at_once() {
+    let mut h = Harness::new(
+        1 << 20,
+        RetryPolicy {
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(30),
+            permanent_recheck: Duration::from_secs(60),
+            permanent_recheck_first: Duration::from_secs(60),
+        },
+    );
+    let probe = Arc::new(Probe::default());
+    *probe.outage.lock().unwrap() = true;
+    let sink = h.start("s", probe.clone());
+    h.append(3, &["A"]);
+    wait_until("the first attempt", Duration::from_secs(5), || {
+        !probe.failures.lock().unwrap().is_empty()
+    });
+    *probe.outage.lock().unwrap() = false;
+    // A 15-30 s backoff, cut short by a configuration change.
+    let changed = Instant::now();
+    h.ctx.changes.notify();
+    wait_until("delivery after the change", Duration::from_secs(5), || {
+        probe.delivered.lock().unwrap().len() == 3
+    });
+    assert!(changed.elapsed() < Duration::from_secs(5));
+    h.stop();
+    assert_eq!(sink.join().unwrap(), SinkExit::Shutdown);
 }

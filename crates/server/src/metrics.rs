@@ -79,6 +79,18 @@ pub(crate) fn render(state: &AppState) -> Response {
         Metrics::get(&m.delivered_files),
     );
     metric(
+        "cairn_quarantined_records_total",
+        "counter",
+        "Records set aside in the quarantine (undeliverable for good) since start-up; `cairn quarantine list` shows them.",
+        state.pipeline.quarantined_records(),
+    );
+    metric(
+        "cairn_quarantined_files_total",
+        "counter",
+        "Log files (or single records) set aside in the quarantine since start-up.",
+        Metrics::get(&m.quarantined_files),
+    );
+    metric(
         "cairn_delivery_failures_total",
         "counter",
         "Failed log-file delivery attempts.",

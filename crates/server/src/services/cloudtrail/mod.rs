@@ -236,10 +236,10 @@ impl Scope<'_> {
             config.s3_bucket_name = bucket.clone();
         }
         if let Some(prefix) = &settings.s3_key_prefix {
-            if prefix.chars().count() > 200 {
+            if let Err(reason) = check_s3_key_prefix(prefix) {
                 return Err(AwsError::client(
                     "InvalidS3PrefixException",
-                    "S3 key prefix must be at most 200 characters.",
+                    format!("The S3 prefix {prefix:?} is not valid: {reason}"),
                 ));
             }
             config.s3_key_prefix = (!prefix.is_empty()).then(|| prefix.clone());
@@ -909,17 +909,94 @@ fn check_tags(tags: Vec<Tag>) -> Result<Vec<Tag>, AwsError> {
     Ok(tags)
 }
 
-/// S3's bucket naming rules.
+/// S3's bucket naming rules for general purpose buckets: 3 to 63 characters
+/// of lowercase letters, digits, `.` and `-`; labels (between dots) start and
+/// end with a letter or digit (so no `..`, `.-` or `-.`); not an IPv4
+/// address; none of the prefixes and suffixes S3 reserves.
 pub fn valid_bucket_name(name: &str) -> bool {
+    const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const RESERVED_SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
     let bytes = name.as_bytes();
     (3..=63).contains(&bytes.len())
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && !name.contains("..")
+        && name.split('.').all(|label| {
+            let label = label.as_bytes();
+            label.first().is_some_and(u8::is_ascii_alphanumeric)
+                && label.last().is_some_and(u8::is_ascii_alphanumeric)
+        })
         && name.parse::<std::net::Ipv4Addr>().is_err()
+        && !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// S3's limit on a key's length, in UTF-8 bytes.
+const MAX_S3_KEY_BYTES: usize = 1024;
+
+/// CloudTrail's limit on `S3KeyPrefix`, in characters.
+const MAX_S3_KEY_PREFIX_CHARS: usize = 200;
+
+/// The longest a key CloudTrail writes under a prefix can be after it: a
+/// digest key (longer than a log file's) with an organization ID, a region
+/// name and a home region of the longest accepted length (64) and a trail
+/// name of 128 characters:
+/// `/AWSLogs/<o-id 34>/<account 12>/CloudTrail-Digest/<region>/YYYY/MM/DD/<account>_CloudTrail-Digest_<region>_<trail>_<home>_YYYYMMDDTHHMMSSZ.json.gz`.
+fn longest_key_after_prefix() -> usize {
+    let (org, account, region, trail) = (
+        "o".repeat(34),
+        "1".repeat(12),
+        "r".repeat(64),
+        "t".repeat(128),
+    );
+    format!(
+        "/AWSLogs/{org}/{account}/CloudTrail-Digest/{region}/2026/01/01/{account}_CloudTrail-Digest_{region}_{trail}_{region}_20260101T000000Z.json.gz"
+    )
+    .len()
+}
+
+/// `S3KeyPrefix` by AWS's and S3's rules, and so that every key Cairn builds
+/// under it is one the store can hold: at most 200 characters; no leading
+/// `/`; no empty segment (`a//b`, a trailing `/`), no `.` or `..` segment;
+/// no control characters; no segment longer than 255 bytes (a file name on
+/// the local backend); and the longest key under it within S3's 1024 bytes.
+/// An empty prefix is no prefix.
+pub fn check_s3_key_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    if prefix.chars().count() > MAX_S3_KEY_PREFIX_CHARS {
+        return Err(format!(
+            "it must be at most {MAX_S3_KEY_PREFIX_CHARS} characters."
+        ));
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err("it must not contain control characters.".into());
+    }
+    if prefix.starts_with('/') {
+        return Err("it must not start with '/'.".into());
+    }
+    for segment in prefix.split('/') {
+        match segment {
+            "" => {
+                return Err(
+                    "it must not contain an empty path segment ('//' or a trailing '/').".into(),
+                );
+            }
+            "." | ".." => return Err(format!("it must not contain a '{segment}' path segment.")),
+            s if s.len() > 255 => {
+                return Err("a path segment must be at most 255 bytes.".into());
+            }
+            _ => {}
+        }
+    }
+    let longest = prefix.len() + longest_key_after_prefix();
+    if longest > MAX_S3_KEY_BYTES {
+        return Err(format!(
+            "keys under it would be up to {longest} bytes, over the {MAX_S3_KEY_BYTES}-byte limit of an S3 key."
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -936,6 +1013,56 @@ mod tests {
         assert!(!valid_bucket_name("a..b"));
         assert!(!valid_bucket_name("192.168.1.1"));
         assert!(!valid_bucket_name("-abc"));
+        assert!(!valid_bucket_name("abc-"));
+        assert!(!valid_bucket_name("a-.bc"));
+        assert!(!valid_bucket_name("ab.-c"));
+        assert!(!valid_bucket_name("ab_c"));
+        assert!(!valid_bucket_name("xn--abc"));
+        assert!(!valid_bucket_name("sthree-abc"));
+        assert!(!valid_bucket_name("abc-s3alias"));
+        assert!(!valid_bucket_name("abc--ol-s3"));
+        assert!(valid_bucket_name("a-b.c-d"));
+        assert!(valid_bucket_name("123"));
+    }
+
+    #[test]
+    fn test_s3_key_prefixes() {
+        for ok in [
+            "",
+            "logs",
+            "a/b/c",
+            "cairn-logs_2024",
+            "a.b/..c/c..",
+            "日本",
+        ] {
+            assert!(check_s3_key_prefix(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "../x",
+            "x/..",
+            "a/../b",
+            ".",
+            "a/./b",
+            "a//b",
+            "a/",
+            "/a",
+            "a\nb",
+            "a\u{7f}b",
+            &"a".repeat(201),
+            &"b".repeat(256),
+        ] {
+            assert!(check_s3_key_prefix(bad).is_err(), "{bad:?}");
+        }
+        // 200 characters of four bytes each: every segment short, the keys too long.
+        let wide: String = (0..39)
+            .map(|_| "\u{1F600}\u{1F600}\u{1F600}\u{1F600}/")
+            .collect::<String>()
+            + "z";
+        assert!(wide.chars().count() <= 200);
+        let err = check_s3_key_prefix(&wide).unwrap_err();
+        assert!(err.contains("1024"), "{err}");
+        // An ASCII prefix of 200 characters always fits.
+        assert!(200 + longest_key_after_prefix() <= MAX_S3_KEY_BYTES);
     }
 
     #[test]

@@ -357,6 +357,10 @@ pub struct Wal {
     /// Test hook: the next segment creation fails with EMFILE.
     #[cfg(test)]
     fail_next_segment: std::sync::atomic::AtomicBool,
+    /// Test hook: every successful segment fsync, as (file, bytes of the file
+    /// written when the fsync began: what it made durable at least).
+    #[cfg(test)]
+    synced_log: Mutex<Vec<(PathBuf, u64)>>,
 }
 
 /// How writing an append failed.
@@ -596,6 +600,8 @@ impl Wal {
             fsyncs: AtomicU64::new(0),
             #[cfg(test)]
             fail_next_segment: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            synced_log: Mutex::new(Vec::new()),
         };
         {
             let mut guard = lock(&wal.consumers);
@@ -714,8 +720,7 @@ impl Wal {
                 // Invariant 3: the sealed segment is durable before its
                 // successor exists.
                 let sealed = &writer.active;
-                sealed.file.sync_data().map_err(io_error(&sealed.path))?;
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                self.sync_segment(sealed).map_err(io_error(&sealed.path))?;
                 let next = match self.create_segment(lsn) {
                     Ok(next) => Arc::new(next),
                     // Nothing of this append is acknowledged: if all of it
@@ -761,6 +766,19 @@ impl Wal {
             });
         }
         Segment::create(&self.config.dir, base)
+    }
+
+    /// Makes everything written to `segment` so far durable: the one place a
+    /// segment's data is fsynced, counted in [`WalStats::fsyncs`] (and, in
+    /// tests, recorded with how much of the file it covered).
+    fn sync_segment(&self, segment: &Segment) -> io::Result<()> {
+        #[cfg(test)]
+        let covered = segment.file_len.load(Ordering::Acquire);
+        segment.file.sync_data()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        lock(&self.synced_log).push((segment.path.clone(), covered));
+        Ok(())
     }
 
     /// Writes `buf` (whole frames) to the end of `segment`, which then ends at
@@ -824,8 +842,7 @@ impl Wal {
                 let writer = lock(&self.writer);
                 (writer.end, Arc::clone(&writer.active))
             };
-            let result = active.file.sync_data();
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            let result = self.sync_segment(&active);
             sync = lock(&self.sync);
             sync.syncing = false;
             match result {

@@ -1402,3 +1402,60 @@ fn issue_11_failed_segment_roll_is_undone_and_retriable() {
     let wal = open(dir.path(), 200);
     assert_eq!(payloads(&read_all(&wal, 0)), acknowledged);
 }
+
+/// The fsyncs recorded by the test hook so far.
+fn synced(wal: &Wal) -> Vec<(PathBuf, u64)> {
+    lock(&wal.synced_log).clone()
+}
+
+#[test]
+fn test_one_writer_gets_one_fsync_per_acknowledged_append_covering_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), 1 << 30);
+    assert!(synced(&wal).is_empty(), "opening an empty log syncs no data");
+    for i in 0..25usize {
+        let receipt = wal
+            .append(&[format!("record-{i}").as_bytes(), b"second"])
+            .unwrap();
+        let log = synced(&wal);
+        // Exactly one fsync per append: none skipped, none wasted.
+        assert_eq!(log.len(), i + 1, "after append {i}: {log:?}");
+        let (path, covered) = log.last().unwrap();
+        let active = segment_files(dir.path()).pop().unwrap();
+        assert_eq!(path, &active, "the fsync was of the active segment");
+        // The fsync began after every byte of the append was written: what
+        // was acknowledged is what was made durable.
+        assert!(
+            *covered >= SEGMENT_HEADER_LEN + receipt.end_lsn,
+            "append {i} ends at {} but the fsync covered {covered} bytes",
+            receipt.end_lsn
+        );
+        assert_eq!(wal.head(), receipt.end_lsn);
+    }
+    assert_eq!(wal.stats().fsyncs, 25);
+    assert_eq!(wal.stats().appends, 25);
+}
+
+#[test]
+fn test_a_sealed_segment_is_fsynced_whole_before_its_successor_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for a few records per segment, so appends roll often.
+    let wal = open(dir.path(), SEGMENT_HEADER_LEN + 3 * (FRAME_HEADER_LEN + 40));
+    // A consumer at the start keeps every sealed segment on disk.
+    wal.register_consumer("reader", 0).unwrap();
+    let payload = [b'x'; 40];
+    for _ in 0..20 {
+        wal.append(&[&payload[..], &payload[..]]).unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 5, "{files:?}");
+    let log = synced(&wal);
+    for sealed in &files[..files.len() - 1] {
+        let len = fs::metadata(sealed).unwrap().len();
+        assert!(
+            log.iter().any(|(p, covered)| p == sealed && *covered == len),
+            "sealed segment {} ({len} bytes) was never fsynced whole: {log:?}",
+            sealed.display()
+        );
+    }
+}

@@ -213,7 +213,7 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     for line in report.lines() {
         println!("{line}");
     }
-    if !report.wal.unrepairable.is_empty() {
+    if report.has_unrepairable() {
         return Ok(ExitCode::from(2));
     }
     if !report.wal.is_clean() && !args.repair {
@@ -250,10 +250,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(server) => server,
             Err(e) if e.is_damage() => {
                 let dir = config.data_dir.display();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "starting the server: the data dir is damaged; `cairn doctor --data-dir {dir}` \
-                     shows what, and `cairn doctor --data-dir {dir} --repair` salvages every intact record"
-                )));
+                let message = match e.damaged_file(&config.data_dir) {
+                    Some(file) => format!(
+                        "starting the server: {} is damaged; `cairn doctor --data-dir {dir}` lists \
+                         every damaged row",
+                        file.display()
+                    ),
+                    None => format!(
+                        "starting the server: the data dir is damaged; `cairn doctor --data-dir {dir}` \
+                         shows what, and `cairn doctor --data-dir {dir} --repair` salvages every intact record"
+                    ),
+                };
+                return Err(anyhow::Error::new(e).context(message));
             }
             Err(e) => return Err(anyhow::Error::new(e).context("starting the server")),
         };

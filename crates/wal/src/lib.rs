@@ -484,7 +484,7 @@ impl Wal {
         bases.sort_unstable();
 
         let cursors_path = dir.join(CURSORS_FILE);
-        let mut consumers = match fs::read(&cursors_path) {
+        let consumers = match fs::read(&cursors_path) {
             Ok(bytes) => decode_cursors(&bytes).map_err(|reason| Error::Corruption {
                 segment: cursors_path.clone(),
                 offset: 0,
@@ -564,18 +564,21 @@ impl Wal {
             });
         }
 
-        let mut clamped = false;
-        for (name, checkpoint) in consumers.iter_mut() {
-            if checkpoint.lsn > head {
-                tracing::warn!(
-                    consumer = name.as_str(),
-                    cursor = checkpoint.lsn,
-                    head,
-                    "WAL consumer was past the recovered head; moving it back to the head"
-                );
-                checkpoint.lsn = head;
-                clamped = true;
-            }
+        // A consumer only ever reads durable records, so a cursor past the
+        // recovered head means fsynced (acknowledged) records are gone: the
+        // newest segment was truncated or damaged, not torn.
+        if let Some((name, cursor)) = consumers.iter().max_by_key(|(_, c)| c.lsn)
+            && cursor.lsn > head
+        {
+            return Err(Error::Corruption {
+                segment: active.path.clone(),
+                offset: active.file_len.load(Ordering::Acquire),
+                reason: format!(
+                    "consumer {name:?} had read up to LSN {} but the log ends at LSN {head}: \
+                     acknowledged records were cut off (the segment was truncated)",
+                    cursor.lsn
+                ),
+            });
         }
 
         let disk_bytes = segments
@@ -605,9 +608,6 @@ impl Wal {
         };
         {
             let mut guard = lock(&wal.consumers);
-            if clamped {
-                wal.persist_cursors(&consumers)?;
-            }
             *guard = consumers;
             wal.remove_segments(&guard);
         }

@@ -94,9 +94,16 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
     report.segments = bases.len();
 
     let cursors_path = dir.join(CURSORS_FILE);
+    let mut highest_cursor = None;
     let lowest_cursor = match fs::read(&cursors_path) {
         Ok(bytes) => match decode_cursors(&bytes) {
-            Ok(consumers) => consumers.values().map(|c| c.lsn).min(),
+            Ok(consumers) => {
+                highest_cursor = consumers
+                    .iter()
+                    .max_by_key(|(_, c)| c.lsn)
+                    .map(|(name, c)| (name.clone(), c.lsn));
+                consumers.values().map(|c| c.lsn).min()
+            }
             Err(reason) => {
                 report
                     .unrepairable
@@ -235,6 +242,24 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
             }
         }
         let data_end = (out.len() as u64) - SEGMENT_HEADER_LEN;
+        // The newest segment ends below a consumer's cursor: records it had
+        // read (durable, acknowledged) were cut off. Markers up to the cursor
+        // keep every cursor on a record boundary.
+        if Some(*base) == newest
+            && let Some((name, cursor)) = &highest_cursor
+            && *cursor > base + data_end
+        {
+            report.damaged.push(DamagedRange {
+                file: path.clone(),
+                from: base + data_end,
+                to: *cursor,
+                reason: format!(
+                    "the newest segment was truncated below consumer {name:?}'s cursor"
+                ),
+            });
+            push_markers(&mut out, *cursor - (base + data_end));
+            changed = true;
+        }
         if let Some(end) = must_end {
             if data_end < end {
                 report.damaged.push(DamagedRange {

@@ -948,25 +948,33 @@ fn test_full_is_refused_without_writing_and_accepted_after_segments_are_removed(
 }
 
 #[test]
-fn test_consumer_past_the_recovered_head_is_moved_back() {
+fn test_consumer_past_the_recovered_head_stops_the_open_until_salvaged() {
     let dir = tempfile::tempdir().unwrap();
     let (records, lsns, last) = closed_log(dir.path(), 5);
-    {
+    let head = {
         let wal = open(dir.path(), 1 << 20);
         wal.register_consumer("c", 0).unwrap();
         wal.commit("c", wal.head(), Some(b"s")).unwrap();
-    }
-    // Disk damage destroys the last, acknowledged, record.
+        wal.head()
+    };
+    // Disk damage destroys the last, acknowledged, record. Issue 11: that
+    // is loud (it used to move the cursor back quietly).
     let len = fs::metadata(&last).unwrap().len();
     flip_byte(&last, len - 1);
+    assert!(matches!(
+        Wal::open(config(dir.path(), 1 << 20, u64::MAX)),
+        Err(Error::Corruption { segment, .. }) if segment == last
+    ));
+    let repaired = salvage(dir.path(), true).unwrap();
+    assert_eq!(repaired.intact_records, 4, "{repaired:?}");
     let wal = open(dir.path(), 1 << 20);
-    assert_eq!(wal.head(), lsns[4]);
-    assert_eq!(wal.checkpoint("c").map(|c| c.lsn), Some(lsns[4]));
-    assert_eq!(payloads(&read_all(&wal, 0)), records[..4]);
-    drop(wal);
-    // The correction was saved.
-    let wal = open(dir.path(), 1 << 20);
-    assert_eq!(wal.checkpoint("c").map(|c| c.lsn), Some(lsns[4]));
+    assert_eq!(wal.head(), head);
+    assert_eq!(wal.checkpoint("c").map(|c| c.lsn), Some(head));
+    let read = read_all(&wal, 0);
+    assert_eq!(read.len(), 5);
+    assert!(read[4].is_lost_record_marker());
+    assert_eq!(read[4].lsn, lsns[4]);
+    assert_eq!(payloads(&read[..4]), records[..4]);
 }
 
 #[test]
@@ -1458,4 +1466,82 @@ fn test_a_sealed_segment_is_fsynced_whole_before_its_successor_is_used() {
             sealed.display()
         );
     }
+}
+
+/// Issue 11: the newest segment cut short below a consumer's cursor lost
+/// acknowledged records. That is not a torn tail: the open refuses naming the
+/// segment, and salvage fills the cut-off range with markers up to the cursor.
+#[test]
+fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
+    for cut in ["at-a-frame-boundary", "mid-frame"] {
+        let dir = tempfile::tempdir().unwrap();
+        let records = sample_records(20);
+        let (lsns, head) = {
+            let wal = open(dir.path(), 1 << 20);
+            let lsns = append_all(&wal, &records, 2);
+            let head = wal.head();
+            // A consumer has read everything.
+            wal.register_consumer("reader", 0).unwrap();
+            wal.commit("reader", head, None).unwrap();
+            (lsns, head)
+        };
+        let active = segment_files(dir.path()).pop().unwrap();
+        let keep = match cut {
+            "at-a-frame-boundary" => SEGMENT_HEADER_LEN + lsns[15],
+            _ => SEGMENT_HEADER_LEN + lsns[15] + 3,
+        };
+        OpenOptions::new()
+            .write(true)
+            .open(&active)
+            .unwrap()
+            .set_len(keep)
+            .unwrap();
+        let Err(Error::Corruption { segment, reason, .. }) =
+            Wal::open(config(dir.path(), 1 << 20, u64::MAX))
+        else {
+            panic!("{cut}: a truncated active segment opened");
+        };
+        assert_eq!(segment, active, "{cut}");
+        assert!(reason.contains("\"reader\""), "{cut}: {reason}");
+
+        let repaired = salvage(dir.path(), true).unwrap();
+        assert_eq!(repaired.intact_records, 15, "{cut}: {repaired:?}");
+        assert_eq!(repaired.damaged.len(), 1, "{cut}: {repaired:?}");
+        assert_eq!(repaired.damaged[0].from, lsns[15], "{cut}");
+        assert_eq!(repaired.damaged[0].to, head, "{cut}");
+        let wal = open(dir.path(), 1 << 20);
+        assert_eq!(wal.head(), head, "{cut}");
+        assert_eq!(wal.checkpoint("reader").unwrap().lsn, head, "{cut}");
+        let read = read_all(&wal, 0);
+        let intact: Vec<_> = read.iter().filter(|r| !r.is_lost_record_marker()).collect();
+        assert_eq!(intact.len(), 15, "{cut}");
+        for (record, expected) in intact.iter().zip(&records) {
+            assert_eq!(record.payload, *expected, "{cut}");
+        }
+    }
+}
+
+/// A torn tail (bytes past every cursor, never acknowledged) is still
+/// truncated quietly: the check above only fires below a cursor.
+#[test]
+fn test_a_torn_tail_past_every_cursor_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = sample_records(10);
+    let lsns = {
+        let wal = open(dir.path(), 1 << 20);
+        let lsns = append_all(&wal, &records, 1);
+        wal.register_consumer("reader", 0).unwrap();
+        wal.commit("reader", lsns[5], None).unwrap();
+        lsns
+    };
+    let active = segment_files(dir.path()).pop().unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(SEGMENT_HEADER_LEN + lsns[8] + 2)
+        .unwrap();
+    let wal = open(dir.path(), 1 << 20);
+    assert_eq!(wal.head(), lsns[8]);
+    assert_eq!(wal.checkpoint("reader").unwrap().lsn, lsns[5]);
 }

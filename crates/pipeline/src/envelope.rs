@@ -134,9 +134,11 @@ pub fn encode_control(control: &TrailControl) -> Vec<u8> {
 }
 
 /// The ingest time and eventID hash of a record payload, without looking at
-/// its JSON (the dedup persister needs no more); `Ok(None)` for a control.
+/// its JSON (the dedup persister needs no more); `Ok(None)` for a control
+/// or a lost-record marker (`cairn doctor`'s salvage: no eventID survives).
 pub fn record_header(payload: &[u8]) -> Result<Option<(u64, u128)>, EnvelopeError> {
     let header = match payload.first() {
+        Some(&cairn_wal::LOST_RECORD_MARK) => return Ok(None),
         Some(&VERSION) if payload.get(1) == Some(&KIND_RECORD) => &payload[2..],
         Some(&LEGACY_RECORD) => &payload[1..],
         Some(&VERSION) | Some(&LEGACY_CONTROL) => return Ok(None),
@@ -229,6 +231,11 @@ mod tests {
         let encoded = encode_control(&c);
         assert_eq!(decode(&encoded), Ok(Envelope::Control(c)));
         assert_eq!(record_header(&encoded), Ok(None));
+        // A salvaged lost-record marker has no header to read, and is no error.
+        assert_eq!(
+            record_header(&[cairn_wal::LOST_RECORD_MARK, 0, 0, 0]),
+            Ok(None)
+        );
     }
 
     #[test]

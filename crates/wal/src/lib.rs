@@ -46,8 +46,9 @@
 //!
 //! struct Cursors {
 //!     magic:   [u8; 8] = b"CAIRNCUR",
-//!     version: u32     = 1,
+//!     version: u32     = 2,       // 1 had no durable_head (read as 0)
 //!     count:   u32,
+//!     durable_head: u64,          // the head when written: the log holds at least this
 //!     entries: [Entry; count],    // sorted by name
 //!     crc:     u32,               // crc32c of every byte above
 //! }
@@ -81,7 +82,11 @@
 //! 5. The cursors file is replaced the same way, so a torn cursors file is
 //!    never observed; a bad one is corruption, not a crash artefact.
 //! 6. Readers only see records below the head, and the head only covers
-//!    fsynced bytes. A consumer's cursor is never above the head.
+//!    fsynced bytes. A consumer's cursor is never above the head, nor is the
+//!    durable head recorded in the cursors file (written with every cursor
+//!    commit and when the log is closed). A log found shorter than either was
+//!    cut (acknowledged records are gone): the open refuses it as corruption
+//!    naming the newest segment, where a torn tail past both is truncated.
 //!
 //! # Writing: group commit
 //!
@@ -484,7 +489,7 @@ impl Wal {
         bases.sort_unstable();
 
         let cursors_path = dir.join(CURSORS_FILE);
-        let consumers = match fs::read(&cursors_path) {
+        let (consumers, recorded_head) = match fs::read(&cursors_path) {
             Ok(bytes) => decode_cursors(&bytes).map_err(|reason| Error::Corruption {
                 segment: cursors_path.clone(),
                 offset: 0,
@@ -494,8 +499,8 @@ impl Wal {
                 // A new log: the cursors file exists from its first moment, so
                 // that a log found later without one is known to be damaged.
                 let empty = BTreeMap::new();
-                write_cursors_file(&dir, &empty)?;
-                empty
+                write_cursors_file(&dir, &empty, 0)?;
+                (empty, 0)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::Corruption {
@@ -564,6 +569,16 @@ impl Wal {
             });
         }
 
+        if recorded_head > head {
+            return Err(Error::Corruption {
+                segment: active.path.clone(),
+                offset: active.file_len.load(Ordering::Acquire),
+                reason: format!(
+                    "the log was durable up to LSN {recorded_head} but ends at LSN {head}: \
+                     acknowledged records were cut off (the segment was truncated)"
+                ),
+            });
+        }
         // A consumer only ever reads durable records, so a cursor past the
         // recovered head means fsynced (acknowledged) records are gone: the
         // newest segment was truncated or damaged, not torn.
@@ -1058,7 +1073,7 @@ impl Wal {
 
     /// Replaces the cursors file atomically (see [`write_cursors_file`]).
     fn persist_cursors(&self, consumers: &BTreeMap<String, Checkpoint>) -> Result<()> {
-        write_cursors_file(&self.config.dir, consumers)
+        write_cursors_file(&self.config.dir, consumers, self.head())
     }
 
     /// Deletes every sealed segment that ends at or below the lowest cursor
@@ -1104,12 +1119,31 @@ impl Wal {
     }
 }
 
+impl Drop for Wal {
+    /// Records the durable head in the cursors file, so that a log cut short
+    /// while the server is stopped is found out at the next open. Nothing
+    /// depends on it for correctness: a failure is logged.
+    fn drop(&mut self) {
+        if lock(&self.sync).failed.is_some() {
+            return;
+        }
+        let consumers = lock(&self.consumers);
+        if let Err(e) = write_cursors_file(&self.config.dir, &consumers, self.head()) {
+            tracing::warn!(error = %e, "cannot record the WAL's durable head at close");
+        }
+    }
+}
+
 /// Replaces the cursors file atomically: write a temporary file, fsync it,
 /// rename it over the old one, fsync the directory.
-fn write_cursors_file(dir: &Path, consumers: &BTreeMap<String, Checkpoint>) -> Result<()> {
+fn write_cursors_file(
+    dir: &Path,
+    consumers: &BTreeMap<String, Checkpoint>,
+    durable_head: Lsn,
+) -> Result<()> {
     let path = dir.join(CURSORS_FILE);
     let tmp = dir.join(format!("{CURSORS_FILE}{TMP_SUFFIX}"));
-    let bytes = encode_cursors(consumers);
+    let bytes = encode_cursors(consumers, durable_head);
     {
         let file = fs::File::create(&tmp).map_err(io_error(&tmp))?;
         write_all_at(&file, &bytes, 0).map_err(io_error(&tmp))?;

@@ -97,11 +97,16 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
     let mut highest_cursor = None;
     let lowest_cursor = match fs::read(&cursors_path) {
         Ok(bytes) => match decode_cursors(&bytes) {
-            Ok(consumers) => {
+            Ok((consumers, recorded_head)) => {
                 highest_cursor = consumers
                     .iter()
                     .max_by_key(|(_, c)| c.lsn)
-                    .map(|(name, c)| (name.clone(), c.lsn));
+                    .map(|(name, c)| (format!("consumer {name:?}'s cursor"), c.lsn))
+                    .filter(|(_, lsn)| *lsn >= recorded_head)
+                    .or(Some((
+                        "the durable head the cursors file recorded".to_owned(),
+                        recorded_head,
+                    )));
                 consumers.values().map(|c| c.lsn).min()
             }
             Err(reason) => {
@@ -253,9 +258,7 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
                 file: path.clone(),
                 from: base + data_end,
                 to: *cursor,
-                reason: format!(
-                    "the newest segment was truncated below consumer {name:?}'s cursor"
-                ),
+                reason: format!("the newest segment was truncated below {name}"),
             });
             push_markers(&mut out, *cursor - (base + data_end));
             changed = true;

@@ -326,11 +326,18 @@ fn test_reopen_after_clean_close() {
 
 /// Appends `n` records to a fresh log, closes it, and returns the records,
 /// their LSNs and the path of the last segment.
+/// A crash: the log is left without being closed, so its cursors file does
+/// not record the head it reached (as after kill -9 or a power loss).
+fn crash(wal: Wal) {
+    std::mem::forget(wal);
+}
+
+/// A log of `n` records whose process then crashed.
 fn closed_log(dir: &Path, n: usize) -> (Vec<Vec<u8>>, Vec<Lsn>, PathBuf) {
     let wal = open(dir, 1 << 20);
     let records = sample_records(n);
     let lsns = append_all(&wal, &records, 1);
-    drop(wal);
+    crash(wal);
     let last = segment_files(dir).pop().unwrap();
     (records, lsns, last)
 }
@@ -425,6 +432,7 @@ fn test_torn_tail_in_an_otherwise_empty_segment() {
     {
         let wal = open(dir.path(), 1 << 20);
         wal.append(&[b"only"]).unwrap();
+        crash(wal);
     }
     let last = segment_files(dir.path()).pop().unwrap();
     let len = fs::metadata(&last).unwrap().len();
@@ -606,7 +614,9 @@ fn issue_11_damage_in_the_active_segment_refuses_to_open() {
     let lsns = {
         let wal = open(dir.path(), 1 << 20);
         wal.register_consumer("keep", 0).unwrap();
-        append_all(&wal, &sample_records(20), 4)
+        let lsns = append_all(&wal, &sample_records(20), 4);
+        crash(wal);
+        lsns
     };
     let files = segment_files(dir.path());
     assert_eq!(files.len(), 1);
@@ -645,7 +655,9 @@ fn test_zeroed_hole_in_the_active_segment_is_a_torn_tail() {
     let lsns = {
         let wal = open(dir.path(), 1 << 20);
         wal.register_consumer("keep", 0).unwrap();
-        append_all(&wal, &big, 1)
+        let lsns = append_all(&wal, &big, 1);
+        crash(wal);
+        lsns
     };
     let file = segment_files(dir.path()).remove(0);
     let zeros = vec![0u8; 1024];
@@ -858,7 +870,7 @@ fn test_segment_removal_runs_on_open() {
     );
     fs::write(
         dir.path().join("cursors"),
-        format::encode_cursors(&consumers),
+        format::encode_cursors(&consumers, head),
     )
     .unwrap();
     assert!(segment_files(dir.path()).len() > 1);
@@ -1502,7 +1514,7 @@ fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
             panic!("{cut}: a truncated active segment opened");
         };
         assert_eq!(segment, active, "{cut}");
-        assert!(reason.contains("\"reader\""), "{cut}: {reason}");
+        assert!(reason.contains("cut off"), "{cut}: {reason}");
 
         let repaired = salvage(dir.path(), true).unwrap();
         assert_eq!(repaired.intact_records, 15, "{cut}: {repaired:?}");
@@ -1521,17 +1533,21 @@ fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
     }
 }
 
-/// A torn tail (bytes past every cursor, never acknowledged) is still
-/// truncated quietly: the check above only fires below a cursor.
+/// A torn tail past every cursor and past the head the cursors file last
+/// recorded is still truncated quietly (after a crash it cannot be told from
+/// an append that was never acknowledged).
 #[test]
 fn test_a_torn_tail_past_every_cursor_still_opens() {
     let dir = tempfile::tempdir().unwrap();
     let records = sample_records(10);
     let lsns = {
         let wal = open(dir.path(), 1 << 20);
-        let lsns = append_all(&wal, &records, 1);
+        let mut lsns = append_all(&wal, &records[..6], 1);
         wal.register_consumer("reader", 0).unwrap();
         wal.commit("reader", lsns[5], None).unwrap();
+        // Appends after the last cursor commit, then a crash mid-append.
+        lsns.extend(append_all(&wal, &records[6..], 1));
+        crash(wal);
         lsns
     };
     let active = segment_files(dir.path()).pop().unwrap();
@@ -1544,4 +1560,40 @@ fn test_a_torn_tail_past_every_cursor_still_opens() {
     let wal = open(dir.path(), 1 << 20);
     assert_eq!(wal.head(), lsns[8]);
     assert_eq!(wal.checkpoint("reader").unwrap().lsn, lsns[5]);
+}
+
+/// A log closed cleanly recorded its head: cut short later (a truncation at a
+/// frame boundary, no consumer at all), it refuses to open instead of losing
+/// acknowledged records quietly; salvage fills the range with markers.
+#[test]
+fn test_a_cleanly_closed_log_cut_short_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = sample_records(12);
+    let (lsns, head) = {
+        let wal = open(dir.path(), 1 << 20);
+        let lsns = append_all(&wal, &records, 3);
+        (lsns, wal.head())
+    };
+    let active = segment_files(dir.path()).pop().unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(SEGMENT_HEADER_LEN + lsns[9])
+        .unwrap();
+    assert!(matches!(
+        Wal::open(config(dir.path(), 1 << 20, u64::MAX)),
+        Err(Error::Corruption { segment, .. }) if segment == active
+    ));
+    let repaired = salvage(dir.path(), true).unwrap();
+    assert_eq!(repaired.intact_records, 9, "{repaired:?}");
+    let wal = open(dir.path(), 1 << 20);
+    assert_eq!(wal.head(), head);
+    assert_eq!(
+        read_all(&wal, 0)
+            .iter()
+            .filter(|r| !r.is_lost_record_marker())
+            .count(),
+        9
+    );
 }

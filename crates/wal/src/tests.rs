@@ -1492,9 +1492,12 @@ fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
             let wal = open(dir.path(), 1 << 20);
             let lsns = append_all(&wal, &records, 2);
             let head = wal.head();
-            // A consumer has read everything.
+            // A consumer has read everything, another stopped inside what
+            // will be cut off.
             wal.register_consumer("reader", 0).unwrap();
             wal.commit("reader", head, None).unwrap();
+            wal.register_consumer("midway", 0).unwrap();
+            wal.commit("midway", lsns[17], None).unwrap();
             (lsns, head)
         };
         let active = segment_files(dir.path()).pop().unwrap();
@@ -1524,6 +1527,13 @@ fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
         let wal = open(dir.path(), 1 << 20);
         assert_eq!(wal.head(), head, "{cut}");
         assert_eq!(wal.checkpoint("reader").unwrap().lsn, head, "{cut}");
+        // The cursor inside the repaired range is still a record boundary.
+        let from_midway = wal.read(lsns[17], 100, usize::MAX).unwrap();
+        assert!(
+            from_midway.iter().all(WalRecord::is_lost_record_marker),
+            "{cut}"
+        );
+        assert_eq!(from_midway.last().unwrap().next_lsn, head, "{cut}");
         let read = read_all(&wal, 0);
         let intact: Vec<_> = read.iter().filter(|r| !r.is_lost_record_marker()).collect();
         assert_eq!(intact.len(), 15, "{cut}");

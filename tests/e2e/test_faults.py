@@ -430,7 +430,7 @@ def test_enospc_on_the_wal(tmp_path):
             # Room again.
             filler.unlink()
             wait_for(lambda: producer.sent >= 11800 or health(server) != 200 or server.proc.poll() is not None,
-                     timeout=120, message="the producer to finish or the server to go red")
+                     timeout=60, message=f"the producer to finish or the server to go red ({producer.answers})")
         print("answers under ENOSPC:", dict(producer.answers))
         outcome = ingest_works_or_health_red(server, lines[11800:])
         expected = set(producer.acked) | (set(ids_of(lines[11800:])) if outcome == "works" else set())
@@ -440,4 +440,6 @@ def test_enospc_on_the_wal(tmp_path):
         assert_delivered_exactly(server, expected)
     finally:
         server.stop()
+        if server.log_path.exists():
+            shutil.copy(server.log_path, tmp_path / "server.log")
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

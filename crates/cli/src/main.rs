@@ -180,13 +180,32 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// Standard error for the log, where a failed write (a full disk under a
+/// redirected stderr) drops the line instead of failing: the log writer's
+/// fallback for a failed write prints to stderr again, and printing to a
+/// stderr that cannot be written panics, in whatever thread logged, locks
+/// held and all.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -904,6 +904,14 @@ impl Wal {
     /// until reopened): the file and the error. A server reports this as
     /// unhealthy rather than answering errors behind a green health check.
     pub fn failure(&self) -> Option<String> {
+        // A thread that panicked while writing left the log unusable (every
+        // later append panics on the poisoned lock): that is a failure too.
+        if self.writer.is_poisoned() || self.sync.is_poisoned() {
+            return Some(format!(
+                "{}: a thread panicked while writing the log; restart the server",
+                self.config.dir.display()
+            ));
+        }
         lock(&self.sync)
             .failed
             .as_ref()

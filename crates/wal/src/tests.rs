@@ -1607,3 +1607,22 @@ fn test_a_cleanly_closed_log_cut_short_refuses_to_open() {
         9
     );
 }
+
+/// A panic while a thread holds the writer lock leaves every later append
+/// panicking: the log reports it as a failure (a red health check), not as
+/// healthy.
+#[test]
+fn test_a_panic_while_writing_is_reported_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(open(dir.path(), 1 << 20));
+    assert_eq!(wal.failure(), None);
+    let w = Arc::clone(&wal);
+    let panicked = std::thread::spawn(move || {
+        let _writer = lock(&w.writer);
+        panic!("a write went wrong");
+    })
+    .join();
+    assert!(panicked.is_err());
+    let failure = wal.failure().expect("a poisoned log is a failure");
+    assert!(failure.contains("panicked"), "{failure}");
+}

@@ -343,7 +343,11 @@ impl Metastore {
             (checks, trails, chains)
         };
         if checks != ["ok"] {
-            problems.extend(checks.into_iter().map(|c| format!("SQLite quick_check: {c}")));
+            problems.extend(
+                checks
+                    .into_iter()
+                    .map(|c| format!("SQLite quick_check: {c}")),
+            );
         }
         for (arn, config, status) in &trails {
             if let Err(e) = decode_trail(arn, config, status) {
@@ -516,7 +520,10 @@ mod tests {
             )
             .unwrap();
         let message = m.trails().unwrap_err().to_string();
-        let row = format!("table trails, row arn = '{}', column config", bad.config.arn);
+        let row = format!(
+            "table trails, row arn = '{}', column config",
+            bad.config.arn
+        );
         assert!(message.contains(&row), "{message}");
         assert!(message.contains("cairn doctor"), "{message}");
         let report = m.verify().unwrap();
@@ -531,7 +538,10 @@ mod tests {
             .unwrap();
         let report = m.verify().unwrap();
         assert_eq!(report.len(), 2, "{report:?}");
-        assert!(report.iter().any(|l| l.contains("column status")), "{report:?}");
+        assert!(
+            report.iter().any(|l| l.contains("column status")),
+            "{report:?}"
+        );
     }
 
     #[test]

@@ -698,8 +698,9 @@ async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_
         }
         batches.finish().remove(0).1.gzip
     };
-    let expected =
-        |records: &[String], region: &str| gzipped(records, region, DeliverySettings::default().gzip_level);
+    let expected = |records: &[String], region: &str| {
+        gzipped(records, region, DeliverySettings::default().gzip_level)
+    };
     let east_key = "pw/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_EASTEASTEASTEAST.json.gz";
     let west_key = "pw/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/05/01/123456789012_CloudTrail_eu-west-1_20240501T1000Z_WESTWESTWESTWEST.json.gz";
     // The sink announced both files, wrote the eu-west-1 one, and crashed.
@@ -842,6 +843,10 @@ async fn test_a_batch_refused_for_a_full_wal_is_stored_once_when_retried() {
     let mut delivered = ids(&f.files().await);
     delivered.sort();
     acknowledged.sort();
-    assert_eq!(delivered.len(), acknowledged.len(), "each acknowledged record once");
+    assert_eq!(
+        delivered.len(),
+        acknowledged.len(),
+        "each acknowledged record once"
+    );
     assert_eq!(delivered, acknowledged);
 }

@@ -95,7 +95,10 @@ impl DoctorReport {
             out.push(format!("cannot repair: {problem}"));
         }
         for problem in &self.meta {
-            out.push(format!("cannot repair: metastore {}: {problem}", crate::META_FILE));
+            out.push(format!(
+                "cannot repair: metastore {}: {problem}",
+                crate::META_FILE
+            ));
         }
         if !self.meta.is_empty() {
             out.push(format!(

@@ -115,7 +115,10 @@ impl FrameHeader {
 
 /// Encodes the consumers' cursors file, with the durable head when it was
 /// written (the log is known to hold at least that much).
-pub(crate) fn encode_cursors(consumers: &BTreeMap<String, Checkpoint>, durable_head: Lsn) -> Vec<u8> {
+pub(crate) fn encode_cursors(
+    consumers: &BTreeMap<String, Checkpoint>,
+    durable_head: Lsn,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&CURSORS_MAGIC);
     out.extend_from_slice(&CURSORS_VERSION.to_le_bytes());

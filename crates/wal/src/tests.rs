@@ -1432,7 +1432,10 @@ fn synced(wal: &Wal) -> Vec<(PathBuf, u64)> {
 fn test_one_writer_gets_one_fsync_per_acknowledged_append_covering_it() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path(), 1 << 30);
-    assert!(synced(&wal).is_empty(), "opening an empty log syncs no data");
+    assert!(
+        synced(&wal).is_empty(),
+        "opening an empty log syncs no data"
+    );
     for i in 0..25usize {
         let receipt = wal
             .append(&[format!("record-{i}").as_bytes(), b"second"])
@@ -1473,7 +1476,8 @@ fn test_a_sealed_segment_is_fsynced_whole_before_its_successor_is_used() {
     for sealed in &files[..files.len() - 1] {
         let len = fs::metadata(sealed).unwrap().len();
         assert!(
-            log.iter().any(|(p, covered)| p == sealed && *covered == len),
+            log.iter()
+                .any(|(p, covered)| p == sealed && *covered == len),
             "sealed segment {} ({len} bytes) was never fsynced whole: {log:?}",
             sealed.display()
         );
@@ -1511,8 +1515,9 @@ fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
             .unwrap()
             .set_len(keep)
             .unwrap();
-        let Err(Error::Corruption { segment, reason, .. }) =
-            Wal::open(config(dir.path(), 1 << 20, u64::MAX))
+        let Err(Error::Corruption {
+            segment, reason, ..
+        }) = Wal::open(config(dir.path(), 1 << 20, u64::MAX))
         else {
             panic!("{cut}: a truncated active segment opened");
         };

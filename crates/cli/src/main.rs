@@ -201,13 +201,32 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// Standard error for the log, where a failed write (a full disk under a
+/// redirected stderr) drops the line instead of failing: the log writer's
+/// fallback for a failed write prints to stderr again, and printing to a
+/// stderr that cannot be written panics, in whatever thread logged, locks
+/// held and all.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -235,7 +254,7 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     for line in report.lines() {
         println!("{line}");
     }
-    if !report.wal.unrepairable.is_empty() {
+    if report.has_unrepairable() {
         return Ok(ExitCode::from(2));
     }
     if !report.wal.is_clean() && !args.repair {
@@ -287,10 +306,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Ok(server) => server,
             Err(e) if e.is_damage() => {
                 let dir = config.data_dir.display();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "starting the server: the data dir is damaged; `cairn doctor --data-dir {dir}` \
-                     shows what, and `cairn doctor --data-dir {dir} --repair` salvages every intact record"
-                )));
+                let message = match e.damaged_file(&config.data_dir) {
+                    Some(file) => format!(
+                        "starting the server: {} is damaged; `cairn doctor --data-dir {dir}` lists \
+                         every damaged row",
+                        file.display()
+                    ),
+                    None => format!(
+                        "starting the server: the data dir is damaged; `cairn doctor --data-dir {dir}` \
+                         shows what, and `cairn doctor --data-dir {dir} --repair` salvages every intact record"
+                    ),
+                };
+                return Err(anyhow::Error::new(e).context(message));
             }
             Err(e) => return Err(anyhow::Error::new(e).context("starting the server")),
         };

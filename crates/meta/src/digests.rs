@@ -217,7 +217,9 @@ impl Metastore {
         let mut chains = Vec::new();
         for row in rows {
             let (account, region, start, previous, pending) = row?;
-            let key = format!("digest chain {trail_arn} {account} {region}");
+            let key = format!(
+                "table digest_chains, row (trail_arn, account, region) = ('{trail_arn}', '{account}', '{region}')"
+            );
             chains.push(DigestChain {
                 start_time: from_text(&start, &key)?,
                 previous: decode_json(previous, &key)?,

@@ -15,10 +15,14 @@ pub enum Error {
     /// SQLite failed.
     #[error("metastore: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A stored document does not parse (written by a newer or broken version).
-    #[error("metastore document for {key} is corrupt: {source}")]
+    /// A stored document does not parse (written by a newer or broken
+    /// version, or damaged on disk). The message names the table, the row and
+    /// the column, and says what to do.
+    #[error(
+        "the metastore is damaged: {key} does not parse ({source}); `cairn doctor` lists every damaged row"
+    )]
     Corrupt {
-        /// Which row.
+        /// Which table, row and column.
         key: String,
         /// Why.
         #[source]
@@ -48,6 +52,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is damage on disk (a document that does not parse, or
+    /// SQLite finding its file malformed), which `cairn doctor` reports,
+    /// rather than a passing failure.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether retrying later may succeed: the database busy or locked, an I/O
     /// error or a full disk. A corrupt document, a missing or duplicate row or
     /// a constraint failure stays what it is however often it is retried.
@@ -296,6 +314,54 @@ impl Metastore {
         Ok(out)
     }
 
+    /// Checks the whole metastore without trusting it: SQLite's own
+    /// structural check, then every stored document of every trail and
+    /// digest chain. Returns one line per damaged page or row (empty when
+    /// nothing is damaged), naming the table and the row.
+    pub fn verify(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        let (checks, trails, chains) = {
+            let conn = self.conn();
+            let checks = conn
+                .prepare("PRAGMA quick_check")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let trails = conn
+                .prepare("SELECT arn, config, status FROM trails ORDER BY arn")?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let chains = conn
+                .prepare("SELECT DISTINCT trail_arn FROM digest_chains ORDER BY trail_arn")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (checks, trails, chains)
+        };
+        if checks != ["ok"] {
+            problems.extend(
+                checks
+                    .into_iter()
+                    .map(|c| format!("SQLite quick_check: {c}")),
+            );
+        }
+        for (arn, config, status) in &trails {
+            if let Err(e) = decode_trail(arn, config, status) {
+                problems.push(damage_line(&e));
+            }
+        }
+        for arn in &chains {
+            if let Err(e) = self.digest_chains(arn) {
+                problems.push(damage_line(&e));
+            }
+        }
+        Ok(problems)
+    }
+
     /// Replaces a trail's configuration.
     pub fn update_trail_config(&self, config: &TrailConfig) -> Result<()> {
         let text = serde_json::to_string(config).map_err(Error::Encode)?;
@@ -324,7 +390,7 @@ impl Metastore {
         let text = text.ok_or_else(|| Error::NotFound(arn.to_owned()))?;
         let mut status: TrailStatus =
             serde_json::from_str(&text).map_err(|source| Error::Corrupt {
-                key: arn.to_owned(),
+                key: trail_key(arn, "status"),
                 source,
             })?;
         change(&mut status);
@@ -359,14 +425,29 @@ pub fn encode_trail_documents(trail: &TrailRecord) -> Result<(String, String)> {
 
 /// Decodes a trail's stored documents.
 pub fn decode_trail(arn: &str, config: &str, status: &str) -> Result<TrailRecord> {
-    let corrupt = |source| Error::Corrupt {
-        key: arn.to_owned(),
-        source,
+    let corrupt = |column| {
+        move |source| Error::Corrupt {
+            key: trail_key(arn, column),
+            source,
+        }
     };
     Ok(TrailRecord {
-        config: serde_json::from_str(config).map_err(corrupt)?,
-        status: serde_json::from_str(status).map_err(corrupt)?,
+        config: serde_json::from_str(config).map_err(corrupt("config"))?,
+        status: serde_json::from_str(status).map_err(corrupt("status"))?,
     })
+}
+
+/// One line of [`Metastore::verify`]'s report.
+fn damage_line(e: &Error) -> String {
+    match e {
+        Error::Corrupt { key, source } => format!("{key}: {source}"),
+        other => other.to_string(),
+    }
+}
+
+/// How a damaged trail document is named: table, row and column.
+fn trail_key(arn: &str, column: &str) -> String {
+    format!("table trails, row arn = '{arn}', column {column}")
 }
 
 fn parse_time(text: &str) -> DateTime<Utc> {
@@ -422,6 +503,45 @@ mod tests {
         assert_eq!(m.buckets().unwrap().len(), 1);
         m.delete_bucket("logs").unwrap();
         assert!(m.bucket("logs").unwrap().is_none());
+    }
+
+    #[test]
+    fn test_a_damaged_trail_row_is_named_by_reads_and_by_verify() {
+        let m = Metastore::in_memory().unwrap();
+        let good = trail("good");
+        let bad = trail("bad");
+        m.create_trail(&good).unwrap();
+        m.create_trail(&bad).unwrap();
+        assert_eq!(m.verify().unwrap(), Vec::<String>::new());
+        m.conn()
+            .execute(
+                "UPDATE trails SET config = substr(config, 1, 30) WHERE arn = ?1",
+                [&bad.config.arn],
+            )
+            .unwrap();
+        let message = m.trails().unwrap_err().to_string();
+        let row = format!(
+            "table trails, row arn = '{}', column config",
+            bad.config.arn
+        );
+        assert!(message.contains(&row), "{message}");
+        assert!(message.contains("cairn doctor"), "{message}");
+        let report = m.verify().unwrap();
+        assert_eq!(report.len(), 1, "{report:?}");
+        assert!(report[0].starts_with(&row), "{report:?}");
+        // A well-formed document of the wrong shape is damage too.
+        m.conn()
+            .execute(
+                "UPDATE trails SET status = '[]' WHERE arn = ?1",
+                [&good.config.arn],
+            )
+            .unwrap();
+        let report = m.verify().unwrap();
+        assert_eq!(report.len(), 2, "{report:?}");
+        assert!(
+            report.iter().any(|l| l.contains("column status")),
+            "{report:?}"
+        );
     }
 
     #[test]

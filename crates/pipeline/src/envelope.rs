@@ -134,7 +134,8 @@ pub fn encode_control(control: &TrailControl) -> Vec<u8> {
 }
 
 /// The ingest time and eventID hash of a record payload, without looking at
-/// its JSON (the dedup persister needs no more); `Ok(None)` for a control.
+/// its JSON (the dedup persister needs no more); `Ok(None)` for a control
+/// or a lost-record marker (`cairn doctor`'s salvage: no eventID survives).
 pub fn record_header(payload: &[u8]) -> Result<Option<(u64, u128)>, EnvelopeError> {
     let header = match payload.first() {
         // A salvage marker: no record header, nothing to decode.
@@ -231,6 +232,11 @@ mod tests {
         let encoded = encode_control(&c);
         assert_eq!(decode(&encoded), Ok(Envelope::Control(c)));
         assert_eq!(record_header(&encoded), Ok(None));
+        // A salvaged lost-record marker has no header to read, and is no error.
+        assert_eq!(
+            record_header(&[cairn_wal::LOST_RECORD_MARK, 0, 0, 0]),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ struct Fixture {
     dir: tempfile::TempDir,
     meta: Arc<Metastore>,
     store: BucketStore,
+    /// The WAL's disk bound and segment size for the next start.
+    wal_max_disk_bytes: u64,
+    wal_segment_bytes: u64,
 }
 
 impl Fixture {
@@ -38,7 +41,13 @@ impl Fixture {
             created_at: Utc::now(),
         })
         .unwrap();
-        Self { dir, meta, store }
+        Self {
+            dir,
+            meta,
+            store,
+            wal_max_disk_bytes: 1 << 30,
+            wal_segment_bytes: 1 << 20,
+        }
     }
 
     fn start(&self, interval: Duration) -> Arc<Pipeline> {
@@ -64,8 +73,8 @@ impl Fixture {
         Pipeline::start(
             PipelineConfig {
                 data_dir: self.dir.path().to_owned(),
-                wal_max_disk_bytes: 1 << 30,
-                wal_segment_bytes: 1 << 20,
+                wal_max_disk_bytes: self.wal_max_disk_bytes,
+                wal_segment_bytes: self.wal_segment_bytes,
                 dedup_window: Duration::from_secs(86400),
                 dedup_max_entries: 1_000_000,
                 ingest: IngestConfig {
@@ -677,8 +686,8 @@ async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_
         p.shutdown();
     }
     // What the files of this WAL range are: deterministic in their records.
-    let expected = |records: &[String], region: &str| {
-        let mut batches = cairn_trail::LogBatches::new(DeliverySettings::default().gzip_level);
+    let gzipped = |records: &[String], region: &str, level: u32| {
+        let mut batches = cairn_trail::LogBatches::new(level);
         for r in records {
             batches.push(
                 ACCOUNT,
@@ -689,10 +698,17 @@ async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_
         }
         batches.finish().remove(0).1.gzip
     };
+    let expected = |records: &[String], region: &str| {
+        gzipped(records, region, DeliverySettings::default().gzip_level)
+    };
     let east_key = "pw/AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1000Z_EASTEASTEASTEAST.json.gz";
     let west_key = "pw/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/05/01/123456789012_CloudTrail_eu-west-1_20240501T1000Z_WESTWESTWESTWEST.json.gz";
     // The sink announced both files, wrote the eu-west-1 one, and crashed.
-    let written_west = expected(&west, "eu-west-1");
+    // What the store holds for it is marked (the same records at another
+    // gzip level, so other bytes): a recovery that rewrote it instead of
+    // leaving it would show.
+    let written_west = gzipped(&west, "eu-west-1", 1);
+    assert_ne!(written_west, expected(&west, "eu-west-1"));
     f.store
         .put(
             "logs",
@@ -859,4 +875,77 @@ async fn test_keys_the_local_store_refuses_are_quarantined_not_retried_forever()
         assert_eq!(p.quarantined_records(), 10);
         p.shutdown();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_batch_refused_for_a_full_wal_is_stored_once_when_retried() {
+    let mut f = Fixture::new();
+    // A WAL bound far below what the loop below ingests between deliveries.
+    f.wal_max_disk_bytes = 512 * 1024;
+    f.wal_segment_bytes = 64 * 1024;
+    let p = f.start(Duration::from_millis(300));
+    let config = trail("full");
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    const BATCH: usize = 200;
+    let batch = |n: usize| -> Vec<String> { (n * BATCH..(n + 1) * BATCH).map(record).collect() };
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut refused = None;
+    for n in 0..2000 {
+        let texts = batch(n);
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        match p.ingestor().ingest(&refs).await {
+            Ok(outcome) => {
+                assert_eq!(outcome.accepted, BATCH, "{:?}", outcome.failed);
+                acknowledged.extend((n * BATCH..(n + 1) * BATCH).map(|i| format!("id-{i}")));
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e, cairn_pipeline::Error::Throttled { .. }),
+                    "only a full WAL may refuse: {e}"
+                );
+                refused = Some(n);
+                break;
+            }
+        }
+    }
+    let n = refused.expect("the WAL bound was never reached");
+    assert!(Metrics::get(&p.metrics().throttled_requests) >= 1);
+    // The client retries the refused batch, with backoff, until it is taken
+    // (deliveries free the WAL) ...
+    let texts = batch(n);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match p.ingestor().ingest(&refs).await {
+            Ok(outcome) => {
+                assert_eq!(outcome.accepted, BATCH, "{:?}", outcome.failed);
+                break;
+            }
+            Err(cairn_pipeline::Error::Throttled { .. }) => {
+                assert!(Instant::now() < deadline, "the WAL never made room");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    acknowledged.extend((n * BATCH..(n + 1) * BATCH).map(|i| format!("id-{i}")));
+    // ... and once more, as a client that lost the answer would: accepted
+    // again as duplicates, not stored again.
+    let again = p.ingestor().ingest(&refs).await.unwrap();
+    assert_eq!(again.accepted, BATCH, "{:?}", again.failed);
+    wait_delivered(&p, acknowledged.len() as u64).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    p.shutdown();
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    acknowledged.sort();
+    assert_eq!(
+        delivered.len(),
+        acknowledged.len(),
+        "each acknowledged record once"
+    );
+    assert_eq!(delivered, acknowledged);
 }

@@ -58,9 +58,11 @@ impl TrailScope {
         let Some(region) = record.aws_region.as_deref() else {
             return false;
         };
-        let global = is_global_service(record);
-        if global {
-            return self.include_global_service_events;
+        // Global service events are us-east-1's events: since November 2021 a
+        // trail sees them only if it sees us-east-1 (a multi-region trail, or
+        // one homed there), and only if it includes global service events.
+        if is_global_service(record) && !self.include_global_service_events {
+            return false;
         }
         self.is_multi_region || region == self.home_region
     }

@@ -265,9 +265,36 @@ fn test_scope() {
         &scope(true, true, false),
         &r("111111111111", "eu-west-1", "ec2.amazonaws.com")
     ));
-    assert!(inc(
+    // A single-region trail homed outside us-east-1 does not see global
+    // service events (us-east-1's) since November 2021; a multi-region one
+    // does, unless it excludes them.
+    assert!(!inc(
         &scope(false, true, false),
         &r("111111111111", "us-east-1", "iam.amazonaws.com")
+    ));
+    assert!(inc(
+        &scope(true, true, false),
+        &r("111111111111", "us-east-1", "iam.amazonaws.com")
+    ));
+    assert!(!inc(
+        &scope(true, false, false),
+        &r("111111111111", "us-east-1", "iam.amazonaws.com")
+    ));
+    let east = |global: bool| TrailScope {
+        home_region: "us-east-1".into(),
+        ..scope(false, global, false)
+    };
+    assert!(inc(
+        &east(true),
+        &r("111111111111", "us-east-1", "iam.amazonaws.com")
+    ));
+    assert!(!inc(
+        &east(false),
+        &r("111111111111", "us-east-1", "iam.amazonaws.com")
+    ));
+    assert!(inc(
+        &east(false),
+        &r("111111111111", "us-east-1", "ec2.amazonaws.com")
     ));
     assert!(!inc(
         &scope(false, false, false),

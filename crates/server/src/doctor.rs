@@ -19,6 +19,10 @@ pub struct DoctorReport {
     pub wal: cairn_wal::SalvageReport,
     /// Whether damaged ranges were rewritten.
     pub repaired: bool,
+    /// Damage in the metastore (`meta.sqlite`), one line per damaged page or
+    /// row, naming the table and row. The doctor cannot repair these: trail
+    /// rows are derived from WAL records that may be gone.
+    pub meta: Vec<String>,
 }
 
 /// Why the doctor could not run.
@@ -41,9 +45,19 @@ pub fn doctor(data_dir: &Path, repair: bool) -> Result<DoctorReport, DoctorError
     } else {
         cairn_wal::SalvageReport::default()
     };
+    let meta_path = data_dir.join(crate::META_FILE);
+    let meta = if meta_path.exists() {
+        match cairn_meta::Metastore::open(&meta_path).and_then(|m| m.verify()) {
+            Ok(problems) => problems,
+            Err(e) => vec![format!("cannot be read: {e}")],
+        }
+    } else {
+        Vec::new()
+    };
     Ok(DoctorReport {
         repaired: repair && (!wal.damaged.is_empty() || wal.torn_tail_bytes > 0),
         wal,
+        meta,
     })
 }
 
@@ -80,9 +94,34 @@ impl DoctorReport {
         for problem in &wal.unrepairable {
             out.push(format!("cannot repair: {problem}"));
         }
-        if wal.is_clean() {
+        for problem in &self.meta {
+            out.push(format!(
+                "cannot repair: metastore {}: {problem}",
+                crate::META_FILE
+            ));
+        }
+        if !self.meta.is_empty() {
+            out.push(format!(
+                "the metastore cannot be salvaged by the doctor: restore {} from a backup taken \
+                 while the server was stopped",
+                crate::META_FILE
+            ));
+        }
+        if self.is_clean() {
             out.push("no damage found".to_owned());
         }
         out
+    }
+}
+
+impl DoctorReport {
+    /// Whether nothing is damaged, in the WAL or the metastore.
+    pub fn is_clean(&self) -> bool {
+        self.wal.is_clean() && self.meta.is_empty()
+    }
+
+    /// Whether something is damaged that the doctor cannot repair.
+    pub fn has_unrepairable(&self) -> bool {
+        !self.wal.unrepairable.is_empty() || !self.meta.is_empty()
     }
 }

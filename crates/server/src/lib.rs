@@ -80,16 +80,36 @@ pub enum StartError {
 
 impl StartError {
     /// Whether start-up stopped on damaged files that `cairn doctor` can
-    /// verify and salvage.
+    /// verify (and, for the WAL, salvage).
     pub fn is_damage(&self) -> bool {
-        matches!(
-            self,
-            StartError::Pipeline(cairn_pipeline::Error::Wal(
-                cairn_wal::Error::Corruption { .. }
-            ))
-        )
+        match self {
+            StartError::Pipeline(cairn_pipeline::Error::Wal(cairn_wal::Error::Corruption {
+                ..
+            })) => true,
+            StartError::Meta(e) | StartError::Pipeline(cairn_pipeline::Error::Meta(e)) => {
+                e.is_damage()
+            }
+            _ => false,
+        }
+    }
+
+    /// The damaged file when its own error does not name it: the metastore
+    /// (`meta.sqlite` in the data dir). A damaged WAL segment's error names
+    /// the segment.
+    pub fn damaged_file(&self, data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        match self {
+            StartError::Meta(e) | StartError::Pipeline(cairn_pipeline::Error::Meta(e))
+                if e.is_damage() =>
+            {
+                Some(data_dir.join(META_FILE))
+            }
+            _ => None,
+        }
     }
 }
+
+/// The metastore's file in the data dir.
+pub const META_FILE: &str = "meta.sqlite";
 
 /// A started server: state plus the pipeline to stop.
 #[derive(Debug)]
@@ -106,7 +126,7 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)?;
         // Before anything in the data dir is opened.
         let lock = data_dir::DataDirLock::acquire(&config.data_dir)?;
-        let meta = Arc::new(Metastore::open(&config.data_dir.join("meta.sqlite"))?);
+        let meta = Arc::new(Metastore::open(&config.data_dir.join(META_FILE))?);
         let store = match &config.storage_url {
             Some(url) => BucketStore::open(&StoreConfig {
                 url: url.clone(),

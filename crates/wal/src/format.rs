@@ -12,8 +12,8 @@ pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"CAIRNWAL";
 pub(crate) const CURSORS_MAGIC: [u8; 8] = *b"CAIRNCUR";
 /// Version of the segment layout this code writes and reads.
 pub(crate) const SEGMENT_VERSION: u32 = 1;
-/// Version of the cursors layout this code writes and reads.
-pub(crate) const CURSORS_VERSION: u32 = 1;
+/// Version of the cursors layout this code writes (it reads 1 too).
+pub(crate) const CURSORS_VERSION: u32 = 2;
 /// Bytes before the first frame of a segment: magic, version, base LSN, CRC.
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 24;
 /// Bytes before the payload of a frame: length and CRC.
@@ -113,12 +113,17 @@ impl FrameHeader {
     }
 }
 
-/// Encodes the consumers' cursors file.
-pub(crate) fn encode_cursors(consumers: &BTreeMap<String, Checkpoint>) -> Vec<u8> {
+/// Encodes the consumers' cursors file, with the durable head when it was
+/// written (the log is known to hold at least that much).
+pub(crate) fn encode_cursors(
+    consumers: &BTreeMap<String, Checkpoint>,
+    durable_head: Lsn,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&CURSORS_MAGIC);
     out.extend_from_slice(&CURSORS_VERSION.to_le_bytes());
     out.extend_from_slice(&(consumers.len() as u32).to_le_bytes());
+    out.extend_from_slice(&durable_head.to_le_bytes());
     for (name, checkpoint) in consumers {
         out.extend_from_slice(&(name.len() as u32).to_le_bytes());
         out.extend_from_slice(name.as_bytes());
@@ -137,8 +142,9 @@ pub(crate) fn encode_cursors(consumers: &BTreeMap<String, Checkpoint>) -> Vec<u8
     out
 }
 
-/// Decodes the consumers' cursors file, or says what is wrong with it.
-pub(crate) fn decode_cursors(buf: &[u8]) -> Result<BTreeMap<String, Checkpoint>, String> {
+/// Decodes the consumers' cursors file and the durable head it recorded (0
+/// in a version 1 file), or says what is wrong with it.
+pub(crate) fn decode_cursors(buf: &[u8]) -> Result<(BTreeMap<String, Checkpoint>, Lsn), String> {
     if buf.len() < 8 + 4 + 4 + 4 || buf[0..8] != CURSORS_MAGIC {
         return Err("not a Cairn cursors file (bad magic or too short)".to_owned());
     }
@@ -147,10 +153,12 @@ pub(crate) fn decode_cursors(buf: &[u8]) -> Result<BTreeMap<String, Checkpoint>,
         return Err("cursors file checksum mismatch".to_owned());
     }
     let version = u32_at(body, 8);
-    if version != CURSORS_VERSION {
-        return Err(format!("unsupported cursors version {version}"));
-    }
     let mut reader = Reader { buf: body, pos: 16 };
+    let durable_head = match version {
+        1 => 0,
+        2 => reader.u64()?,
+        _ => return Err(format!("unsupported cursors version {version}")),
+    };
     let count = u32_at(body, 12);
     let mut consumers = BTreeMap::new();
     for _ in 0..count {
@@ -172,7 +180,7 @@ pub(crate) fn decode_cursors(buf: &[u8]) -> Result<BTreeMap<String, Checkpoint>,
     if reader.pos != body.len() {
         return Err("trailing bytes after the last consumer".to_owned());
     }
-    Ok(consumers)
+    Ok((consumers, durable_head))
 }
 
 /// A bounds-checked cursor over a checksummed buffer. The checksum already
@@ -295,8 +303,8 @@ mod tests {
                 state: Some(Vec::new()),
             },
         );
-        let bytes = encode_cursors(&consumers);
-        assert_eq!(decode_cursors(&bytes), Ok(consumers));
+        let bytes = encode_cursors(&consumers, 1 << 34);
+        assert_eq!(decode_cursors(&bytes), Ok((consumers, 1 << 34)));
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x80;
@@ -306,8 +314,21 @@ mod tests {
             assert!(decode_cursors(&bytes[..len]).is_err(), "prefix {len}");
         }
         assert_eq!(
-            decode_cursors(&encode_cursors(&BTreeMap::new())),
-            Ok(BTreeMap::new())
+            decode_cursors(&encode_cursors(&BTreeMap::new(), 0)),
+            Ok((BTreeMap::new(), 0))
         );
+        // Version 1 (no durable head) is still read.
+        let mut v1 = CURSORS_MAGIC.to_vec();
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(b"c");
+        v1.extend_from_slice(&7u64.to_le_bytes());
+        v1.push(0);
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let (read, head) = decode_cursors(&v1).unwrap();
+        assert_eq!(head, 0);
+        assert_eq!(read["c"].lsn, 7);
     }
 }

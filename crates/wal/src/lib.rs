@@ -46,8 +46,9 @@
 //!
 //! struct Cursors {
 //!     magic:   [u8; 8] = b"CAIRNCUR",
-//!     version: u32     = 1,
+//!     version: u32     = 2,       // 1 had no durable_head (read as 0)
 //!     count:   u32,
+//!     durable_head: u64,          // the head when written: the log holds at least this
 //!     entries: [Entry; count],    // sorted by name
 //!     crc:     u32,               // crc32c of every byte above
 //! }
@@ -81,7 +82,11 @@
 //! 5. The cursors file is replaced the same way, so a torn cursors file is
 //!    never observed; a bad one is corruption, not a crash artefact.
 //! 6. Readers only see records below the head, and the head only covers
-//!    fsynced bytes. A consumer's cursor is never above the head.
+//!    fsynced bytes. A consumer's cursor is never above the head, nor is the
+//!    durable head recorded in the cursors file (written with every cursor
+//!    commit and when the log is closed). A log found shorter than either was
+//!    cut (acknowledged records are gone): the open refuses it as corruption
+//!    naming the newest segment, where a torn tail past both is truncated.
 //!
 //! # Writing: group commit
 //!
@@ -357,6 +362,10 @@ pub struct Wal {
     /// Test hook: the next segment creation fails with EMFILE.
     #[cfg(test)]
     fail_next_segment: std::sync::atomic::AtomicBool,
+    /// Test hook: every successful segment fsync, as (file, bytes of the file
+    /// written when the fsync began: what it made durable at least).
+    #[cfg(test)]
+    synced_log: Mutex<Vec<(PathBuf, u64)>>,
 }
 
 /// How writing an append failed.
@@ -480,7 +489,7 @@ impl Wal {
         bases.sort_unstable();
 
         let cursors_path = dir.join(CURSORS_FILE);
-        let mut consumers = match fs::read(&cursors_path) {
+        let (consumers, recorded_head) = match fs::read(&cursors_path) {
             Ok(bytes) => decode_cursors(&bytes).map_err(|reason| Error::Corruption {
                 segment: cursors_path.clone(),
                 offset: 0,
@@ -490,8 +499,8 @@ impl Wal {
                 // A new log: the cursors file exists from its first moment, so
                 // that a log found later without one is known to be damaged.
                 let empty = BTreeMap::new();
-                write_cursors_file(&dir, &empty)?;
-                empty
+                write_cursors_file(&dir, &empty, 0)?;
+                (empty, 0)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::Corruption {
@@ -560,18 +569,31 @@ impl Wal {
             });
         }
 
-        let mut clamped = false;
-        for (name, checkpoint) in consumers.iter_mut() {
-            if checkpoint.lsn > head {
-                tracing::warn!(
-                    consumer = name.as_str(),
-                    cursor = checkpoint.lsn,
-                    head,
-                    "WAL consumer was past the recovered head; moving it back to the head"
-                );
-                checkpoint.lsn = head;
-                clamped = true;
-            }
+        if recorded_head > head {
+            return Err(Error::Corruption {
+                segment: active.path.clone(),
+                offset: active.file_len.load(Ordering::Acquire),
+                reason: format!(
+                    "the log was durable up to LSN {recorded_head} but ends at LSN {head}: \
+                     acknowledged records were cut off (the segment was truncated)"
+                ),
+            });
+        }
+        // A consumer only ever reads durable records, so a cursor past the
+        // recovered head means fsynced (acknowledged) records are gone: the
+        // newest segment was truncated or damaged, not torn.
+        if let Some((name, cursor)) = consumers.iter().max_by_key(|(_, c)| c.lsn)
+            && cursor.lsn > head
+        {
+            return Err(Error::Corruption {
+                segment: active.path.clone(),
+                offset: active.file_len.load(Ordering::Acquire),
+                reason: format!(
+                    "consumer {name:?} had read up to LSN {} but the log ends at LSN {head}: \
+                     acknowledged records were cut off (the segment was truncated)",
+                    cursor.lsn
+                ),
+            });
         }
 
         let disk_bytes = segments
@@ -596,12 +618,11 @@ impl Wal {
             fsyncs: AtomicU64::new(0),
             #[cfg(test)]
             fail_next_segment: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            synced_log: Mutex::new(Vec::new()),
         };
         {
             let mut guard = lock(&wal.consumers);
-            if clamped {
-                wal.persist_cursors(&consumers)?;
-            }
             *guard = consumers;
             wal.remove_segments(&guard);
         }
@@ -714,8 +735,7 @@ impl Wal {
                 // Invariant 3: the sealed segment is durable before its
                 // successor exists.
                 let sealed = &writer.active;
-                sealed.file.sync_data().map_err(io_error(&sealed.path))?;
-                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+                self.sync_segment(sealed).map_err(io_error(&sealed.path))?;
                 let next = match self.create_segment(lsn) {
                     Ok(next) => Arc::new(next),
                     // Nothing of this append is acknowledged: if all of it
@@ -761,6 +781,19 @@ impl Wal {
             });
         }
         Segment::create(&self.config.dir, base)
+    }
+
+    /// Makes everything written to `segment` so far durable: the one place a
+    /// segment's data is fsynced, counted in [`WalStats::fsyncs`] (and, in
+    /// tests, recorded with how much of the file it covered).
+    fn sync_segment(&self, segment: &Segment) -> io::Result<()> {
+        #[cfg(test)]
+        let covered = segment.file_len.load(Ordering::Acquire);
+        segment.file.sync_data()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        lock(&self.synced_log).push((segment.path.clone(), covered));
+        Ok(())
     }
 
     /// Writes `buf` (whole frames) to the end of `segment`, which then ends at
@@ -824,8 +857,7 @@ impl Wal {
                 let writer = lock(&self.writer);
                 (writer.end, Arc::clone(&writer.active))
             };
-            let result = active.file.sync_data();
-            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            let result = self.sync_segment(&active);
             sync = lock(&self.sync);
             sync.syncing = false;
             match result {
@@ -872,6 +904,14 @@ impl Wal {
     /// until reopened): the file and the error. A server reports this as
     /// unhealthy rather than answering errors behind a green health check.
     pub fn failure(&self) -> Option<String> {
+        // A thread that panicked while writing left the log unusable (every
+        // later append panics on the poisoned lock): that is a failure too.
+        if self.writer.is_poisoned() || self.sync.is_poisoned() {
+            return Some(format!(
+                "{}: a thread panicked while writing the log; restart the server",
+                self.config.dir.display()
+            ));
+        }
         lock(&self.sync)
             .failed
             .as_ref()
@@ -1041,7 +1081,7 @@ impl Wal {
 
     /// Replaces the cursors file atomically (see [`write_cursors_file`]).
     fn persist_cursors(&self, consumers: &BTreeMap<String, Checkpoint>) -> Result<()> {
-        write_cursors_file(&self.config.dir, consumers)
+        write_cursors_file(&self.config.dir, consumers, self.head())
     }
 
     /// Deletes every sealed segment that ends at or below the lowest cursor
@@ -1087,12 +1127,31 @@ impl Wal {
     }
 }
 
+impl Drop for Wal {
+    /// Records the durable head in the cursors file, so that a log cut short
+    /// while the server is stopped is found out at the next open. Nothing
+    /// depends on it for correctness: a failure is logged.
+    fn drop(&mut self) {
+        if lock(&self.sync).failed.is_some() {
+            return;
+        }
+        let consumers = lock(&self.consumers);
+        if let Err(e) = write_cursors_file(&self.config.dir, &consumers, self.head()) {
+            tracing::warn!(error = %e, "cannot record the WAL's durable head at close");
+        }
+    }
+}
+
 /// Replaces the cursors file atomically: write a temporary file, fsync it,
 /// rename it over the old one, fsync the directory.
-fn write_cursors_file(dir: &Path, consumers: &BTreeMap<String, Checkpoint>) -> Result<()> {
+fn write_cursors_file(
+    dir: &Path,
+    consumers: &BTreeMap<String, Checkpoint>,
+    durable_head: Lsn,
+) -> Result<()> {
     let path = dir.join(CURSORS_FILE);
     let tmp = dir.join(format!("{CURSORS_FILE}{TMP_SUFFIX}"));
-    let bytes = encode_cursors(consumers);
+    let bytes = encode_cursors(consumers, durable_head);
     {
         let file = fs::File::create(&tmp).map_err(io_error(&tmp))?;
         write_all_at(&file, &bytes, 0).map_err(io_error(&tmp))?;

@@ -94,9 +94,25 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
     report.segments = bases.len();
 
     let cursors_path = dir.join(CURSORS_FILE);
+    let mut highest_cursor = None;
+    // Every cursor must stay on a record boundary after repair: markers are
+    // split at cursors that fall inside a damaged range.
+    let mut cuts = std::collections::BTreeSet::new();
     let lowest_cursor = match fs::read(&cursors_path) {
         Ok(bytes) => match decode_cursors(&bytes) {
-            Ok(consumers) => consumers.values().map(|c| c.lsn).min(),
+            Ok((consumers, recorded_head)) => {
+                cuts.extend(consumers.values().map(|c| c.lsn));
+                highest_cursor = consumers
+                    .iter()
+                    .max_by_key(|(_, c)| c.lsn)
+                    .map(|(name, c)| (format!("consumer {name:?}'s cursor"), c.lsn))
+                    .filter(|(_, lsn)| *lsn >= recorded_head)
+                    .or(Some((
+                        "the durable head the cursors file recorded".to_owned(),
+                        recorded_head,
+                    )));
+                consumers.values().map(|c| c.lsn).min()
+            }
             Err(reason) => {
                 report
                     .unrepairable
@@ -129,7 +145,7 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
         });
         if repair {
             let mut bytes = encode_segment_header(low).to_vec();
-            push_markers(&mut bytes, oldest - low);
+            fill_markers(&mut bytes, low, oldest, &cuts);
             replace_file(dir, &file, &bytes)?;
         }
     }
@@ -210,7 +226,7 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
                         to: base + at as u64,
                         reason: "frames that fail their checksum or length check".to_owned(),
                     });
-                    push_markers(&mut out, (at - pos) as u64);
+                    fill_markers(&mut out, *base, base + at as u64, &cuts);
                     changed = true;
                     pos = at;
                 }
@@ -228,13 +244,29 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
                         to: base + end as u64,
                         reason: "frames that fail their checksum or length check".to_owned(),
                     });
-                    push_markers(&mut out, (end - pos) as u64);
+                    fill_markers(&mut out, *base, base + end as u64, &cuts);
                     changed = true;
                     pos = data.len();
                 }
             }
         }
         let data_end = (out.len() as u64) - SEGMENT_HEADER_LEN;
+        // The newest segment ends below a consumer's cursor: records it had
+        // read (durable, acknowledged) were cut off. Markers up to the cursor
+        // keep every cursor on a record boundary.
+        if Some(*base) == newest
+            && let Some((name, cursor)) = &highest_cursor
+            && *cursor > base + data_end
+        {
+            report.damaged.push(DamagedRange {
+                file: path.clone(),
+                from: base + data_end,
+                to: *cursor,
+                reason: format!("the newest segment was truncated below {name}"),
+            });
+            fill_markers(&mut out, *base, *cursor, &cuts);
+            changed = true;
+        }
         if let Some(end) = must_end {
             if data_end < end {
                 report.damaged.push(DamagedRange {
@@ -244,7 +276,7 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
                     reason: "the segment was truncated or a segment after it was deleted"
                         .to_owned(),
                 });
-                push_markers(&mut out, end - data_end);
+                fill_markers(&mut out, *base, base + end, &cuts);
                 changed = true;
             } else if data_end > end {
                 report.unrepairable.push(format!(
@@ -273,6 +305,23 @@ fn valid_frame_at(data: &[u8], pos: usize) -> Option<usize> {
     let start = pos + FRAME_HEADER_LEN as usize;
     let payload = data.get(start..start + len)?;
     (frame_crc(payload) == header.crc).then_some(FRAME_HEADER_LEN as usize + len)
+}
+
+/// Appends marker frames to the segment data in `out` (a segment based at
+/// `base`, header included) up to LSN `to`, a frame ending at every cut (a
+/// cursor) inside the range, so that cursors stay on record boundaries.
+fn fill_markers(out: &mut Vec<u8>, base: Lsn, to: Lsn, cuts: &std::collections::BTreeSet<Lsn>) {
+    let mut at = base + (out.len() as u64 - SEGMENT_HEADER_LEN);
+    if to <= at {
+        return;
+    }
+    for &cut in cuts.range(at + 1..to) {
+        if cut - at >= MIN_MARKER_FRAME && to - cut >= MIN_MARKER_FRAME {
+            push_markers(out, cut - at);
+            at = cut;
+        }
+    }
+    push_markers(out, to - at);
 }
 
 /// Appends marker frames covering exactly `bytes` bytes. A range shorter

@@ -326,11 +326,18 @@ fn test_reopen_after_clean_close() {
 
 /// Appends `n` records to a fresh log, closes it, and returns the records,
 /// their LSNs and the path of the last segment.
+/// A crash: the log is left without being closed, so its cursors file does
+/// not record the head it reached (as after kill -9 or a power loss).
+fn crash(wal: Wal) {
+    std::mem::forget(wal);
+}
+
+/// A log of `n` records whose process then crashed.
 fn closed_log(dir: &Path, n: usize) -> (Vec<Vec<u8>>, Vec<Lsn>, PathBuf) {
     let wal = open(dir, 1 << 20);
     let records = sample_records(n);
     let lsns = append_all(&wal, &records, 1);
-    drop(wal);
+    crash(wal);
     let last = segment_files(dir).pop().unwrap();
     (records, lsns, last)
 }
@@ -425,6 +432,7 @@ fn test_torn_tail_in_an_otherwise_empty_segment() {
     {
         let wal = open(dir.path(), 1 << 20);
         wal.append(&[b"only"]).unwrap();
+        crash(wal);
     }
     let last = segment_files(dir.path()).pop().unwrap();
     let len = fs::metadata(&last).unwrap().len();
@@ -606,7 +614,9 @@ fn issue_11_damage_in_the_active_segment_refuses_to_open() {
     let lsns = {
         let wal = open(dir.path(), 1 << 20);
         wal.register_consumer("keep", 0).unwrap();
-        append_all(&wal, &sample_records(20), 4)
+        let lsns = append_all(&wal, &sample_records(20), 4);
+        crash(wal);
+        lsns
     };
     let files = segment_files(dir.path());
     assert_eq!(files.len(), 1);
@@ -645,7 +655,9 @@ fn test_zeroed_hole_in_the_active_segment_is_a_torn_tail() {
     let lsns = {
         let wal = open(dir.path(), 1 << 20);
         wal.register_consumer("keep", 0).unwrap();
-        append_all(&wal, &big, 1)
+        let lsns = append_all(&wal, &big, 1);
+        crash(wal);
+        lsns
     };
     let file = segment_files(dir.path()).remove(0);
     let zeros = vec![0u8; 1024];
@@ -858,7 +870,7 @@ fn test_segment_removal_runs_on_open() {
     );
     fs::write(
         dir.path().join("cursors"),
-        format::encode_cursors(&consumers),
+        format::encode_cursors(&consumers, head),
     )
     .unwrap();
     assert!(segment_files(dir.path()).len() > 1);
@@ -948,25 +960,33 @@ fn test_full_is_refused_without_writing_and_accepted_after_segments_are_removed(
 }
 
 #[test]
-fn test_consumer_past_the_recovered_head_is_moved_back() {
+fn test_consumer_past_the_recovered_head_stops_the_open_until_salvaged() {
     let dir = tempfile::tempdir().unwrap();
     let (records, lsns, last) = closed_log(dir.path(), 5);
-    {
+    let head = {
         let wal = open(dir.path(), 1 << 20);
         wal.register_consumer("c", 0).unwrap();
         wal.commit("c", wal.head(), Some(b"s")).unwrap();
-    }
-    // Disk damage destroys the last, acknowledged, record.
+        wal.head()
+    };
+    // Disk damage destroys the last, acknowledged, record. Issue 11: that
+    // is loud (it used to move the cursor back quietly).
     let len = fs::metadata(&last).unwrap().len();
     flip_byte(&last, len - 1);
+    assert!(matches!(
+        Wal::open(config(dir.path(), 1 << 20, u64::MAX)),
+        Err(Error::Corruption { segment, .. }) if segment == last
+    ));
+    let repaired = salvage(dir.path(), true).unwrap();
+    assert_eq!(repaired.intact_records, 4, "{repaired:?}");
     let wal = open(dir.path(), 1 << 20);
-    assert_eq!(wal.head(), lsns[4]);
-    assert_eq!(wal.checkpoint("c").map(|c| c.lsn), Some(lsns[4]));
-    assert_eq!(payloads(&read_all(&wal, 0)), records[..4]);
-    drop(wal);
-    // The correction was saved.
-    let wal = open(dir.path(), 1 << 20);
-    assert_eq!(wal.checkpoint("c").map(|c| c.lsn), Some(lsns[4]));
+    assert_eq!(wal.head(), head);
+    assert_eq!(wal.checkpoint("c").map(|c| c.lsn), Some(head));
+    let read = read_all(&wal, 0);
+    assert_eq!(read.len(), 5);
+    assert!(read[4].is_lost_record_marker());
+    assert_eq!(read[4].lsn, lsns[4]);
+    assert_eq!(payloads(&read[..4]), records[..4]);
 }
 
 #[test]
@@ -1401,4 +1421,213 @@ fn issue_11_failed_segment_roll_is_undone_and_retriable() {
     drop(wal);
     let wal = open(dir.path(), 200);
     assert_eq!(payloads(&read_all(&wal, 0)), acknowledged);
+}
+
+/// The fsyncs recorded by the test hook so far.
+fn synced(wal: &Wal) -> Vec<(PathBuf, u64)> {
+    lock(&wal.synced_log).clone()
+}
+
+#[test]
+fn test_one_writer_gets_one_fsync_per_acknowledged_append_covering_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path(), 1 << 30);
+    assert!(
+        synced(&wal).is_empty(),
+        "opening an empty log syncs no data"
+    );
+    for i in 0..25usize {
+        let receipt = wal
+            .append(&[format!("record-{i}").as_bytes(), b"second"])
+            .unwrap();
+        let log = synced(&wal);
+        // Exactly one fsync per append: none skipped, none wasted.
+        assert_eq!(log.len(), i + 1, "after append {i}: {log:?}");
+        let (path, covered) = log.last().unwrap();
+        let active = segment_files(dir.path()).pop().unwrap();
+        assert_eq!(path, &active, "the fsync was of the active segment");
+        // The fsync began after every byte of the append was written: what
+        // was acknowledged is what was made durable.
+        assert!(
+            *covered >= SEGMENT_HEADER_LEN + receipt.end_lsn,
+            "append {i} ends at {} but the fsync covered {covered} bytes",
+            receipt.end_lsn
+        );
+        assert_eq!(wal.head(), receipt.end_lsn);
+    }
+    assert_eq!(wal.stats().fsyncs, 25);
+    assert_eq!(wal.stats().appends, 25);
+}
+
+#[test]
+fn test_a_sealed_segment_is_fsynced_whole_before_its_successor_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for a few records per segment, so appends roll often.
+    let wal = open(dir.path(), SEGMENT_HEADER_LEN + 3 * (FRAME_HEADER_LEN + 40));
+    // A consumer at the start keeps every sealed segment on disk.
+    wal.register_consumer("reader", 0).unwrap();
+    let payload = [b'x'; 40];
+    for _ in 0..20 {
+        wal.append(&[&payload[..], &payload[..]]).unwrap();
+    }
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 5, "{files:?}");
+    let log = synced(&wal);
+    for sealed in &files[..files.len() - 1] {
+        let len = fs::metadata(sealed).unwrap().len();
+        assert!(
+            log.iter()
+                .any(|(p, covered)| p == sealed && *covered == len),
+            "sealed segment {} ({len} bytes) was never fsynced whole: {log:?}",
+            sealed.display()
+        );
+    }
+}
+
+/// Issue 11: the newest segment cut short below a consumer's cursor lost
+/// acknowledged records. That is not a torn tail: the open refuses naming the
+/// segment, and salvage fills the cut-off range with markers up to the cursor.
+#[test]
+fn test_active_segment_truncated_below_a_cursor_is_damage_not_a_torn_tail() {
+    for cut in ["at-a-frame-boundary", "mid-frame"] {
+        let dir = tempfile::tempdir().unwrap();
+        let records = sample_records(20);
+        let (lsns, head) = {
+            let wal = open(dir.path(), 1 << 20);
+            let lsns = append_all(&wal, &records, 2);
+            let head = wal.head();
+            // A consumer has read everything, another stopped inside what
+            // will be cut off.
+            wal.register_consumer("reader", 0).unwrap();
+            wal.commit("reader", head, None).unwrap();
+            wal.register_consumer("midway", 0).unwrap();
+            wal.commit("midway", lsns[17], None).unwrap();
+            (lsns, head)
+        };
+        let active = segment_files(dir.path()).pop().unwrap();
+        let keep = match cut {
+            "at-a-frame-boundary" => SEGMENT_HEADER_LEN + lsns[15],
+            _ => SEGMENT_HEADER_LEN + lsns[15] + 3,
+        };
+        OpenOptions::new()
+            .write(true)
+            .open(&active)
+            .unwrap()
+            .set_len(keep)
+            .unwrap();
+        let Err(Error::Corruption {
+            segment, reason, ..
+        }) = Wal::open(config(dir.path(), 1 << 20, u64::MAX))
+        else {
+            panic!("{cut}: a truncated active segment opened");
+        };
+        assert_eq!(segment, active, "{cut}");
+        assert!(reason.contains("cut off"), "{cut}: {reason}");
+
+        let repaired = salvage(dir.path(), true).unwrap();
+        assert_eq!(repaired.intact_records, 15, "{cut}: {repaired:?}");
+        assert_eq!(repaired.damaged.len(), 1, "{cut}: {repaired:?}");
+        assert_eq!(repaired.damaged[0].from, lsns[15], "{cut}");
+        assert_eq!(repaired.damaged[0].to, head, "{cut}");
+        let wal = open(dir.path(), 1 << 20);
+        assert_eq!(wal.head(), head, "{cut}");
+        assert_eq!(wal.checkpoint("reader").unwrap().lsn, head, "{cut}");
+        // The cursor inside the repaired range is still a record boundary.
+        let from_midway = wal.read(lsns[17], 100, usize::MAX).unwrap();
+        assert!(
+            from_midway.iter().all(WalRecord::is_lost_record_marker),
+            "{cut}"
+        );
+        assert_eq!(from_midway.last().unwrap().next_lsn, head, "{cut}");
+        let read = read_all(&wal, 0);
+        let intact: Vec<_> = read.iter().filter(|r| !r.is_lost_record_marker()).collect();
+        assert_eq!(intact.len(), 15, "{cut}");
+        for (record, expected) in intact.iter().zip(&records) {
+            assert_eq!(record.payload, *expected, "{cut}");
+        }
+    }
+}
+
+/// A torn tail past every cursor and past the head the cursors file last
+/// recorded is still truncated quietly (after a crash it cannot be told from
+/// an append that was never acknowledged).
+#[test]
+fn test_a_torn_tail_past_every_cursor_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = sample_records(10);
+    let lsns = {
+        let wal = open(dir.path(), 1 << 20);
+        let mut lsns = append_all(&wal, &records[..6], 1);
+        wal.register_consumer("reader", 0).unwrap();
+        wal.commit("reader", lsns[5], None).unwrap();
+        // Appends after the last cursor commit, then a crash mid-append.
+        lsns.extend(append_all(&wal, &records[6..], 1));
+        crash(wal);
+        lsns
+    };
+    let active = segment_files(dir.path()).pop().unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(SEGMENT_HEADER_LEN + lsns[8] + 2)
+        .unwrap();
+    let wal = open(dir.path(), 1 << 20);
+    assert_eq!(wal.head(), lsns[8]);
+    assert_eq!(wal.checkpoint("reader").unwrap().lsn, lsns[5]);
+}
+
+/// A log closed cleanly recorded its head: cut short later (a truncation at a
+/// frame boundary, no consumer at all), it refuses to open instead of losing
+/// acknowledged records quietly; salvage fills the range with markers.
+#[test]
+fn test_a_cleanly_closed_log_cut_short_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = sample_records(12);
+    let (lsns, head) = {
+        let wal = open(dir.path(), 1 << 20);
+        let lsns = append_all(&wal, &records, 3);
+        (lsns, wal.head())
+    };
+    let active = segment_files(dir.path()).pop().unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(SEGMENT_HEADER_LEN + lsns[9])
+        .unwrap();
+    assert!(matches!(
+        Wal::open(config(dir.path(), 1 << 20, u64::MAX)),
+        Err(Error::Corruption { segment, .. }) if segment == active
+    ));
+    let repaired = salvage(dir.path(), true).unwrap();
+    assert_eq!(repaired.intact_records, 9, "{repaired:?}");
+    let wal = open(dir.path(), 1 << 20);
+    assert_eq!(wal.head(), head);
+    assert_eq!(
+        read_all(&wal, 0)
+            .iter()
+            .filter(|r| !r.is_lost_record_marker())
+            .count(),
+        9
+    );
+}
+
+/// A panic while a thread holds the writer lock leaves every later append
+/// panicking: the log reports it as a failure (a red health check), not as
+/// healthy.
+#[test]
+fn test_a_panic_while_writing_is_reported_as_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(open(dir.path(), 1 << 20));
+    assert_eq!(wal.failure(), None);
+    let w = Arc::clone(&wal);
+    let panicked = std::thread::spawn(move || {
+        let _writer = lock(&w.writer);
+        panic!("a write went wrong");
+    })
+    .join();
+    assert!(panicked.is_err());
+    let failure = wal.failure().expect("a poisoned log is a failure");
+    assert!(failure.contains("panicked"), "{failure}");
 }

@@ -464,27 +464,15 @@ mod tests {
 
     fn trail(name: &str) -> TrailRecord {
         TrailRecord {
-            config: TrailConfig {
-                name: name.into(),
-                arn: format!("arn:aws:cloudtrail:us-east-1:123456789012:trail/{name}"),
-                account_id: "123456789012".into(),
-                home_region: "us-east-1".into(),
-                s3_bucket_name: "b".into(),
-                s3_key_prefix: None,
-                sns_topic_name: None,
-                include_global_service_events: true,
-                is_multi_region_trail: false,
-                log_file_validation_enabled: false,
-                cloud_watch_logs_log_group_arn: None,
-                cloud_watch_logs_role_arn: None,
-                kms_key_id: None,
-                is_organization_trail: false,
-                selectors: serde_json::json!({"EventSelectors": []}),
-                has_custom_event_selectors: false,
-                insight_selectors: None,
-                tags: vec![],
-                created_at: Utc::now(),
-            },
+            config: TrailConfig::new(
+                name,
+                format!("arn:aws:cloudtrail:us-east-1:123456789012:trail/{name}"),
+                "123456789012",
+                "us-east-1",
+                "b",
+                serde_json::json!({"EventSelectors": []}),
+                Utc::now(),
+            ),
             status: TrailStatus::default(),
         }
     }

@@ -71,3 +71,41 @@ pub struct TrailConfig {
     /// When the trail was created.
     pub created_at: DateTime<Utc>,
 }
+
+impl TrailConfig {
+    /// A trail as CreateTrail makes it before its optional settings apply:
+    /// single-region, global service events included, no log file
+    /// validation, key prefix, topic, log group, KMS key, insight selectors or
+    /// tags, not an organization trail.
+    pub fn new(
+        name: impl Into<String>,
+        arn: impl Into<String>,
+        account_id: impl Into<String>,
+        home_region: impl Into<String>,
+        s3_bucket_name: impl Into<String>,
+        selectors: serde_json::Value,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            arn: arn.into(),
+            account_id: account_id.into(),
+            home_region: home_region.into(),
+            s3_bucket_name: s3_bucket_name.into(),
+            s3_key_prefix: None,
+            sns_topic_name: None,
+            include_global_service_events: true,
+            is_multi_region_trail: false,
+            log_file_validation_enabled: false,
+            cloud_watch_logs_log_group_arn: None,
+            cloud_watch_logs_role_arn: None,
+            kms_key_id: None,
+            is_organization_trail: false,
+            selectors,
+            has_custom_event_selectors: false,
+            insight_selectors: None,
+            tags: Vec::new(),
+            created_at,
+        }
+    }
+}

@@ -130,25 +130,16 @@ mod tests {
 
     fn config(prefix: &str) -> cairn_model::TrailConfig {
         cairn_model::TrailConfig {
-            name: "t".into(),
-            arn: "arn:aws:cloudtrail:us-east-1:123456789012:trail/t".into(),
-            account_id: "123456789012".into(),
-            home_region: "us-east-1".into(),
-            s3_bucket_name: "b".into(),
             s3_key_prefix: Some(prefix.into()),
-            sns_topic_name: None,
-            include_global_service_events: true,
-            is_multi_region_trail: false,
-            log_file_validation_enabled: false,
-            cloud_watch_logs_log_group_arn: None,
-            cloud_watch_logs_role_arn: None,
-            kms_key_id: None,
-            is_organization_trail: false,
-            selectors: serde_json::json!({"EventSelectors": []}),
-            has_custom_event_selectors: false,
-            insight_selectors: None,
-            tags: vec![],
-            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            ..cairn_model::TrailConfig::new(
+                "t",
+                "arn:aws:cloudtrail:us-east-1:123456789012:trail/t",
+                "123456789012",
+                "us-east-1",
+                "b",
+                serde_json::json!({"EventSelectors": []}),
+                DateTime::<Utc>::UNIX_EPOCH,
+            )
         }
     }
 

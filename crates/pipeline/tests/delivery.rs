@@ -114,25 +114,17 @@ impl Fixture {
 
 fn trail(name: &str) -> TrailConfig {
     TrailConfig {
-        name: name.into(),
-        arn: format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{name}"),
-        account_id: ACCOUNT.into(),
-        home_region: "us-east-1".into(),
-        s3_bucket_name: "logs".into(),
         s3_key_prefix: Some(name.into()),
-        sns_topic_name: None,
-        include_global_service_events: true,
         is_multi_region_trail: true,
-        log_file_validation_enabled: false,
-        cloud_watch_logs_log_group_arn: None,
-        cloud_watch_logs_role_arn: None,
-        kms_key_id: None,
-        is_organization_trail: false,
-        selectors: serde_json::json!({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true}]}),
-        has_custom_event_selectors: false,
-        insight_selectors: None,
-        tags: vec![],
-        created_at: Utc::now(),
+        ..TrailConfig::new(
+            name,
+            format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{name}"),
+            ACCOUNT,
+            "us-east-1",
+            "logs",
+            serde_json::json!({"EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true}]}),
+            Utc::now(),
+        )
     }
 }
 

@@ -455,11 +455,7 @@ fn identify(
     parts: &axum::http::request::Parts,
     codec: &mut Codec,
 ) -> Result<(Signer, Principal), AwsError> {
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-        .collect();
+    let headers = text_headers(parts);
     let request = request_parts(parts, &headers);
     // S3's SigV2 query-string URLs (`aws s3 presign`): GET and HEAD only.
     if let Some(sigv2) = cairn_auth::parse_sigv2_query(request.raw_query) {
@@ -541,19 +537,24 @@ fn request_parts<'a>(
     }
 }
 
+/// The request's headers whose values are text, as SigV4 reads them.
+fn text_headers(parts: &axum::http::request::Parts) -> Vec<(&str, &str)> {
+    parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect()
+}
+
 /// A SigV4 refusal in the terms of the request's protocol.
 fn auth_error(codec: Codec, e: cairn_auth::AuthError) -> AwsError {
     match codec {
-        Codec::S3 | Codec::RestXml { .. } => {
-            let (code, status, message) = e.s3_error();
-            AwsError::with_status(
-                code,
-                message,
-                StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
-            )
-        }
-        Codec::Query { .. } | Codec::Ec2 => {
-            let (code, status, message) = e.query_error();
+        Codec::S3 | Codec::RestXml { .. } | Codec::Query { .. } | Codec::Ec2 => {
+            let (code, status, message) = if matches!(codec, Codec::S3 | Codec::RestXml { .. }) {
+                e.s3_error()
+            } else {
+                e.query_error()
+            };
             AwsError::with_status(
                 code,
                 message,
@@ -581,11 +582,7 @@ fn verify(
     request_id: &str,
     codec: Codec,
 ) -> Result<RequestContext, AwsError> {
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-        .collect();
+    let headers = text_headers(parts);
     let request = request_parts(parts, &headers);
     let parsed = match signer {
         Signer::V4(parsed) => parsed,

@@ -340,25 +340,16 @@ pub async fn create_trail(
     let tags = check_tags(input.tags_list.unwrap_or_default())?;
     let arn = scope.arn_in_region(&name)?;
     let mut config = TrailConfig {
-        name: name.to_string(),
-        arn: arn.clone(),
-        account_id: scope.account().to_owned(),
-        home_region: scope.region().to_owned(),
-        s3_bucket_name: bucket,
-        s3_key_prefix: None,
-        sns_topic_name: None,
-        include_global_service_events: true,
-        is_multi_region_trail: false,
-        log_file_validation_enabled: false,
-        cloud_watch_logs_log_group_arn: None,
-        cloud_watch_logs_role_arn: None,
-        kms_key_id: None,
-        is_organization_trail: false,
-        selectors: selectors_to_stored(&Selectors::default_for_new_trail()),
-        has_custom_event_selectors: false,
-        insight_selectors: None,
         tags,
-        created_at: Utc::now(),
+        ..TrailConfig::new(
+            name.to_string(),
+            arn.clone(),
+            scope.account(),
+            scope.region(),
+            bucket,
+            selectors_to_stored(&Selectors::default_for_new_trail()),
+            Utc::now(),
+        )
     };
     Scope::apply_flags(&mut config, &input.settings);
     scope.check_parameter_combination(&config)?;

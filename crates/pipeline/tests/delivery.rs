@@ -845,12 +845,17 @@ async fn test_keys_the_local_store_refuses_are_quarantined_not_retried_forever()
         let mut expected: Vec<String> = (0..10).map(record).collect();
         expected.sort();
         assert_eq!(set_aside, expected, "{prefix}: not the exact records");
-        let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
-        let error = status.latest_delivery_error.unwrap_or_default();
-        assert!(
-            error.contains(&entries[0].part) && error.contains("quarantine"),
-            "{error}"
-        );
+        // The status is reported just after the part is set aside.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+            let error = status.latest_delivery_error.unwrap_or_default();
+            if error.contains(&entries[0].part) && error.contains("quarantine") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{prefix}: status says {error:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
 
         // The trail is fixed: later records are delivered.
         let mut fixed = config.clone();

@@ -203,7 +203,8 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
         let mut pos = 0usize;
         while pos < data.len() {
             if let Some(len) = valid_frame_at(data, pos) {
-                if data[pos + FRAME_HEADER_LEN as usize] == LOST_RECORD_MARK {
+                // An empty record has no first byte (and is not a marker).
+                if data.get(pos + FRAME_HEADER_LEN as usize) == Some(&LOST_RECORD_MARK) {
                     report.earlier_markers += 1;
                 } else {
                     report.intact_records += 1;

@@ -201,14 +201,20 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
         // Where this segment's data must end: where the next one begins.
         let must_end = next.map(|n| n.saturating_sub(*base));
         let mut pos = 0usize;
+        // Where each frame copied as it was starts (LSN), and whether it is a
+        // record (else an earlier marker): a gap at the end too short for a
+        // marker frame is widened back over them.
+        let mut copied: Vec<(Lsn, bool)> = Vec::new();
         while pos < data.len() {
             if let Some(len) = valid_frame_at(data, pos) {
                 // An empty record has no first byte (and is not a marker).
-                if data.get(pos + FRAME_HEADER_LEN as usize) == Some(&LOST_RECORD_MARK) {
-                    report.earlier_markers += 1;
-                } else {
+                let record = data.get(pos + FRAME_HEADER_LEN as usize) != Some(&LOST_RECORD_MARK);
+                if record {
                     report.intact_records += 1;
+                } else {
+                    report.earlier_markers += 1;
                 }
+                copied.push((base + (out.len() as u64 - SEGMENT_HEADER_LEN), record));
                 out.extend_from_slice(&data[pos..pos + len]);
                 pos += len;
                 continue;
@@ -259,20 +265,40 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
             && let Some((name, cursor)) = &highest_cursor
             && *cursor > base + data_end
         {
+            let Some(from) = widen_back(&mut out, &mut copied, *base, *cursor, &cuts, &mut report)
+            else {
+                report.unrepairable.push(format!(
+                    "{}: a cut {} bytes short of {name} cannot hold a lost-record marker",
+                    path.display(),
+                    cursor - (base + data_end)
+                ));
+                continue;
+            };
             report.damaged.push(DamagedRange {
                 file: path.clone(),
-                from: base + data_end,
+                from,
                 to: *cursor,
                 reason: format!("the newest segment was truncated below {name}"),
             });
             fill_markers(&mut out, *base, *cursor, &cuts);
             changed = true;
         }
+        let data_end = (out.len() as u64) - SEGMENT_HEADER_LEN;
         if let Some(end) = must_end {
             if data_end < end {
+                let Some(from) =
+                    widen_back(&mut out, &mut copied, *base, base + end, &cuts, &mut report)
+                else {
+                    report.unrepairable.push(format!(
+                        "{}: a cut {} bytes short of the next segment cannot hold a lost-record marker",
+                        path.display(),
+                        end - data_end
+                    ));
+                    continue;
+                };
                 report.damaged.push(DamagedRange {
                     file: path.clone(),
-                    from: base + data_end,
+                    from,
                     to: base + end,
                     reason: "the segment was truncated or a segment after it was deleted"
                         .to_owned(),
@@ -293,6 +319,37 @@ pub fn salvage(dir: &Path, repair: bool) -> Result<SalvageReport> {
         }
     }
     Ok(report)
+}
+
+/// Makes the gap from the end of `out` to `to` long enough for a marker
+/// frame, giving the last copied frames up to it (they count as lost) while
+/// no cursor falls inside the widened range. Returns where the gap now
+/// starts, or `None` when it cannot be widened.
+fn widen_back(
+    out: &mut Vec<u8>,
+    copied: &mut Vec<(Lsn, bool)>,
+    base: Lsn,
+    to: Lsn,
+    cuts: &std::collections::BTreeSet<Lsn>,
+    report: &mut SalvageReport,
+) -> Option<Lsn> {
+    loop {
+        let end = base + (out.len() as u64 - SEGMENT_HEADER_LEN);
+        if to - end >= MIN_MARKER_FRAME {
+            return Some(end);
+        }
+        let &(start, record) = copied.last()?;
+        if cuts.range(start + 1..to).next().is_some() {
+            return None;
+        }
+        copied.pop();
+        out.truncate((SEGMENT_HEADER_LEN + (start - base)) as usize);
+        if record {
+            report.intact_records -= 1;
+        } else {
+            report.earlier_markers -= 1;
+        }
+    }
 }
 
 /// The length of the valid frame at `pos` of a segment's data, if one is there.

@@ -204,8 +204,14 @@ def test_deleted_cursors_file_refuses_start_loudly(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated config", "wrong shape status"])
-def test_damaged_metastore_row_refuses_start_naming_table_and_row(tmp_path, damage):
-    server, _ = held(tmp_path, count=200)
+def test_damaged_metastore_row_refuses_start_then_the_doctor_rebuilds_it(tmp_path, damage):
+    server, lines = held(tmp_path, count=200)
+    server.start()
+    try:
+        expected_trail = server.client("cloudtrail").get_trail(Name="faults")["Trail"]
+        expected_selectors = server.client("cloudtrail").get_event_selectors(TrailName="faults")
+    finally:
+        server.stop()
     db = sqlite3.connect(server.data_dir / "meta.sqlite")
     (arn,) = db.execute("SELECT arn FROM trails").fetchone()
     if damage == "truncated config":
@@ -222,9 +228,46 @@ def test_damaged_metastore_row_refuses_start_naming_table_and_row(tmp_path, dama
     assert "meta.sqlite" in err and "table trails" in err and arn in err and f"column {column}" in err, err
     assert "cairn doctor" in err, err
     verify = doctor(server)
-    assert verify.returncode == 2, verify.stdout + verify.stderr
+    assert verify.returncode == 1, verify.stdout + verify.stderr
     assert f"table trails, row arn = '{arn}', column {column}" in verify.stdout, verify.stdout
-    assert "cannot repair" in verify.stdout, verify.stdout
+    assert "--repair rebuilds it" in verify.stdout, verify.stdout
+    assert refused_start(server).returncode != 0
+    # The trail's sink checkpoint holds its configuration at its cursor, and the
+    # WAL every change past it (PutEventSelectors, StartLogging came after).
+    repaired = doctor(server, "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"rebuilt trail {arn}" in repaired.stdout and "status times" in repaired.stdout, repaired.stdout
+    assert doctor(server).returncode == 0
+    server.config_path.write_text(DELIVER_CONFIG)
+    server.start()
+    ct = server.client("cloudtrail")
+    assert ct.get_trail(Name="faults")["Trail"] == expected_trail
+    selectors = ct.get_event_selectors(TrailName="faults")
+    selectors.pop("ResponseMetadata")
+    expected_selectors.pop("ResponseMetadata")
+    assert selectors == expected_selectors
+    assert ct.get_trail_status(Name=arn)["IsLogging"] is True
+    assert_delivered_exactly(server, ids_of(lines))
+    server.stop()
+
+
+def test_a_damaged_trail_row_without_a_checkpoint_is_removed_and_said(tmp_path):
+    server, _ = held(tmp_path, count=50)
+    # No sink has ever checkpointed a trail that only the metastore knows.
+    db = sqlite3.connect(server.data_dir / "meta.sqlite")
+    config, status = db.execute("SELECT config, status FROM trails").fetchone()
+    ghost = "arn:aws:cloudtrail:us-east-1:123456789012:trail/ghost"
+    db.execute("INSERT INTO trails (arn, name, config, status) VALUES (?, 'ghost', ?, ?)",
+               (ghost, config[:40], status))
+    db.commit()
+    db.close()
+    repaired = doctor(server, "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"lost trail {ghost}" in repaired.stdout and "create the trail again" in repaired.stdout
+    server.start()
+    names = [t["Name"] for t in server.client("cloudtrail").describe_trails()["trailList"]]
+    assert names == ["faults"]
+    server.stop()
 
 
 # --- kill -9 during recovery -----------------------------------------------------------

@@ -257,7 +257,7 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     if report.has_unrepairable() {
         return Ok(ExitCode::from(2));
     }
-    if !report.wal.is_clean() && !args.repair {
+    if !report.is_clean() && !args.repair {
         println!(
             "run `cairn doctor --data-dir {} --repair` to salvage every intact record",
             args.data_dir.display()
@@ -309,7 +309,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 let message = match e.damaged_file(&config.data_dir) {
                     Some(file) => format!(
                         "starting the server: {} is damaged; `cairn doctor --data-dir {dir}` lists \
-                         every damaged row",
+                         every damaged row, and `cairn doctor --data-dir {dir} --repair` rebuilds \
+                         damaged trail rows from the WAL",
                         file.display()
                     ),
                     None => format!(

@@ -362,6 +362,42 @@ impl Metastore {
         Ok(problems)
     }
 
+    /// The trails whose stored documents do not decode: (ARN, what is wrong),
+    /// as [`Metastore::verify`] words it.
+    pub fn damaged_trails(&self) -> Result<Vec<(String, String)>> {
+        let rows = {
+            let conn = self.conn();
+            conn.prepare("SELECT arn, config, status FROM trails ORDER BY arn")?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(arn, config, status)| {
+                decode_trail(&arn, &config, &status)
+                    .err()
+                    .map(|e| (arn, damage_line(&e)))
+            })
+            .collect())
+    }
+
+    /// Writes a trail's row whole, replacing whatever is stored under its ARN
+    /// (`cairn doctor --repair` rebuilding a damaged row).
+    pub fn replace_trail(&self, trail: &TrailRecord) -> Result<()> {
+        let (config, status) = encode_trail_documents(trail)?;
+        self.conn().execute(
+            "INSERT OR REPLACE INTO trails (arn, name, config, status) VALUES (?1, ?2, ?3, ?4)",
+            params![trail.config.arn, trail.config.name, config, status],
+        )?;
+        Ok(())
+    }
+
     /// Replaces a trail's configuration.
     pub fn update_trail_config(&self, config: &TrailConfig) -> Result<()> {
         let text = serde_json::to_string(config).map_err(Error::Encode)?;
@@ -530,6 +566,30 @@ mod tests {
             report.iter().any(|l| l.contains("column status")),
             "{report:?}"
         );
+    }
+
+    #[test]
+    fn test_damaged_trails_are_listed_and_a_replaced_row_reads_again() {
+        let m = Metastore::in_memory().unwrap();
+        let good = trail("good");
+        let bad = trail("bad");
+        m.create_trail(&good).unwrap();
+        m.create_trail(&bad).unwrap();
+        assert!(m.damaged_trails().unwrap().is_empty());
+        m.conn()
+            .execute(
+                "UPDATE trails SET status = 'not json' WHERE arn = ?1",
+                [&bad.config.arn],
+            )
+            .unwrap();
+        let damaged = m.damaged_trails().unwrap();
+        assert_eq!(damaged.len(), 1, "{damaged:?}");
+        assert_eq!(damaged[0].0, bad.config.arn);
+        assert!(damaged[0].1.contains("column status"), "{damaged:?}");
+        m.replace_trail(&bad).unwrap();
+        assert!(m.damaged_trails().unwrap().is_empty());
+        assert_eq!(m.trail(&bad.config.arn).unwrap(), Some(bad));
+        assert_eq!(m.trails().unwrap().len(), 2);
     }
 
     #[test]

@@ -122,6 +122,78 @@ pub fn replay_into_meta(wal: &Wal, meta: &Metastore) -> Result<usize, Error> {
     Ok(applied)
 }
 
+/// What [`rebuild_trail`] made of a damaged trail row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrailRebuild {
+    /// Rebuilt from the trail's delivery checkpoint (its configuration and
+    /// logging state at `from`) and the trail changes the WAL holds past it.
+    /// Its status times (deliveries, StartLogging/StopLogging) start over.
+    Rebuilt {
+        /// The checkpoint's WAL position.
+        from: Lsn,
+        /// Trail changes applied on top.
+        later_changes: usize,
+    },
+    /// Rebuilt, and a later DeleteTrail in the WAL removed it.
+    Deleted,
+    /// Nothing to rebuild it from (no delivery checkpoint holds its
+    /// configuration): the row is removed; the trail must be created again.
+    Lost,
+}
+
+/// Rebuilds the metastore row of trail `arn` (damaged: its documents do not
+/// decode) from what the pipeline keeps of it: the trail sink's checkpoint
+/// holds the trail's configuration and logging state at the sink's cursor,
+/// and every trail change past the cursor is still in the WAL (the cursor
+/// keeps it), so applying those changes again gives the row the metastore
+/// should hold, but for the status times nobody else keeps.
+pub fn rebuild_trail(wal: &Wal, meta: &Metastore, arn: &str) -> Result<TrailRebuild, Error> {
+    let consumer = crate::sink::consumer_name(arn);
+    let state = wal.checkpoint(&consumer).and_then(|checkpoint| {
+        let decoded = crate::runtime::decode_checkpoint::<
+            crate::sink::SinkState,
+            crate::sink::DeliveryIntent,
+        >(&consumer, checkpoint.state.as_deref())
+        .ok()?;
+        Some((checkpoint.lsn, decoded.state.config?, decoded.state.logging))
+    });
+    let Some((from, config, logging)) = state else {
+        match meta.delete_trail(arn) {
+            Ok(()) | Err(cairn_meta::Error::NotFound(_)) => return Ok(TrailRebuild::Lost),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    meta.replace_trail(&TrailRecord {
+        config,
+        status: TrailStatus {
+            is_logging: logging,
+            ..TrailStatus::default()
+        },
+    })?;
+    let mut position = from;
+    let mut later_changes = 0;
+    loop {
+        let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
+        let Some(last) = records.last() else { break };
+        position = last.next_lsn;
+        for record in &records {
+            if let Ok(Envelope::Control(control)) = decode(&record.payload)
+                && control.trail_arn == arn
+            {
+                apply_to_meta(meta, &control)?;
+                later_changes += 1;
+            }
+        }
+    }
+    if meta.trail(arn)?.is_none() {
+        return Ok(TrailRebuild::Deleted);
+    }
+    Ok(TrailRebuild::Rebuilt {
+        from,
+        later_changes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

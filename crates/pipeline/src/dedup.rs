@@ -18,7 +18,7 @@
 //! of the window plus the WAL from that cursor on.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -41,28 +41,83 @@ impl Hasher for IdHasher {
             self.0 ^= u64::from_le_bytes(buf);
         }
     }
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
     fn write_u128(&mut self, value: u128) {
         self.0 = value as u64 ^ (value >> 64) as u64;
     }
 }
 
-type IdMap<V> = HashMap<u128, V, BuildHasherDefault<IdHasher>>;
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-enum Slot {
-    Committed {
-        hour: u32,
-    },
-    Pending {
-        batch: u64,
-        outcome: watch::Receiver<Option<bool>>,
-    },
+/// An eventID hash as the committed maps key it: two `u64`s (8-byte aligned)
+/// rather than a `u128` (16-byte aligned), so an entry with its hour is 24
+/// bytes, not 32. Millions of entries make the difference.
+type Key = (u64, u64);
+
+fn key(id: u128) -> Key {
+    (id as u64, (id >> 64) as u64)
+}
+
+/// Committed IDs are spread over this many maps (by the hash's top bits), so
+/// a map growing rehashes a 1/64th of the index at a time: a short pause
+/// for the one request that grows it and a small transient, where one map
+/// doubling would stall ingest and hold two copies of the whole index.
+const SHARDS: usize = 64;
+
+fn shard_of(id: u128) -> usize {
+    (id >> (128 - SHARDS.trailing_zeros())) as usize
+}
+
+struct Pending {
+    batch: u64,
+    outcome: watch::Receiver<Option<bool>>,
 }
 
 struct Inner {
-    map: IdMap<Slot>,
-    hours: VecDeque<(u32, Vec<u128>)>,
+    /// Durable IDs → the hour they were first accepted in.
+    committed: Vec<IdMap<Key, u32>>,
+    committed_len: usize,
+    /// IDs of batches still being appended (few: in-flight requests only).
+    pending: IdMap<u128, Pending>,
+    /// How many committed IDs each hour holds, oldest first: expiry and the
+    /// capacity bound drop whole hours, found by one pass over the maps.
+    hours: BTreeMap<u32, usize>,
     next_batch: u64,
     evicted_early: u64,
+}
+
+impl Inner {
+    fn is_committed(&self, id: u128) -> bool {
+        self.committed[shard_of(id)].contains_key(&key(id))
+    }
+
+    /// Remembers a durable ID unless it is already; whether it was new.
+    fn commit(&mut self, id: u128, hour: u32) -> bool {
+        match self.committed[shard_of(id)].entry(key(id)) {
+            Entry::Vacant(v) => {
+                v.insert(hour);
+                self.committed_len += 1;
+                *self.hours.entry(hour).or_default() += 1;
+                true
+            }
+            Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Forgets every committed ID of the hours `drop` says; how many.
+    fn forget_hours(&mut self, drop: impl Fn(u32) -> bool) -> usize {
+        let mut removed = 0;
+        for map in &mut self.committed {
+            let before = map.len();
+            map.retain(|_, hour| !drop(*hour));
+            removed += before - map.len();
+        }
+        self.hours.retain(|hour, _| !drop(*hour));
+        self.committed_len -= removed;
+        removed
+    }
 }
 
 /// How a batch's IDs fared at reservation.
@@ -128,8 +183,10 @@ impl DedupIndex {
     pub fn new(window_hours: u32, max_entries: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
-                map: IdMap::default(),
-                hours: VecDeque::new(),
+                committed: (0..SHARDS).map(|_| IdMap::default()).collect(),
+                committed_len: 0,
+                pending: IdMap::default(),
+                hours: BTreeMap::new(),
                 next_batch: 0,
                 evicted_early: 0,
             }),
@@ -154,9 +211,13 @@ impl DedupIndex {
         let mut waits = Vec::new();
         let mut reserved = Vec::with_capacity(ids.len());
         for (index, id) in ids.iter().enumerate() {
-            match inner.map.entry(*id) {
+            if inner.is_committed(*id) {
+                fresh.push(false);
+                continue;
+            }
+            match inner.pending.entry(*id) {
                 Entry::Vacant(v) => {
-                    v.insert(Slot::Pending {
+                    v.insert(Pending {
                         batch,
                         outcome: rx.clone(),
                     });
@@ -164,13 +225,9 @@ impl DedupIndex {
                     fresh.push(true);
                 }
                 Entry::Occupied(o) => {
-                    if let Slot::Pending {
-                        batch: other,
-                        outcome,
-                    } = o.get()
-                        && *other != batch
-                    {
-                        waits.push((index, outcome.clone()));
+                    let other = o.get();
+                    if other.batch != batch {
+                        waits.push((index, other.outcome.clone()));
                     }
                     fresh.push(false);
                 }
@@ -191,23 +248,16 @@ impl DedupIndex {
         {
             let mut inner = self.lock();
             for id in &reservation.ids {
-                let ours = matches!(inner.map.get(id), Some(Slot::Pending { batch, .. }) if *batch == reservation.batch);
+                let ours = matches!(inner.pending.get(id), Some(p) if p.batch == reservation.batch);
                 if !ours {
                     continue;
                 }
+                inner.pending.remove(id);
                 if stored {
-                    inner.map.insert(
-                        *id,
-                        Slot::Committed {
-                            hour: reservation.hour,
-                        },
-                    );
-                } else {
-                    inner.map.remove(id);
+                    inner.commit(*id, reservation.hour);
                 }
             }
             if stored {
-                push_hour(&mut inner, reservation.hour, &reservation.ids);
                 self.enforce_capacity(&mut inner);
             }
         }
@@ -222,20 +272,18 @@ impl DedupIndex {
         if hour_expired(hour, self.window_hours, hour_of(now_ms)) {
             return;
         }
-        let mut added = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Entry::Vacant(v) = inner.map.entry(*id) {
-                v.insert(Slot::Committed { hour });
-                added.push(*id);
+            if !inner.pending.contains_key(id) {
+                inner.commit(*id, hour);
             }
         }
-        push_hour(&mut inner, hour, &added);
         self.enforce_capacity(&mut inner);
     }
 
     /// IDs remembered (committed and pending).
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        let inner = self.lock();
+        inner.committed_len + inner.pending.len()
     }
 
     /// Whether nothing is remembered.
@@ -249,52 +297,28 @@ impl DedupIndex {
     }
 
     fn expire(&self, inner: &mut Inner, now_hour: u32) {
-        while let Some((hour, _)) = inner.hours.front() {
-            if !hour_expired(*hour, self.window_hours, now_hour) {
-                break;
-            }
-            self.drop_oldest_hour(inner, false);
+        let window = self.window_hours;
+        if inner
+            .hours
+            .first_key_value()
+            .is_some_and(|(hour, _)| hour_expired(*hour, window, now_hour))
+        {
+            inner.forget_hours(|hour| hour_expired(hour, window, now_hour));
         }
     }
 
     fn enforce_capacity(&self, inner: &mut Inner) {
-        while inner.map.len() > self.max_entries && inner.hours.len() > 1 {
-            self.drop_oldest_hour(inner, true);
-        }
-    }
-
-    fn drop_oldest_hour(&self, inner: &mut Inner, early: bool) {
-        let Some((hour, ids)) = inner.hours.pop_front() else {
-            return;
-        };
-        for id in ids {
-            if matches!(inner.map.get(&id), Some(Slot::Committed { hour: h }) if *h == hour) {
-                inner.map.remove(&id);
-                if early {
-                    inner.evicted_early += 1;
-                }
-            }
-        }
-        if early {
-            tracing::warn!(hour, "dedup index over capacity: forgetting an hour early");
-        }
-    }
-}
-
-fn push_hour(inner: &mut Inner, hour: u32, ids: &[u128]) {
-    if ids.is_empty() {
-        return;
-    }
-    match inner.hours.iter_mut().rev().find(|(h, _)| *h == hour) {
-        Some((_, list)) => list.extend_from_slice(ids),
-        None => {
-            // Hours arrive in order except during recovery; keep the deque sorted.
-            let pos = inner
-                .hours
-                .iter()
-                .position(|(h, _)| *h > hour)
-                .unwrap_or(inner.hours.len());
-            inner.hours.insert(pos, (hour, ids.to_vec()));
+        while inner.committed_len + inner.pending.len() > self.max_entries && inner.hours.len() > 1
+        {
+            let Some((&oldest, _)) = inner.hours.first_key_value() else {
+                return;
+            };
+            let removed = inner.forget_hours(|hour| hour == oldest);
+            inner.evicted_early += removed as u64;
+            tracing::warn!(
+                hour = oldest,
+                "dedup index over capacity: forgetting an hour early"
+            );
         }
     }
 }
@@ -483,6 +507,35 @@ mod tests {
         // Its hour ended at 1:00:00; a whole window later it is forgotten.
         assert_eq!(index.reserve(&[1], 25 * HOUR - 1).fresh, [false]);
         assert_eq!(index.reserve(&[1], 25 * HOUR).fresh, [true]);
+    }
+
+    #[test]
+    fn test_a_committed_entry_is_24_bytes() {
+        // The index holds every eventID of the window: its entry size is the
+        // server's memory per record ingested in the last day.
+        assert_eq!(std::mem::size_of::<(Key, u32)>(), 24);
+    }
+
+    #[test]
+    fn test_expiry_drops_whole_hours_across_every_shard() {
+        let index = DedupIndex::new(24, 1_000_000);
+        let ids = |hour: u128| {
+            (0..5000u128)
+                .map(move |i| (i << 100) ^ (hour << 20) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        };
+        for hour in 0..4u128 {
+            let batch: Vec<u128> = ids(hour).collect();
+            let r = index.reserve(&batch, hour as u64 * HOUR);
+            assert!(r.fresh.iter().all(|f| *f));
+            index.settle(&r, true);
+        }
+        assert_eq!(index.len(), 20_000);
+        // At hour 26 the IDs of hours 0 and 1 are past the window, those of 2 and 3 are not.
+        let probe: Vec<u128> = (0..4u128).flat_map(|h| ids(h).take(3)).collect();
+        let fresh = index.reserve(&probe, 26 * HOUR).fresh;
+        assert_eq!(fresh[..6], [true; 6]);
+        assert_eq!(fresh[6..], [false; 6]);
+        assert_eq!(index.len(), 10_000 + 6);
     }
 
     #[test]

@@ -79,8 +79,10 @@ pub use crate::sink::{
 
 /// Memory for the parsed chunks the router keeps for sinks: the distance
 /// sinks near the head may drift apart (a delivery, a digest) before the
-/// slowest reads on its own.
-const ROUTER_WINDOW_BYTES: usize = 48 * 1024 * 1024;
+/// slowest reads on its own. A replay after a restart fills it, so it is most
+/// of the server's memory then; 16 MiB delivers five trails as fast as 48 MiB
+/// did (`bench/ingest.py --trails 5`, side by side).
+const ROUTER_WINDOW_BYTES: usize = 16 * 1024 * 1024;
 
 /// The write-ahead log's directory inside the data dir.
 pub const WAL_DIR: &str = "wal";

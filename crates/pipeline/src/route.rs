@@ -49,9 +49,9 @@ use cairn_wal::{Lsn, Wal, WalRecord};
 use crate::envelope::{self, Envelope, EnvelopeError, TrailControl};
 
 /// Records the router reads at once.
-const READ_RECORDS: usize = 4096;
+const READ_RECORDS: usize = 2048;
 /// Bytes the router reads at once.
-const READ_BYTES: usize = 8 * 1024 * 1024;
+const READ_BYTES: usize = 2 * 1024 * 1024;
 /// What a parsed entry costs besides its payload, roughly (the entry and its
 /// view's strings), so the window's bound is on memory, not payload alone.
 const ENTRY_OVERHEAD: usize = std::mem::size_of::<Routed>() + 128;

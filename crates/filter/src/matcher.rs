@@ -29,7 +29,7 @@ pub(crate) enum Wildcard {
     /// `*abc`
     Suffix(String),
     /// `*abc*`
-    Contains(Finder<'static>),
+    Contains(Box<Finder<'static>>),
     /// Anything else: `a*b*c`; the middle parts are found left to right.
     General {
         prefix: String,
@@ -54,7 +54,9 @@ impl Wildcard {
             (true, [], true) => Wildcard::Any,
             (false, [], true) => Wildcard::Prefix(first.to_owned()),
             (true, [], false) => Wildcard::Suffix(last.to_owned()),
-            (true, [one], true) => Wildcard::Contains(Finder::new(one.as_bytes()).into_owned()),
+            (true, [one], true) => {
+                Wildcard::Contains(Box::new(Finder::new(one.as_bytes()).into_owned()))
+            }
             _ => Wildcard::General {
                 prefix: first.to_owned(),
                 middle: middle
@@ -242,7 +244,7 @@ fn compile_regex(body: &str) -> Result<Regex, PatternError> {
 /// A compiled text search for terms.
 #[derive(Debug, Clone)]
 pub(crate) enum TextMatcher {
-    Substring(Finder<'static>),
+    Substring(Box<Finder<'static>>),
     Regex(Regex),
 }
 
@@ -335,7 +337,7 @@ impl Compiled {
                 for term in terms {
                     let m = match &term.text {
                         TermText::Word(w) | TermText::Phrase(w) => {
-                            TextMatcher::Substring(Finder::new(w.as_bytes()).into_owned())
+                            TextMatcher::Substring(Box::new(Finder::new(w.as_bytes()).into_owned()))
                         }
                         TermText::Regex(r) => TextMatcher::Regex(compile_regex(r)?),
                     };

@@ -157,7 +157,9 @@ pub enum Slot {
     Ellipsis,
     /// A field, named or not (an empty slot, as in `[a, , b]` or a trailing comma).
     Field {
-        /// Its name; empty for an unnamed slot.
+        /// Its name; empty for an unnamed slot. With a condition it is the
+        /// name of the condition's first comparison, since the printed form
+        /// carries only the condition.
         name: String,
         /// Conditions on it, if any.
         condition: Option<Expr<FieldComparison>>,

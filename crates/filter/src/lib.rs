@@ -69,6 +69,13 @@
 //!   name reads the field it is written in. With several `...`, fields are
 //!   aligned leftmost-first.
 //! * Parentheses nest at most 32 deep.
+//! * `- term` with a space is read as `-term` (AWS's guide writes
+//!   `"ERROR" - "Exiting"`).
+//! * TestMetricFilter's `extractedValues` ([`FilterPattern::extracted_values`])
+//!   holds every event field of a space-delimited match, keyed `$name` or
+//!   `$N`, and is empty for other patterns, as AWS's guide says;
+//!   [`FilterPattern::json_values`] gives what a JSON pattern's selectors
+//!   point at.
 
 mod ast;
 mod error;

@@ -164,7 +164,7 @@ impl FilterPattern {
                     _ => None,
                 }
             }
-            FieldRef::Position(p) => event.field(p - 1).map(Extracted::Text),
+            FieldRef::Position(p) => event.field(p.checked_sub(1)?).map(Extracted::Text),
             FieldRef::Named(name) => {
                 let Pattern::Delimited(slots) = self.ast() else {
                     return None;

@@ -281,6 +281,11 @@ impl Parser<'_> {
                 }
                 _ => TermMode::Required,
             };
+            if mode != TermMode::Required {
+                // AWS's own guide writes `"ERROR" - "Exiting"`: a space
+                // between the sign and its term is accepted.
+                self.skip_ws();
+            }
             let text = match self.peek() {
                 Some('"') => TermText::Phrase(self.quoted()?),
                 Some('%') => TermText::Regex(self.regex()?),
@@ -296,7 +301,7 @@ impl Parser<'_> {
                     if word.is_empty() || !word.chars().all(is_term_char) {
                         return Err(PatternError::at(self.src, start, |_| {
                             PatternErrorKind::InvalidTerm {
-                                term: self.src[start..self.pos].to_owned(),
+                                term: self.src[start..self.pos].trim_end().to_owned(),
                             }
                         }));
                     }

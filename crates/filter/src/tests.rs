@@ -40,6 +40,10 @@ fn test_error_invalid_term_uses_aws_wording() {
     assert_eq!(e.to_string(), "Invalid character(s) in term 'foo:bar'");
     assert_eq!(err("-").to_string(), "Invalid character(s) in term '-'");
     assert_eq!(
+        err("ERROR ? ").to_string(),
+        "Invalid character(s) in term '?'"
+    );
+    assert_eq!(
         err("a ?x.y").to_string(),
         "Invalid character(s) in term '?x.y'"
     );
@@ -388,6 +392,12 @@ fn test_terms() {
     assert!(matches(r#""""#, "anything"));
     assert!(matches(r#""""#, ""));
     assert!(matches("café", "un café noir"));
+    // The sign may stand apart from its term, as in AWS's guide.
+    assert!(!matches(
+        r#""ERROR" - "Exiting""#,
+        "Exiting with ERRORCODE: -1"
+    ));
+    assert_eq!(roundtrip(r#""ERROR" - "Exiting""#), r#""ERROR" -"Exiting""#);
 }
 
 // ---- space-delimited ----

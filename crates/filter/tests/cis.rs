@@ -381,3 +381,54 @@ fn test_cis_filters_on_real_records_when_present() {
         }
     }
 }
+
+/// Timing, not a pass/fail check: all CIS filters on an event against the
+/// JSON parse of that event. Run with
+/// `cargo test -p cairn-filter --release --test cis -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing only"]
+fn timing_cis_filters_against_json_parse() {
+    use std::time::Instant;
+    let text = std::fs::read_to_string(data_dir().join("cloudtrail-seed3.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let patterns: Vec<FilterPattern> = cis_filters()
+        .iter()
+        .map(|(_, p, _)| FilterPattern::parse(p).unwrap())
+        .collect();
+    let rounds = 200;
+
+    let start = Instant::now();
+    let mut parsed = 0usize;
+    for _ in 0..rounds {
+        for line in &lines {
+            let event = LogEvent::new(line);
+            parsed += usize::from(event.json().is_some());
+        }
+    }
+    let parse_time = start.elapsed();
+
+    let events: Vec<LogEvent<'_>> = lines.iter().map(|l| LogEvent::new(l)).collect();
+    for e in &events {
+        assert!(e.json().is_some());
+    }
+    let start = Instant::now();
+    let mut hits = 0usize;
+    for _ in 0..rounds {
+        for event in &events {
+            for p in &patterns {
+                hits += usize::from(p.matches(event));
+            }
+        }
+    }
+    let match_time = start.elapsed();
+    let n = (rounds * lines.len()) as f64;
+    println!(
+        "{} events: JSON parse {:.0} ns/event, {} CIS filters {:.0} ns/event ({} parsed, {} hits)",
+        rounds * lines.len(),
+        parse_time.as_nanos() as f64 / n,
+        patterns.len(),
+        match_time.as_nanos() as f64 / n,
+        parsed,
+        hits
+    );
+}

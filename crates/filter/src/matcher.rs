@@ -266,6 +266,10 @@ pub(crate) struct CJsonCondition {
 #[derive(Debug, Clone)]
 pub(crate) enum CJsonTest {
     Compare(Op, CValue),
+    /// `$.x = a || $.x = b || ...` on exact strings, merged: one path
+    /// resolution and a binary search instead of one lookup per name
+    /// (the CIS filters are mostly this shape). Sorted, deduplicated.
+    InSet(Vec<String>),
     IsNull,
     NotExists,
     IsTrue,
@@ -353,18 +357,21 @@ impl Compiled {
                     optional,
                 }
             }
-            Pattern::Json(expr) => Compiled::Json(map_expr(expr, &mut |c: &JsonCondition| {
-                Ok(CJsonCondition {
-                    path: c.selector.segments.clone(),
-                    test: match &c.test {
-                        JsonTest::Compare(op, v) => CJsonTest::Compare(*op, compile_value(v)?),
-                        JsonTest::IsNull => CJsonTest::IsNull,
-                        JsonTest::NotExists => CJsonTest::NotExists,
-                        JsonTest::IsTrue => CJsonTest::IsTrue,
-                        JsonTest::IsFalse => CJsonTest::IsFalse,
-                    },
-                })
-            })?),
+            Pattern::Json(expr) => Compiled::Json(merge_equalities(map_expr(
+                expr,
+                &mut |c: &JsonCondition| {
+                    Ok(CJsonCondition {
+                        path: c.selector.segments.clone(),
+                        test: match &c.test {
+                            JsonTest::Compare(op, v) => CJsonTest::Compare(*op, compile_value(v)?),
+                            JsonTest::IsNull => CJsonTest::IsNull,
+                            JsonTest::NotExists => CJsonTest::NotExists,
+                            JsonTest::IsTrue => CJsonTest::IsTrue,
+                            JsonTest::IsFalse => CJsonTest::IsFalse,
+                        },
+                    })
+                },
+            )?)),
             Pattern::Delimited(slots) => {
                 let names: Vec<&str> = slots
                     .iter()
@@ -445,6 +452,58 @@ impl Compiled {
     }
 }
 
+/// Merges, inside each `||`, the exact-string equalities on one path into
+/// a single set test. `||` has no side effects, so order does not matter.
+fn merge_equalities(expr: Expr<CJsonCondition>) -> Expr<CJsonCondition> {
+    let items = match expr {
+        Expr::Leaf(_) => return expr,
+        Expr::And(items) => return Expr::And(items.into_iter().map(merge_equalities).collect()),
+        Expr::Or(items) => items,
+    };
+    let mut out: Vec<Expr<CJsonCondition>> = Vec::with_capacity(items.len());
+    for item in items.into_iter().map(merge_equalities) {
+        let (path, text) = match item {
+            Expr::Leaf(CJsonCondition {
+                path,
+                test: CJsonTest::Compare(Op::Eq, CValue::Str(Wildcard::Exact(text))),
+            }) => (path, text),
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        let existing = out.iter_mut().find_map(|e| match e {
+            Expr::Leaf(CJsonCondition {
+                path: p,
+                test: CJsonTest::InSet(set),
+            }) if *p == path => Some(set),
+            _ => None,
+        });
+        match existing {
+            Some(set) => set.push(text),
+            None => out.push(Expr::Leaf(CJsonCondition {
+                path,
+                test: CJsonTest::InSet(vec![text]),
+            })),
+        }
+    }
+    for e in &mut out {
+        if let Expr::Leaf(CJsonCondition {
+            test: CJsonTest::InSet(set),
+            ..
+        }) = e
+        {
+            set.sort_unstable();
+            set.dedup();
+        }
+    }
+    if out.len() == 1 {
+        out.swap_remove(0)
+    } else {
+        Expr::Or(out)
+    }
+}
+
 /// Resolves a JSON path without allocating.
 pub(crate) fn resolve<'v>(root: &'v Json, path: &[Segment]) -> Option<&'v Json> {
     let mut v = root;
@@ -465,6 +524,13 @@ fn json_condition(c: &CJsonCondition, root: &Json) -> bool {
         CJsonTest::IsNull => matches!(found, Some(Json::Null)),
         CJsonTest::IsTrue => matches!(found, Some(Json::Bool(true))),
         CJsonTest::IsFalse => matches!(found, Some(Json::Bool(false))),
+        CJsonTest::InSet(set) => match found {
+            Some(Json::String(s)) => set.binary_search_by(|e| e.as_str().cmp(s)).is_ok(),
+            Some(Json::Number(n)) => with_text(&Scalar::NumberText(n), |s| {
+                set.binary_search_by(|e| e.as_str().cmp(s)).is_ok()
+            }),
+            _ => false,
+        },
         CJsonTest::Compare(op, value) => {
             let scalar = match found {
                 Some(Json::String(s)) => Some(Scalar::Text(s)),

@@ -590,3 +590,24 @@ fn test_printing_is_canonical_and_round_trips() {
     assert_eq!(roundtrip(r#""""#), "");
     assert_eq!(roundtrip(r#"{ $.a = "\d" }"#), r#"{ $.a = "\\d" }"#);
 }
+
+#[test]
+fn test_merged_equalities_mean_the_same() {
+    let p = "{ $.a = x || $.b = z || $.a = y || $.a = 5* || ($.a = \"404\" && $.c NOT EXISTS) || $.a = \"404\" }";
+    let cases = [
+        (r#"{"a": "x"}"#, true),
+        (r#"{"a": "y"}"#, true),
+        (r#"{"a": "w"}"#, false),
+        (r#"{"b": "z"}"#, true),
+        (r#"{"a": "55"}"#, true),
+        (r#"{"a": 404, "c": 1}"#, true),
+        (r#"{"a": 403}"#, false),
+        (r#"{"a": ["x"]}"#, false),
+        (r#"{"a": null}"#, false),
+    ];
+    for (event, want) in cases {
+        assert_eq!(matches(p, event), want, "{event}");
+    }
+    // The printed form is unchanged by the merge.
+    assert_eq!(roundtrip(p), p);
+}

@@ -50,7 +50,11 @@
 //! into fields at most once, so many patterns can be matched against one
 //! event for the price of one parse. Matching allocates nothing on the
 //! common path: selectors are pre-split, wildcards compiled into
-//! prefix/suffix/substring tests, phrases into `memmem` finders.
+//! prefix/suffix/substring tests, phrases into `memmem` finders, and the
+//! exact-string equalities on one selector inside an `||` (the shape of
+//! most CIS filters) merged into one lookup and a binary search. On the
+//! generated CloudTrail records the 15 CIS filters together cost about a
+//! sixth of the JSON parse (`tests/cis.rs`, `timing_` test).
 //!
 //! # Where Cairn chose, AWS being silent
 //!

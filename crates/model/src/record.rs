@@ -294,6 +294,30 @@ pub struct NormalizedRecord<'a> {
     pub aws_region: Cow<'a, str>,
 }
 
+/// serde_json (with its `raw_value` feature, which Cairn uses) reads an
+/// object whose key is this token as a raw value, not as an object: a record
+/// holding it is valid JSON that Cairn's own readers of whole records (filter
+/// patterns, queries) would fail on, so a producer could hide a record from
+/// them. Found by the `normalize_record` fuzz target.
+const RESERVED_KEY: &str = "$serde_json::private::RawValue";
+
+/// Refuses a record holding [`RESERVED_KEY`] as a key, however escaped. The
+/// token can only be spelled without `::private::` through `\u` escapes, so
+/// the full check runs only on text holding one or the other (rare in real
+/// records).
+fn check_no_reserved_key(text: &str) -> Result<(), RecordError> {
+    if !text.contains("::private::") && !text.contains("\\u") {
+        return Ok(());
+    }
+    if serde_json::from_str::<serde_json::Value>(text).is_err() {
+        return Err(RecordError::new(
+            "InvalidData",
+            format!("Record is not valid: the key {RESERVED_KEY:?} is reserved."),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates one record and appends the fields CloudTrail would have set.
 ///
 /// Required: a JSON object with `eventTime` (ISO 8601, UTC), `eventSource`
@@ -325,6 +349,7 @@ pub fn normalize_record<'a>(
     check_present_not_null(trimmed, &view)?;
     check_json_limits(trimmed)
         .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}.")))?;
+    check_no_reserved_key(trimmed)?;
 
     let event_time_text = view.event_time.as_deref().ok_or_else(|| {
         RecordError::new(
@@ -619,6 +644,27 @@ mod tests {
         }
         // Anonymised region names of real exported logs stay accepted.
         let raw = format!(r#"{{{base},"awsRegion":"sagov-westsouth-1r"}}"#);
+        assert!(normalize_record(&raw, &DEFAULTS).is_ok());
+    }
+
+    /// serde_json's raw-value token as a key, plain or escaped, is refused;
+    /// `\u` escapes elsewhere stay accepted.
+    #[test]
+    fn test_the_serde_json_raw_value_token_is_refused_as_a_key() {
+        let base = r#""eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject""#;
+        for key in [
+            "$serde_json::private::RawValue",
+            "$serde_json\\u003a\\u003aprivate::RawValue",
+            "$serde_json::pr\\u0069vate::RawValue",
+        ] {
+            let raw = format!(r#"{{{base},"userIdentity":{{"{key}":null}}}}"#);
+            let e = normalize_record(&raw, &DEFAULTS).unwrap_err();
+            assert_eq!(e.code, "InvalidData", "{key}");
+            assert!(e.message.contains("reserved"), "{e}");
+        }
+        let raw = format!(r#"{{{base},"userAgent":"caf\u00e9 \u2028"}}"#);
+        assert!(normalize_record(&raw, &DEFAULTS).is_ok());
+        let raw = format!(r#"{{{base},"note":"::private:: is fine as a value"}}"#);
         assert!(normalize_record(&raw, &DEFAULTS).is_ok());
     }
 

@@ -319,64 +319,63 @@ impl Metastore {
     /// digest chain. Returns one line per damaged page or row (empty when
     /// nothing is damaged), naming the table and the row.
     pub fn verify(&self) -> Result<Vec<String>> {
-        let mut problems = Vec::new();
-        let (checks, trails, chains) = {
-            let conn = self.conn();
-            let checks = conn
-                .prepare("PRAGMA quick_check")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let trails = conn
-                .prepare("SELECT arn, config, status FROM trails ORDER BY arn")?
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })?
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let chains = conn
-                .prepare("SELECT DISTINCT trail_arn FROM digest_chains ORDER BY trail_arn")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            (checks, trails, chains)
-        };
-        if checks != ["ok"] {
-            problems.extend(
-                checks
-                    .into_iter()
-                    .map(|c| format!("SQLite quick_check: {c}")),
-            );
-        }
-        for (arn, config, status) in &trails {
-            if let Err(e) = decode_trail(arn, config, status) {
-                problems.push(damage_line(&e));
-            }
-        }
-        for arn in &chains {
-            if let Err(e) = self.digest_chains(arn) {
-                problems.push(damage_line(&e));
-            }
-        }
+        let mut problems = self.structural_damage()?;
+        problems.extend(self.damaged_trails()?.into_iter().map(|(_, line)| line));
+        problems.extend(self.damaged_digest_chains()?);
         Ok(problems)
+    }
+
+    /// What [`Metastore::verify`] finds outside the trail rows (SQLite's own
+    /// pages, digest chains): damage `cairn doctor` cannot rebuild.
+    pub fn damage_beyond_trails(&self) -> Result<Vec<String>> {
+        let mut problems = self.structural_damage()?;
+        problems.extend(self.damaged_digest_chains()?);
+        Ok(problems)
+    }
+
+    /// SQLite's `quick_check`, one line per finding (none when it says ok).
+    fn structural_damage(&self) -> Result<Vec<String>> {
+        let checks = self
+            .conn()
+            .prepare("PRAGMA quick_check")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if checks == ["ok"] {
+            return Ok(Vec::new());
+        }
+        Ok(checks
+            .into_iter()
+            .map(|c| format!("SQLite quick_check: {c}"))
+            .collect())
+    }
+
+    /// One line per digest chain whose stored documents do not decode.
+    fn damaged_digest_chains(&self) -> Result<Vec<String>> {
+        let chains = self
+            .conn()
+            .prepare("SELECT DISTINCT trail_arn FROM digest_chains ORDER BY trail_arn")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(chains
+            .iter()
+            .filter_map(|arn| self.digest_chains(arn).err().map(|e| damage_line(&e)))
+            .collect())
     }
 
     /// The trails whose stored documents do not decode: (ARN, what is wrong),
     /// as [`Metastore::verify`] words it.
     pub fn damaged_trails(&self) -> Result<Vec<(String, String)>> {
-        let rows = {
-            let conn = self.conn();
-            conn.prepare("SELECT arn, config, status FROM trails ORDER BY arn")?
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })?
-                .collect::<std::result::Result<Vec<_>, _>>()?
-        };
+        let rows = self
+            .conn()
+            .prepare("SELECT arn, config, status FROM trails ORDER BY arn")?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
             .filter_map(|(arn, config, status)| {

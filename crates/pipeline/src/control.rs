@@ -96,22 +96,7 @@ pub fn replay_into_meta(wal: &Wal, meta: &Metastore) -> Result<usize, Error> {
         wal.register_consumer(META_CONSUMER, wal.head())?;
         return Ok(0);
     };
-    let mut position: Lsn = checkpoint.lsn;
-    let mut applied = 0;
-    loop {
-        let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
-        let Some(last) = records.last() else { break };
-        let end = last.next_lsn;
-        for record in &records {
-            // Start-up verified every record decodes; a control that does not
-            // is refused there, never skipped here.
-            if let Ok(Envelope::Control(control)) = decode(&record.payload) {
-                apply_to_meta(meta, &control)?;
-                applied += 1;
-            }
-        }
-        position = end;
-    }
+    let (position, applied) = apply_changes_from(wal, meta, checkpoint.lsn, |_| true)?;
     if applied > 0 {
         tracing::info!(
             changes = applied,
@@ -120,6 +105,34 @@ pub fn replay_into_meta(wal: &Wal, meta: &Metastore) -> Result<usize, Error> {
     }
     wal.commit(META_CONSUMER, position, None)?;
     Ok(applied)
+}
+
+/// Applies to the metastore, in WAL order, every control record from `from`
+/// to the head that `wanted` chooses; returns the head and how many applied.
+fn apply_changes_from(
+    wal: &Wal,
+    meta: &Metastore,
+    from: Lsn,
+    wanted: impl Fn(&TrailControl) -> bool,
+) -> Result<(Lsn, usize), Error> {
+    let mut position = from;
+    let mut applied = 0;
+    loop {
+        let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
+        let Some(last) = records.last() else { break };
+        position = last.next_lsn;
+        for record in &records {
+            // Start-up verified every record decodes; a control that does not
+            // is refused there, never skipped here.
+            if let Ok(Envelope::Control(control)) = decode(&record.payload)
+                && wanted(&control)
+            {
+                apply_to_meta(meta, &control)?;
+                applied += 1;
+            }
+        }
+    }
+    Ok((position, applied))
 }
 
 /// What [`rebuild_trail`] made of a damaged trail row.
@@ -170,21 +183,7 @@ pub fn rebuild_trail(wal: &Wal, meta: &Metastore, arn: &str) -> Result<TrailRebu
             ..TrailStatus::default()
         },
     })?;
-    let mut position = from;
-    let mut later_changes = 0;
-    loop {
-        let records = wal.read(position, 8192, 64 * 1024 * 1024)?;
-        let Some(last) = records.last() else { break };
-        position = last.next_lsn;
-        for record in &records {
-            if let Ok(Envelope::Control(control)) = decode(&record.payload)
-                && control.trail_arn == arn
-            {
-                apply_to_meta(meta, &control)?;
-                later_changes += 1;
-            }
-        }
-    }
+    let (_, later_changes) = apply_changes_from(wal, meta, from, |c| c.trail_arn == arn)?;
     if meta.trail(arn)?.is_none() {
         return Ok(TrailRebuild::Deleted);
     }

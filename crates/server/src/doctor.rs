@@ -64,20 +64,14 @@ pub fn doctor(data_dir: &Path, repair: bool) -> Result<DoctorReport, DoctorError
                 if repair && wal.unrepairable.is_empty() && wal_dir.is_dir() {
                     meta_repairs = rebuild_trails(&wal_dir, &metastore)?;
                 }
-                let problems = metastore
-                    .verify()
-                    .unwrap_or_else(|e| vec![format!("cannot be read: {e}")]);
                 // Damaged trail rows are repairable; the rest is not.
-                let trail_rows: Vec<String> = metastore
-                    .damaged_trails()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(_, problem)| problem)
-                    .collect();
-                let (repairable, other) =
-                    problems.into_iter().partition(|p| trail_rows.contains(p));
-                meta_repairable = repairable;
-                other
+                match (metastore.damaged_trails(), metastore.damage_beyond_trails()) {
+                    (Ok(trails), Ok(beyond)) => {
+                        meta_repairable = trails.into_iter().map(|(_, line)| line).collect();
+                        beyond
+                    }
+                    (Err(e), _) | (_, Err(e)) => vec![format!("cannot be read: {e}")],
+                }
             }
             Err(e) => vec![format!("cannot be read: {e}")],
         }

@@ -93,16 +93,12 @@ impl Inner {
         self.committed[shard_of(id)].contains_key(&key(id))
     }
 
-    /// Remembers a durable ID unless it is already; whether it was new.
-    fn commit(&mut self, id: u128, hour: u32) -> bool {
-        match self.committed[shard_of(id)].entry(key(id)) {
-            Entry::Vacant(v) => {
-                v.insert(hour);
-                self.committed_len += 1;
-                *self.hours.entry(hour).or_default() += 1;
-                true
-            }
-            Entry::Occupied(_) => false,
+    /// Remembers a durable ID unless it is already.
+    fn commit(&mut self, id: u128, hour: u32) {
+        if let Entry::Vacant(v) = self.committed[shard_of(id)].entry(key(id)) {
+            v.insert(hour);
+            self.committed_len += 1;
+            *self.hours.entry(hour).or_default() += 1;
         }
     }
 

@@ -1,4 +1,5 @@
-"""Helpers the benchmarks share: a loopback port, waiting for a server, reading /metrics."""
+"""Helpers the benchmarks share: a loopback port, waiting for a server, reading /metrics,
+the advanced event selectors that choose every generated record."""
 
 import socket
 import time
@@ -29,3 +30,14 @@ def metric(endpoint, name):
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+# Advanced event selectors that choose every record the generator writes: management
+# events, and the data events of the three resource types it uses.
+EVERY_RECORD_SELECTORS = [
+    {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
+] + [
+    {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
+                        {"Field": "resources.type", "Equals": [resource_type]}]}
+    for resource_type in ("AWS::S3::Object", "AWS::Lambda::Function", "AWS::DynamoDB::Table")
+]

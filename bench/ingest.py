@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import free_port, metric, wait_healthy
+from common import EVERY_RECORD_SELECTORS, free_port, metric, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO.parent / "shared" / "tools" / "gen_cloudtrail.py"
@@ -82,14 +82,7 @@ def main():
             aws = [sys.executable, "-m", "awscli"]
             subprocess.run(aws + ["s3api", "create-bucket", "--bucket", "bench"], env=env, check=True,
                            stdout=subprocess.DEVNULL)
-            selectors = json.dumps([
-                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
-                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                    {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
-                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                    {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}]},
-                {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                    {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]}])
+            selectors = json.dumps(EVERY_RECORD_SELECTORS)
             for i in range(args.trails):
                 name = f"all{i}"
                 subprocess.run(aws + ["cloudtrail", "create-trail", "--name", name, "--s3-bucket-name", "bench",

@@ -40,7 +40,7 @@ import botocore.awsrequest
 import botocore.config
 import botocore.credentials
 
-from common import free_port, wait_healthy
+from common import EVERY_RECORD_SELECTORS, free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO.parent / "shared" / "tools" / "gen_cloudtrail.py"
@@ -256,14 +256,7 @@ def main():
     s3, ct = server.client("s3"), server.client("cloudtrail")
     s3.create_bucket(Bucket=BUCKET)
     ct.create_trail(Name="soak", S3BucketName=BUCKET, IsOrganizationTrail=True, IsMultiRegionTrail=True)
-    ct.put_event_selectors(TrailName="soak", AdvancedEventSelectors=[
-        {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
-        {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                            {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
-        {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                            {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}]},
-        {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                            {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]}])
+    ct.put_event_selectors(TrailName="soak", AdvancedEventSelectors=EVERY_RECORD_SELECTORS)
     ct.start_logging(Name="soak")
     time.sleep(3)
     unloaded_rss = rss_bytes(server.proc.pid)

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import free_port, metric, wait_healthy
+from common import EVERY_RECORD_SELECTORS, free_port, metric, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 GEN = REPO.parent / "shared" / "tools" / "gen_cloudtrail.py"
@@ -92,13 +92,7 @@ def main():
             arn = json.loads(run("cloudtrail", "create-trail", "--name", "all", "--s3-bucket-name", "bench",
                                  "--enable-log-file-validation").stdout)["TrailARN"]
             run("cloudtrail", "put-event-selectors", "--trail-name", "all", "--advanced-event-selectors",
-                json.dumps([{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]},
-                            {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                                {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]},
-                            {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                                {"Field": "resources.type", "Equals": ["AWS::Lambda::Function"]}]},
-                            {"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]},
-                                                {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]}]}]))
+                json.dumps(EVERY_RECORD_SELECTORS))
             run("cloudtrail", "start-logging", "--name", "all")
             subprocess.run([str(cairn), "ingest", str(events), "--endpoint-url", endpoint, "--batch-size", "500",
                             "--concurrency", "8", "--no-progress"], env=env, check=True, capture_output=True,

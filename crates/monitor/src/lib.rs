@@ -1,0 +1,230 @@
+//! Cairn's monitoring state: CloudWatch Logs log groups, log streams, log
+//! events and metric filters, and the metric samples metric filters produce.
+//!
+//! Everything lives in one SQLite database (`monitor.sqlite` in the data
+//! dir, `synchronous=FULL`: a call that returns has made its change
+//! durable), apart from the trail metastore so the steady stream of log
+//! events never waits behind trail changes and the other way round.
+//!
+//! Log events and the metric samples their metric filters produce are
+//! written in one transaction, so a sample exists exactly when its event
+//! does: a replay of the same events after a crash (the log-group sink feeds
+//! a WAL range again) finds them stored (each carries its *origin*, the
+//! feeding trail, and its WAL position) and produces no second sample.
+//!
+//! Names follow CloudWatch Logs: a log group is named within an account and
+//! a region; its streams within it. Validation of names and parameters with
+//! AWS's messages is the service's (`server::services::logs`); this crate
+//! answers typed errors.
+
+mod logs;
+mod metrics;
+
+pub use logs::{
+    AppendOutcome, EventPage, GroupKey, LogEventRecord, LogGroup, LogStream, MetricFilter,
+    MetricTransformation, NewLogEvent, StreamOrder, TRAIL_STREAM_SUFFIX, check_metric_filter,
+};
+pub use metrics::{MetricKey, MetricSample};
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension};
+
+/// An error of the monitoring store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed.
+    #[error("monitoring store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The thing named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A quota would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A request the store cannot carry out as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// A stored document does not parse (damage, or a newer version).
+    #[error("the monitoring store is damaged: {what} does not parse ({reason})")]
+    Corrupt {
+        /// Which table and row.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer Cairn.
+    #[error(
+        "the monitoring store {path} has schema version {found}; this build reads version {supported}. Run the Cairn version that wrote it"
+    )]
+    UnknownSchemaVersion {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// The version this build writes.
+        supported: i64,
+    },
+}
+
+impl Error {
+    /// Whether retrying later may succeed (the database busy, an I/O error,
+    /// a full disk); a missing group stays missing however often it is asked.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::OutOfMemory
+                    | rusqlite::ErrorCode::CannotOpen
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log_groups (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    retention_days INTEGER,
+    kms_key_id TEXT,
+    log_group_class TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (account, region, name)
+);
+CREATE TABLE IF NOT EXISTS log_streams (
+    id INTEGER PRIMARY KEY,
+    group_id INTEGER NOT NULL REFERENCES log_groups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    first_event_ms INTEGER,
+    last_event_ms INTEGER,
+    last_ingestion_ms INTEGER,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (group_id, name)
+);
+CREATE TABLE IF NOT EXISTS log_events (
+    id INTEGER PRIMARY KEY,
+    group_id INTEGER NOT NULL,
+    stream_id INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    ingestion_ms INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    origin INTEGER,
+    origin_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (stream_id, timestamp, id);
+CREATE INDEX IF NOT EXISTS log_events_by_group ON log_events (group_id, timestamp, id);
+CREATE UNIQUE INDEX IF NOT EXISTS log_events_by_origin
+    ON log_events (origin, origin_seq) WHERE origin IS NOT NULL;
+CREATE TABLE IF NOT EXISTS metric_filters (
+    group_id INTEGER NOT NULL REFERENCES log_groups(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    transformations TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, name)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    dimensions TEXT NOT NULL,
+    UNIQUE (account, region, namespace, name, dimensions)
+);
+CREATE TABLE IF NOT EXISTS metric_samples (
+    metric_id INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    value REAL NOT NULL,
+    count REAL NOT NULL,
+    unit TEXT
+);
+CREATE INDEX IF NOT EXISTS metric_samples_by_metric ON metric_samples (metric_id, timestamp);
+";
+
+/// The schema version this code writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The monitoring store. Cheap to share behind an `Arc`; calls are
+/// serialised on one connection and are blocking (SQLite, fsync): call
+/// them from a blocking thread.
+#[derive(Debug)]
+pub struct Monitor {
+    conn: Mutex<Connection>,
+    /// Compiled metric filters per log group id, built on first use and
+    /// dropped when the group's filters change, so events are matched
+    /// without parsing a pattern again.
+    filters: Mutex<HashMap<i64, Arc<[logs::CompiledFilter]>>>,
+}
+
+impl Monitor {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn, &path.display().to_string())
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, ":memory:")
+    }
+
+    fn init(conn: Connection, path: &str) -> Result<Self> {
+        // WAL journal + FULL sync: every committed change survives a crash
+        // and a power cut, so an acknowledged PutLogEvents is durable.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<i64> = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO schema_version (version) VALUES (?1)",
+                    [SCHEMA_VERSION],
+                )?;
+            }
+            Some(found) if found != SCHEMA_VERSION => {
+                return Err(Error::UnknownSchemaVersion {
+                    path: path.to_owned(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+            filters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (it is transactional).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -584,7 +584,7 @@ impl Monitor {
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         // Samples per metric, then per timestamp; minutes with events and
         // no match, per transformation with a default value.
-        let mut samples: BTreeMap<(MetricKey, Option<String>), Vec<(i64, f64)>> = BTreeMap::new();
+        let mut samples: SamplesByMetric = BTreeMap::new();
         let mut minutes_seen: Vec<i64> = Vec::new();
         let mut minutes_matched: Vec<Vec<i64>> = vec![Vec::new(); transform_count(&filters)];
         {
@@ -1020,6 +1020,9 @@ impl Monitor {
         Ok(compiled)
     }
 }
+
+/// Samples of one append: (metric, unit) → (timestamp, value) pairs.
+type SamplesByMetric = BTreeMap<(MetricKey, Option<String>), Vec<(i64, f64)>>;
 
 fn transform_count(filters: &[CompiledFilter]) -> usize {
     filters.iter().map(|f| f.transforms.len()).sum()

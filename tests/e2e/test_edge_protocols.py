@@ -38,6 +38,7 @@ def test_served_services_answer_their_own_errors(server):
 @pytest.mark.parametrize("args,code,operation", [
     # JSON 1.1
     (["cloudtrail", "list-event-data-stores"], "UnknownOperationException", "ListEventDataStores"),
+    (["logs", "describe-destinations"], "UnknownOperationException", "DescribeDestinations"),
     # query
     (["sts", "get-session-token"], "InvalidAction", "GetSessionToken"),
 ])
@@ -48,7 +49,7 @@ def test_unknown_operations_of_served_services(server, args, code, operation):
 
 
 @pytest.mark.parametrize("args,code,operation,named", [
-    (["logs", "describe-log-groups"], "UnknownOperationException", "DescribeLogGroups", "Amazon CloudWatch Logs"),
+    (["athena", "list-work-groups"], "UnknownOperationException", "ListWorkGroups", "Amazon Athena"),
     (["kms", "list-keys"], "UnknownOperationException", "ListKeys", "AWS Key Management Service"),
     (["dynamodb", "list-tables"], "UnknownOperationException", "ListTables", "Amazon DynamoDB"),
     (["lambda", "list-functions"], "UnknownOperationException", "ListFunctions", "AWS Lambda"),

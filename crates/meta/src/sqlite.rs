@@ -125,6 +125,13 @@ pub struct TrailStatus {
     pub latest_digest_delivery_time: Option<DateTime<Utc>>,
     /// The error of the last failed digest delivery.
     pub latest_digest_delivery_error: Option<String>,
+    /// Last successful delivery to the trail's CloudWatch Logs log group.
+    /// (Added within version 1 of the document: absent means none.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_cloud_watch_logs_delivery_time: Option<DateTime<Utc>>,
+    /// The error of the last failed delivery to the log group, cleared on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_cloud_watch_logs_delivery_error: Option<String>,
 }
 
 /// A trail with its status.

@@ -69,6 +69,8 @@ fn trail() -> TrailRecord {
             latest_delivery_error: None,
             latest_digest_delivery_time: None,
             latest_digest_delivery_error: Some("NoSuchBucket".into()),
+            latest_cloud_watch_logs_delivery_time: None,
+            latest_cloud_watch_logs_delivery_error: None,
         },
     }
 }

@@ -37,6 +37,7 @@ pub mod dedup;
 mod digest;
 pub mod envelope;
 pub mod ingest;
+pub mod logs_sink;
 pub mod metrics;
 pub mod persist;
 pub mod quarantine;
@@ -57,6 +58,7 @@ use tokio::sync::watch;
 use cairn_digest::Keyring;
 use cairn_meta::Metastore;
 use cairn_model::TrailConfig;
+use cairn_monitor::Monitor;
 use cairn_store::BucketStore;
 use cairn_wal::{Lsn, Wal, WalConfig};
 
@@ -65,6 +67,8 @@ use crate::dedup::{DedupFiles, DedupIndex, hour_of};
 use crate::envelope::{EnvelopeError, TrailControl, decode, encode_control, record_header};
 pub use crate::envelope::{TrailChange, TrailChange as Change};
 pub use crate::ingest::{IngestConfig, IngestOutcome, Ingestor, RecordFailure};
+pub use crate::logs_sink::SamplesArrived;
+use crate::logs_sink::{LogGroupSink, LogsIntent};
 pub use crate::metrics::Metrics;
 use crate::persist::{DEDUP_CONSUMER, DedupIntent, DedupSink};
 use crate::route::Hub;
@@ -208,6 +212,11 @@ pub struct Pipeline {
     head: HeadNotifier,
     runtime_ctx: RuntimeContext,
     sink_context: SinkContext,
+    /// The monitoring store trails' log groups live in.
+    monitor: Arc<Monitor>,
+    /// Told when a log-group feed stored metric samples.
+    samples_cell: Arc<Mutex<Option<SamplesArrived>>>,
+    /// Running trail sinks (delivery and log-group feed) by consumer name.
     sinks: Mutex<HashMap<String, JoinHandle<SinkExit>>>,
     lag_gauges: Mutex<HashMap<String, Arc<AtomicU64>>>,
     background: Mutex<Vec<JoinHandle<()>>>,
@@ -235,6 +244,7 @@ impl Pipeline {
     pub fn start(
         config: PipelineConfig,
         meta: Arc<Metastore>,
+        monitor: Arc<Monitor>,
         store: BucketStore,
         runtime: Handle,
     ) -> Result<Arc<Self>, Error> {
@@ -307,6 +317,8 @@ impl Pipeline {
             head: head.clone(),
             runtime_ctx,
             sink_context,
+            monitor,
+            samples_cell: Arc::default(),
             sinks: Mutex::new(HashMap::new()),
             lag_gauges: Mutex::new(HashMap::new()),
             background: Mutex::new(Vec::new()),
@@ -323,7 +335,9 @@ impl Pipeline {
             .map(|t| (t.config.arn.clone(), (t.config, t.status.is_logging)))
             .collect();
         for (name, _) in wal.consumers() {
-            if let Some(arn) = name.strip_prefix("trail:")
+            if let Some(arn) = name
+                .strip_prefix("trail:")
+                .or_else(|| name.strip_prefix("logs:"))
                 && !trails.contains_key(arn)
             {
                 tracing::warn!(
@@ -334,15 +348,16 @@ impl Pipeline {
             }
         }
         for (arn, (config, logging)) in &trails {
-            let name = sink::consumer_name(arn);
-            if wal.checkpoint(&name).is_none() {
-                pipeline.register_sink(
-                    arn,
-                    &SinkState {
-                        config: Some(config.clone()),
-                        logging: *logging,
-                    },
-                )?;
+            let state = SinkState {
+                config: Some(config.clone()),
+                logging: *logging,
+            };
+            // A trail from before log-group feeds existed gets its feed
+            // from the head on, with the trail as it is now.
+            for name in [sink::consumer_name(arn), logs_sink::consumer_name(arn)] {
+                if wal.checkpoint(&name).is_none() {
+                    pipeline.register_consumer(&name, &state)?;
+                }
             }
             pipeline.spawn_sink(arn)?;
         }
@@ -477,43 +492,97 @@ impl Pipeline {
         self.runtime_ctx.changes.notify();
     }
 
-    fn register_sink(&self, arn: &str, state: &SinkState) -> Result<(), Error> {
-        let name = sink::consumer_name(arn);
+    /// Registers a trail's consumer at the head with `state` (both sinks of
+    /// a trail save a [`SinkState`]).
+    fn register_consumer(&self, name: &str, state: &SinkState) -> Result<(), Error> {
         let head = self.wal.head();
-        self.wal.register_consumer(&name, head)?;
+        self.wal.register_consumer(name, head)?;
         let bytes = encode_checkpoint(state, None::<&DeliveryIntent>)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        self.wal.commit(&name, head, Some(&bytes))?;
+        self.wal.commit(name, head, Some(&bytes))?;
         Ok(())
     }
 
+    /// Registers both sinks of a new trail.
+    fn register_sink(&self, arn: &str, state: &SinkState) -> Result<(), Error> {
+        self.register_consumer(&sink::consumer_name(arn), state)?;
+        self.register_consumer(&logs_sink::consumer_name(arn), state)
+    }
+
+    /// Tells `f` which metrics got samples from trails' log-group feeds
+    /// (alarm evaluation); feeds started before this call are told too.
+    pub fn on_samples_arrived(&self, f: SamplesArrived) {
+        *self.samples_cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    fn samples_arrived(&self) -> SamplesArrived {
+        let cell: Arc<Mutex<Option<SamplesArrived>>> = self.samples_cell.clone();
+        Arc::new(move |metrics| {
+            let f = cell.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(f) = f {
+                f(metrics);
+            }
+        })
+    }
+
+    /// Starts a trail's two sinks: delivery and log-group feed.
     fn spawn_sink(&self, arn: &str) -> Result<(), Error> {
+        let short = arn.rsplit('/').next().unwrap_or(arn);
         let name = sink::consumer_name(arn);
-        let checkpoint = self
-            .wal
-            .checkpoint(&name)
-            .ok_or_else(|| Error::Internal(format!("no WAL consumer {name}")))?;
-        let saved =
-            decode_checkpoint::<SinkState, DeliveryIntent>(&name, checkpoint.state.as_deref())?;
+        let (cursor, saved) = self.saved_checkpoint::<DeliveryIntent>(&name)?;
         let sink = TrailSink::new(arn, self.sink_context.clone(), saved.state);
         self.lag_gauges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(arn.to_owned(), sink.pending_since_gauge());
-        let consumer = Consumer::new(sink, self.runtime_ctx.clone(), checkpoint.lsn, saved.intent);
+        let consumer = Consumer::new(sink, self.runtime_ctx.clone(), cursor, saved.intent);
+        self.spawn_consumer(&name, &format!("cairn-sink-{short}"), move || {
+            consumer.run()
+        })?;
+
+        let name = logs_sink::consumer_name(arn);
+        let (cursor, saved) = self.saved_checkpoint::<LogsIntent>(&name)?;
+        let sink = LogGroupSink::new(
+            arn,
+            self.sink_context.clone(),
+            self.monitor.clone(),
+            Some(self.samples_arrived()),
+            saved.state,
+        );
+        let consumer = Consumer::new(sink, self.runtime_ctx.clone(), cursor, saved.intent);
+        self.spawn_consumer(&name, &format!("cairn-logs-{short}"), move || {
+            consumer.run()
+        })
+    }
+
+    fn saved_checkpoint<I: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<(Lsn, runtime::Checkpoint<SinkState, I>), Error> {
+        let checkpoint = self
+            .wal
+            .checkpoint(name)
+            .ok_or_else(|| Error::Internal(format!("no WAL consumer {name}")))?;
+        let saved = decode_checkpoint::<SinkState, I>(name, checkpoint.state.as_deref())?;
+        Ok((checkpoint.lsn, saved))
+    }
+
+    fn spawn_consumer(
+        &self,
+        name: &str,
+        thread: &str,
+        run: impl FnOnce() -> SinkExit + Send + 'static,
+    ) -> Result<(), Error> {
         let handle = std::thread::Builder::new()
-            .name(format!(
-                "cairn-sink-{}",
-                arn.rsplit('/').next().unwrap_or(arn)
-            ))
-            .spawn(move || consumer.run())
+            .name(thread.to_owned())
+            .spawn(run)
             .map_err(|source| Error::Io {
-                context: "starting a trail sink".into(),
+                context: format!("starting the sink {name}"),
                 source,
             })?;
         let mut sinks = self.sinks.lock().unwrap_or_else(|p| p.into_inner());
         sinks.retain(|_, h| !h.is_finished());
-        sinks.insert(arn.to_owned(), handle);
+        sinks.insert(name.to_owned(), handle);
         Ok(())
     }
 
@@ -521,11 +590,18 @@ impl Pipeline {
     /// reads the deletion from the WAL); a new trail of the same ARN waits
     /// for it, so the two never share a cursor.
     fn wait_for_previous_sink(&self, arn: &str) -> Result<(), Error> {
+        for name in [sink::consumer_name(arn), logs_sink::consumer_name(arn)] {
+            self.wait_for_consumer(&name)?;
+        }
+        Ok(())
+    }
+
+    fn wait_for_consumer(&self, name: &str) -> Result<(), Error> {
         let previous = self
             .sinks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(arn);
+            .remove(name);
         if let Some(handle) = previous {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while !handle.is_finished() {
@@ -533,9 +609,10 @@ impl Pipeline {
                     self.sinks
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(arn.to_owned(), handle);
+                        .insert(name.to_owned(), handle);
+                    let trail = name.split_once(':').map_or(name, |(_, arn)| arn);
                     return Err(Error::Conflict(format!(
-                        "trail {arn} is still being deleted; retry"
+                        "trail {trail} is still being deleted; retry"
                     )));
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -591,6 +668,7 @@ impl Pipeline {
                 if creating {
                     // Nothing was recorded: the new sink would wait forever.
                     let _ = self.wal.remove_consumer(&sink::consumer_name(arn));
+                    let _ = self.wal.remove_consumer(&logs_sink::consumer_name(arn));
                 }
                 return Err(e.into());
             }

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub delivered_digests: AtomicU64,
     /// Failed digest delivery attempts.
     pub digest_failures: AtomicU64,
+    /// Records stored in trails' CloudWatch Logs log groups.
+    pub log_events_delivered: AtomicU64,
+    /// Failed attempts to store records in a trail's log group.
+    pub log_delivery_failures: AtomicU64,
     /// Gauge: milliseconds since the oldest record still waiting in a trail's batch was ingested.
     pub delivery_lag_ms: AtomicU64,
 }

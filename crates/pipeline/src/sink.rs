@@ -186,6 +186,20 @@ pub struct SinkState {
     pub logging: bool,
 }
 
+impl SinkState {
+    /// The state after a trail change; `None` after DeleteTrail.
+    pub fn after(&self, change: &TrailChange) -> Option<SinkState> {
+        let (config, logging) = match change {
+            TrailChange::Delete => return None,
+            TrailChange::Create(config) => (Some((**config).clone()), false),
+            TrailChange::Configure(config) => (Some((**config).clone()), self.logging),
+            TrailChange::StartLogging => (self.config.clone(), true),
+            TrailChange::StopLogging => (self.config.clone(), false),
+        };
+        Some(SinkState { config, logging })
+    }
+}
+
 /// Files a sink announced before writing them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryIntent {
@@ -208,12 +222,19 @@ pub struct PlannedFile {
     pub key: String,
 }
 
-struct Compiled {
+pub(crate) struct Compiled {
     scope: TrailScope,
     selectors: CompiledSelectors,
 }
 
-fn compile(config: &TrailConfig, organization: &Organization) -> Option<Compiled> {
+impl Compiled {
+    /// Whether the trail's scope and selectors choose the record.
+    pub(crate) fn selects(&self, view: &cairn_model::RecordView<'_>) -> bool {
+        self.scope.includes(view) && self.selectors.matches(view)
+    }
+}
+
+pub(crate) fn compile(config: &TrailConfig, organization: &Organization) -> Option<Compiled> {
     let selectors = match selectors_from_stored(&config.selectors) {
         Ok(s) => s,
         Err(e) => {
@@ -319,7 +340,7 @@ impl TrailSink {
         let (Some(compiled), Some(view)) = (&self.compiled, &entry.view) else {
             return Accept::Skip;
         };
-        if !compiled.scope.includes(view) || !compiled.selectors.matches(view) {
+        if !compiled.selects(view) {
             return Accept::Skip;
         }
         let (Some(account), Some(region)) = (
@@ -478,26 +499,20 @@ impl TrailSink {
 
     fn apply_change(&mut self, change: &TrailChange) -> Result<Applied, SinkError> {
         let was_validating = digest::validating(self.state.config.as_ref(), self.state.logging);
-        let (config, logging) = match change {
-            TrailChange::Delete => {
-                // Like CloudTrail, a deleted trail's chains end with a final
-                // digest, if it can be written now: a deleted trail's sink
-                // stops whatever its bucket does (gone, failing), so it is
-                // not retried except in the second a chain was started.
-                if was_validating && let Err(e) = self.write_digests(true) {
-                    if e.message.is_empty() {
-                        return Err(e);
-                    }
-                    tracing::warn!(trail = %self.trail_arn, error = %e, "the deleted trail's final digest cannot be written; stopping without it");
+        let Some(SinkState { config, logging }) = self.state.after(change) else {
+            // Like CloudTrail, a deleted trail's chains end with a final
+            // digest, if it can be written now: a deleted trail's sink
+            // stops whatever its bucket does (gone, failing), so it is
+            // not retried except in the second a chain was started.
+            if was_validating && let Err(e) = self.write_digests(true) {
+                if e.message.is_empty() {
+                    return Err(e);
                 }
-                self.ctx.meta.delete_digest_state(&self.trail_arn)?;
-                self.pending_since_ms.store(0, Ordering::Relaxed);
-                return Ok(Applied::Finished);
+                tracing::warn!(trail = %self.trail_arn, error = %e, "the deleted trail's final digest cannot be written; stopping without it");
             }
-            TrailChange::Create(config) => (Some((**config).clone()), false),
-            TrailChange::Configure(config) => (Some((**config).clone()), self.state.logging),
-            TrailChange::StartLogging => (self.state.config.clone(), true),
-            TrailChange::StopLogging => (self.state.config.clone(), false),
+            self.ctx.meta.delete_digest_state(&self.trail_arn)?;
+            self.pending_since_ms.store(0, Ordering::Relaxed);
+            return Ok(Applied::Finished);
         };
         let validating = digest::validating(config.as_ref(), logging);
         if was_validating && !validating {

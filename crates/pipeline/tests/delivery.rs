@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use cairn_meta::{Bucket, Metastore, TrailConfig};
+use cairn_monitor::{GroupKey, MetricKey, MetricTransformation, Monitor};
 use cairn_pipeline::envelope::TrailChange;
 use cairn_pipeline::runtime::{decode_checkpoint, encode_checkpoint};
 use cairn_pipeline::sink::{DeliveryIntent, PlannedFile, SinkState, consumer_name};
@@ -24,6 +25,7 @@ const ACCOUNT: &str = "123456789012";
 struct Fixture {
     dir: tempfile::TempDir,
     meta: Arc<Metastore>,
+    monitor: Arc<Monitor>,
     store: BucketStore,
     /// The WAL's disk bound and segment size for the next start.
     wal_max_disk_bytes: u64,
@@ -34,6 +36,7 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let meta = Arc::new(Metastore::open(&dir.path().join("meta.sqlite")).unwrap());
+        let monitor = Arc::new(Monitor::open(&dir.path().join("monitor.sqlite")).unwrap());
         let store = BucketStore::local(&dir.path().join("objects")).unwrap();
         meta.create_bucket(&Bucket {
             name: "logs".into(),
@@ -44,6 +47,7 @@ impl Fixture {
         Self {
             dir,
             meta,
+            monitor,
             store,
             wal_max_disk_bytes: 1 << 30,
             wal_segment_bytes: 1 << 20,
@@ -87,6 +91,7 @@ impl Fixture {
                 key_rotation,
             },
             self.meta.clone(),
+            self.monitor.clone(),
             self.store.clone(),
             tokio::runtime::Handle::current(),
         )
@@ -945,4 +950,163 @@ async fn test_a_batch_refused_for_a_full_wal_is_stored_once_when_retried() {
         "each acknowledged record once"
     );
     assert_eq!(delivered, acknowledged);
+}
+
+fn cloudtrail_group() -> GroupKey {
+    GroupKey::new(ACCOUNT, "us-east-1", "CloudTrail")
+}
+
+/// Every event in the trail's log group: (stream, eventID).
+fn group_events(f: &Fixture) -> Vec<(String, String)> {
+    let page = f
+        .monitor
+        .filter_log_events(
+            &cloudtrail_group(),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            10_000,
+        )
+        .unwrap();
+    page.events
+        .into_iter()
+        .map(|e| {
+            let record: serde_json::Value = serde_json::from_str(&e.message).unwrap();
+            (e.stream, record["eventID"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+async fn wait_for_group_events(f: &Fixture, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while group_events(f).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} log events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_trail_feeds_its_log_group_once_with_metric_samples_across_restarts() {
+    let f = Fixture::new();
+    f.monitor
+        .create_log_group(&cloudtrail_group(), 0, None, "STANDARD", &BTreeMap::new())
+        .unwrap();
+    f.monitor
+        .put_metric_filter(
+            &cloudtrail_group(),
+            "EuRegion",
+            r#"{ $.awsRegion = "eu-west-1" }"#,
+            &[MetricTransformation {
+                metric_name: "EuEvents".into(),
+                metric_namespace: "CloudTrailMetrics".into(),
+                metric_value: "1".into(),
+                default_value: None,
+                dimensions: BTreeMap::new(),
+                unit: None,
+            }],
+            0,
+        )
+        .unwrap();
+    let mut config = trail("feed");
+    config.cloud_watch_logs_log_group_arn = Some(format!(
+        "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:CloudTrail:*"
+    ));
+    config.cloud_watch_logs_role_arn =
+        Some(format!("arn:aws:iam::{ACCOUNT}:role/CloudTrail-CWLogs"));
+    {
+        // Long S3 interval: the feed delivers on its own, far sooner.
+        let p = f.start(Duration::from_secs(3600));
+        create(&f, &p, &config).await;
+        ingest(&p, 0..5).await; // not logging yet: not fed
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
+        let texts: Vec<String> = (5..25)
+            .map(|i| record_in(i, if i % 2 == 0 { "us-east-1" } else { "eu-west-1" }))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        p.ingestor().ingest(&refs).await.unwrap();
+        wait_for_group_events(&f, 20).await;
+        p.shutdown();
+    }
+    // A restart feeds nothing twice (the cursor may be behind what the
+    // store holds: the store recognises the replay).
+    let p = f.start(Duration::from_secs(3600));
+    ingest(&p, 100..110).await;
+    wait_for_group_events(&f, 30).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let events = group_events(&f);
+    assert_eq!(events.len(), 30);
+    let unique: HashSet<&String> = events.iter().map(|(_, id)| id).collect();
+    assert_eq!(unique.len(), 30);
+    assert!(!unique.contains(&"id-0".to_owned()));
+    let streams: HashSet<&str> = events.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        streams,
+        HashSet::from([
+            "123456789012_CloudTrail_us-east-1",
+            "123456789012_CloudTrail_eu-west-1"
+        ])
+    );
+    let samples = f
+        .monitor
+        .metric_samples(
+            &MetricKey {
+                account: ACCOUNT.into(),
+                region: "us-east-1".into(),
+                namespace: "CloudTrailMetrics".into(),
+                name: "EuEvents".into(),
+                dimensions: Vec::new(),
+            },
+            0,
+            i64::MAX,
+        )
+        .unwrap();
+    assert_eq!(samples.len(), 10);
+    let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+    assert!(status.latest_cloud_watch_logs_delivery_time.is_some());
+    assert_eq!(status.latest_cloud_watch_logs_delivery_error, None);
+    p.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_missing_log_group_is_reported_and_the_feed_resumes_once_it_exists() {
+    let f = Fixture::new();
+    let mut config = trail("nogroup");
+    config.cloud_watch_logs_log_group_arn = Some(format!(
+        "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:CloudTrail:*"
+    ));
+    let p = f.start(Duration::from_millis(100));
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    ingest(&p, 0..10).await;
+    // S3 delivery goes on regardless.
+    wait_delivered(&p, 10).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = f.meta.trail(&config.arn).unwrap().unwrap().status;
+        if let Some(error) = status.latest_cloud_watch_logs_delivery_error {
+            assert!(error.contains("ResourceNotFoundException"), "{error}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log-group delivery error reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.monitor
+        .create_log_group(&cloudtrail_group(), 0, None, "STANDARD", &BTreeMap::new())
+        .unwrap();
+    p.configuration_changed();
+    wait_for_group_events(&f, 10).await;
+    p.shutdown();
 }

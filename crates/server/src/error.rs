@@ -138,6 +138,28 @@ impl From<cairn_pipeline::Error> for AwsError {
     }
 }
 
+impl From<cairn_monitor::Error> for AwsError {
+    fn from(e: cairn_monitor::Error) -> Self {
+        match e {
+            cairn_monitor::Error::NotFound(message) => {
+                AwsError::client("ResourceNotFoundException", message)
+            }
+            cairn_monitor::Error::AlreadyExists(message) => {
+                AwsError::client("ResourceAlreadyExistsException", message)
+            }
+            cairn_monitor::Error::LimitExceeded(message) => {
+                AwsError::client("LimitExceededException", message)
+            }
+            cairn_monitor::Error::Invalid(message) => {
+                AwsError::client("InvalidParameterException", message)
+            }
+            cairn_monitor::Error::Sqlite(_)
+            | cairn_monitor::Error::Corrupt { .. }
+            | cairn_monitor::Error::UnknownSchemaVersion { .. } => AwsError::internal(e),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for AwsError {
     fn from(e: tokio::task::JoinError) -> Self {
         AwsError::internal(format!("blocking task failed: {e}"))

@@ -64,6 +64,9 @@ pub enum StartError {
     /// The metastore would not open.
     #[error("metastore: {0}")]
     Meta(#[from] cairn_meta::Error),
+    /// The monitoring store would not open.
+    #[error("monitoring store: {0}")]
+    Monitor(#[from] cairn_monitor::Error),
     /// The object store would not open.
     #[error("object store: {0}")]
     Store(#[from] cairn_store::Error),
@@ -111,6 +114,37 @@ impl StartError {
 /// The metastore's file in the data dir.
 pub const META_FILE: &str = "meta.sqlite";
 
+/// The monitoring store's file in the data dir (log groups, log events,
+/// metric filters, metrics).
+pub const MONITOR_FILE: &str = "monitor.sqlite";
+
+/// How often log events past their group's retention are removed.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes log events past their group's retention every minute, on the
+/// blocking pool, for as long as the runtime runs.
+fn spawn_retention(monitor: Arc<cairn_monitor::Monitor>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_SWEEP);
+        loop {
+            tick.tick().await;
+            let monitor = monitor.clone();
+            let swept = tokio::task::spawn_blocking(move || {
+                monitor.expire_log_events(chrono::Utc::now().timestamp_millis())
+            })
+            .await;
+            match swept {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(events = n, "removed log events past their retention"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot remove log events past their retention")
+                }
+                Err(e) => tracing::warn!(error = %e, "the retention sweep failed"),
+            }
+        }
+    });
+}
+
 /// A started server: state plus the pipeline to stop.
 #[derive(Debug)]
 pub struct Server {
@@ -127,6 +161,9 @@ impl Server {
         // Before anything in the data dir is opened.
         let lock = data_dir::DataDirLock::acquire(&config.data_dir)?;
         let meta = Arc::new(Metastore::open(&config.data_dir.join(META_FILE))?);
+        let monitor = Arc::new(cairn_monitor::Monitor::open(
+            &config.data_dir.join(MONITOR_FILE),
+        )?);
         let store = match &config.storage_url {
             Some(url) => BucketStore::open(&StoreConfig {
                 url: url.clone(),
@@ -169,9 +206,11 @@ impl Server {
                 },
             },
             meta.clone(),
+            monitor.clone(),
             store.clone(),
             tokio::runtime::Handle::current(),
         )?;
+        spawn_retention(monitor.clone());
         let mut principals = HashMap::new();
         principals.insert(
             root.access_key_id.clone(),
@@ -189,6 +228,7 @@ impl Server {
                     organization,
                 }),
                 meta,
+                monitor,
                 store,
                 pipeline,
                 principals: Arc::new(Principals(principals)),

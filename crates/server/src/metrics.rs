@@ -97,6 +97,18 @@ pub(crate) fn render(state: &AppState) -> Response {
         Metrics::get(&m.delivery_failures),
     );
     metric(
+        "cairn_log_events_delivered_total",
+        "counter",
+        "Records stored in trails' CloudWatch Logs log groups (per trail).",
+        Metrics::get(&m.log_events_delivered),
+    );
+    metric(
+        "cairn_log_delivery_failures_total",
+        "counter",
+        "Failed attempts to store records in a trail's log group.",
+        Metrics::get(&m.log_delivery_failures),
+    );
+    metric(
         "cairn_delivered_digests_total",
         "counter",
         "Digest files delivered.",

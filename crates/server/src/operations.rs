@@ -206,6 +206,42 @@ macro_rules! cloudtrail {
 }
 
 use services::cloudtrail as ct;
+use services::logs;
+
+macro_rules! logs {
+    ($name:literal, $resources:expr, $f:path) => {
+        Operation {
+            service: "logs",
+            name: $name,
+            action: concat!("logs:", $name),
+            binding: Binding::Name,
+            resources: $resources,
+            handler: json_handler!($f),
+        }
+    };
+}
+
+/// The log group a CloudWatch Logs request names (`logGroupName`,
+/// `logGroupIdentifier` or `resourceArn`), as IAM names it.
+fn log_group_resource(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    if let Some(arn) = input.json_str("resourceArn").or_else(|| {
+        input
+            .json_str("logGroupIdentifier")
+            .filter(|i| i.starts_with("arn:"))
+    }) {
+        return vec![arn.to_owned()];
+    }
+    match input
+        .json_str("logGroupName")
+        .or_else(|| input.json_str("logGroupIdentifier"))
+    {
+        Some(name) => vec![format!(
+            "arn:aws:logs:{}:{}:log-group:{name}",
+            ctx.region, ctx.account_id
+        )],
+        None => no_resource(ctx, input),
+    }
+}
 
 /// Every operation Cairn serves: the named and REST rows below, then one row
 /// per operation of S3's model (served or answered `NotImplemented` by the S3
@@ -258,6 +294,71 @@ static NAMED_OPERATIONS: &[Operation] = &[
     cloudtrail!("RemoveTags", trail_by_resource_id, ct::remove_tags),
     cloudtrail!("ListTags", trails_listed, ct::list_tags),
     cloudtrail!("ListPublicKeys", no_resource, ct::list_public_keys),
+    logs!("CreateLogGroup", log_group_resource, logs::create_log_group),
+    logs!("DescribeLogGroups", no_resource, logs::describe_log_groups),
+    logs!("DeleteLogGroup", log_group_resource, logs::delete_log_group),
+    logs!(
+        "PutRetentionPolicy",
+        log_group_resource,
+        logs::put_retention_policy
+    ),
+    logs!(
+        "DeleteRetentionPolicy",
+        log_group_resource,
+        logs::delete_retention_policy
+    ),
+    logs!(
+        "CreateLogStream",
+        log_group_resource,
+        logs::create_log_stream
+    ),
+    logs!(
+        "DeleteLogStream",
+        log_group_resource,
+        logs::delete_log_stream
+    ),
+    logs!(
+        "DescribeLogStreams",
+        log_group_resource,
+        logs::describe_log_streams
+    ),
+    logs!("PutLogEvents", log_group_resource, logs::put_log_events),
+    logs!("GetLogEvents", log_group_resource, logs::get_log_events),
+    logs!(
+        "FilterLogEvents",
+        log_group_resource,
+        logs::filter_log_events
+    ),
+    logs!(
+        "PutMetricFilter",
+        log_group_resource,
+        logs::put_metric_filter
+    ),
+    logs!(
+        "DescribeMetricFilters",
+        log_group_resource,
+        logs::describe_metric_filters
+    ),
+    logs!(
+        "DeleteMetricFilter",
+        log_group_resource,
+        logs::delete_metric_filter
+    ),
+    logs!("TestMetricFilter", no_resource, logs::test_metric_filter),
+    logs!("TagLogGroup", log_group_resource, logs::tag_log_group),
+    logs!("UntagLogGroup", log_group_resource, logs::untag_log_group),
+    logs!(
+        "ListTagsLogGroup",
+        log_group_resource,
+        logs::list_tags_log_group
+    ),
+    logs!("TagResource", log_group_resource, logs::tag_resource),
+    logs!("UntagResource", log_group_resource, logs::untag_resource),
+    logs!(
+        "ListTagsForResource",
+        log_group_resource,
+        logs::list_tags_for_resource
+    ),
     Operation {
         service: "cloudtrail-data",
         // Cairn's own ingest endpoint; a policy grants it as AWS's ingest API is granted.
@@ -348,6 +449,7 @@ mod tests {
             [
                 "cloudtrail",
                 "cloudtrail-data",
+                "logs",
                 "organizations",
                 "s3",
                 "sts"

@@ -81,6 +81,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Control-plane state.
     pub meta: Arc<Metastore>,
+    /// CloudWatch Logs groups, streams, events, metric filters and metrics.
+    pub monitor: Arc<cairn_monitor::Monitor>,
     /// Buckets.
     pub store: BucketStore,
     /// The data path.

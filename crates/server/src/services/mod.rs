@@ -6,6 +6,7 @@
 
 pub mod cloudtrail;
 pub mod ingest;
+pub mod logs;
 pub mod organizations;
 pub mod sts;
 

@@ -255,25 +255,60 @@ impl Scope<'_> {
             config.sns_topic_name = None;
         }
         if let Some(group) = &settings.cloud_watch_logs_log_group_arn {
-            if !group.is_empty() {
+            if group.is_empty() {
+                config.cloud_watch_logs_log_group_arn = None;
+                config.cloud_watch_logs_role_arn = None;
+            } else {
+                let Some(key) = crate::services::logs::parse_log_group_arn(group) else {
+                    return Err(AwsError::client(
+                        "InvalidCloudWatchLogsLogGroupArnException",
+                        format!("Log group ARN {group} is not valid."),
+                    ));
+                };
+                let monitor = self.state.monitor.clone();
+                if blocking(move || Ok(monitor.log_group(&key)?))
+                    .await?
+                    .is_none()
+                {
+                    return Err(AwsError::client(
+                        "InvalidCloudWatchLogsLogGroupArnException",
+                        format!("Log group {group} does not exist."),
+                    ));
+                }
+                config.cloud_watch_logs_log_group_arn = Some(group.clone());
+            }
+        }
+        if let Some(role) = &settings.cloud_watch_logs_role_arn {
+            if role.is_empty() {
+                config.cloud_watch_logs_role_arn = None;
+            } else {
+                // Shape only: IAM roles do not exist on this server yet.
+                if !is_role_arn(role) {
+                    return Err(AwsError::client(
+                        "InvalidCloudWatchLogsRoleArnException",
+                        format!("Role ARN {role} is not valid."),
+                    ));
+                }
+                config.cloud_watch_logs_role_arn = Some(role.clone());
+            }
+        }
+        match (
+            &config.cloud_watch_logs_log_group_arn,
+            &config.cloud_watch_logs_role_arn,
+        ) {
+            (Some(_), None) => {
                 return Err(AwsError::client(
-                    "InvalidCloudWatchLogsLogGroupArnException",
-                    format!("Log group {group} does not exist."),
+                    "InvalidCloudWatchLogsRoleArnException",
+                    "A CloudWatch Logs log group ARN requires a CloudWatch Logs role ARN.",
                 ));
             }
-            config.cloud_watch_logs_log_group_arn = None;
-            config.cloud_watch_logs_role_arn = None;
-        }
-        if settings
-            .cloud_watch_logs_role_arn
-            .as_ref()
-            .is_some_and(|r| !r.is_empty())
-            && config.cloud_watch_logs_log_group_arn.is_none()
-        {
-            return Err(AwsError::client(
-                "InvalidCloudWatchLogsRoleArnException",
-                "A CloudWatch Logs role ARN requires a CloudWatch Logs log group ARN.",
-            ));
+            (None, Some(_)) => {
+                return Err(AwsError::client(
+                    "InvalidCloudWatchLogsRoleArnException",
+                    "A CloudWatch Logs role ARN requires a CloudWatch Logs log group ARN.",
+                ));
+            }
+            _ => {}
         }
         if let Some(key) = &settings.kms_key_id {
             if !key.is_empty() {
@@ -286,6 +321,29 @@ impl Scope<'_> {
         }
         Ok(())
     }
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path/name>`.
+fn is_role_arn(arn: &str) -> bool {
+    let Some(rest) = arn.strip_prefix("arn:") else {
+        return false;
+    };
+    let mut parts = rest.splitn(5, ':');
+    let (Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    !partition.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource
+            .strip_prefix("role/")
+            .is_some_and(|name| !name.is_empty() && !name.ends_with('/'))
 }
 
 // ---------------------------------------------------------------------------

@@ -397,6 +397,12 @@ pub struct GetTrailStatusResponse {
     /// `LatestDigestDeliveryError`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_digest_delivery_error: Option<String>,
+    /// `LatestCloudWatchLogsDeliveryTime`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_cloud_watch_logs_delivery_time: Option<Epoch>,
+    /// `LatestCloudWatchLogsDeliveryError`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_cloud_watch_logs_delivery_error: Option<String>,
     /// `LatestDeliveryAttemptTime`.
     pub latest_delivery_attempt_time: String,
     /// `LatestNotificationAttemptTime` (no SNS notifications: always empty).
@@ -428,6 +434,12 @@ impl GetTrailStatusResponse {
             stop_logging_time: s.stop_logging_time.map(Epoch),
             latest_digest_delivery_time: s.latest_digest_delivery_time.map(Epoch),
             latest_digest_delivery_error: s.latest_digest_delivery_error.clone(),
+            latest_cloud_watch_logs_delivery_time: s
+                .latest_cloud_watch_logs_delivery_time
+                .map(Epoch),
+            latest_cloud_watch_logs_delivery_error: s
+                .latest_cloud_watch_logs_delivery_error
+                .clone(),
             latest_delivery_attempt_time: status_string(s.latest_delivery_attempt_time),
             latest_notification_attempt_time: String::new(),
             latest_notification_attempt_succeeded: String::new(),

@@ -149,11 +149,11 @@ async fn test_unserved_services_are_answered_in_their_protocol() {
     // JSON 1.1.
     let (status, headers, body) = edge
         .send(
-            "logs",
+            "kms",
             "us-east-1",
             "/",
             &[
-                ("x-amz-target", "Logs_20140328.DescribeLogGroups"),
+                ("x-amz-target", "TrentService.ListKeys"),
                 ("content-type", "application/x-amz-json-1.1"),
             ],
             b"{}",
@@ -166,7 +166,7 @@ async fn test_unserved_services_are_answered_in_their_protocol() {
         answer["message"]
             .as_str()
             .expect("message")
-            .starts_with("Cairn does not serve Amazon CloudWatch Logs (logs).")
+            .starts_with("Cairn does not serve AWS Key Management Service (kms).")
     );
     assert_eq!(headers["content-type"], "application/x-amz-json-1.1");
     // Query-compatible JSON 1.0.

@@ -75,10 +75,14 @@ pub struct Operation {
 
 /// Decodes a JSON input into an operation's typed request.
 pub fn decode_json<I: DeserializeOwned>(input: Input) -> Result<I, AwsError> {
-    let Input::Json(map) = input else {
-        return Err(AwsError::internal(
-            "a JSON operation received a non-JSON input",
-        ));
+    let map = match input {
+        Input::Json(map) => map,
+        // A query-compatible service's older clients, and query services
+        // whose inputs are typed once: the parameters in the JSON shape.
+        Input::Query(params) => crate::protocol::query::params_to_json(&params),
+        Input::Rest { .. } => {
+            return Err(AwsError::internal("a JSON operation received a REST input"));
+        }
     };
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| AwsError::client("SerializationException", e.to_string()))

@@ -19,7 +19,8 @@
 #[rustfmt::skip]
 mod aws_services;
 mod json;
-mod query;
+pub mod lenient;
+pub mod query;
 mod rest;
 
 use std::collections::BTreeMap;
@@ -239,6 +240,12 @@ impl Codec {
             (Codec::Json { service }, Output::Json(value)) => json::encode_ok(service, &value),
             (Codec::Query { service }, Output::Xml(result)) => {
                 query::encode_ok(service, operation, &result, request_id)
+            }
+            // An operation written once for both protocols of a
+            // query-compatible service (CloudWatch), or a query service
+            // whose results are built as JSON (SNS).
+            (Codec::Query { service }, Output::Json(value)) => {
+                query::encode_ok(service, operation, &query::json_to_xml(&value), request_id)
             }
             (_, Output::Json(value)) => (
                 StatusCode::OK,

@@ -54,6 +54,179 @@ pub fn decode(parts: &Parts, body: &[u8]) -> Result<Request, AwsError> {
     })
 }
 
+/// The longest `.`-separated parameter name path followed (a bound on
+/// outside input: real shapes nest a few levels).
+const MAX_PATH_SEGMENTS: usize = 16;
+
+/// The largest list index accepted in a parameter name (`X.member.N`).
+const MAX_LIST_INDEX: usize = 10_000;
+
+/// A parameter tree being built from flattened names.
+enum Node {
+    Leaf(String),
+    Struct(BTreeMap<String, Node>),
+    /// `X.member.N...`: items by index.
+    List(BTreeMap<usize, Node>),
+    /// `X.entry.N.key` / `X.entry.N.value` (or `Name`/`Value`): entries by index.
+    Map(BTreeMap<usize, Node>),
+}
+
+impl Node {
+    fn insert(&mut self, path: &[&str], value: &str) {
+        let Node::Struct(members) = self else {
+            return;
+        };
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        if rest.is_empty() {
+            members.insert((*first).to_owned(), Node::Leaf(value.to_owned()));
+            return;
+        }
+        let collection = match rest.first() {
+            Some(&"member") => Some(Node::List(BTreeMap::new())),
+            Some(&"entry") => Some(Node::Map(BTreeMap::new())),
+            _ => None,
+        };
+        match collection {
+            Some(empty) => {
+                let Some(index) = rest
+                    .get(1)
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .filter(|i| (1..=MAX_LIST_INDEX).contains(i))
+                else {
+                    return;
+                };
+                let node = members.entry((*first).to_owned()).or_insert(empty);
+                let (Node::List(items) | Node::Map(items)) = node else {
+                    return;
+                };
+                let item = items
+                    .entry(index)
+                    .or_insert_with(|| Node::Struct(BTreeMap::new()));
+                if rest.len() == 2 {
+                    *item = Node::Leaf(value.to_owned());
+                } else {
+                    item.insert(&rest[2..], value);
+                }
+            }
+            None => members
+                .entry((*first).to_owned())
+                .or_insert_with(|| Node::Struct(BTreeMap::new()))
+                .insert(rest, value),
+        }
+    }
+
+    fn into_json(self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Node::Leaf(text) => Value::String(text),
+            Node::Struct(members) => Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_json()))
+                    .collect(),
+            ),
+            Node::List(items) => Value::Array(items.into_values().map(Node::into_json).collect()),
+            Node::Map(entries) => Value::Object(
+                entries
+                    .into_values()
+                    .filter_map(|entry| {
+                        let Node::Struct(mut parts) = entry else {
+                            return None;
+                        };
+                        let key = parts.remove("key").or_else(|| parts.remove("Name"))?;
+                        let value = parts.remove("value").or_else(|| parts.remove("Value"))?;
+                        let Node::Leaf(key) = key else {
+                            return None;
+                        };
+                        Some((key, value.into_json()))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A query request's parameters as the JSON object the same operation takes
+/// in the JSON protocols: `A.B=x` nests, `X.member.N` is a list,
+/// `X.entry.N.key`/`.value` (or `.Name`/`.Value`) a map. Scalars stay
+/// strings (the query protocol does not type them): typed inputs read
+/// numbers and booleans leniently ([`super::lenient`]). `Action` and
+/// `Version` are left out.
+pub fn params_to_json(params: &QueryParams) -> serde_json::Map<String, serde_json::Value> {
+    let mut root = Node::Struct(BTreeMap::new());
+    for (name, value) in params {
+        if name == "Action" || name == "Version" {
+            continue;
+        }
+        let path: Vec<&str> = name.split('.').take(MAX_PATH_SEGMENTS + 1).collect();
+        if path.len() > MAX_PATH_SEGMENTS || path.iter().any(|p| p.is_empty()) {
+            continue;
+        }
+        root.insert(&path, value);
+    }
+    match root.into_json() {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The key under which a JSON-shaped result marks a map, so the query
+/// protocol renders it as `<entry><key>..</key><value>..</value></entry>`
+/// (lists and structures need no mark).
+pub const XML_MAP: &str = "$map";
+
+/// A JSON-shaped result as the inner XML of the query protocol's
+/// `<OpResult>`: members become elements, lists `<member>` items, maps
+/// (marked [`XML_MAP`]) `<entry>` items; nulls are left out.
+pub fn json_to_xml(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_xml(value, &mut out);
+    out
+}
+
+fn write_xml(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => out.push_str(&xml_escape(s)),
+        Value::Array(items) => {
+            for item in items {
+                out.push_str("<member>");
+                write_xml(item, out);
+                out.push_str("</member>");
+            }
+        }
+        Value::Object(members) => {
+            if let Some(Value::Object(entries)) = members.get(XML_MAP) {
+                for (k, v) in entries {
+                    out.push_str("<entry><key>");
+                    out.push_str(&xml_escape(k));
+                    out.push_str("</key><value>");
+                    write_xml(v, out);
+                    out.push_str("</value></entry>");
+                }
+                return;
+            }
+            for (k, v) in members {
+                if v.is_null() {
+                    continue;
+                }
+                out.push('<');
+                out.push_str(k);
+                out.push('>');
+                write_xml(v, out);
+                out.push_str("</");
+                out.push_str(k);
+                out.push('>');
+            }
+        }
+    }
+}
+
 fn xml_response(status: StatusCode, xml: String) -> Response {
     let mut response = (status, xml).into_response();
     response
@@ -115,6 +288,50 @@ pub fn encode_ec2_error(error: &AwsError, request_id: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_query_parameters_become_the_json_input_shape() {
+        let params = parse_form(
+            "Action=PutMetricAlarm&Version=2010-08-01&AlarmName=a&Period=300\
+             &Dimensions.member.2.Name=B&Dimensions.member.2.Value=2\
+             &Dimensions.member.1.Name=A&Dimensions.member.1.Value=1\
+             &AlarmActions.member.1=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At\
+             &Attributes.entry.1.key=DisplayName&Attributes.entry.1.value=Alerts\
+             &MessageAttributes.entry.1.Name=k&MessageAttributes.entry.1.Value.DataType=String\
+             &MessageAttributes.entry.1.Value.StringValue=v\
+             &Bad..Name=x&Huge.member.99999999=x",
+        );
+        let json = serde_json::Value::Object(params_to_json(&params));
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "AlarmName": "a",
+                "Period": "300",
+                "Dimensions": [{"Name": "A", "Value": "1"}, {"Name": "B", "Value": "2"}],
+                "AlarmActions": ["arn:aws:sns:us-east-1:1:t"],
+                "Attributes": {"DisplayName": "Alerts"},
+                "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}},
+            })
+        );
+    }
+
+    #[test]
+    fn test_json_results_render_as_query_xml() {
+        let value = serde_json::json!({
+            "Topics": [{"TopicArn": "arn:a&b"}],
+            "NextToken": null,
+            "Attributes": {"$map": {"Owner": "1", "Policy": "{}"}},
+            "Count": 2,
+            "Enabled": true,
+        });
+        assert_eq!(
+            json_to_xml(&value),
+            "<Attributes><entry><key>Owner</key><value>1</value></entry>\
+             <entry><key>Policy</key><value>{}</value></entry></Attributes>\
+             <Count>2</Count><Enabled>true</Enabled>\
+             <Topics><member><TopicArn>arn:a&amp;b</TopicArn></member></Topics>"
+        );
+    }
 
     #[test]
     fn test_parse_form() {

@@ -1,0 +1,98 @@
+//! The Amazon SNS engine of Cairn: what SNS sends and how it decides when.
+//!
+//! * [`ids`]: topic and subscription ARNs, message ids, confirmation tokens,
+//!   topic-name and Subscribe protocol/endpoint validation;
+//! * [`message`]: the `Notification`, `SubscriptionConfirmation` and
+//!   `UnsubscribeConfirmation` documents SNS POSTs to HTTP/S endpoints, their
+//!   headers, their strings to sign, and raw message delivery;
+//! * [`signing`]: the RSA key and self-signed X.509 certificate that sign them
+//!   (SignatureVersion 1, SHA1withRSA, and 2, SHA256withRSA), kept on disk, and
+//!   the receiver's verification;
+//! * [`policy`]: HTTP/S delivery policies, their limits, and the delay before
+//!   each retry;
+//! * [`attributes`]: GetTopicAttributes' defaults and which attributes
+//!   SetTopicAttributes / SetSubscriptionAttributes accept.
+//!
+//! A pure library: it serves no HTTP, stores nothing but its signing key, and
+//! never reads the clock (callers pass the time), so the service, the outbox
+//! and the delivery loop that call it stay testable.
+//!
+//! # Checking a signature by hand
+//!
+//! With the certificate Cairn serves at `SigningCertURL` saved as `cert.pem`,
+//! the string to sign (see [`message::string_to_sign`]) as `string.txt` and
+//! the base64 `Signature` as `sig.b64`:
+//!
+//! ```text
+//! openssl x509 -in cert.pem -pubkey -noout > pub.pem
+//! base64 -d sig.b64 > sig.bin
+//! openssl dgst -sha256 -verify pub.pem -signature sig.bin string.txt   # SignatureVersion 2
+//! openssl dgst -sha1   -verify pub.pem -signature sig.bin string.txt   # SignatureVersion 1
+//! ```
+//!
+//! The crate's tests do exactly this with `openssl` and with Python's
+//! `cryptography` when they are installed.
+
+pub mod attributes;
+pub mod ids;
+pub mod message;
+pub mod policy;
+pub mod signing;
+
+pub use attributes::{
+    SETTABLE_SUBSCRIPTION_ATTRIBUTES, SETTABLE_TOPIC_ATTRIBUTES, TopicCounts, default_topic_policy,
+    topic_attributes, validate_subscription_attribute, validate_topic_attribute,
+};
+pub use ids::{
+    Protocol, TopicArn, confirmation_token, message_id, subscription_arn, topic_arn,
+    validate_subscription_endpoint, validate_topic_name,
+};
+pub use message::{
+    MessageAttribute, MessageType, SnsMessage, http_headers, raw_message_body, string_to_sign,
+    subscribe_url, unsubscribe_url,
+};
+pub use policy::{
+    BackoffFunction, EffectiveDeliveryPolicy, HealthyRetryPolicy, RequestPolicy,
+    SubscriptionDeliveryPolicy, ThrottlePolicy, TopicDeliveryPolicy, TopicHttpPolicy,
+};
+pub use signing::{SignatureVersion, SigningKey, verify_message};
+
+/// What can go wrong in the SNS engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request parameter breaks SNS's rules; SNS answers HTTP 400 with the
+    /// error code `InvalidParameter` and this message.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The signing key or certificate could not be made, read, or used.
+    #[error("{0}")]
+    Key(String),
+    /// A received message failed verification.
+    #[error("message verification failed: {0}")]
+    Verify(String),
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The AWS error code the service should answer with, for the errors
+    /// that are the caller's fault; `None` for server-side failures.
+    pub fn aws_code(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidParameter(_) => Some("InvalidParameter"),
+            _ => None,
+        }
+    }
+
+    /// An `InvalidParameter` error with SNS's `Invalid parameter: ` prefix.
+    pub(crate) fn invalid(detail: impl std::fmt::Display) -> Self {
+        Error::InvalidParameter(format!("Invalid parameter: {detail}"))
+    }
+}

@@ -10,7 +10,10 @@
 //! The key is generated once and kept; the certificate is reissued for the
 //! same key only when it is missing, unreadable, for another key, or expired.
 //! Files are written atomically (temporary file, fsync, rename, fsync of the
-//! directory) so a crash leaves the old file or the new one, never half.
+//! directory) so a crash leaves the old file or the new one, never half. The
+//! key is put in place with a hard link instead of a rename, which never
+//! replaces a key another process created meanwhile; open the key once per
+//! process, at start-up.
 //!
 //! SignatureVersion 1 is SHA1withRSA and 2 is SHA256withRSA, both
 //! RSASSA-PKCS1-v1_5, base64 (the developer guide). SNS's own certificates
@@ -143,8 +146,19 @@ impl SigningKey {
                 let pem = private
                     .to_pkcs1_pem(LineEnding::LF)
                     .map_err(|e| key_error("cannot encode the key")(e.to_string()))?;
-                write_atomic(&key_path, pem.as_bytes(), 0o600)?;
-                private
+                if write_atomic(&key_path, pem.as_bytes(), 0o600, Existing::Keep)? {
+                    private
+                } else {
+                    // Another process created the key meanwhile: use that one.
+                    let pem = std::fs::read_to_string(&key_path)
+                        .map_err(io(format!("reading {}", key_path.display())))?;
+                    PrivateKey::from_pkcs1_pem(&pem).map_err(|e| {
+                        Error::Key(format!(
+                            "cannot read the key in {}: {e}",
+                            key_path.display()
+                        ))
+                    })?
+                }
             }
             Err(e) => return Err(io(format!("reading {}", key_path.display()))(e)),
         };
@@ -159,7 +173,12 @@ impl SigningKey {
             });
         }
         let (certificate_pem, not_after) = self_signed_certificate(&private, now)?;
-        write_atomic(&cert_path, certificate_pem.as_bytes(), 0o644)?;
+        write_atomic(
+            &cert_path,
+            certificate_pem.as_bytes(),
+            0o644,
+            Existing::Replace,
+        )?;
         Ok(Self {
             private,
             certificate_pem,
@@ -310,49 +329,82 @@ fn create_private_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically with the given Unix mode: temporary
-/// file, fsync, rename, fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+/// How [`write_atomic`] treats a file already at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// Replace it (the certificate).
+    Replace,
+    /// Keep it and report that nothing was written (the key: when two
+    /// processes race to create it, both end up using the one that landed).
+    Keep,
+}
+
+/// Writes `bytes` to `path` atomically with the given Unix mode: a temporary
+/// file of this process's own, fsync, rename (or hard link, to never replace
+/// an existing file), fsync of the directory. Returns whether it wrote.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> Result<bool, Error> {
     use std::io::Write as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp"));
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| Error::Key(format!("cannot read random bytes: {e}")))?;
+    let tmp: PathBuf = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        hex::encode(nonce)
+    ));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Created with its final mode: the key is never readable by others,
+        // not even for a moment.
         options.mode(mode);
-        // A temporary file left by a crash keeps its old mode: remove it first.
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = options
-            .open(&tmp)
-            .map_err(io(format!("creating {}", tmp.display())))?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .and_then(|()| file.write_all(bytes))
-            .and_then(|()| file.sync_all())
-            .map_err(io(format!("writing {}", tmp.display())))?;
     }
     #[cfg(not(unix))]
-    {
-        let _ = mode;
-        let mut file = options
-            .open(&tmp)
-            .map_err(io(format!("creating {}", tmp.display())))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io(format!("writing {}", tmp.display())))?;
+    let _ = mode;
+    let written = options
+        .open(&tmp)
+        .and_then(|mut file| {
+            // The umask may have narrowed the mode; the certificate must stay readable.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            }
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .map_err(io(format!("writing {}", tmp.display())));
+    let placed = written.and_then(|()| match existing {
+        Existing::Replace => std::fs::rename(&tmp, path)
+            .map(|()| true)
+            .map_err(io(format!("renaming to {}", path.display()))),
+        Existing::Keep => {
+            let linked = match std::fs::hard_link(&tmp, path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(io(format!("linking {}", path.display()))(e)),
+            };
+            let _ = std::fs::remove_file(&tmp);
+            linked
+        }
+    });
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(io(format!("renaming to {}", path.display())))?;
-    // The rename is durable only once the directory is.
-    if let Ok(d) = std::fs::File::open(dir) {
+    let placed = placed?;
+    // The new name is durable only once the directory is.
+    if placed && let Ok(d) = std::fs::File::open(dir) {
         d.sync_all()
             .map_err(io(format!("syncing {}", dir.display())))?;
     }
-    Ok(())
+    Ok(placed)
 }
 
 /// Checks a received SNS document as the developer guide tells receivers to:

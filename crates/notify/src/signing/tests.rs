@@ -158,7 +158,11 @@ fn test_key_persists_across_reopen() {
     assert_eq!(mode(&dir.join(CERT_FILE)), 0o644);
     let key_pem = std::fs::read_to_string(dir.join(KEY_FILE)).unwrap();
     assert!(key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    assert!(!dir.join(format!(".{KEY_FILE}.tmp")).exists());
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
     assert!(!format!("{first:?}").contains("PRIVATE"));
 
     // Reopened later: the same key and the same certificate.
@@ -197,6 +201,18 @@ fn test_key_persists_across_reopen() {
     // A corrupt key is an error, never silently replaced.
     std::fs::write(dir.join(KEY_FILE), "garbage").unwrap();
     assert!(matches!(SigningKey::open(&dir, now()), Err(Error::Key(_))));
+}
+
+#[test]
+fn test_existing_key_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file");
+    assert!(write_atomic(&path, b"first", 0o600, Existing::Keep).unwrap());
+    assert!(!write_atomic(&path, b"second", 0o600, Existing::Keep).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), b"first");
+    assert!(write_atomic(&path, b"third", 0o644, Existing::Replace).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), b"third");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
 #[test]

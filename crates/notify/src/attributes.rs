@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::Error;
 use crate::ids::Protocol;
-use crate::policy::{SubscriptionDeliveryPolicy, TopicDeliveryPolicy};
+use crate::policy::{EffectiveDeliveryPolicy, SubscriptionDeliveryPolicy, TopicDeliveryPolicy};
 use crate::signing::SignatureVersion;
 
 /// Names SetTopicAttributes accepts (botocore), FIFO-only ones included.
@@ -234,6 +234,71 @@ pub fn topic_attributes(
     out
 }
 
+/// What GetSubscriptionAttributes needs to know of a subscription besides
+/// its stored attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionFacts<'a> {
+    /// The topic owner's account: `Owner`.
+    pub owner: &'a str,
+    /// `SubscriptionArn`.
+    pub subscription_arn: &'a str,
+    /// `TopicArn`.
+    pub topic_arn: &'a str,
+    /// `Protocol`.
+    pub protocol: Protocol,
+    /// `Endpoint`.
+    pub endpoint: &'a str,
+    /// `PendingConfirmation`: not yet confirmed.
+    pub pending_confirmation: bool,
+    /// `ConfirmationWasAuthenticated`: confirmed by a signed
+    /// ConfirmSubscription request rather than by an anonymous visit to the
+    /// `SubscribeURL`.
+    pub confirmation_was_authenticated: bool,
+}
+
+/// GetSubscriptionAttributes' answer: the stored attributes (as set by
+/// Subscribe and SetSubscriptionAttributes) plus `Owner`, `SubscriptionArn`,
+/// `TopicArn`, `Protocol`, `Endpoint`, `PendingConfirmation`,
+/// `ConfirmationWasAuthenticated`, `RawMessageDelivery` (`false` unless set)
+/// and, for `http`/`https`, `EffectiveDeliveryPolicy` from the subscription's
+/// and the topic's `DeliveryPolicy`.
+pub fn subscription_attributes(
+    facts: &SubscriptionFacts<'_>,
+    stored: &BTreeMap<String, String>,
+    topic_delivery_policy: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut out = stored.clone();
+    let flag = |b: bool| if b { "true" } else { "false" }.to_owned();
+    out.insert("Owner".to_owned(), facts.owner.to_owned());
+    out.insert(
+        "SubscriptionArn".to_owned(),
+        facts.subscription_arn.to_owned(),
+    );
+    out.insert("TopicArn".to_owned(), facts.topic_arn.to_owned());
+    out.insert("Protocol".to_owned(), facts.protocol.as_str().to_owned());
+    out.insert("Endpoint".to_owned(), facts.endpoint.to_owned());
+    out.insert(
+        "PendingConfirmation".to_owned(),
+        flag(facts.pending_confirmation),
+    );
+    out.insert(
+        "ConfirmationWasAuthenticated".to_owned(),
+        flag(facts.confirmation_was_authenticated),
+    );
+    out.entry("RawMessageDelivery".to_owned())
+        .or_insert_with(|| "false".to_owned());
+    if facts.protocol != Protocol::File {
+        // Both were checked when set; one that no longer parses counts as unset.
+        let topic = topic_delivery_policy.and_then(|p| TopicDeliveryPolicy::parse(p).ok());
+        let own = stored
+            .get("DeliveryPolicy")
+            .and_then(|p| SubscriptionDeliveryPolicy::parse(p).ok());
+        let effective = EffectiveDeliveryPolicy::resolve(topic.as_ref(), own.as_ref());
+        out.insert("EffectiveDeliveryPolicy".to_owned(), effective.to_json());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +363,69 @@ mod tests {
         assert_eq!(a["SignatureVersion"], "2");
         assert!(a["EffectiveDeliveryPolicy"].contains(r#""numRetries":7"#));
         assert_eq!(a["DeliveryPolicy"], stored["DeliveryPolicy"]);
+    }
+
+    #[test]
+    fn test_subscription_attributes() {
+        let sub = format!("{TOPIC}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55");
+        let facts = SubscriptionFacts {
+            owner: "123456789012",
+            subscription_arn: &sub,
+            topic_arn: TOPIC,
+            protocol: Protocol::Https,
+            endpoint: "https://example.com/hook",
+            pending_confirmation: false,
+            confirmation_was_authenticated: true,
+        };
+        let a = subscription_attributes(&facts, &BTreeMap::new(), None);
+        let keys: Vec<&str> = a.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "ConfirmationWasAuthenticated",
+                "EffectiveDeliveryPolicy",
+                "Endpoint",
+                "Owner",
+                "PendingConfirmation",
+                "Protocol",
+                "RawMessageDelivery",
+                "SubscriptionArn",
+                "TopicArn"
+            ]
+        );
+        assert_eq!(a["ConfirmationWasAuthenticated"], "true");
+        assert_eq!(a["PendingConfirmation"], "false");
+        assert_eq!(a["RawMessageDelivery"], "false");
+        assert_eq!(a["Protocol"], "https");
+        assert_eq!(
+            a["EffectiveDeliveryPolicy"],
+            EffectiveDeliveryPolicy::default().to_json()
+        );
+
+        let mut stored = BTreeMap::new();
+        stored.insert("RawMessageDelivery".to_owned(), "true".to_owned());
+        stored.insert(
+            "DeliveryPolicy".to_owned(),
+            r#"{"healthyRetryPolicy":{"numRetries":9}}"#.to_owned(),
+        );
+        let topic = r#"{"http":{"defaultThrottlePolicy":{"maxReceivesPerSecond":3}}}"#;
+        let a = subscription_attributes(&facts, &stored, Some(topic));
+        assert_eq!(a["RawMessageDelivery"], "true");
+        let effective = &a["EffectiveDeliveryPolicy"];
+        assert!(effective.contains(r#""numRetries":9"#), "{effective}");
+        assert!(
+            effective.contains(r#""maxReceivesPerSecond":3"#),
+            "{effective}"
+        );
+
+        let file = SubscriptionFacts {
+            protocol: Protocol::File,
+            endpoint: "/var/log/sns.jsonl",
+            ..facts
+        };
+        let a = subscription_attributes(&file, &BTreeMap::new(), None);
+        assert!(!a.contains_key("EffectiveDeliveryPolicy"));
+        assert_eq!(a["Protocol"], "file");
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub const FIFO_SUFFIX: &str = ".fifo";
 /// a few hundred hex digits, and receivers treat them as opaque.
 const TOKEN_BYTES: usize = 128;
 
+/// What Subscribe answers as `SubscriptionArn` for a subscription awaiting
+/// confirmation, unless `ReturnSubscriptionArn` is true.
+pub const PENDING_CONFIRMATION: &str = "pending confirmation";
+
 /// `arn:aws:sns:<region>:<account>:<name>`.
 pub fn topic_arn(region: &str, account: &str, name: &str) -> String {
     format!("arn:aws:sns:{region}:{account}:{name}")

@@ -10,7 +10,9 @@
 //!   the receiver's verification;
 //! * [`policy`]: HTTP/S delivery policies, their limits, and the delay before
 //!   each retry;
-//! * [`attributes`]: GetTopicAttributes' defaults and which attributes
+//! * [`publish`]: Publish's checks and the message each protocol receives;
+//! * [`attributes`]: what GetTopicAttributes and GetSubscriptionAttributes
+//!   report beyond the stored attributes, and which attributes
 //!   SetTopicAttributes / SetSubscriptionAttributes accept.
 //!
 //! A pure library: it serves no HTTP, stores nothing but its signing key, and
@@ -37,6 +39,7 @@ pub mod attributes;
 pub mod ids;
 pub mod message;
 pub mod policy;
+pub mod publish;
 pub mod signing;
 
 pub use attributes::{
@@ -44,8 +47,8 @@ pub use attributes::{
     topic_attributes, validate_subscription_attribute, validate_topic_attribute,
 };
 pub use ids::{
-    Protocol, TopicArn, confirmation_token, message_id, subscription_arn, topic_arn,
-    validate_subscription_endpoint, validate_topic_name,
+    PENDING_CONFIRMATION, Protocol, TopicArn, confirmation_token, message_id, subscription_arn,
+    topic_arn, validate_subscription_endpoint, validate_topic_name,
 };
 pub use message::{
     MessageAttribute, MessageType, SnsMessage, http_headers, raw_message_body, string_to_sign,
@@ -55,6 +58,7 @@ pub use policy::{
     BackoffFunction, EffectiveDeliveryPolicy, HealthyRetryPolicy, RequestPolicy,
     SubscriptionDeliveryPolicy, ThrottlePolicy, TopicDeliveryPolicy, TopicHttpPolicy,
 };
+pub use publish::{message_for_protocol, validate_publish};
 pub use signing::{SignatureVersion, SigningKey, verify_message};
 
 /// What can go wrong in the SNS engine.
@@ -64,6 +68,10 @@ pub enum Error {
     /// error code `InvalidParameter` and this message.
     #[error("{0}")]
     InvalidParameter(String),
+    /// A parameter's value is refused with the error code
+    /// `ParameterValueInvalid` (HTTP 400), as SNS does for message attributes.
+    #[error("{0}")]
+    InvalidParameterValue(String),
     /// The signing key or certificate could not be made, read, or used.
     #[error("{0}")]
     Key(String),
@@ -87,6 +95,7 @@ impl Error {
     pub fn aws_code(&self) -> Option<&'static str> {
         match self {
             Error::InvalidParameter(_) => Some("InvalidParameter"),
+            Error::InvalidParameterValue(_) => Some("ParameterValueInvalid"),
             _ => None,
         }
     }

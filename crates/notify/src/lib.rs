@@ -19,6 +19,51 @@
 //! never reads the clock (callers pass the time), so the service, the outbox
 //! and the delivery loop that call it stay testable.
 //!
+//! # Use
+//!
+//! ```
+//! use cairn_notify::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let now = chrono::Utc::now(); // the caller's clock: this crate reads none
+//! let base = "https://cairn.example.com"; // where Cairn's SNS endpoint is reached
+//! let key = SigningKey::open(dir.path(), now)?; // generated once, then reloaded
+//! let cert_url = format!("{base}/{}", key.certificate_file_name()); // serve certificate_pem() there
+//!
+//! validate_topic_name("alerts", false)?;
+//! let topic = topic_arn("us-east-1", "123456789012", "alerts");
+//! let protocol = validate_subscription_endpoint("https", "https://example.com/hook")?;
+//! let subscription = subscription_arn(&topic);
+//!
+//! validate_publish("disk full", Some("Alarm"), None, &Default::default())?;
+//! let mut doc = SnsMessage::notification(
+//!     &message_id(),
+//!     &topic,
+//!     Some("Alarm"),
+//!     &message_for_protocol("disk full", None, protocol)?,
+//!     now,
+//!     &unsubscribe_url(base, &subscription),
+//!     Default::default(),
+//!     SignatureVersion::V2,
+//!     &cert_url,
+//! );
+//! doc.sign(&key)?;
+//! let policy = EffectiveDeliveryPolicy::resolve(None, None);
+//! let headers = http_headers(&doc, &subscription, false, Some(policy.content_type()));
+//! let body = doc.to_json(); // POST it with `headers`
+//! # let _ = headers;
+//!
+//! // A receiver's check, with the certificate fetched from `cert_url`:
+//! assert_eq!(verify_message(&body, key.certificate_pem())?, MessageType::Notification);
+//!
+//! // After the first attempt failed: when to try again.
+//! let retry_at = policy.healthy_retry_policy.next_attempt_at(now, 1);
+//! assert_eq!(retry_at, Some(now + chrono::Duration::seconds(20)));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Checking a signature by hand
 //!
 //! With the certificate Cairn serves at `SigningCertURL` saved as `cert.pem`,

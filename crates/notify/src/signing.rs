@@ -27,6 +27,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use rsa::pkcs1::der::zeroize::Zeroizing;
 use rsa::pkcs1::{DecodeRsaPrivateKey as _, EncodeRsaPrivateKey as _};
 use rsa::sha2::{Digest as _, Sha256};
 use rsa::{Pkcs1v15Sign, PrivateKey, PublicKey};
@@ -57,6 +58,10 @@ pub const CERT_SUBJECT: &str = "CN=Cairn SNS message signing,O=Cairn";
 /// How long a certificate is valid for: ten years, so that receivers that
 /// cache it are not surprised; the key never changes anyway.
 const CERT_DAYS: i64 = 3650;
+
+/// How far before its issue a certificate's validity starts, so that a
+/// receiver whose clock runs behind does not find it not yet valid.
+const CERT_BACKDATE_HOURS: i64 = 24;
 
 /// RSA modulus size, as SNS's own signing keys.
 const KEY_BITS: usize = 2048;
@@ -134,7 +139,7 @@ impl SigningKey {
         create_private_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         let private = match std::fs::read_to_string(&key_path) {
-            Ok(pem) => PrivateKey::from_pkcs1_pem(&pem).map_err(|e| {
+            Ok(pem) => PrivateKey::from_pkcs1_pem(&Zeroizing::new(pem)).map_err(|e| {
                 Error::Key(format!(
                     "cannot read the key in {}: {e}",
                     key_path.display()
@@ -150,8 +155,10 @@ impl SigningKey {
                     private
                 } else {
                     // Another process created the key meanwhile: use that one.
-                    let pem = std::fs::read_to_string(&key_path)
-                        .map_err(io(format!("reading {}", key_path.display())))?;
+                    let pem = Zeroizing::new(
+                        std::fs::read_to_string(&key_path)
+                            .map_err(io(format!("reading {}", key_path.display())))?,
+                    );
                     PrivateKey::from_pkcs1_pem(&pem).map_err(|e| {
                         Error::Key(format!(
                             "cannot read the key in {}: {e}",
@@ -195,6 +202,19 @@ impl SigningKey {
     /// that issues a new one for the same key.
     pub fn certificate_not_after(&self) -> DateTime<Utc> {
         self.not_after
+    }
+
+    /// A file name for the certificate in SNS's style,
+    /// `SimpleNotificationService-<32 hex digits>.pem`, the digits from the
+    /// SHA-256 of the certificate: a new certificate gets a new name, so
+    /// receivers that cache certificates by `SigningCertURL` never use a
+    /// stale one.
+    pub fn certificate_file_name(&self) -> String {
+        let digest = Sha256::digest(self.certificate_pem.as_bytes());
+        format!(
+            "SimpleNotificationService-{}.pem",
+            hex::encode(&digest[..16])
+        )
     }
 
     /// The public half.
@@ -277,16 +297,17 @@ impl BuilderProfile for SelfSignedLeaf {
     }
 }
 
-/// Issues a certificate for `private`, valid from `now` for [`CERT_DAYS`],
+/// Issues a certificate for `private`, valid from a day before `now` for [`CERT_DAYS`],
 /// signed SHA256withRSA by the key itself.
 fn self_signed_certificate(
     private: &PrivateKey,
     now: DateTime<Utc>,
 ) -> Result<(String, DateTime<Utc>), Error> {
     let cert_error = key_error("cannot issue the signing certificate");
+    let not_before = now - chrono::Duration::hours(CERT_BACKDATE_HOURS);
     let not_after = now + chrono::Duration::days(CERT_DAYS);
     let time = |t: DateTime<Utc>| Time::try_from(SystemTime::from(t));
-    let validity = match (time(now), time(not_after)) {
+    let validity = match (time(not_before), time(not_after)) {
         (Ok(a), Ok(b)) => Validity::new(a, b),
         (Err(e), _) | (_, Err(e)) => return Err(cert_error(e.to_string())),
     };

@@ -169,6 +169,7 @@ fn test_key_persists_across_reopen() {
     let again = SigningKey::open(&dir, now() + chrono::Duration::days(30)).unwrap();
     assert_eq!(again.public_key(), first.public_key());
     assert_eq!(again.certificate_pem(), first.certificate_pem());
+    assert_eq!(again.certificate_file_name(), first.certificate_file_name());
     assert_eq!(
         std::fs::read_to_string(dir.join(KEY_FILE)).unwrap(),
         key_pem
@@ -184,6 +185,10 @@ fn test_key_persists_across_reopen() {
     std::fs::remove_file(dir.join(CERT_FILE)).unwrap();
     let reissued = SigningKey::open(&dir, now()).unwrap();
     assert_ne!(reissued.certificate_pem(), first.certificate_pem());
+    assert_ne!(
+        reissued.certificate_file_name(),
+        first.certificate_file_name()
+    );
     verify_message(&m.to_json(), reissued.certificate_pem()).unwrap();
 
     // So is an expired one.
@@ -237,13 +242,19 @@ fn test_certificate_contents() {
     );
     assert_eq!(tbs.issuer(), tbs.subject());
     let not_before = DateTime::<Utc>::from(tbs.validity().not_before.to_system_time());
-    assert_eq!(not_before, now());
+    assert_eq!(not_before, now() - chrono::Duration::hours(24));
     assert_eq!(
         key().certificate_not_after(),
         now() + chrono::Duration::days(CERT_DAYS)
     );
     let basic = tbs.get_extension::<BasicConstraints>().unwrap().unwrap();
     assert!(!basic.1.ca);
+    let name = key().certificate_file_name();
+    assert!(name.starts_with("SimpleNotificationService-") && name.ends_with(".pem"));
+    assert_eq!(
+        name.len(),
+        "SimpleNotificationService-".len() + 32 + ".pem".len()
+    );
 }
 
 fn have(program: &str, args: &[&str]) -> bool {

@@ -223,6 +223,33 @@ pub fn validate_subscription_endpoint(protocol: &str, endpoint: &str) -> Result<
     Ok(protocol)
 }
 
+/// The file a `file` endpoint (already checked by
+/// [`validate_subscription_endpoint`]) names, if it lies under one of
+/// `allowed_roots`, the directories the operator lets Cairn append to.
+///
+/// Without such a check anyone allowed to call Subscribe could make Cairn
+/// append to any file it can write. The check is lexical (the endpoint holds
+/// no `..`); a symbolic link inside a root is the operator's to avoid.
+pub fn file_endpoint_path(endpoint: &str, allowed_roots: &[&Path]) -> Result<PathBuf, Error> {
+    let path = Protocol::File
+        .file_path(endpoint)
+        .unwrap_or_else(|| PathBuf::from(endpoint));
+    // `starts_with` compares components, so a `..` would walk out of the root.
+    let climbs = path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir));
+    let inside = !climbs
+        && allowed_roots
+            .iter()
+            .any(|root| root.is_absolute() && path.starts_with(root) && path != *root);
+    if !inside {
+        return Err(Error::invalid(format!(
+            "Endpoint: {endpoint:?} is not under a directory Cairn may write notifications to"
+        )));
+    }
+    Ok(path)
+}
+
 fn url_with_host(endpoint: &str, scheme: &str) -> bool {
     endpoint.strip_prefix(scheme).is_some_and(|rest| {
         let host = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -264,6 +291,34 @@ mod tests {
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn test_file_endpoints_stay_under_allowed_roots() {
+        let roots = [Path::new("/var/lib/cairn/sns"), Path::new("/srv/hooks")];
+        assert_eq!(
+            file_endpoint_path("/var/lib/cairn/sns/a.jsonl", &roots).unwrap(),
+            PathBuf::from("/var/lib/cairn/sns/a.jsonl")
+        );
+        assert_eq!(
+            file_endpoint_path("file:///srv/hooks/x/y.jsonl", &roots).unwrap(),
+            PathBuf::from("/srv/hooks/x/y.jsonl")
+        );
+        for outside in [
+            "/etc/passwd",
+            "/var/lib/cairn/snsx/a.jsonl",
+            "/var/lib/cairn/sns",
+            "/srv",
+            "/srv/hooks/../../etc/passwd",
+        ] {
+            let e = file_endpoint_path(outside, &roots).unwrap_err();
+            assert!(
+                e.to_string().starts_with("Invalid parameter: Endpoint"),
+                "{outside}"
+            );
+        }
+        assert!(file_endpoint_path("/srv/hooks/a", &[]).is_err());
+        assert!(file_endpoint_path("/srv/hooks/a", &[Path::new("srv/hooks")]).is_err());
     }
 
     #[test]

@@ -92,8 +92,8 @@ pub use attributes::{
     topic_attributes, validate_subscription_attribute, validate_topic_attribute,
 };
 pub use ids::{
-    PENDING_CONFIRMATION, Protocol, TopicArn, confirmation_token, message_id, subscription_arn,
-    topic_arn, validate_subscription_endpoint, validate_topic_name,
+    PENDING_CONFIRMATION, Protocol, TopicArn, confirmation_token, file_endpoint_path, message_id,
+    subscription_arn, topic_arn, validate_subscription_endpoint, validate_topic_name,
 };
 pub use message::{
     MessageAttribute, MessageType, SnsMessage, http_headers, raw_message_body, string_to_sign,

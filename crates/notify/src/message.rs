@@ -9,9 +9,10 @@
 //! sign with `Subject` only when present.
 //!
 //! Chosen by Cairn where the guide only shows examples: the layout of the
-//! body copies the examples (two-space indent, `"Key" : value`), message
-//! attributes are written in name order, and timestamps always carry
-//! milliseconds.
+//! body copies the examples (two-space indent, `"Key" : value`); the guide's
+//! HTTP/S format lists no `MessageAttributes`, so they are written as SNS
+//! writes them into SQS-delivered notifications (`{"Type":…,"Value":…}` per
+//! name), last, in name order; timestamps always carry milliseconds.
 
 use std::collections::BTreeMap;
 

@@ -2,14 +2,17 @@
 //! subscriptions, their limits, the effective policy, and when each retry is due.
 //!
 //! Confirmed against the SNS developer guide ("Amazon SNS message delivery
-//! retries", "Creating an HTTP/S delivery policy") and the AWS CDK's
-//! documentation of the same fields: the four phases (immediate retries,
+//! retries", "SetTopicAttributes / SetSubscriptionAttributes delivery policy
+//! JSON format") and the AWS CDK's documentation of the same fields: the
+//! field names of both formats, the four phases (immediate retries,
 //! pre-backoff at `minDelayTarget`, backoff from `minDelayTarget` to
 //! `maxDelayTarget`, post-backoff at `maxDelayTarget`), the default (three
-//! retries 20 seconds apart, linear), `numRetries` 0–100, delays 1–3600
-//! seconds with `minDelayTarget` ≤ `maxDelayTarget`, the four backoff
-//! functions, `maxReceivesPerSecond` ≥ 1, and the 3600-second cap on a
-//! policy's total retry time.
+//! retries 20 seconds apart, linear, `text/plain; charset=UTF-8`),
+//! `minDelayTarget` ≥ 1 and ≤ `maxDelayTarget` ≤ 3600, counts ≥ 0, the four
+//! backoff functions, the content types `text/plain`, `application/json`,
+//! `application/xml`, and the 3600-second cap on a policy's total retry time.
+//! Recalled from the guide's limits table but not re-confirmed here:
+//! `numRetries` ≤ 100 and `maxReceivesPerSecond` ≥ 1.
 //!
 //! Chosen by Cairn, the guide giving only a graph:
 //!
@@ -24,9 +27,10 @@
 //! * a policy naming only `minDelayTarget` raises the default
 //!   `maxDelayTarget` to it, and one naming only `maxDelayTarget` lowers the
 //!   default `minDelayTarget` to it;
-//! * the accepted `headerContentType` values: `text/plain`,
-//!   `application/json`, `application/xml`, each alone or with
-//!   `; charset=UTF-8`;
+//! * `headerContentType` may add `; charset=UTF-8` to its media type (the
+//!   default itself does);
+//! * the total-time cap is checked when a policy is set, so a policy SNS
+//!   would cut short is refused instead;
 //! * the texts of the error messages (`Invalid parameter: DeliveryPolicy: …`).
 
 use chrono::{DateTime, Utc};
@@ -459,7 +463,9 @@ impl TopicDeliveryPolicy {
     }
 
     /// The topic's `EffectiveDeliveryPolicy` attribute: its `http` section
-    /// completed with SNS's defaults, as GetTopicAttributes reports it.
+    /// completed with SNS's defaults, as GetTopicAttributes reports it (the
+    /// key order and the `defaultRequestPolicy` are as SNS answers recalled,
+    /// not documented).
     pub fn effective_json(&self) -> String {
         let http = self.http.clone().unwrap_or_default();
         // Built by hand to keep SNS's key order without serde_json's preserve_order.

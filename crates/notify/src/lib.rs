@@ -100,8 +100,9 @@ pub use message::{
     subscribe_url, unsubscribe_url,
 };
 pub use policy::{
-    BackoffFunction, EffectiveDeliveryPolicy, HealthyRetryPolicy, RequestPolicy,
+    AttemptOutcome, BackoffFunction, EffectiveDeliveryPolicy, HealthyRetryPolicy, RequestPolicy,
     SubscriptionDeliveryPolicy, ThrottlePolicy, TopicDeliveryPolicy, TopicHttpPolicy,
+    attempt_outcome,
 };
 pub use publish::{message_for_protocol, validate_publish};
 pub use signing::{SignatureVersion, SigningKey, verify_message};

@@ -11,8 +11,12 @@
 //! `minDelayTarget` ≥ 1 and ≤ `maxDelayTarget` ≤ 3600, counts ≥ 0, the four
 //! backoff functions, the content types `text/plain`, `application/json`,
 //! `application/xml`, and the 3600-second cap on a policy's total retry time.
-//! Recalled from the guide's limits table but not re-confirmed here:
-//! `numRetries` ≤ 100 and `maxReceivesPerSecond` ≥ 1.
+//! AWS's knowledge center confirms `numRetries` ≥ the sum of the other
+//! three counts and that the backoff phase gets what they leave. Recalled
+//! from the guide's limits table but not re-confirmed here: `numRetries` ≤
+//! 100 and `maxReceivesPerSecond` ≥ 1. Known only second-hand (readers
+//! quoting the guide): an attempt answered 200–499 counts as delivered, and
+//! about 15 seconds without an answer counts as failed.
 //!
 //! Chosen by Cairn, the guide giving only a graph:
 //!
@@ -46,6 +50,32 @@ pub const MAX_DELAY_SECONDS: u32 = 3600;
 pub const DEFAULT_HEADER_CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 
 const CONTENT_TYPES: &[&str] = &["text/plain", "application/json", "application/xml"];
+
+/// How long SNS waits for an endpoint to answer before counting the attempt
+/// failed ("Step 1: Prepare your HTTP/S endpoint", as quoted by readers of
+/// the guide: about 15 seconds).
+pub const ATTEMPT_TIMEOUT_SECONDS: u64 = 15;
+
+/// What one delivery attempt's answer means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Done: SNS counts any status from 200 to 499 as delivered, so a 4xx
+    /// is not retried (the endpoint refused it; retrying would not help).
+    Delivered,
+    /// Failed: try again by the delivery policy, if it has retries left.
+    Retry,
+}
+
+/// Classifies an attempt: `status` is the HTTP status the endpoint
+/// answered, `None` when there was no answer (connection refused or reset,
+/// DNS failure, TLS failure, or no response within
+/// [`ATTEMPT_TIMEOUT_SECONDS`]).
+pub fn attempt_outcome(status: Option<u16>) -> AttemptOutcome {
+    match status {
+        Some(200..=499) => AttemptOutcome::Delivered,
+        _ => AttemptOutcome::Retry,
+    }
+}
 
 /// How the delays of the backoff phase grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -612,6 +642,25 @@ mod tests {
             "2026-12-02T13:40:20+00:00"
         );
         assert_eq!(r.next_attempt_at(t0, 4), None);
+    }
+
+    #[test]
+    fn test_attempt_outcomes() {
+        for delivered in [200, 204, 299, 301, 400, 403, 404, 429, 499] {
+            assert_eq!(
+                attempt_outcome(Some(delivered)),
+                AttemptOutcome::Delivered,
+                "{delivered}"
+            );
+        }
+        for retry in [100, 199, 500, 502, 503, 504, 599] {
+            assert_eq!(
+                attempt_outcome(Some(retry)),
+                AttemptOutcome::Retry,
+                "{retry}"
+            );
+        }
+        assert_eq!(attempt_outcome(None), AttemptOutcome::Retry);
     }
 
     #[test]

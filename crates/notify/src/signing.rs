@@ -225,6 +225,7 @@ impl SigningKey {
     /// Signs `string_to_sign` by `version`, as base64: a document's `Signature`.
     pub fn sign(&self, version: SignatureVersion, string_to_sign: &[u8]) -> Result<String, Error> {
         let (scheme, hashed) = version.scheme_and_hash(string_to_sign);
+        // rsa blinds the private operation with the OS's random source here.
         let signature = self
             .private
             .sign(scheme, &hashed)

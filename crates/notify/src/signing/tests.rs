@@ -370,6 +370,18 @@ print(" ".join(results))
         confirmation(SignatureVersion::V1),
         confirmation(SignatureVersion::V2),
     ];
+    let mut unsubscribe = SnsMessage::unsubscribe_confirmation(
+        "47138184-6831-46b8-8f7c-afc488602d7d",
+        TOPIC,
+        SUB,
+        "token",
+        &subscribe_url("https://cairn.example.com", TOPIC, "token"),
+        now(),
+        SignatureVersion::V2,
+        CERT_URL,
+    );
+    unsubscribe.sign(key()).unwrap();
+    docs.push(unsubscribe);
     let mut tampered = notification(SignatureVersion::V2, None);
     tampered.message = "changed".to_owned();
     docs.push(tampered);
@@ -391,6 +403,6 @@ print(" ".join(results))
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "ok ok ok ok bad"
+        "ok ok ok ok ok bad"
     );
 }

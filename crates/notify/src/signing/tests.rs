@@ -285,6 +285,8 @@ fn test_openssl_reads_certificate_and_verifies() {
         String::from_utf8_lossy(&text.stderr)
     );
     let text = String::from_utf8(text.stdout).unwrap();
+    // Shown with --nocapture, for a reader checking by eye.
+    eprintln!("{text}");
     assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
     assert!(text.contains("sha256WithRSAEncryption"), "{text}");
     assert!(text.contains("CA:FALSE"), "{text}");
@@ -346,6 +348,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 cert = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read())
 assert cert.public_key().key_size == 2048
+if hasattr(cert, "verify_directly_issued_by"):
+    cert.verify_directly_issued_by(cert)  # the self-signature holds
 results = []
 for path in sys.argv[2:]:
     doc = json.load(open(path))

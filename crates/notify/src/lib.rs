@@ -121,6 +121,9 @@ pub enum Error {
     /// The signing key or certificate could not be made, read, or used.
     #[error("{0}")]
     Key(String),
+    /// A document could not be read back.
+    #[error("{0}")]
+    Document(String),
     /// A received message failed verification.
     #[error("message verification failed: {0}")]
     Verify(String),

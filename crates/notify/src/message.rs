@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 
 use crate::Error;
 use crate::signing::{SignatureVersion, SigningKey};
@@ -151,7 +151,9 @@ impl SnsMessage {
             subject: subject.map(str::to_owned),
             message: message.to_owned(),
             subscribe_url: None,
-            timestamp,
+            // The document carries milliseconds; keep no more, so that the
+            // value equals what a reader gets back.
+            timestamp: timestamp.trunc_subsecs(3),
             signature_version,
             signature: String::new(),
             signing_cert_url: signing_cert_url.to_owned(),
@@ -239,7 +241,7 @@ impl SnsMessage {
             subject: None,
             message,
             subscribe_url: Some(subscribe_url.to_owned()),
-            timestamp,
+            timestamp: timestamp.trunc_subsecs(3),
             signature_version,
             signature: String::new(),
             signing_cert_url: signing_cert_url.to_owned(),
@@ -265,6 +267,67 @@ impl SnsMessage {
     /// per notification), fields in the same order.
     pub fn to_json_line(&self) -> String {
         self.write_json(false)
+    }
+
+    /// Reads a document back from its JSON (either layout), as an outbox
+    /// that stored [`to_json`](SnsMessage::to_json) or a receiver would.
+    /// It does not check the signature: see [`crate::verify_message`].
+    pub fn from_json(body: &str) -> Result<Self, Error> {
+        let bad = |m: String| Error::Document(format!("not an SNS document: {m}"));
+        let doc: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
+        let text = |name: &str| doc.get(name).and_then(serde_json::Value::as_str);
+        let required = |name: &str| {
+            text(name)
+                .map(str::to_owned)
+                .ok_or_else(|| bad(format!("no {name}")))
+        };
+        let optional = |name: &str| text(name).map(str::to_owned);
+        let message_type = text("Type")
+            .and_then(MessageType::parse)
+            .ok_or_else(|| bad("unknown or missing Type".to_owned()))?;
+        let timestamp = DateTime::parse_from_rfc3339(&required("Timestamp")?)
+            .map_err(|e| bad(format!("Timestamp: {e}")))?
+            .to_utc();
+        let signature_version = text("SignatureVersion")
+            .and_then(SignatureVersion::parse)
+            .ok_or_else(|| bad("unknown or missing SignatureVersion".to_owned()))?;
+        let mut message_attributes = BTreeMap::new();
+        if let Some(attrs) = doc.get("MessageAttributes") {
+            let attrs = attrs
+                .as_object()
+                .ok_or_else(|| bad("MessageAttributes is not an object".to_owned()))?;
+            for (name, attr) in attrs {
+                let field = |f: &str| attr.get(f).and_then(serde_json::Value::as_str);
+                match (field("Type"), field("Value")) {
+                    (Some(data_type), Some(value)) => {
+                        message_attributes.insert(
+                            name.clone(),
+                            MessageAttribute {
+                                data_type: data_type.to_owned(),
+                                value: value.to_owned(),
+                            },
+                        );
+                    }
+                    _ => return Err(bad(format!("message attribute {name} lacks Type or Value"))),
+                }
+            }
+        }
+        Ok(Self {
+            message_type,
+            message_id: required("MessageId")?,
+            token: optional("Token"),
+            topic_arn: required("TopicArn")?,
+            subject: optional("Subject"),
+            message: required("Message")?,
+            subscribe_url: optional("SubscribeURL"),
+            timestamp,
+            signature_version,
+            signature: required("Signature")?,
+            signing_cert_url: required("SigningCertURL")?,
+            unsubscribe_url: optional("UnsubscribeURL"),
+            message_attributes,
+        })
     }
 
     fn fields(&self) -> Vec<(&'static str, String)> {
@@ -501,6 +564,22 @@ mod tests {
     }
 
     #[test]
+    fn test_timestamps_keep_milliseconds() {
+        let fine = at() + chrono::Duration::nanoseconds(456_789);
+        let m = SnsMessage::subscription_confirmation(
+            "id",
+            TOPIC,
+            "t",
+            "u",
+            fine,
+            SignatureVersion::V1,
+            CERT,
+        );
+        assert_eq!(m.timestamp, at());
+        assert_eq!(SnsMessage::from_json(&m.to_json()).unwrap(), m);
+    }
+
+    #[test]
     fn test_timestamp_format() {
         assert_eq!(format_timestamp(&at()), "2026-12-02T13:40:00.123Z");
         let whole = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
@@ -643,6 +722,39 @@ mod tests {
              TopicArn\narn:aws:sns:us-east-1:123456789012:MyTopic\n\
              Type\nNotification\n"
         );
+    }
+
+    #[test]
+    fn test_from_json_reads_back_every_layout() {
+        let m = notification(Some("My First Message"));
+        assert_eq!(SnsMessage::from_json(&m.to_json()).unwrap(), m);
+        assert_eq!(SnsMessage::from_json(&m.to_json_line()).unwrap(), m);
+        let url = subscribe_url("https://cairn.example.com", TOPIC, "abc");
+        let c = SnsMessage::unsubscribe_confirmation(
+            "id",
+            TOPIC,
+            SUB,
+            "abc",
+            &url,
+            at(),
+            SignatureVersion::V2,
+            CERT,
+        );
+        assert_eq!(SnsMessage::from_json(&c.to_json()).unwrap(), c);
+        for bad in [
+            "",
+            "[]",
+            r#"{"Type":"Notification"}"#,
+            &m.to_json().replace("2026-12-02T13:40:00.123Z", "yesterday"),
+            &m.to_json()
+                .replace(r#""SignatureVersion" : "1""#, r#""SignatureVersion" : "3""#),
+            &m.to_json().replace(
+                r#"{"Type":"String","Value":"high"}"#,
+                r#"{"Type":"String"}"#,
+            ),
+        ] {
+            assert!(SnsMessage::from_json(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

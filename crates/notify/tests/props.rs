@@ -71,6 +71,7 @@ proptest! {
         prop_assert_eq!(parsed["Message"].as_str().unwrap(), message.as_str());
         prop_assert_eq!(parsed.get("Subject").and_then(|s| s.as_str()), subject.as_deref());
         prop_assert!(verify_message(&body, key().certificate_pem()).is_ok());
+        prop_assert_eq!(&SnsMessage::from_json(&body).unwrap(), &m);
         prop_assert!(verify_message(&m.to_json_line(), key().certificate_pem()).is_ok());
 
         let mut changed = m.clone();

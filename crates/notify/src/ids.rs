@@ -142,8 +142,9 @@ pub enum Protocol {
     /// JSON documents POSTed over HTTPS.
     Https,
     /// Cairn's extension: each notification document appended to a local
-    /// file as one JSON line. Confirmed at once (the operator who can name a
-    /// path on the server needs no token).
+    /// file as one JSON line. Confirmed at once, there being no one at the
+    /// other end to visit a `SubscribeURL`; [`file_endpoint_path`] limits
+    /// where such files may be.
     File,
 }
 

@@ -115,7 +115,9 @@ impl BackoffFunction {
 
     /// The delay of backoff retry `j` of `b` (1 ≤ j ≤ b) from `min` to `max`.
     fn delay(self, j: u32, b: u32, min: u32, max: u32) -> u32 {
-        if b <= 1 || min == max {
+        // `min > max` only in a policy built by hand without `validate`;
+        // answer rather than let `clamp` panic.
+        if b <= 1 || min >= max {
             return min;
         }
         let (jf, bf, lo, hi) = (
@@ -692,6 +694,29 @@ mod tests {
             let s = with(f);
             assert!(s.windows(2).all(|w| w[0] <= w[1]), "{f}: {s:?}");
         }
+    }
+
+    #[test]
+    fn test_unvalidated_policies_do_not_panic() {
+        let odd = HealthyRetryPolicy {
+            min_delay_target: 50,
+            max_delay_target: 10,
+            num_retries: 4,
+            num_no_delay_retries: 3,
+            num_min_delay_retries: 3,
+            backoff_function: BackoffFunction::Geometric,
+            ..HealthyRetryPolicy::default()
+        };
+        assert!(odd.validate("p").is_err());
+        assert_eq!(odd.schedule(), vec![0, 0, 0, 50]);
+        let zero = HealthyRetryPolicy {
+            min_delay_target: 0,
+            max_delay_target: 10,
+            num_retries: 3,
+            backoff_function: BackoffFunction::Geometric,
+            ..HealthyRetryPolicy::default()
+        };
+        assert_eq!(zero.schedule().len(), 3);
     }
 
     #[test]

@@ -61,7 +61,10 @@ fn series(values: &[Option<f64>]) -> Points {
         .filter_map(|(i, v)| {
             v.map(|v| {
                 let back = i32::try_from(n - 1 - i).unwrap();
-                (newest - Duration::seconds(300) * back, MetricAggregate::of_value(v))
+                (
+                    newest - Duration::seconds(300) * back,
+                    MetricAggregate::of_value(v),
+                )
             })
         })
         .collect()
@@ -109,7 +112,10 @@ fn insufficient_to_alarm_to_ok_golden() {
         change.new.reason_data.as_deref().unwrap(),
         r#"{"version":"1.0","queryDate":"2026-02-12T13:41:07.000+0000","startDate":"2026-02-12T13:40:00.000+0000","statistic":"Sum","period":300,"recentDatapoints":[5.0],"threshold":5.0,"evaluatedDatapoints":[{"timestamp":"2026-02-12T13:40:00.000+0000","sampleCount":5.0,"value":5.0}]}"#
     );
-    assert_eq!(change.summary(), "Alarm updated from INSUFFICIENT_DATA to ALARM");
+    assert_eq!(
+        change.summary(),
+        "Alarm updated from INSUFFICIENT_DATA to ALARM"
+    );
 
     // Still breaching: no change.
     assert_eq!(evaluate(&def, &change.new, &points, now()), None);
@@ -199,7 +205,11 @@ fn m_of_n_table() {
         ([x, o, o], StateValue::Ok),
         ([o, o, o], StateValue::Ok),
     ] {
-        for from in [StateValue::Ok, StateValue::Alarm, StateValue::InsufficientData] {
+        for from in [
+            StateValue::Ok,
+            StateValue::Alarm,
+            StateValue::InsufficientData,
+        ] {
             assert_eq!(
                 outcome(&def, from, &series(&pattern)),
                 want,
@@ -243,7 +253,10 @@ fn treat_missing_data_table() {
     }
     // `ignore` keeps ALARM too when nothing arrives.
     let def = alarm(json!({"TreatMissingData": "ignore"}));
-    assert_eq!(evaluate(&def, &state(StateValue::Alarm), &Points::new(), now()), None);
+    assert_eq!(
+        evaluate(&def, &state(StateValue::Alarm), &Points::new(), now()),
+        None
+    );
 }
 
 #[test]
@@ -283,18 +296,29 @@ fn missing_data_reasons_golden() {
     let def = alarm(json!({}));
     let change = evaluate(&def, &state(StateValue::Ok), &Points::new(), now()).unwrap();
     assert_eq!(change.new.value, StateValue::InsufficientData);
-    assert_eq!(change.new.reason, "Insufficient Data: 1 datapoint was unknown.");
+    assert_eq!(
+        change.new.reason,
+        "Insufficient Data: 1 datapoint was unknown."
+    );
 
     let def = alarm(json!({"EvaluationPeriods": 3, "Unit": "Count"}));
     let change = evaluate(&def, &state(StateValue::Alarm), &Points::new(), now()).unwrap();
-    assert_eq!(change.new.reason, "Insufficient Data: 3 datapoints were unknown.");
+    assert_eq!(
+        change.new.reason,
+        "Insufficient Data: 3 datapoints were unknown."
+    );
     assert_eq!(
         change.new.reason_data.as_deref().unwrap(),
         r#"{"version":"1.0","queryDate":"2026-02-12T13:41:07.000+0000","unit":"Count","statistic":"Sum","period":300,"recentDatapoints":[],"threshold":5.0,"evaluatedDatapoints":[{"timestamp":"2026-02-12T13:40:00.000+0000"},{"timestamp":"2026-02-12T13:35:00.000+0000"},{"timestamp":"2026-02-12T13:30:00.000+0000"}]}"#
     );
     // Already INSUFFICIENT_DATA: nothing to report.
     assert_eq!(
-        evaluate(&def, &state(StateValue::InsufficientData), &Points::new(), now()),
+        evaluate(
+            &def,
+            &state(StateValue::InsufficientData),
+            &Points::new(),
+            now()
+        ),
         None
     );
 }
@@ -303,14 +327,34 @@ fn missing_data_reasons_golden() {
 fn operators() {
     use ComparisonOperator::*;
     for (op, value, breaches, phrase) in [
-        (GreaterThanOrEqualToThreshold, 5.0, true, "was greater than or equal to"),
-        (GreaterThanOrEqualToThreshold, 4.9, false, "was not greater than or equal to"),
+        (
+            GreaterThanOrEqualToThreshold,
+            5.0,
+            true,
+            "was greater than or equal to",
+        ),
+        (
+            GreaterThanOrEqualToThreshold,
+            4.9,
+            false,
+            "was not greater than or equal to",
+        ),
         (GreaterThanThreshold, 5.0, false, "was not greater than"),
         (GreaterThanThreshold, 5.1, true, "was greater than"),
         (LessThanThreshold, 5.0, false, "was not less than"),
         (LessThanThreshold, 4.9, true, "was less than"),
-        (LessThanOrEqualToThreshold, 5.0, true, "was less than or equal to"),
-        (LessThanOrEqualToThreshold, 5.1, false, "was not less than or equal to"),
+        (
+            LessThanOrEqualToThreshold,
+            5.0,
+            true,
+            "was less than or equal to",
+        ),
+        (
+            LessThanOrEqualToThreshold,
+            5.1,
+            false,
+            "was not less than or equal to",
+        ),
     ] {
         assert_eq!(op.breaches(value, 5.0), breaches, "{op} {value}");
         let def = alarm(json!({"ComparisonOperator": op.as_str()}));
@@ -321,7 +365,11 @@ fn operators() {
             now(),
         )
         .unwrap();
-        let want = if breaches { StateValue::Alarm } else { StateValue::Ok };
+        let want = if breaches {
+            StateValue::Alarm
+        } else {
+            StateValue::Ok
+        };
         assert_eq!(change.new.value, want, "{op} {value}");
         assert_eq!(
             change.new.reason,
@@ -350,7 +398,11 @@ fn each_statistic_is_what_is_compared() {
         let change = evaluate(&def, &state(StateValue::Ok), &points, now()).unwrap();
         assert_eq!(change.new.value, StateValue::Alarm, "{stat}");
         let above = alarm(json!({"Statistic": stat, "Threshold": value + 0.001}));
-        assert_eq!(evaluate(&above, &state(StateValue::Ok), &points, now()), None, "{stat}");
+        assert_eq!(
+            evaluate(&above, &state(StateValue::Ok), &points, now()),
+            None,
+            "{stat}"
+        );
     }
 }
 
@@ -369,8 +421,17 @@ fn percentile_alarms_and_low_sample_counts() {
     let mut points = Points::new();
     points.insert(at(13, 40), few);
     // `ignore` needs 10 / (1 - 0.99) = 1000 samples.
-    assert_eq!(evaluate(&p99(Some("ignore")), &state(StateValue::Ok), &points, now()), None);
-    let change = evaluate(&p99(Some("evaluate")), &state(StateValue::Ok), &points, now()).unwrap();
+    assert_eq!(
+        evaluate(&p99(Some("ignore")), &state(StateValue::Ok), &points, now()),
+        None
+    );
+    let change = evaluate(
+        &p99(Some("evaluate")),
+        &state(StateValue::Ok),
+        &points,
+        now(),
+    )
+    .unwrap();
     assert_eq!(change.new.value, StateValue::Alarm);
     let change = evaluate(&p99(None), &state(StateValue::Ok), &points, now()).unwrap();
     assert_eq!(change.new.value, StateValue::Alarm);

@@ -16,6 +16,12 @@ use crate::stats::{MetricAggregate, period_start};
 /// The reason of a newly created alarm.
 pub const INITIAL_REASON: &str = "Unchecked: Initial alarm creation";
 
+/// The longest `StateReason` (API model).
+pub const MAX_STATE_REASON: usize = 1023;
+
+/// The longest `StateReasonData` (API model).
+pub const MAX_STATE_REASON_DATA: usize = 4000;
+
 /// How many times `EvaluationPeriods` Cairn looks back for datapoints when
 /// `TreatMissingData` is `missing` or `ignore`: CloudWatch documents that it
 /// looks further back than the evaluation periods (its "evaluation range")
@@ -289,14 +295,14 @@ pub fn evaluate(
                 op.phrase(),
                 java_double(threshold)
             );
-            match definition.datapoints_to_alarm {
+            let text = |listed: &[String]| match definition.datapoints_to_alarm {
                 // An explicit M gets CloudWatch's M-of-N wording.
                 Some(_) => {
                     let minimum = if to_alarm { m } else { n - m + 1 };
                     format!(
                         "Threshold Crossed: {k} out of the last {} datapoints [{}] {verb} (minimum {minimum} {} for {} -> {} transition).",
                         evaluated.len(),
-                        list.join(", "),
+                        listed.join(", "),
                         plural(minimum as usize, "datapoint", "datapoints"),
                         current.value,
                         new_value,
@@ -305,9 +311,23 @@ pub fn evaluate(
                 None => format!(
                     "Threshold Crossed: {k} {} [{}] {verb}.",
                     plural(k, "datapoint", "datapoints"),
-                    list.join(", "),
+                    listed.join(", "),
                 ),
+            };
+            // `StateReason` holds at most 1023 characters: list the most
+            // recent datapoints that fit (the count stays the true count).
+            // (All of it is ASCII: bytes are characters.)
+            let mut room = MAX_STATE_REASON.saturating_sub(text(&[]).len());
+            let mut shown = 0;
+            for entry in &list {
+                let needs = entry.len() + if shown == 0 { 0 } else { 2 };
+                if shown > 0 && needs > room {
+                    break;
+                }
+                room = room.saturating_sub(needs);
+                shown += 1;
             }
+            text(&list[..shown])
         };
         (new_value, reason)
     };
@@ -346,7 +366,7 @@ pub fn evaluate(
             })
             .collect(),
     };
-    let reason_data = serde_json::to_string(&data).ok();
+    let reason_data = Some(fit_reason_data(data));
     Some(StateChange {
         old: current.clone(),
         new: AlarmState {
@@ -356,6 +376,44 @@ pub fn evaluate(
             timestamp: now,
         },
     })
+}
+
+/// `StateReasonData` holds at most 4000 characters: keep the most recent
+/// evaluated datapoints that fit, then (if one alone is too many) the most
+/// recent values that fit. Binary searches: evaluation stays cheap for the
+/// longest windows.
+fn fit_reason_data(mut data: ReasonData) -> String {
+    let size = |d: &ReasonData| serde_json::to_string(d).map_or(usize::MAX, |s| s.len());
+    if size(&data) <= MAX_STATE_REASON_DATA {
+        return serde_json::to_string(&data).unwrap_or_default();
+    }
+    let all_evaluated = std::mem::take(&mut data.evaluated_datapoints);
+    let all_recent = std::mem::take(&mut data.recent_datapoints);
+    // The largest count in [1, len] that fits, or 1.
+    let largest = |len: usize, fits: &mut dyn FnMut(usize) -> bool| {
+        let (mut lo, mut hi) = (1, len.max(1));
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid) { lo = mid } else { hi = mid - 1 }
+        }
+        lo
+    };
+    data.recent_datapoints = all_recent.clone();
+    let keep = largest(all_evaluated.len(), &mut |k| {
+        data.evaluated_datapoints = all_evaluated[..k].to_vec();
+        size(&data) <= MAX_STATE_REASON_DATA
+    });
+    data.evaluated_datapoints = all_evaluated[..keep.min(all_evaluated.len())].to_vec();
+    if size(&data) > MAX_STATE_REASON_DATA {
+        // Values are oldest first: keep the newest (the tail).
+        let n = all_recent.len();
+        let keep = largest(n, &mut |k| {
+            data.recent_datapoints = all_recent[n - k..].to_vec();
+            size(&data) <= MAX_STATE_REASON_DATA
+        });
+        data.recent_datapoints = all_recent[n - keep.min(n)..].to_vec();
+    }
+    serde_json::to_string(&data).unwrap_or_default()
 }
 
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
@@ -383,7 +441,7 @@ struct ReasonData {
     evaluated_datapoints: Vec<EvaluatedDatapoint>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct EvaluatedDatapoint {
     timestamp: String,
@@ -407,7 +465,7 @@ pub fn set_alarm_state(
     reason_data: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<StateChange>, ValidationError> {
-    if reason.chars().count() > 1023 {
+    if reason.chars().count() > MAX_STATE_REASON {
         return Err(ValidationError::constraint(
             "stateReason",
             reason,
@@ -415,7 +473,7 @@ pub fn set_alarm_state(
         ));
     }
     if let Some(data) = reason_data {
-        if data.chars().count() > 4000 {
+        if data.chars().count() > MAX_STATE_REASON_DATA {
             return Err(ValidationError::constraint(
                 "stateReasonData",
                 data,

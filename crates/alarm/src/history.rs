@@ -8,6 +8,9 @@ use crate::definition::{AlarmDefinition, AlarmStatistic, Dimension};
 use crate::evaluate::{AlarmState, StateChange};
 use crate::format::cw_timestamp;
 
+/// The longest `HistoryData` (API model).
+pub const MAX_HISTORY_DATA: usize = 4095;
+
 /// `HistoryItemType` (the metric-alarm ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HistoryItemType {
@@ -92,18 +95,29 @@ fn to_json<T: Serialize>(value: &T) -> String {
 /// with each state's `stateValue`, `stateReason` and (as an object)
 /// `stateReasonData`.
 pub fn state_update_item(alarm_name: &str, change: &StateChange) -> AlarmHistoryItem {
-    let data = StateUpdateData {
+    let mut data = StateUpdateData {
         version: "1.0",
         old_state: StateData::of(&change.old),
         new_state: StateData::of(&change.new),
     };
+    let mut history_data = to_json(&data);
+    // `HistoryData` holds at most 4095 characters: the old state's reason
+    // data goes first, then the new state's.
+    if history_data.len() > MAX_HISTORY_DATA {
+        data.old_state.state_reason_data = None;
+        history_data = to_json(&data);
+    }
+    if history_data.len() > MAX_HISTORY_DATA {
+        data.new_state.state_reason_data = None;
+        history_data = to_json(&data);
+    }
     AlarmHistoryItem {
         alarm_name: alarm_name.to_owned(),
         alarm_type: "MetricAlarm".to_owned(),
         timestamp: change.new.timestamp,
         history_item_type: HistoryItemType::StateUpdate,
         history_summary: change.summary(),
-        history_data: to_json(&data),
+        history_data,
     }
 }
 

@@ -77,6 +77,11 @@
 //! - When the datapoints agreeing with the new state are partly missing
 //!   periods (`breaching`/`notBreaching`), the reason counts and lists the
 //!   real datapoints only.
+//! - Long windows are cut to the API's limits: `StateReason` (1023
+//!   characters) lists the most recent datapoints that fit while keeping
+//!   the true count; `StateReasonData` (4000) keeps the most recent
+//!   evaluated datapoints, then recent values, that fit; a state update's
+//!   `HistoryData` (4095) drops the old, then the new, `stateReasonData`.
 //! - Error messages where AWS's wording was not found (see
 //!   [`validate_put_metric_alarm`]); codes are AWS's.
 //! - Configuration-update and action history data follow CloudWatch's
@@ -99,11 +104,12 @@ pub use definition::{
 };
 pub use error::{ErrorCode, ValidationError};
 pub use evaluate::{
-    AlarmState, INITIAL_REASON, LOOKBACK_FACTOR, StateChange, StateValue, evaluate, set_alarm_state,
+    AlarmState, INITIAL_REASON, LOOKBACK_FACTOR, MAX_STATE_REASON, MAX_STATE_REASON_DATA,
+    StateChange, StateValue, evaluate, set_alarm_state,
 };
 pub use format::{cw_timestamp, java_double, reason_timestamp};
 pub use history::{
-    ActionOutcome, AlarmContext, AlarmHistoryItem, HistoryItemType, action_item,
+    ActionOutcome, AlarmContext, AlarmHistoryItem, HistoryItemType, MAX_HISTORY_DATA, action_item,
     configuration_update_item, state_update_item,
 };
 pub use notify::{AlarmNotification, REGION_NAMES, Trigger, TriggerDimension, region_name};

@@ -511,3 +511,42 @@ fn state_values_on_the_wire() {
     }
     assert_eq!(StateValue::parse("ok"), None);
 }
+
+#[test]
+fn long_windows_stay_within_the_api_limits() {
+    let def = alarm(json!({"Period": 60, "EvaluationPeriods": 1440, "DatapointsToAlarm": 1000}));
+    let newest = period_start(now(), 60);
+    let points: Points = (0..1440)
+        .map(|i| {
+            (
+                newest - Duration::seconds(60) * i,
+                MetricAggregate::of_value(123_456.789),
+            )
+        })
+        .collect();
+    let change = evaluate(&def, &state(StateValue::Ok), &points, now()).unwrap();
+    assert_eq!(change.new.value, StateValue::Alarm);
+    assert!(change.new.reason.chars().count() <= MAX_STATE_REASON);
+    // The true count stays; the list shows the most recent that fit.
+    assert!(
+        change
+            .new
+            .reason
+            .starts_with("Threshold Crossed: 1440 out of the last 1440 datapoints [123456.789 (12/02/26 13:41:00), 123456.789 (12/02/26 13:40:00),"),
+        "{}",
+        change.new.reason
+    );
+    assert!(change.new.reason.ends_with(
+        "] were greater than or equal to the threshold (5.0) (minimum 1000 datapoints for OK -> ALARM transition)."
+    ));
+    let data = change.new.reason_data.as_deref().unwrap();
+    assert!(data.len() <= MAX_STATE_REASON_DATA, "{}", data.len());
+    let parsed: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(
+        parsed["evaluatedDatapoints"][0]["timestamp"],
+        "2026-02-12T13:41:00.000+0000"
+    );
+    let item = state_update_item(&def.alarm_name, &change);
+    assert!(item.history_data.len() <= MAX_HISTORY_DATA);
+    serde_json::from_str::<Value>(&item.history_data).unwrap();
+}

@@ -1,6 +1,7 @@
 //! The CloudWatch metrics-and-alarms engine: per-period statistics, the
-//! validation of `PutMetricAlarm`, alarm evaluation with CloudWatch's
-//! semantics, history items and the SNS notification of a state change.
+//! validation of `PutMetricData`, `GetMetricStatistics` and
+//! `PutMetricAlarm`, alarm evaluation with CloudWatch's semantics, history
+//! items and the SNS notification of a state change.
 //!
 //! The crate does no I/O and reads no clock: time is always passed in.
 //! Storage and the HTTP service call it.
@@ -93,6 +94,7 @@ mod error;
 mod evaluate;
 mod format;
 mod history;
+mod metric_data;
 mod notify;
 mod stats;
 
@@ -111,6 +113,11 @@ pub use format::{cw_timestamp, java_double, reason_timestamp};
 pub use history::{
     ActionOutcome, AlarmContext, AlarmHistoryItem, HistoryItemType, MAX_HISTORY_DATA, action_item,
     configuration_update_item, state_update_item,
+};
+pub use metric_data::{
+    GetMetricStatisticsInput, MAX_DATAPOINTS, MAX_METRIC_DATA, MAX_VALUES, MetricDatum,
+    MetricDatumInput, StatisticsQuery, validate_get_metric_statistics, validate_metric_datum,
+    validate_put_metric_data,
 };
 pub use notify::{AlarmNotification, REGION_NAMES, Trigger, TriggerDimension, region_name};
 pub use stats::{

@@ -494,9 +494,13 @@ impl MetricAggregate {
     }
 
     /// An extended statistic; `None` for an empty aggregate, one without a
-    /// distribution, or a trimmed range holding no value.
+    /// distribution, one holding a negative value (as on AWS), or a trimmed
+    /// mean over a range holding no value.
     pub fn extended(&self, statistic: &ExtendedStatistic) -> Option<f64> {
-        if self.is_empty() || !self.has_distribution || self.values.is_empty() {
+        // AWS: "Percentile statistics are not available for metrics when
+        // any of the metric values are negative numbers."
+        if self.is_empty() || !self.has_distribution || self.values.is_empty() || self.minimum < 0.0
+        {
             return None;
         }
         match statistic.kind {

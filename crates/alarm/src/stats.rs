@@ -294,6 +294,42 @@ const SHORTHANDS: [(&str, RangeMaker); 4] = [
     ("ts", ExtendedKind::TrimmedSum),
 ];
 
+/// Doubles persisted as their shortest round-trip text: serde_json's
+/// default number parser may be off by one unit in the last place, and a
+/// stored aggregate must read back exactly.
+mod exact {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
+}
+
+/// `(value, count)` pairs as `["value", "count"]`, exactly (see [`exact`]).
+mod exact_pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Pair(
+        #[serde(with = "super::exact")] f64,
+        #[serde(with = "super::exact")] f64,
+    );
+
+    pub fn serialize<S: Serializer>(v: &[(f64, f64)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|&(a, b)| Pair(a, b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(f64, f64)>, D::Error> {
+        let pairs = Vec::<Pair>::deserialize(d)?;
+        Ok(pairs.into_iter().map(|Pair(a, b)| (a, b)).collect())
+    }
+}
+
 /// The samples of one metric in one period.
 ///
 /// It absorbs single values ([`add_value`](Self::add_value)), value/count
@@ -308,6 +344,9 @@ const SHORTHANDS: [(&str, RangeMaker); 4] = [
 /// [`MAX_EXACT_VALUES`] distinct values. Past that the values are folded
 /// into logarithmic buckets 1 % wide (each represented by its geometric
 /// centre, so a percentile is off by at most about 0.5 % of its value) and
+///
+/// Serialized (for storage), its doubles are written as text in their
+/// shortest round-trip form, so any serde format reads them back exactly.
 /// stay folded; a folded aggregate holds at most a few thousand buckets
 /// whatever the range of its values. `SampleCount`, `Sum`, `Minimum` and
 /// `Maximum` are always exact.
@@ -321,11 +360,16 @@ const SHORTHANDS: [(&str, RangeMaker); 4] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricAggregate {
+    #[serde(with = "exact")]
     sample_count: f64,
+    #[serde(with = "exact")]
     sum: f64,
+    #[serde(with = "exact")]
     minimum: f64,
+    #[serde(with = "exact")]
     maximum: f64,
     /// `(value, count)`, sorted by value, values distinct.
+    #[serde(with = "exact_pairs")]
     values: Vec<(f64, f64)>,
     /// False once the values were folded into buckets.
     exact: bool,
@@ -338,8 +382,10 @@ impl Default for MetricAggregate {
         MetricAggregate {
             sample_count: 0.0,
             sum: 0.0,
-            minimum: f64::INFINITY,
-            maximum: f64::NEG_INFINITY,
+            // Meaningless while empty; kept finite so that JSON (which has
+            // no infinity) round-trips an empty aggregate.
+            minimum: 0.0,
+            maximum: 0.0,
             values: Vec::new(),
             exact: true,
             has_distribution: true,
@@ -389,28 +435,37 @@ impl MetricAggregate {
         if set.sample_count == 1.0 || set.minimum == set.maximum {
             // The set pins down its values: `count` copies of `minimum`
             // (the sum is taken as given, not recomputed).
+            self.widen(set.minimum, set.maximum);
             self.sample_count += set.sample_count;
             self.sum += set.sum;
-            self.minimum = self.minimum.min(set.minimum);
-            self.maximum = self.maximum.max(set.maximum);
             self.insert(set.minimum, set.sample_count);
             return;
         }
+        self.widen(set.minimum, set.maximum);
         self.sample_count += set.sample_count;
         self.sum += set.sum;
-        self.minimum = self.minimum.min(set.minimum);
-        self.maximum = self.maximum.max(set.maximum);
         self.has_distribution = false;
+    }
+
+    /// Extends `[minimum, maximum]` to `[low, high]`; call before counting
+    /// the new samples (an empty aggregate takes the bounds as they are).
+    fn widen(&mut self, low: f64, high: f64) {
+        if self.is_empty() {
+            self.minimum = low;
+            self.maximum = high;
+        } else {
+            self.minimum = self.minimum.min(low);
+            self.maximum = self.maximum.max(high);
+        }
     }
 
     fn add_weighted(&mut self, value: f64, count: f64) {
         if !value.is_finite() || !positive(count) {
             return;
         }
+        self.widen(value, value);
         self.sample_count += count;
         self.sum += value * count;
-        self.minimum = self.minimum.min(value);
-        self.maximum = self.maximum.max(value);
         self.insert(value, count);
     }
 
@@ -441,10 +496,9 @@ impl MetricAggregate {
         if other.sample_count == 0.0 {
             return;
         }
+        self.widen(other.minimum, other.maximum);
         self.sample_count += other.sample_count;
         self.sum += other.sum;
-        self.minimum = self.minimum.min(other.minimum);
-        self.maximum = self.maximum.max(other.maximum);
         self.has_distribution &= other.has_distribution;
         if !other.exact && self.exact {
             self.fold();

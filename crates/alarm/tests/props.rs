@@ -105,3 +105,16 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn aggregates_round_trip_through_json_exactly(
+        xs in prop::collection::vec(any::<f64>(), 0..40),
+        counts in prop::collection::vec(0.5f64..1e6, 0..40),
+    ) {
+        let mut a = MetricAggregate::new();
+        a.add_values(&xs, &counts);
+        let json = serde_json::to_string(&a).unwrap();
+        prop_assert_eq!(serde_json::from_str::<MetricAggregate>(&json).unwrap(), a);
+    }
+}

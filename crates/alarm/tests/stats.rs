@@ -211,6 +211,25 @@ fn aggregate_serde_round_trip_and_datapoint() {
     let json = serde_json::to_string(&a).unwrap();
     let back: MetricAggregate = serde_json::from_str(&json).unwrap();
     assert_eq!(back, a);
+    // Empty, folded and distribution-less aggregates round-trip too.
+    let mut folded = one_to(20_000);
+    folded.add_statistic_set(&StatisticSet {
+        sample_count: 2.0,
+        sum: 3.0,
+        minimum: 1.0,
+        maximum: 2.0,
+    });
+    for a in [MetricAggregate::new(), folded] {
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<MetricAggregate>(&json).unwrap(), a);
+    }
+    // An empty aggregate merged or added to takes the new bounds.
+    let mut e = MetricAggregate::new();
+    e.merge(&of([-3.0, 4.0]));
+    assert_eq!(e.statistic(Statistic::Minimum), Some(-3.0));
+    let mut e = MetricAggregate::new();
+    e.add_value(7.0);
+    assert_eq!(e.statistic(Statistic::Minimum), Some(7.0));
 
     let t = Utc.with_ymd_and_hms(2026, 2, 12, 13, 40, 0).unwrap();
     let d = a.datapoint(

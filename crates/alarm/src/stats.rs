@@ -344,12 +344,12 @@ mod exact_pairs {
 /// [`MAX_EXACT_VALUES`] distinct values. Past that the values are folded
 /// into logarithmic buckets 1 % wide (each represented by its geometric
 /// centre, so a percentile is off by at most about 0.5 % of its value) and
-///
-/// Serialized (for storage), its doubles are written as text in their
-/// shortest round-trip form, so any serde format reads them back exactly.
 /// stay folded; a folded aggregate holds at most a few thousand buckets
 /// whatever the range of its values. `SampleCount`, `Sum`, `Minimum` and
 /// `Maximum` are always exact.
+///
+/// Serialized (for storage), its doubles are written as text in their
+/// shortest round-trip form, so any serde format reads them back exactly.
 ///
 /// # Statistic sets
 ///

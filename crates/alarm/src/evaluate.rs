@@ -138,10 +138,13 @@ struct Period {
 ///
 /// # Semantics
 ///
-/// - The periods evaluated end with the one holding `now`. CloudWatch
-///   evaluates only periods that have closed (and waits a little more);
-///   Cairn evaluates the current, still-open period too, so an alarm fires
-///   within one evaluation of its breaching datapoint. The price: a
+/// - The periods evaluated end with the one holding `now` once it holds
+///   data, else with the last closed one. CloudWatch evaluates only
+///   periods that have closed (and waits a little more); Cairn evaluates
+///   the current, still-open period too, so an alarm fires within one
+///   evaluation of its breaching datapoint. An open period without data is
+///   not counted as missing (it may still receive some), so `breaching`
+///   alarms do not flap at every period start. The price: a
 ///   statistic like `Sum` can cross a `LessThan` threshold later in the
 ///   period than at its start, so a `<` alarm on a sum may go to `ALARM`
 ///   early in a period and back to `OK` as data arrives.
@@ -178,7 +181,11 @@ pub fn evaluate(
         TreatMissingData::Missing | TreatMissingData::Ignore => n * LOOKBACK_FACTOR,
         TreatMissingData::Breaching | TreatMissingData::NotBreaching => n,
     };
-    let oldest = newest - step * (lookback as i32 - 1);
+    // One period more than the window: the open period counts once it
+    // holds data; until then the window ends with the last closed period
+    // (an open period without data yet is not "missing").
+    let span = lookback + 1;
+    let oldest = newest - step * (span as i32 - 1);
 
     let mut rolled: BTreeMap<DateTime<Utc>, MetricAggregate> = BTreeMap::new();
     for (t, a) in datapoints.range(oldest..newest + step) {
@@ -187,7 +194,7 @@ pub fn evaluate(
             .or_default()
             .merge(a);
     }
-    let periods: Vec<Period> = (0..lookback)
+    let all: Vec<Period> = (0..span)
         .map(|i| {
             let start = newest - step * i as i32;
             let aggregate = rolled.get(&start);
@@ -199,6 +206,8 @@ pub fn evaluate(
             }
         })
         .collect();
+    let skip = usize::from(all[0].value.is_none());
+    let periods = &all[skip..skip + lookback as usize];
 
     // The datapoints the decision rests on, most recent first.
     let evaluated: Vec<Period> = match mode {
@@ -208,7 +217,7 @@ pub fn evaluate(
             .take(n as usize)
             .copied()
             .collect(),
-        TreatMissingData::Breaching | TreatMissingData::NotBreaching => periods.clone(),
+        TreatMissingData::Breaching | TreatMissingData::NotBreaching => periods.to_vec(),
     };
 
     if let AlarmStatistic::ExtendedStatistic(e) = &definition.statistic

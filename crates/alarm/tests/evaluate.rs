@@ -133,6 +133,28 @@ fn insufficient_to_alarm_to_ok_golden() {
 }
 
 #[test]
+fn an_empty_open_period_is_not_missing() {
+    // notBreaching, N = 1: the closed period breached, the open one has no
+    // data yet. Counting it as missing would flip to OK at every period
+    // start; it is skipped, so the closed period decides.
+    let def = alarm(json!({"TreatMissingData": "notBreaching"}));
+    let mut points = Points::new();
+    points.insert(at(13, 35), MetricAggregate::of_value(9.0));
+    assert_eq!(
+        evaluate(&def, &state(StateValue::Alarm), &points, now()),
+        None
+    );
+    // With `breaching`, a good closed period is not overridden either.
+    let def = alarm(json!({"TreatMissingData": "breaching"}));
+    points.insert(at(13, 35), MetricAggregate::of_value(0.0));
+    assert_eq!(evaluate(&def, &state(StateValue::Ok), &points, now()), None);
+    // Once the open period holds data, it is evaluated.
+    points.insert(at(13, 40), MetricAggregate::of_value(7.0));
+    let change = evaluate(&def, &state(StateValue::Ok), &points, now()).unwrap();
+    assert_eq!(change.new.value, StateValue::Alarm);
+}
+
+#[test]
 fn the_open_period_counts() {
     // The datapoint arrived a second ago, in the period still open.
     let def = alarm(json!({"Period": 60}));
@@ -265,8 +287,12 @@ fn missing_looks_back_twice_the_evaluation_periods() {
     // Breaching datapoint 3 periods back (within 2 × 2): found.
     let points = series(&[Some(9.0), None, None, None]);
     assert_eq!(outcome(&def, StateValue::Ok, &points), StateValue::Alarm);
-    // 4 periods back: out of range, so no data at all.
+    // The open period (now) has no data, so the window ends with the last
+    // closed period and the lookback reaches 4 periods back; 5 is out of
+    // range, so no data at all.
     let points = series(&[Some(9.0), None, None, None, None]);
+    assert_eq!(outcome(&def, StateValue::Ok, &points), StateValue::Alarm);
+    let points = series(&[Some(9.0), None, None, None, None, None]);
     assert_eq!(
         outcome(&def, StateValue::Ok, &points),
         StateValue::InsufficientData
@@ -283,7 +309,7 @@ fn missing_data_reasons_golden() {
     );
     assert_eq!(
         change.new.reason_data.as_deref().unwrap(),
-        r#"{"version":"1.0","queryDate":"2026-02-12T13:41:07.000+0000","statistic":"Sum","period":300,"recentDatapoints":[],"threshold":5.0,"evaluatedDatapoints":[{"timestamp":"2026-02-12T13:40:00.000+0000"}]}"#
+        r#"{"version":"1.0","queryDate":"2026-02-12T13:41:07.000+0000","statistic":"Sum","period":300,"recentDatapoints":[],"threshold":5.0,"evaluatedDatapoints":[{"timestamp":"2026-02-12T13:35:00.000+0000"}]}"#
     );
 
     let def = alarm(json!({"TreatMissingData": "notBreaching", "EvaluationPeriods": 2}));
@@ -309,7 +335,7 @@ fn missing_data_reasons_golden() {
     );
     assert_eq!(
         change.new.reason_data.as_deref().unwrap(),
-        r#"{"version":"1.0","queryDate":"2026-02-12T13:41:07.000+0000","unit":"Count","statistic":"Sum","period":300,"recentDatapoints":[],"threshold":5.0,"evaluatedDatapoints":[{"timestamp":"2026-02-12T13:40:00.000+0000"},{"timestamp":"2026-02-12T13:35:00.000+0000"},{"timestamp":"2026-02-12T13:30:00.000+0000"}]}"#
+        r#"{"version":"1.0","queryDate":"2026-02-12T13:41:07.000+0000","unit":"Count","statistic":"Sum","period":300,"recentDatapoints":[],"threshold":5.0,"evaluatedDatapoints":[{"timestamp":"2026-02-12T13:35:00.000+0000"},{"timestamp":"2026-02-12T13:30:00.000+0000"},{"timestamp":"2026-02-12T13:25:00.000+0000"}]}"#
     );
     // Already INSUFFICIENT_DATA: nothing to report.
     assert_eq!(

@@ -58,20 +58,34 @@
 //! - History: summary `Alarm updated from INSUFFICIENT_DATA to ALARM`; data
 //!   `{"version":"1.0","oldState":{...},"newState":{...}}` with
 //!   `stateReasonData` embedded as an object.
+//! - Percentiles need raw values: a statistic set counts only when its
+//!   `SampleCount` is 1 or its `Minimum` equals its `Maximum`, and
+//!   percentiles are unavailable when any value is negative (botocore's
+//!   documentation of `GetMetricStatistics`).
+//! - `PutMetricData`: one of `Value`/`StatisticValues`/`Values`, values
+//!   within ±2^360 and finite, at most 150 `Values`, `Counts` as long as
+//!   `Values`, timestamps from two weeks before to two hours after now,
+//!   at most 1000 datums; `GetMetricStatistics`: at most 1,440 datapoints
+//!   (AWS's message), `Period` 1, 5, 10, 20, 30 or a multiple of 60.
 //! - `Period` 10, 20, 30 or a multiple of 60 (botocore's current model);
 //!   `Period × EvaluationPeriods` at most 7 days, 1 day under one-hour
 //!   periods; at most 5 actions per state and 30 dimensions.
 //!
 //! # Where Cairn chose, AWS being silent
 //!
-//! - The current, still-open period is evaluated (see [`evaluate`]).
+//! - The current, still-open period is evaluated once it holds data; an
+//!   open period without data is not counted as missing (see
+//!   [`evaluate`]).
 //! - With `missing`/`ignore`, Cairn looks back [`LOOKBACK_FACTOR`] × N
 //!   periods for datapoints.
 //! - Percentiles are nearest-rank (the lowest sample with at least p % of
 //!   samples at or below it), so they are always an observed value.
 //!   Trimmed statistics count values `v` with `P(a) < v <= P(b)` (the
 //!   minimum is kept when the lower bound is 0 % or absent); `PR(n:m)` is
-//!   the percentage of values with `n < v <= m`.
+//!   the percentage of values with `n < v <= m`. Range bounds may be any
+//!   percentage 0–100 (botocore's text says 10–90 for `TM(X%:X%)`, which
+//!   would refuse the documented `tm99`-style shorthands' equivalents).
+//! - A datum's dimensions are sorted by name, giving one key per metric.
 //! - `evaluatedDatapoints` lists every evaluated period (CloudWatch's
 //!   samples sometimes list only the newest); an extended statistic goes
 //!   in `extendedStatistic` rather than `statistic`.

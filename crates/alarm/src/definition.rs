@@ -339,6 +339,17 @@ impl AlarmDefinition {
         }
     }
 
+    /// The actions to run on entering `state`: [`actions_for`](Self::actions_for),
+    /// or none when `ActionsEnabled` is false (the state still changes and
+    /// history is still written, as on CloudWatch).
+    pub fn actions_to_run(&self, state: crate::evaluate::StateValue) -> &[String] {
+        if self.actions_enabled {
+            self.actions_for(state)
+        } else {
+            &[]
+        }
+    }
+
     /// `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`.
     pub fn alarm_arn(&self, region: &str, account_id: &str) -> String {
         format!(

@@ -134,7 +134,9 @@ struct Period {
 /// `datapoints` holds the metric's aggregates keyed by the start of the
 /// period they cover; they may be finer than the alarm's `Period` (they are
 /// rolled up into the alarm's epoch-aligned periods) and may hold more than
-/// the evaluation needs.
+/// the evaluation needs. They must be those of the alarm's metric only:
+/// its namespace, name and exactly its dimensions, and, when the alarm has
+/// a `Unit`, that unit only (CloudWatch aggregates units separately).
 ///
 /// # Semantics
 ///

@@ -406,15 +406,16 @@ impl MetricAggregate {
         a
     }
 
-    /// Absorbs one sample (`Value`, or one metric-filter match). Non-finite
-    /// values are ignored: the API refuses them before they get here.
+    /// Absorbs one sample (`Value`, or one metric-filter match). Values
+    /// that are not finite or lie beyond ±2^360 are ignored: the API
+    /// refuses them before they get here.
     pub fn add_value(&mut self, value: f64) {
         self.add_weighted(value, 1.0);
     }
 
     /// Absorbs `Values` with their `Counts` (a missing count is 1, as on
-    /// AWS). Pairs with a non-finite value or a count that is not positive
-    /// are skipped.
+    /// AWS). Pairs with a value or count beyond ±2^360 (or not finite), or
+    /// a count that is not positive, are skipped.
     pub fn add_values(&mut self, values: &[f64], counts: &[f64]) {
         for (i, &v) in values.iter().enumerate() {
             let c = counts.get(i).copied().unwrap_or(1.0);
@@ -425,9 +426,9 @@ impl MetricAggregate {
     /// Absorbs a `StatisticValues` set.
     pub fn add_statistic_set(&mut self, set: &StatisticSet) {
         if !positive(set.sample_count)
-            || !set.sum.is_finite()
-            || !set.minimum.is_finite()
-            || !set.maximum.is_finite()
+            || ![set.sample_count, set.sum, set.minimum, set.maximum]
+                .into_iter()
+                .all(in_range)
             || set.minimum > set.maximum
         {
             return;
@@ -460,9 +461,11 @@ impl MetricAggregate {
     }
 
     fn add_weighted(&mut self, value: f64, count: f64) {
-        if !value.is_finite() || !positive(count) {
+        if !in_range(value) || !positive(count) || !in_range(count) {
             return;
         }
+        // One key for zero: -0.0 + 0.0 is 0.0.
+        let value = value + 0.0;
         self.widen(value, value);
         self.sample_count += count;
         self.sum += value * count;
@@ -663,6 +666,12 @@ impl MetricAggregate {
             extended_statistics: (!extended_statistics.is_empty()).then_some(extended_statistics),
         }
     }
+}
+
+/// Within ±2^360, the range CloudWatch accepts for values (and, here, for
+/// counts): it keeps every sum of an aggregate finite.
+fn in_range(x: f64) -> bool {
+    x.is_finite() && x.abs() <= 2f64.powi(360)
 }
 
 /// A finite count above zero.

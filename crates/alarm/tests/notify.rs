@@ -275,4 +275,12 @@ fn actions_for_each_state() {
     );
     assert_eq!(def.actions_for(StateValue::Ok), def.ok_actions.as_slice());
     assert!(def.actions_for(StateValue::InsufficientData).is_empty());
+    assert_eq!(
+        def.actions_to_run(StateValue::Alarm),
+        def.alarm_actions.as_slice()
+    );
+    let disabled = alarm(json!({"ActionsEnabled": false}));
+    assert!(!disabled.actions_enabled);
+    assert!(disabled.actions_to_run(StateValue::Alarm).is_empty());
+    assert_eq!(disabled.actions_for(StateValue::Alarm).len(), 1);
 }

@@ -47,9 +47,13 @@ fn values_and_counts_missing_count_is_one() {
     assert_eq!(a.statistic(Statistic::Sum), Some(5.0));
     assert_eq!(ext(&a, "p75"), Some(1.0));
     assert_eq!(ext(&a, "p76"), Some(2.0));
-    // Non-finite values and non-positive counts are skipped.
-    a.add_values(&[f64::NAN, 9.0, 10.0], &[1.0, 0.0, -1.0]);
+    // Non-finite or out-of-range values and non-positive counts are skipped.
+    a.add_values(&[f64::NAN, 9.0, 10.0, 1e300], &[1.0, 0.0, -1.0, 1.0]);
+    a.add_value(f64::INFINITY);
     assert_eq!(a.statistic(Statistic::SampleCount), Some(4.0));
+    // -0.0 and 0.0 are one value.
+    let z = of([-0.0, 0.0]);
+    assert_eq!(z.distinct_values(), 1);
 }
 
 #[test]

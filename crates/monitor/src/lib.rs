@@ -6,6 +6,11 @@
 //! durable), apart from the trail metastore so the steady stream of log
 //! events never waits behind trail changes and the other way round.
 //!
+//! CloudWatch alarms (definitions, states, history) and SNS topics,
+//! subscriptions and the outbox of notifications live here too, so a state
+//! change, its history and the notifications its actions publish are one
+//! transaction: after a crash either all are there or none.
+//!
 //! Log events and the metric samples their metric filters produce are
 //! written in one transaction, so a sample exists exactly when its event
 //! does: a replay of the same events after a crash (the log-group sink feeds
@@ -17,8 +22,13 @@
 //! AWS's messages is the service's (`server::services::logs`); this crate
 //! answers typed errors.
 
+mod alarms;
 mod logs;
 mod metrics;
+mod topics;
+
+pub use alarms::StoredAlarm;
+pub use topics::{OutboxEntry, PendingDelivery, Subscription, Topic};
 
 pub use logs::{
     AppendOutcome, EventPage, GroupKey, LogEventRecord, LogGroup, LogStream, MetricFilter,
@@ -156,9 +166,66 @@ CREATE TABLE IF NOT EXISTS metric_samples (
     timestamp INTEGER NOT NULL,
     value REAL NOT NULL,
     count REAL NOT NULL,
-    unit TEXT
+    unit TEXT,
+    -- A PutMetricData datum's samples (a serialised aggregate: statistic
+    -- sets, value/count lists); NULL for a single sample (value, count).
+    aggregate TEXT
 );
 CREATE INDEX IF NOT EXISTS metric_samples_by_metric ON metric_samples (metric_id, timestamp);
+CREATE TABLE IF NOT EXISTS alarms (
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    metric_name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    state TEXT NOT NULL,
+    config_updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (account, region, name)
+);
+CREATE INDEX IF NOT EXISTS alarms_by_metric ON alarms (account, region, namespace, metric_name);
+CREATE TABLE IF NOT EXISTS alarm_history (
+    id INTEGER PRIMARY KEY,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    alarm_name TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    item_type TEXT NOT NULL,
+    item TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alarm_history_by_alarm ON alarm_history (account, region, alarm_name, timestamp_ms);
+CREATE TABLE IF NOT EXISTS topics (
+    arn TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    arn TEXT PRIMARY KEY,
+    topic_arn TEXT NOT NULL,
+    account TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    confirmed INTEGER NOT NULL,
+    authenticated INTEGER NOT NULL,
+    token TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptions_by_topic ON subscriptions (topic_arn);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    subscription_arn TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    body TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    due_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_due ON outbox (due_ms);
 ";
 
 /// The schema version this code writes.

@@ -79,7 +79,65 @@ pub(crate) fn insert_samples(
     Ok(points.len())
 }
 
+/// A stored sample row: a single sample, or a datum's aggregate.
+pub(crate) struct SampleRow {
+    pub(crate) timestamp: i64,
+    pub(crate) value: f64,
+    pub(crate) count: f64,
+    pub(crate) unit: Option<String>,
+    pub(crate) aggregate: Option<String>,
+}
+
 impl Monitor {
+    /// Records PutMetricData datums, each an aggregate of its samples at its
+    /// timestamp, in one transaction.
+    pub fn put_metric_data(
+        &self,
+        data: &[(MetricKey, i64, Option<String>, cairn_alarm::MetricAggregate)],
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (key, timestamp, unit, aggregate) in data {
+            let Some(id) = metric_id(&tx, key, true)? else {
+                return Err(Error::Invalid("a metric could not be recorded".into()));
+            };
+            let text =
+                serde_json::to_string(aggregate).map_err(|e| Error::Invalid(e.to_string()))?;
+            tx.prepare_cached(
+                "INSERT INTO metric_samples (metric_id, timestamp, value, count, unit, aggregate) VALUES (?1, ?2, 0, 0, ?3, ?4)",
+            )?
+            .execute(params![id, timestamp, unit, text])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn metric_rows(
+        &self,
+        key: &MetricKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SampleRow>> {
+        let conn = self.conn();
+        let Some(id) = metric_id(&conn, key, false)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT timestamp, value, count, unit, aggregate FROM metric_samples \
+             WHERE metric_id = ?1 AND timestamp >= ?2 AND timestamp < ?3 ORDER BY timestamp",
+        )?;
+        let rows = stmt.query_map(params![id, from, to], |r| {
+            Ok(SampleRow {
+                timestamp: r.get(0)?,
+                value: r.get(1)?,
+                count: r.get(2)?,
+                unit: r.get(3)?,
+                aggregate: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// The samples of a metric with `from <= timestamp < to`, oldest first.
     pub fn metric_samples(&self, key: &MetricKey, from: i64, to: i64) -> Result<Vec<MetricSample>> {
         let conn = self.conn();
@@ -88,7 +146,7 @@ impl Monitor {
         };
         let mut stmt = conn.prepare_cached(
             "SELECT timestamp, value, count, unit FROM metric_samples \
-             WHERE metric_id = ?1 AND timestamp >= ?2 AND timestamp < ?3 ORDER BY timestamp",
+             WHERE metric_id = ?1 AND aggregate IS NULL AND timestamp >= ?2 AND timestamp < ?3 ORDER BY timestamp",
         )?;
         let rows = stmt.query_map(params![id, from, to], |r| {
             Ok(MetricSample {

@@ -88,8 +88,9 @@ pub mod publish;
 pub mod signing;
 
 pub use attributes::{
-    SETTABLE_SUBSCRIPTION_ATTRIBUTES, SETTABLE_TOPIC_ATTRIBUTES, TopicCounts, default_topic_policy,
-    topic_attributes, validate_subscription_attribute, validate_topic_attribute,
+    SETTABLE_SUBSCRIPTION_ATTRIBUTES, SETTABLE_TOPIC_ATTRIBUTES, SubscriptionFacts, TopicCounts,
+    default_topic_policy, subscription_attributes, topic_attributes,
+    validate_subscription_attribute, validate_topic_attribute,
 };
 pub use ids::{
     PENDING_CONFIRMATION, Protocol, TopicArn, confirmation_token, file_endpoint_path, message_id,

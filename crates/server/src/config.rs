@@ -20,6 +20,10 @@
 //! dedup_max_entries = 10000000
 //! wal_max_disk_bytes = 8589934592
 //!
+//! [notifications]                # SNS
+//! public_url = "http://127.0.0.1:4566"  # base of SigningCertURL/SubscribeURL (default: http://<listen>)
+//! file_roots = ["/var/lib/cairn/notifications"]  # where `file` subscriptions may write
+//!
 //! [storage]                      # default: a local directory under the data dir
 //! url = "s3://bucket/prefix"
 //! [storage.options]              # object_store's own keys, passed through
@@ -61,6 +65,26 @@ struct FileConfig {
     #[serde(default)]
     limits: FileLimits,
     storage: Option<FileStorage>,
+    #[serde(default)]
+    notifications: FileNotifications,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNotifications {
+    public_url: Option<String>,
+    file_roots: Option<Vec<PathBuf>>,
+}
+
+/// Where SNS notifications point and may be written.
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// The base of `SigningCertURL`, `SubscribeURL` and `UnsubscribeURL`
+    /// (default `http://<listen address>`).
+    pub public_url: Option<String>,
+    /// Directories `file` subscriptions may append to (default
+    /// `<data-dir>/notifications`).
+    pub file_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +180,8 @@ pub struct ServerConfig {
     pub storage_options: BTreeMap<String, String>,
     /// Connection and request-body bounds.
     pub limits: crate::listener::ConnectionLimits,
+    /// SNS notifications.
+    pub notifications: NotificationsConfig,
 }
 
 /// The shortest dedup window the configuration accepts.
@@ -417,6 +443,30 @@ impl ServerConfig {
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
+        if let Some(url) = &file.notifications.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "notifications.public_url {url:?} must be an http:// or https:// URL"
+            ));
+        }
+        let file_roots = file
+            .notifications
+            .file_roots
+            .clone()
+            .unwrap_or_else(|| vec![data_dir.join("notifications")]);
+        for root in &file_roots {
+            if !root.is_absolute() {
+                problems.push(format!(
+                    "notifications.file_roots entry {} must be an absolute path",
+                    root.display()
+                ));
+            }
+        }
+        let notifications = NotificationsConfig {
+            public_url: file.notifications.public_url.clone(),
+            file_roots,
+        };
         Ok(Self {
             listen,
             data_dir: data_dir.to_owned(),
@@ -440,6 +490,7 @@ impl ServerConfig {
                 body_read_timeout,
                 max_buffered_body_bytes,
             },
+            notifications,
         })
     }
 }

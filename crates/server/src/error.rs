@@ -160,6 +160,63 @@ impl From<cairn_monitor::Error> for AwsError {
     }
 }
 
+impl From<cairn_notify::Error> for AwsError {
+    fn from(e: cairn_notify::Error) -> Self {
+        match e {
+            cairn_notify::Error::InvalidParameter(message) => {
+                AwsError::client("InvalidParameter", message)
+            }
+            cairn_notify::Error::InvalidParameterValue(message) => {
+                AwsError::client("ParameterValueInvalid", message)
+            }
+            cairn_notify::Error::Key(_)
+            | cairn_notify::Error::Document(_)
+            | cairn_notify::Error::Verify(_)
+            | cairn_notify::Error::Io { .. } => AwsError::internal(e),
+        }
+    }
+}
+
+impl From<cairn_alarm::ValidationError> for AwsError {
+    fn from(e: cairn_alarm::ValidationError) -> Self {
+        AwsError::client(e.code.as_str(), e.message)
+    }
+}
+
+/// The monitoring store's errors as SNS names them (`NotFound`,
+/// `InvalidParameter`, ...), where CloudWatch Logs' names are the default
+/// mapping above.
+pub fn sns_error(e: cairn_monitor::Error) -> AwsError {
+    match e {
+        cairn_monitor::Error::NotFound(message) => {
+            AwsError::with_status("NotFound", message, StatusCode::NOT_FOUND)
+        }
+        cairn_monitor::Error::Invalid(message) => AwsError::client("InvalidParameter", message),
+        cairn_monitor::Error::LimitExceeded(message) => {
+            AwsError::with_status("TopicLimitExceeded", message, StatusCode::FORBIDDEN)
+        }
+        cairn_monitor::Error::AlreadyExists(message) => {
+            AwsError::client("InvalidParameter", message)
+        }
+        other => AwsError::from(other),
+    }
+}
+
+/// The monitoring store's errors as CloudWatch names them
+/// (`ResourceNotFound`, `LimitExceeded`, `InvalidParameterValue`).
+pub fn cloudwatch_error(e: cairn_monitor::Error) -> AwsError {
+    match e {
+        cairn_monitor::Error::NotFound(message) => {
+            AwsError::with_status("ResourceNotFound", message, StatusCode::NOT_FOUND)
+        }
+        cairn_monitor::Error::Invalid(message) => {
+            AwsError::client("InvalidParameterValue", message)
+        }
+        cairn_monitor::Error::LimitExceeded(message) => AwsError::client("LimitExceeded", message),
+        other => AwsError::from(other),
+    }
+}
+
 impl From<tokio::task::JoinError> for AwsError {
     fn from(e: tokio::task::JoinError) -> Self {
         AwsError::internal(format!("blocking task failed: {e}"))

@@ -25,9 +25,11 @@ pub mod error;
 pub mod handlers;
 pub mod listener;
 mod metrics;
+pub mod monitoring;
 pub mod operations;
 pub mod protocol;
 pub mod services;
+mod sns_links;
 pub mod state;
 
 use std::collections::HashMap;
@@ -76,6 +78,9 @@ pub enum StartError {
     /// Local I/O failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The notification signing key or certificate could not be made.
+    #[error("notifications: {0}")]
+    Notifications(String),
     /// Another server uses the data dir.
     #[error(transparent)]
     DataDirInUse(#[from] data_dir::LockError),
@@ -211,6 +216,29 @@ impl Server {
             tokio::runtime::Handle::current(),
         )?;
         spawn_retention(monitor.clone());
+        let public_url = config
+            .notifications
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen));
+        for root in &config.notifications.file_roots {
+            std::fs::create_dir_all(root)?;
+        }
+        let monitoring = monitoring::Monitoring::open(
+            monitor.clone(),
+            &config.data_dir.join("sns-keys"),
+            public_url,
+            config.notifications.file_roots.clone(),
+            Arc::new(monitoring::SystemClock),
+        )
+        .map_err(|e| StartError::Notifications(e.to_string()))?;
+        monitoring.spawn();
+        {
+            let monitoring = monitoring.clone();
+            pipeline.on_samples_arrived(Arc::new(move |metrics| {
+                monitoring.samples_arrived(metrics);
+            }));
+        }
         let mut principals = HashMap::new();
         principals.insert(
             root.access_key_id.clone(),
@@ -229,6 +257,7 @@ impl Server {
                 }),
                 meta,
                 monitor,
+                monitoring,
                 store,
                 pipeline,
                 principals: Arc::new(Principals(principals)),
@@ -288,6 +317,9 @@ async fn dispatch(State(state): State<AppState>, request: Request<Body>) -> Resp
     }
     if parts.method == Method::GET && parts.uri.path() == "/metrics" {
         return metrics::render(&state);
+    }
+    if let Some(response) = sns_links::answer(&state, &parts).await {
+        return response;
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     let head = parts.method == Method::HEAD;

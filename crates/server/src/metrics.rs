@@ -108,6 +108,38 @@ pub(crate) fn render(state: &AppState) -> Response {
         "Failed attempts to store records in a trail's log group.",
         Metrics::get(&m.log_delivery_failures),
     );
+    let n = &state.monitoring.counters;
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    metric(
+        "cairn_notifications_pending",
+        "gauge",
+        "SNS notifications waiting in the outbox (delivery or retry).",
+        get(&n.pending),
+    );
+    metric(
+        "cairn_notifications_delivered_total",
+        "counter",
+        "SNS notifications an endpoint took.",
+        get(&n.delivered),
+    );
+    metric(
+        "cairn_notification_failures_total",
+        "counter",
+        "Failed SNS delivery attempts (each is retried by the delivery policy).",
+        get(&n.failed_attempts),
+    );
+    metric(
+        "cairn_notifications_dropped_total",
+        "counter",
+        "SNS notifications dropped after their delivery policy's retries ran out.",
+        get(&n.dropped),
+    );
+    metric(
+        "cairn_alarm_state_changes_total",
+        "counter",
+        "Alarm state changes recorded.",
+        get(&n.state_changes),
+    );
     metric(
         "cairn_delivered_digests_total",
         "counter",

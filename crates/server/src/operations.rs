@@ -212,6 +212,43 @@ macro_rules! cloudtrail {
 use services::cloudtrail as ct;
 use services::logs;
 
+macro_rules! sns {
+    ($name:literal, $resources:expr, $f:path) => {
+        Operation {
+            service: "sns",
+            name: $name,
+            action: concat!("sns:", $name),
+            binding: Binding::Name,
+            resources: $resources,
+            handler: |call: Call| -> HandlerFuture {
+                Box::pin(async move {
+                    let input = decode_json(call.input)?;
+                    Ok(Output::Json($f(&call.state, &call.ctx, input).await?))
+                })
+            },
+        }
+    };
+}
+
+/// The topic (or subscription) an SNS request names.
+fn sns_resource(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    let Input::Query(params) = input else {
+        return no_resource(ctx, input);
+    };
+    for member in ["TopicArn", "TargetArn", "ResourceArn", "SubscriptionArn"] {
+        if let Some(arn) = params.get(member) {
+            return vec![arn.clone()];
+        }
+    }
+    match params.get("Name") {
+        Some(name) => vec![format!(
+            "arn:aws:sns:{}:{}:{name}",
+            ctx.region, ctx.account_id
+        )],
+        None => no_resource(ctx, input),
+    }
+}
+
 macro_rules! logs {
     ($name:literal, $resources:expr, $f:path) => {
         Operation {
@@ -363,6 +400,54 @@ static NAMED_OPERATIONS: &[Operation] = &[
         log_group_resource,
         logs::list_tags_for_resource
     ),
+    sns!("CreateTopic", sns_resource, services::sns::create_topic),
+    sns!("ListTopics", no_resource, services::sns::list_topics),
+    sns!(
+        "GetTopicAttributes",
+        sns_resource,
+        services::sns::get_topic_attributes
+    ),
+    sns!(
+        "SetTopicAttributes",
+        sns_resource,
+        services::sns::set_topic_attributes
+    ),
+    sns!("DeleteTopic", sns_resource, services::sns::delete_topic),
+    sns!("Subscribe", sns_resource, services::sns::subscribe),
+    sns!(
+        "ConfirmSubscription",
+        sns_resource,
+        services::sns::confirm_subscription
+    ),
+    sns!(
+        "ListSubscriptions",
+        no_resource,
+        services::sns::list_subscriptions
+    ),
+    sns!(
+        "ListSubscriptionsByTopic",
+        sns_resource,
+        services::sns::list_subscriptions_by_topic
+    ),
+    sns!("Unsubscribe", sns_resource, services::sns::unsubscribe),
+    sns!(
+        "GetSubscriptionAttributes",
+        sns_resource,
+        services::sns::get_subscription_attributes
+    ),
+    sns!(
+        "SetSubscriptionAttributes",
+        sns_resource,
+        services::sns::set_subscription_attributes
+    ),
+    sns!("Publish", sns_resource, services::sns::publish),
+    sns!("TagResource", sns_resource, services::sns::tag_resource),
+    sns!("UntagResource", sns_resource, services::sns::untag_resource),
+    sns!(
+        "ListTagsForResource",
+        sns_resource,
+        services::sns::list_tags_for_resource
+    ),
     Operation {
         service: "cloudtrail-data",
         // Cairn's own ingest endpoint; a policy grants it as AWS's ingest API is granted.
@@ -456,6 +541,7 @@ mod tests {
                 "logs",
                 "organizations",
                 "s3",
+                "sns",
                 "sts"
             ]
         );

@@ -83,6 +83,8 @@ pub struct AppState {
     pub meta: Arc<Metastore>,
     /// CloudWatch Logs groups, streams, events, metric filters and metrics.
     pub monitor: Arc<cairn_monitor::Monitor>,
+    /// Alarm evaluation and notification delivery.
+    pub monitoring: Arc<crate::monitoring::Monitoring>,
     /// Buckets.
     pub store: BucketStore,
     /// The data path.

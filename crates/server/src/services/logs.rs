@@ -909,7 +909,7 @@ pub async fn put_log_events(
     }
     let key = group_key(ctx, &input.log_group_name);
     let stream = input.log_stream_name;
-    let rejected = with_monitor(state, move |m| {
+    let (rejected, metrics) = with_monitor(state, move |m| {
         let group = m.log_group(&key)?.ok_or_else(|| {
             cairn_monitor::Error::NotFound("The specified log group does not exist.".into())
         })?;
@@ -931,10 +931,11 @@ pub async fn put_log_events(
                 origin_seq: None,
             })
             .collect();
-        m.append(&key, &stream, &batch, None, false, now)?;
-        Ok(rejected)
+        let outcome = m.append(&key, &stream, &batch, None, false, now)?;
+        Ok((rejected, outcome.metrics))
     })
     .await?;
+    state.monitoring.samples_arrived(metrics);
     Ok(PutLogEventsResponse {
         next_sequence_token: format!("{:056}", now_ms()),
         rejected_log_events_info: (rejected != RejectedLogEventsInfo::default())

@@ -8,6 +8,7 @@ pub mod cloudtrail;
 pub mod ingest;
 pub mod logs;
 pub mod organizations;
+pub mod sns;
 pub mod sts;
 
 use crate::error::AwsError;

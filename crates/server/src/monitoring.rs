@@ -1,0 +1,646 @@
+//! The live side of CloudWatch alarms and SNS: alarm evaluation and
+//! notification delivery.
+//!
+//! * **Evaluation.** An alarm is evaluated as soon as samples of its metric
+//!   are stored (a trail's log-group feed, PutLogEvents, PutMetricData tell
+//!   [`Monitoring::samples_arrived`]) and on a steady tick (missing data,
+//!   periods closing). A state change, its history items and the
+//!   notifications its actions publish are recorded in one transaction of
+//!   the monitoring store, only if the alarm is still in the state the
+//!   evaluation started from: a change is recorded, and notified, once.
+//! * **Delivery.** Notifications wait in the store's outbox until their
+//!   endpoint takes them (HTTP 200–499, as SNS counts) or the subscription's
+//!   delivery policy runs out of retries; a restart resumes them. Delivery
+//!   runs on its own tasks and never holds up ingest or the API. The `file`
+//!   protocol (a Cairn extension) appends each notification as one JSON
+//!   line to a file under the configured roots, fsynced before it counts.
+//!
+//! Time comes from a [`Clock`], so tests drive it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use cairn_alarm::{ActionOutcome, AlarmNotification, StateChange, action_item, state_update_item};
+use cairn_monitor::{MetricKey, Monitor, OutboxEntry, StoredAlarm, Subscription};
+use cairn_notify::{
+    EffectiveDeliveryPolicy, MessageAttribute, Protocol, SignatureVersion, SigningKey, SnsMessage,
+    SubscriptionDeliveryPolicy, TopicDeliveryPolicy,
+};
+
+/// How often every alarm is evaluated besides on new samples.
+const ALARM_TICK: Duration = Duration::from_secs(5);
+/// How long one HTTP delivery attempt may take (SNS's 15 s).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Deliveries attempted at once.
+const DELIVERY_BATCH: usize = 32;
+
+/// Where time comes from.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A failure of the monitoring runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] cairn_monitor::Error),
+    /// Signing or a document failed.
+    #[error(transparent)]
+    Notify(#[from] cairn_notify::Error),
+}
+
+/// Alarm evaluation and notification delivery, shared by the services.
+#[derive(Debug)]
+pub struct Monitoring {
+    monitor: Arc<Monitor>,
+    signing: SigningKey,
+    public_url: std::sync::RwLock<String>,
+    file_roots: Vec<PathBuf>,
+    clock: Arc<dyn Clock>,
+    deliveries: tokio::sync::Notify,
+    samples: tokio::sync::mpsc::UnboundedSender<Vec<MetricKey>>,
+    samples_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<MetricKey>>>>,
+    http: reqwest::Client,
+    /// Counters for `/metrics`.
+    pub counters: Counters,
+}
+
+/// What `/metrics` shows of alarms and notifications.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Gauge: notifications waiting in the outbox.
+    pub pending: AtomicU64,
+    /// Notifications an endpoint took.
+    pub delivered: AtomicU64,
+    /// Failed delivery attempts.
+    pub failed_attempts: AtomicU64,
+    /// Notifications dropped after their retries ran out.
+    pub dropped: AtomicU64,
+    /// Alarm state changes recorded.
+    pub state_changes: AtomicU64,
+}
+
+impl Monitoring {
+    /// The runtime over `monitor`, signing with the key in `key_dir`
+    /// (created on first use), writing `file` notifications only under
+    /// `file_roots`, with URLs under `public_url`.
+    pub fn open(
+        monitor: Arc<Monitor>,
+        key_dir: &std::path::Path,
+        public_url: String,
+        file_roots: Vec<PathBuf>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, Error> {
+        let signing = SigningKey::open(key_dir, clock.now())?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let http = reqwest::Client::builder()
+            .timeout(ATTEMPT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Ok(Arc::new(Self {
+            monitor,
+            signing,
+            public_url: std::sync::RwLock::new(public_url),
+            file_roots,
+            clock,
+            deliveries: tokio::sync::Notify::new(),
+            samples: tx,
+            samples_rx: std::sync::Mutex::new(Some(rx)),
+            http,
+            counters: Counters::default(),
+        }))
+    }
+
+    /// The store.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
+    /// Now, by the runtime's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Sets the base of the URLs put in notifications (the listener's
+    /// address once bound, unless configured).
+    pub fn set_public_url(&self, url: String) {
+        *self.public_url.write().unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    fn public_url(&self) -> String {
+        self.public_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The signing certificate's file name (served at `/<name>`) and PEM.
+    pub fn certificate(&self) -> (String, &str) {
+        (
+            self.signing.certificate_file_name(),
+            self.signing.certificate_pem(),
+        )
+    }
+
+    fn signing_cert_url(&self) -> String {
+        format!(
+            "{}/{}",
+            self.public_url().trim_end_matches('/'),
+            self.signing.certificate_file_name()
+        )
+    }
+
+    /// Which roots `file` subscriptions may write under.
+    pub fn file_roots(&self) -> &[PathBuf] {
+        &self.file_roots
+    }
+
+    /// Tells the evaluator that these metrics got samples.
+    pub fn samples_arrived(&self, metrics: Vec<MetricKey>) {
+        if !metrics.is_empty() {
+            let _ = self.samples.send(metrics);
+        }
+    }
+
+    /// Wakes the delivery loop (something was put in the outbox).
+    pub fn wake_deliveries(&self) {
+        self.deliveries.notify_one();
+    }
+
+    /// The signed document of a notification to one subscription.
+    #[allow(clippy::too_many_arguments)]
+    pub fn notification_for(
+        &self,
+        subscription: &Subscription,
+        topic_delivery_policy: Option<&str>,
+        message_id: &str,
+        subject: Option<&str>,
+        message: &str,
+        attributes: &BTreeMap<String, MessageAttribute>,
+        signature_version: SignatureVersion,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry, Error> {
+        let unsubscribe = cairn_notify::unsubscribe_url(&self.public_url(), &subscription.arn);
+        let mut document = SnsMessage::notification(
+            message_id,
+            &subscription.topic_arn,
+            subject,
+            message,
+            now,
+            &unsubscribe,
+            attributes.clone(),
+            signature_version,
+            &self.signing_cert_url(),
+        );
+        document.sign(&self.signing)?;
+        let raw = subscription
+            .attributes
+            .get("RawMessageDelivery")
+            .is_some_and(|v| v == "true");
+        let content_type = policy_with(topic_delivery_policy, subscription)
+            .content_type()
+            .to_owned();
+        let body = if subscription.protocol == "file" {
+            document.to_json_line()
+        } else if raw {
+            cairn_notify::raw_message_body(&document).to_owned()
+        } else {
+            document.to_json()
+        };
+        let headers =
+            cairn_notify::http_headers(&document, &subscription.arn, raw, Some(&content_type));
+        Ok(OutboxEntry {
+            subscription_arn: subscription.arn.clone(),
+            protocol: subscription.protocol.clone(),
+            endpoint: subscription.endpoint.clone(),
+            body,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            message_id: message_id.to_owned(),
+            due_ms: now.timestamp_millis(),
+        })
+    }
+
+    /// The signed SubscriptionConfirmation request of a new subscription.
+    pub fn confirmation_for(
+        &self,
+        subscription: &Subscription,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry, Error> {
+        let message_id = cairn_notify::message_id();
+        let subscribe = cairn_notify::subscribe_url(
+            &self.public_url(),
+            &subscription.topic_arn,
+            &subscription.token,
+        );
+        let mut document = SnsMessage::subscription_confirmation(
+            &message_id,
+            &subscription.topic_arn,
+            &subscription.token,
+            &subscribe,
+            now,
+            SignatureVersion::V1,
+            &self.signing_cert_url(),
+        );
+        document.sign(&self.signing)?;
+        let headers = cairn_notify::http_headers(&document, &subscription.arn, false, None);
+        Ok(OutboxEntry {
+            subscription_arn: subscription.arn.clone(),
+            protocol: subscription.protocol.clone(),
+            endpoint: subscription.endpoint.clone(),
+            body: document.to_json(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            message_id,
+            due_ms: now.timestamp_millis(),
+        })
+    }
+
+    /// The delivery policy of a subscription, its topic read from the store
+    /// (not to be called while the store is held).
+    fn policy_of(&self, subscription: &Subscription) -> EffectiveDeliveryPolicy {
+        let topic_policy = self
+            .monitor
+            .topic(&subscription.topic_arn)
+            .ok()
+            .flatten()
+            .and_then(|t| t.attributes.get("DeliveryPolicy").cloned());
+        policy_with(topic_policy.as_deref(), subscription)
+    }
+
+    /// Publishes `message` to a topic's confirmed subscriptions (durably,
+    /// in the outbox); returns the message id. Blocking.
+    pub fn publish_blocking(
+        &self,
+        topic_arn: &str,
+        subject: Option<&str>,
+        message: &dyn Fn(Protocol) -> Result<String, cairn_notify::Error>,
+        attributes: &BTreeMap<String, MessageAttribute>,
+        signature_version: SignatureVersion,
+    ) -> Result<String, Error> {
+        let message_id = cairn_notify::message_id();
+        let now = self.now();
+        // Read before the fan-out: `build` runs while the store is held.
+        let topic_policy = self
+            .monitor
+            .topic(topic_arn)?
+            .and_then(|t| t.attributes.get("DeliveryPolicy").cloned());
+        let build = |s: &Subscription| -> cairn_monitor::Result<OutboxEntry> {
+            let protocol = match s.protocol.as_str() {
+                "https" => Protocol::Https,
+                "file" => Protocol::File,
+                _ => Protocol::Http,
+            };
+            let text =
+                message(protocol).map_err(|e| cairn_monitor::Error::Invalid(e.to_string()))?;
+            self.notification_for(
+                s,
+                topic_policy.as_deref(),
+                &message_id,
+                subject,
+                &text,
+                attributes,
+                signature_version,
+                now,
+            )
+            .map_err(|e| cairn_monitor::Error::Invalid(e.to_string()))
+        };
+        let sent = self.monitor.publish(topic_arn, &build)?;
+        if sent > 0 {
+            self.wake_deliveries();
+        }
+        Ok(message_id)
+    }
+
+    // -----------------------------------------------------------------
+    // Alarm evaluation
+
+    /// Evaluates one alarm now and records (and notifies) a state change.
+    /// Blocking. Returns whether the state changed.
+    pub fn evaluate_blocking(&self, alarm: &StoredAlarm) -> Result<bool, Error> {
+        let now = self.now();
+        let definition = &alarm.definition;
+        let period = definition.period.max(1);
+        let span = i64::from(period)
+            * i64::from(definition.evaluation_periods.max(1))
+            * i64::from(cairn_alarm::LOOKBACK_FACTOR + 1);
+        let from = now - chrono::Duration::seconds(span);
+        let to = now + chrono::Duration::seconds(i64::from(period));
+        let unit = definition.unit.map(|u| u.as_str().to_owned());
+        let aggregates =
+            self.monitor
+                .metric_aggregates(&alarm.metric(), period, from, to, unit.as_deref())?;
+        let Some(change) = cairn_alarm::evaluate(definition, &alarm.state, &aggregates, now) else {
+            return Ok(false);
+        };
+        self.record_change(alarm, &change, now)
+    }
+
+    /// Records a state change of `alarm` (from an evaluation or
+    /// SetAlarmState) with its history and the notifications of its actions.
+    pub fn record_change(
+        &self,
+        alarm: &StoredAlarm,
+        change: &StateChange,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let definition = &alarm.definition;
+        let name = &definition.alarm_name;
+        let mut history = vec![state_update_item(name, change)];
+        let mut outbox = Vec::new();
+        for action in definition.actions_to_run(change.new.value) {
+            let topic = self.monitor.topic(action)?;
+            let Some(topic) = topic else {
+                let error = if action.starts_with("arn:aws:sns:") {
+                    "Received error: \"Topic does not exist\"".to_owned()
+                } else {
+                    "Received error: \"Cairn runs only SNS topic actions\"".to_owned()
+                };
+                history.push(action_item(
+                    name,
+                    change,
+                    action,
+                    ActionOutcome::Failed { error: &error },
+                    now,
+                ));
+                continue;
+            };
+            let notification = AlarmNotification::new(definition, change, alarm.context());
+            let message = notification.to_json();
+            let subject = notification.subject();
+            let message_id = cairn_notify::message_id();
+            for subscription in self.monitor.confirmed_subscriptions(&topic.arn)? {
+                outbox.push(self.notification_for(
+                    &subscription,
+                    topic.attributes.get("DeliveryPolicy").map(String::as_str),
+                    &message_id,
+                    Some(&subject),
+                    &message,
+                    &BTreeMap::new(),
+                    SignatureVersion::V1,
+                    now,
+                )?);
+            }
+            history.push(action_item(
+                name,
+                change,
+                action,
+                ActionOutcome::Succeeded {
+                    published_message: Some(&message),
+                },
+                now,
+            ));
+        }
+        let recorded = self
+            .monitor
+            .record_state_change(alarm, change, &history, &outbox)?;
+        if recorded {
+            self.counters.state_changes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(alarm = %name, from = %change.old.value, to = %change.new.value, "alarm state changed");
+            if !outbox.is_empty() {
+                self.wake_deliveries();
+            }
+        }
+        Ok(recorded)
+    }
+
+    fn evaluate_all_blocking(&self, metrics: Option<&BTreeSet<MetricKey>>) {
+        let alarms = match metrics {
+            None => self.monitor.alarms(None),
+            Some(keys) => keys
+                .iter()
+                .map(|k| self.monitor.alarms_for_metric(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.into_iter().flatten().collect()),
+        };
+        match alarms {
+            Ok(alarms) => {
+                for alarm in alarms {
+                    if let Err(e) = self.evaluate_blocking(&alarm) {
+                        tracing::warn!(alarm = %alarm.definition.alarm_name, error = %e, "cannot evaluate an alarm");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read alarms to evaluate"),
+        }
+    }
+
+    /// Starts the evaluator and the delivery loop on the current runtime.
+    pub fn spawn(self: &Arc<Self>) {
+        let Some(mut rx) = self
+            .samples_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ALARM_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let metrics = tokio::select! {
+                    _ = tick.tick() => None,
+                    received = rx.recv() => match received {
+                        None => return,
+                        Some(first) => {
+                            let mut keys: BTreeSet<MetricKey> = first.into_iter().collect();
+                            while let Ok(more) = rx.try_recv() {
+                                keys.extend(more);
+                            }
+                            Some(keys)
+                        }
+                    },
+                };
+                let worker = this.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    worker.evaluate_all_blocking(metrics.as_ref());
+                })
+                .await;
+            }
+        });
+        let this = self.clone();
+        tokio::spawn(async move { this.deliver_forever().await });
+    }
+
+    // -----------------------------------------------------------------
+    // Delivery
+
+    async fn deliver_forever(self: Arc<Self>) {
+        loop {
+            let now_ms = self.now().timestamp_millis();
+            let store = self.monitor.clone();
+            let due =
+                tokio::task::spawn_blocking(move || store.due_deliveries(now_ms, DELIVERY_BATCH))
+                    .await;
+            let due = match due {
+                Ok(Ok(due)) => due,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the notification outbox");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the outbox read failed");
+                    Vec::new()
+                }
+            };
+            let busy = due.len() == DELIVERY_BATCH;
+            let attempts = due.into_iter().map(|d| {
+                let this = self.clone();
+                async move {
+                    let outcome = this.attempt(&d.entry).await;
+                    let store = this.monitor.clone();
+                    let this2 = this.clone();
+                    let _ = tokio::task::spawn_blocking(move || this2.settle(&store, &d, outcome))
+                        .await;
+                }
+            });
+            futures::future::join_all(attempts).await;
+            if busy {
+                continue;
+            }
+            let store = self.monitor.clone();
+            let (next, pending) = tokio::task::spawn_blocking(move || {
+                (store.next_delivery_due(), store.pending_deliveries())
+            })
+            .await
+            .unwrap_or((Ok(None), Ok(0)));
+            let next = next.ok().flatten();
+            if let Ok(pending) = pending {
+                self.counters.pending.store(pending, Ordering::Relaxed);
+            }
+            let wait = next.map_or(Duration::from_secs(1), |due| {
+                let in_ms = due - self.now().timestamp_millis();
+                Duration::from_millis(in_ms.clamp(0, 1000) as u64)
+            });
+            if wait.is_zero() {
+                continue;
+            }
+            let _ = tokio::time::timeout(wait, self.deliveries.notified()).await;
+        }
+    }
+
+    /// One attempt: `Ok` when the endpoint took it.
+    async fn attempt(&self, entry: &OutboxEntry) -> Result<(), String> {
+        match entry.protocol.as_str() {
+            "file" => {
+                let roots: Vec<PathBuf> = self.file_roots.clone();
+                let endpoint = entry.endpoint.clone();
+                let line = entry.body.clone();
+                tokio::task::spawn_blocking(move || append_line(&endpoint, &roots, &line))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            _ => {
+                let mut request = self.http.post(&entry.endpoint).body(entry.body.clone());
+                for (k, v) in &entry.headers {
+                    request = request.header(k.as_str(), v.as_str());
+                }
+                let status = request.send().await.map(|r| r.status().as_u16()).ok();
+                match cairn_notify::attempt_outcome(status) {
+                    cairn_notify::AttemptOutcome::Delivered => Ok(()),
+                    cairn_notify::AttemptOutcome::Retry => Err(match status {
+                        Some(s) => format!("the endpoint answered HTTP {s}"),
+                        None => "the endpoint did not answer".to_owned(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Removes a delivered notification or schedules its next attempt.
+    fn settle(
+        &self,
+        store: &Monitor,
+        delivery: &cairn_monitor::PendingDelivery,
+        outcome: Result<(), String>,
+    ) {
+        let result = match outcome {
+            Ok(()) => {
+                self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                store.finish_delivery(delivery.id)
+            }
+            Err(error) => {
+                self.counters
+                    .failed_attempts
+                    .fetch_add(1, Ordering::Relaxed);
+                let subscription = store.subscription(&delivery.entry.subscription_arn);
+                let retry = match subscription {
+                    Ok(Some(s)) => {
+                        let attempts = delivery.attempts + 1;
+                        self.policy_of(&s)
+                            .healthy_retry_policy
+                            .next_attempt_at(self.now(), attempts)
+                            .map(|at| (attempts, at))
+                    }
+                    _ => None,
+                };
+                match retry {
+                    Some((attempts, at)) => {
+                        tracing::info!(subscription = %delivery.entry.subscription_arn, %error, attempt = attempts, "notification not delivered; retrying");
+                        store.retry_delivery(delivery.id, attempts, at.timestamp_millis())
+                    }
+                    None => {
+                        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(subscription = %delivery.entry.subscription_arn, message = %delivery.entry.message_id, %error, "notification not delivered; retries exhausted, dropped");
+                        store.finish_delivery(delivery.id)
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot update the notification outbox");
+        }
+    }
+}
+
+/// A subscription's effective delivery policy given its topic's.
+fn policy_with(topic_policy: Option<&str>, subscription: &Subscription) -> EffectiveDeliveryPolicy {
+    let topic = topic_policy.and_then(|p| TopicDeliveryPolicy::parse(p).ok());
+    let own = subscription
+        .attributes
+        .get("DeliveryPolicy")
+        .and_then(|p| SubscriptionDeliveryPolicy::parse(p).ok());
+    EffectiveDeliveryPolicy::resolve(topic.as_ref(), own.as_ref())
+}
+
+/// Appends one line to a `file` subscription's file (under an allowed
+/// root), fsynced before it counts as delivered.
+fn append_line(endpoint: &str, roots: &[PathBuf], line: &str) -> Result<(), String> {
+    use std::io::Write;
+    let roots: Vec<&std::path::Path> = roots.iter().map(PathBuf::as_path).collect();
+    let path = cairn_notify::file_endpoint_path(endpoint, &roots).map_err(|e| e.to_string())?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut bytes = line.trim_end_matches('\n').as_bytes().to_vec();
+    bytes.push(b'\n');
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| format!("cannot append to {}: {e}", path.display()))
+}

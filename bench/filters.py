@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--chunk", type=int, default=50_000, help="events pre-parsed at a time (bounds memory)")
-    ap.add_argument("--block", type=int, default=256, help="events matched at a time, warm in the cache")
+    ap.add_argument("--block", type=int, default=16, help="events matched at a time, warm in the cache")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()

@@ -318,6 +318,34 @@ impl Monitor {
         Ok(())
     }
 
+    /// Replaces an alarm's tags with what `change` makes of them (no
+    /// history item: tags are not configuration).
+    pub fn change_alarm_tags(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        change: impl FnOnce(&[cairn_alarm::Tag]) -> Result<Vec<cairn_alarm::Tag>>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let sql = format!(
+            "SELECT {ALARM_COLUMNS} FROM alarms WHERE account = ?1 AND region = ?2 AND name = ?3"
+        );
+        let row = tx
+            .query_row(&sql, params![account, region, name], read_alarm_row)
+            .optional()?
+            .ok_or_else(|| Error::NotFound("The specified resource does not exist.".into()))?;
+        let mut alarm = decode_alarm(row)?;
+        alarm.definition.tags = change(&alarm.definition.tags)?;
+        tx.execute(
+            "UPDATE alarms SET definition = ?1 WHERE account = ?2 AND region = ?3 AND name = ?4",
+            params![encode(&alarm.definition)?, account, region, name],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records a state change with its history items and the notifications
     /// its actions publish, in one transaction, if the alarm is still in
     /// `change.old` (an evaluation that lost a race to another changes

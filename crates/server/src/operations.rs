@@ -210,7 +210,40 @@ macro_rules! cloudtrail {
 }
 
 use services::cloudtrail as ct;
+use services::cloudwatch as cw;
 use services::logs;
+
+macro_rules! monitoring {
+    ($name:literal, $resources:expr, $f:path) => {
+        Operation {
+            service: "monitoring",
+            name: $name,
+            action: concat!("cloudwatch:", $name),
+            binding: Binding::Name,
+            resources: $resources,
+            handler: services::cloudwatch::cloudwatch_handler!($f),
+        }
+    };
+}
+
+/// The alarm a CloudWatch request names, as IAM names it.
+fn alarm_resource(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    let name = match input {
+        Input::Json(map) => map
+            .get("AlarmName")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        Input::Query(params) => params.get("AlarmName").cloned(),
+        Input::Rest { .. } => None,
+    };
+    match name {
+        Some(name) => vec![format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{name}",
+            ctx.region, ctx.account_id
+        )],
+        None => no_resource(ctx, input),
+    }
+}
 
 macro_rules! sns {
     ($name:literal, $resources:expr, $f:path) => {
@@ -400,6 +433,40 @@ static NAMED_OPERATIONS: &[Operation] = &[
         log_group_resource,
         logs::list_tags_for_resource
     ),
+    monitoring!("PutMetricAlarm", alarm_resource, cw::put_metric_alarm),
+    monitoring!("DescribeAlarms", no_resource, cw::describe_alarms),
+    monitoring!(
+        "DescribeAlarmsForMetric",
+        no_resource,
+        cw::describe_alarms_for_metric
+    ),
+    monitoring!(
+        "DescribeAlarmHistory",
+        alarm_resource,
+        cw::describe_alarm_history
+    ),
+    monitoring!("DeleteAlarms", no_resource, cw::delete_alarms),
+    monitoring!("SetAlarmState", alarm_resource, cw::set_alarm_state),
+    monitoring!("EnableAlarmActions", no_resource, cw::enable_alarm_actions),
+    monitoring!(
+        "DisableAlarmActions",
+        no_resource,
+        cw::disable_alarm_actions
+    ),
+    monitoring!("PutMetricData", no_resource, cw::put_metric_data),
+    monitoring!("ListMetrics", no_resource, cw::list_metrics),
+    monitoring!(
+        "GetMetricStatistics",
+        no_resource,
+        cw::get_metric_statistics
+    ),
+    monitoring!("TagResource", no_resource, cw::tag_resource),
+    monitoring!("UntagResource", no_resource, cw::untag_resource),
+    monitoring!(
+        "ListTagsForResource",
+        no_resource,
+        cw::list_tags_for_resource
+    ),
     sns!("CreateTopic", sns_resource, services::sns::create_topic),
     sns!("ListTopics", no_resource, services::sns::list_topics),
     sns!(
@@ -539,6 +606,7 @@ mod tests {
                 "cloudtrail",
                 "cloudtrail-data",
                 "logs",
+                "monitoring",
                 "organizations",
                 "s3",
                 "sns",

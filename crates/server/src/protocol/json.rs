@@ -62,11 +62,39 @@ fn content_type(service: &AwsService) -> HeaderValue {
 
 /// A success answer.
 pub fn encode_ok(service: &AwsService, value: &Value) -> Response {
-    let mut response = (StatusCode::OK, value.to_string()).into_response();
+    let text = if service.query_compatible {
+        // Results written once for both protocols mark maps for the query
+        // protocol's XML; JSON has maps of its own.
+        let mut value = value.clone();
+        unmark_maps(&mut value);
+        value.to_string()
+    } else {
+        value.to_string()
+    };
+    let mut response = (StatusCode::OK, text).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, content_type(service));
     response
+}
+
+/// Replaces every `{"$map": {...}}` (see [`super::query::XML_MAP`]) by the
+/// map itself.
+fn unmark_maps(value: &mut Value) {
+    match value {
+        Value::Object(members) => {
+            if members.len() == 1
+                && let Some(inner) = members.remove(super::query::XML_MAP)
+            {
+                *value = inner;
+                unmark_maps(value);
+                return;
+            }
+            members.values_mut().for_each(unmark_maps);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unmark_maps),
+        _ => {}
+    }
 }
 
 /// An error answer: `{"__type": code, "message": text}`; a query-compatible

@@ -5,6 +5,7 @@
 //! ([`blocking`]), never on the async threads.
 
 pub mod cloudtrail;
+pub mod cloudwatch;
 pub mod ingest;
 pub mod logs;
 pub mod organizations;

@@ -208,3 +208,35 @@ def test_metrics_statistics_and_the_query_protocol(server):
         xml = r.read().decode()
     assert "<ListMetricsResponse" in xml and "<MetricName>Latency</MetricName>" in xml
     assert "<member><Name>Api</Name><Value>get</Value></member>" in xml
+
+
+def test_the_cis_set_goes_on_a_trail_with_one_command_and_fires(server, tmp_path):
+    """scripts/cis-monitoring.sh against Cairn: every control's filter and
+    alarm, a topic; a file subscription sees a CIS alarm fire."""
+    import subprocess
+    from conftest import REPO
+    server.aws("s3api", "create-bucket", "--bucket", "audit", expect_json=False)
+    proc = subprocess.run([str(REPO / "scripts" / "cis-monitoring.sh")], env=server.env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    controls = json.loads((REPO / "monitoring" / "cis-aws-foundations.json").read_text())["controls"]
+    filters = server.aws("logs", "describe-metric-filters", "--log-group-name", "CloudTrail")["metricFilters"]
+    assert len(filters) == len(controls) == 14
+    alarms = server.aws("cloudwatch", "describe-alarms")["MetricAlarms"]
+    assert len(alarms) == 14
+    topic = server.aws("sns", "list-topics")["Topics"][0]["TopicArn"]
+    assert topic.endswith(":cis-alarms")
+    alerts = server.data_dir / "notifications" / "cis.jsonl"
+    server.aws("sns", "subscribe", "--topic-arn", topic, "--protocol", "file", "--notification-endpoint",
+               f"file://{alerts}")
+    server.aws("cloudtrail", "create-trail", "--name", "cis-trail", "--s3-bucket-name", "audit",
+               "--cloud-watch-logs-log-group-arn", GROUP_ARN, "--cloud-watch-logs-role-arn", ROLE_ARN)
+    server.aws("cloudtrail", "start-logging", "--name", "cis-trail", expect_json=False)
+    server.ingest_lines([record("ConsoleLogin", eventSource="signin.amazonaws.com",
+                                additionalEventData={"MFAUsed": "No"},
+                                responseElements={"ConsoleLogin": "Success"})])
+    wait_for(lambda: alerts.exists() and alerts.read_text().strip(), timeout=30, message="a CIS alarm notification")
+    fired = [json.loads(json.loads(line)["Message"]) for line in alerts.read_text().splitlines()]
+    mfa = next(c for c in controls if c["id"] == "CloudWatch.3")
+    assert [f["AlarmName"] for f in fired] == [mfa["alarm"]["alarmName"]]
+    assert fired[0]["NewStateValue"] == "ALARM"

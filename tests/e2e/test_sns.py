@@ -159,3 +159,33 @@ def test_topic_tags(server):
     assert tags == {"team": "sec", "env": "prod"}
     sns.untag_resource(ResourceArn=arn, TagKeys=["team"])
     assert sns.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "env", "Value": "prod"}]
+
+
+def test_a_trail_with_a_topic_notifies_every_delivered_log_file(server):
+    sns = server.client("sns")
+    ct = server.client("cloudtrail")
+    server.client("s3").create_bucket(Bucket="audit")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ct.create_trail(Name="notified", S3BucketName="audit", SnsTopicName="missing-topic")
+    assert error_of(e)[0] == "InsufficientSnsTopicPolicyException"
+    topic = sns.create_topic(Name="log-files")["TopicArn"]
+    path = server.data_dir / "notifications" / "log-files.jsonl"
+    sns.subscribe(TopicArn=topic, Protocol="file", Endpoint=f"file://{path}")
+    created = ct.create_trail(Name="notified", S3BucketName="audit", SnsTopicName="log-files")
+    assert created["SnsTopicName"] == "log-files" and created["SnsTopicARN"] == topic
+    assert ct.get_trail(Name="notified")["Trail"]["SnsTopicARN"] == topic
+    ct.start_logging(Name="notified")
+    line = json.dumps({"eventVersion": "1.08", "eventTime": "2026-12-02T10:00:00Z", "eventSource": "s3.amazonaws.com",
+                       "eventName": "ListBuckets", "awsRegion": "us-east-1", "eventID": "n-1",
+                       "eventType": "AwsApiCall", "recipientAccountId": ACCOUNT})
+    server.ingest_lines([line])
+    wait_for(lambda: path.exists() and path.read_text().strip(), timeout=30, message="a log-file notification")
+    note = json.loads(path.read_text().splitlines()[0])
+    assert verify(note)
+    message = json.loads(note["Message"])
+    assert message["s3Bucket"] == "audit"
+    delivered = server.delivered("audit")
+    assert message["s3ObjectKey"] == sorted(delivered)
+    status = ct.get_trail_status(Name="notified")
+    assert "LatestNotificationTime" in status and status["LatestNotificationAttemptSucceeded"]
+    assert "LatestNotificationError" not in status

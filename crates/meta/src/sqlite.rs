@@ -132,6 +132,18 @@ pub struct TrailStatus {
     /// The error of the last failed delivery to the log group, cleared on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_cloud_watch_logs_delivery_error: Option<String>,
+    /// Last SNS notification of a delivered log file that was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_notification_time: Option<DateTime<Utc>>,
+    /// Last attempt to publish such a notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_notification_attempt_time: Option<DateTime<Utc>>,
+    /// Last attempt that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_notification_attempt_succeeded: Option<DateTime<Utc>>,
+    /// The error of the last failed attempt, cleared on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_notification_error: Option<String>,
 }
 
 /// A trail with its status.

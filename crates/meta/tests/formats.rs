@@ -71,6 +71,10 @@ fn trail() -> TrailRecord {
             latest_digest_delivery_error: Some("NoSuchBucket".into()),
             latest_cloud_watch_logs_delivery_time: None,
             latest_cloud_watch_logs_delivery_error: None,
+            latest_notification_time: None,
+            latest_notification_attempt_time: None,
+            latest_notification_attempt_succeeded: None,
+            latest_notification_error: None,
         },
     }
 }

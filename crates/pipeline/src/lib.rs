@@ -308,6 +308,7 @@ impl Pipeline {
             organization: config.organization.clone(),
             metrics: metrics.clone(),
             keyring,
+            log_files_delivered: sink::LogFilesHook::default(),
         };
         let pipeline = Arc::new(Self {
             wal: wal.clone(),
@@ -513,6 +514,12 @@ impl Pipeline {
     /// (alarm evaluation); feeds started before this call are told too.
     pub fn on_samples_arrived(&self, f: SamplesArrived) {
         *self.samples_cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Tells `f` of every delivery of a trail with an SNS topic (CloudTrail's
+    /// log-file notifications).
+    pub fn on_log_files_delivered(&self, f: sink::LogFilesDelivered) {
+        self.sink_context.log_files_delivered.set(f);
     }
 
     fn samples_arrived(&self) -> SamplesArrived {

@@ -158,6 +158,33 @@ pub struct Organization {
     pub accounts: Vec<String>,
 }
 
+/// Told of each delivery of a trail with an SNS topic: the trail, the
+/// bucket and the keys of the log files delivered (CloudTrail's
+/// notification). Runs on the sink's thread after the files are written.
+pub type LogFilesDelivered = Arc<dyn Fn(&TrailConfig, &str, &[String]) + Send + Sync>;
+
+/// Where the [`LogFilesDelivered`] hook is kept (set after the pipeline
+/// starts, read by every trail sink).
+#[derive(Clone, Default)]
+pub struct LogFilesHook(Arc<std::sync::Mutex<Option<LogFilesDelivered>>>);
+
+impl LogFilesHook {
+    /// Sets the hook.
+    pub fn set(&self, f: LogFilesDelivered) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    fn get(&self) -> Option<LogFilesDelivered> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl std::fmt::Debug for LogFilesHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogFilesHook")
+    }
+}
+
 /// What a trail sink needs besides its records.
 #[derive(Debug, Clone)]
 pub struct SinkContext {
@@ -175,6 +202,8 @@ pub struct SinkContext {
     pub metrics: Arc<Metrics>,
     /// Digest signing keys.
     pub keyring: Arc<Keyring>,
+    /// Told of deliveries of trails with an SNS topic (set once notifications run).
+    pub log_files_delivered: LogFilesHook,
 }
 
 /// What a trail sink saves with its cursor (the `state` of its checkpoint).
@@ -728,6 +757,7 @@ impl Sink for TrailSink {
         let ready = self.ready.as_deref().unwrap_or_default();
         let records: u64 = ready.iter().map(|f| f.file.records as u64).sum();
         let files = ready.len() as u64;
+        let keys: Vec<String> = ready.iter().map(|f| f.key.clone()).collect();
         // Before the cursor moves: a crash in between re-delivers the same files
         // under the same keys, and recording them again changes nothing.
         if config.log_file_validation_enabled {
@@ -755,6 +785,12 @@ impl Sink for TrailSink {
             self.refresh_digest_due();
         }
         self.failed_bucket = None;
+        if config.sns_topic_name.is_some()
+            && !keys.is_empty()
+            && let Some(hook) = self.ctx.log_files_delivered.get()
+        {
+            hook(&config, &bucket, &keys);
+        }
         Metrics::add(&self.ctx.metrics.delivered_records, records);
         Metrics::add(&self.ctx.metrics.delivered_files, files);
         self.ready = None;

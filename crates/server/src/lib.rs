@@ -239,6 +239,13 @@ impl Server {
                 monitoring.samples_arrived(metrics);
             }));
         }
+        {
+            let monitoring = monitoring.clone();
+            let meta = meta.clone();
+            pipeline.on_log_files_delivered(Arc::new(move |trail, bucket, keys| {
+                monitoring::notify_log_files(&monitoring, &meta, trail, bucket, keys);
+            }));
+        }
         let mut principals = HashMap::new();
         principals.insert(
             root.access_key_id.clone(),

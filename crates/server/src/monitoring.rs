@@ -617,6 +617,58 @@ impl Monitoring {
     }
 }
 
+/// CloudTrail's notification of delivered log files
+/// (`{"s3Bucket":"...","s3ObjectKey":["..."]}`) published to the trail's
+/// topic, and the trail's notification status kept for GetTrailStatus.
+/// Called on the trail sink's thread after the files are written.
+pub fn notify_log_files(
+    monitoring: &Monitoring,
+    meta: &cairn_meta::Metastore,
+    trail: &cairn_model::TrailConfig,
+    bucket: &str,
+    keys: &[String],
+) {
+    let Some(topic) = trail.sns_topic_name.as_deref() else {
+        return;
+    };
+    let topic_arn = crate::services::cloudtrail::sns_topic_arn(trail, topic);
+    let message = serde_json::json!({ "s3Bucket": bucket, "s3ObjectKey": keys }).to_string();
+    let now = monitoring.now();
+    let published = monitoring
+        .monitor
+        .topic(&topic_arn)
+        .map_err(Error::from)
+        .and_then(|found| match found {
+            None => Err(Error::Store(cairn_monitor::Error::NotFound(format!(
+                "SNS topic {topic_arn} does not exist"
+            )))),
+            Some(_) => monitoring.publish_blocking(
+                &topic_arn,
+                None,
+                &|_| Ok(message.clone()),
+                &BTreeMap::new(),
+                SignatureVersion::V1,
+            ),
+        });
+    let recorded = meta.update_trail_status(&trail.arn, |s| {
+        s.latest_notification_attempt_time = Some(now);
+        match &published {
+            Ok(_) => {
+                s.latest_notification_time = Some(now);
+                s.latest_notification_attempt_succeeded = Some(now);
+                s.latest_notification_error = None;
+            }
+            Err(e) => s.latest_notification_error = Some(e.to_string()),
+        }
+    });
+    if let Err(e) = published {
+        tracing::warn!(trail = %trail.arn, topic = %topic_arn, error = %e, "cannot notify delivered log files");
+    }
+    if let Err(e) = recorded {
+        tracing::debug!(trail = %trail.arn, error = %e, "cannot record the notification status");
+    }
+}
+
 /// A subscription's effective delivery policy given its topic's.
 fn policy_with(topic_policy: Option<&str>, subscription: &Subscription) -> EffectiveDeliveryPolicy {
     let topic = topic_policy.and_then(|p| TopicDeliveryPolicy::parse(p).ok());

@@ -245,14 +245,21 @@ impl Scope<'_> {
             config.s3_key_prefix = (!prefix.is_empty()).then(|| prefix.clone());
         }
         if let Some(topic) = &settings.sns_topic_name {
-            if !topic.is_empty() {
-                // No SNS topics exist on this server yet, so none can be the target.
-                return Err(AwsError::client(
-                    "InsufficientSnsTopicPolicyException",
-                    "SNS Topic does not exist or the topic policy is incorrect!",
-                ));
+            if topic.is_empty() {
+                config.sns_topic_name = None;
+            } else {
+                let arn = sns_topic_arn(config, topic);
+                let monitor = self.state.monitor.clone();
+                let lookup = arn.clone();
+                let found = blocking(move || Ok(monitor.topic(&lookup)?)).await?;
+                if found.is_none() {
+                    return Err(AwsError::client(
+                        "InsufficientSnsTopicPolicyException",
+                        "SNS Topic does not exist or the topic policy is incorrect!",
+                    ));
+                }
+                config.sns_topic_name = Some(topic.clone());
             }
-            config.sns_topic_name = None;
         }
         if let Some(group) = &settings.cloud_watch_logs_log_group_arn {
             if group.is_empty() {

@@ -214,6 +214,9 @@ pub struct Trail {
     /// `SnsTopicName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sns_topic_name: Option<String>,
+    /// `SnsTopicARN`.
+    #[serde(rename = "SnsTopicARN", skip_serializing_if = "Option::is_none")]
+    pub sns_topic_arn: Option<String>,
     /// `IncludeGlobalServiceEvents`.
     pub include_global_service_events: bool,
     /// `IsMultiRegionTrail`.
@@ -249,6 +252,7 @@ impl Trail {
             s3_bucket_name: config.s3_bucket_name.clone(),
             s3_key_prefix: config.s3_key_prefix.clone(),
             sns_topic_name: config.sns_topic_name.clone(),
+            sns_topic_arn: config.sns_topic_name.as_deref().map(|t| sns_topic_arn(config, t)),
             include_global_service_events: config.include_global_service_events,
             is_multi_region_trail: config.is_multi_region_trail,
             home_region: config.home_region.clone(),
@@ -261,6 +265,19 @@ impl Trail {
             has_insight_selectors: has_insight_selectors(config),
             is_organization_trail: config.is_organization_trail,
         }
+    }
+}
+
+/// The ARN of a trail's SNS topic (`SnsTopicName` may be a name or an ARN):
+/// a name is a topic of the trail's account in its home region.
+pub fn sns_topic_arn(config: &TrailConfig, topic: &str) -> String {
+    if topic.starts_with("arn:") {
+        topic.to_owned()
+    } else {
+        format!(
+            "arn:aws:sns:{}:{}:{topic}",
+            config.home_region, config.account_id
+        )
     }
 }
 
@@ -287,6 +304,9 @@ pub struct TrailSettingsResponse {
     /// `SnsTopicName`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sns_topic_name: Option<String>,
+    /// `SnsTopicARN`.
+    #[serde(rename = "SnsTopicARN", skip_serializing_if = "Option::is_none")]
+    pub sns_topic_arn: Option<String>,
     /// `IncludeGlobalServiceEvents`.
     pub include_global_service_events: bool,
     /// `IsMultiRegionTrail`.
@@ -317,6 +337,7 @@ impl TrailSettingsResponse {
             s3_bucket_name: t.s3_bucket_name,
             s3_key_prefix: t.s3_key_prefix,
             sns_topic_name: t.sns_topic_name,
+            sns_topic_arn: t.sns_topic_arn,
             include_global_service_events: t.include_global_service_events,
             is_multi_region_trail: t.is_multi_region_trail,
             trail_arn: t.trail_arn,
@@ -405,9 +426,15 @@ pub struct GetTrailStatusResponse {
     pub latest_cloud_watch_logs_delivery_error: Option<String>,
     /// `LatestDeliveryAttemptTime`.
     pub latest_delivery_attempt_time: String,
-    /// `LatestNotificationAttemptTime` (no SNS notifications: always empty).
+    /// `LatestNotificationTime`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_notification_time: Option<Epoch>,
+    /// `LatestNotificationError`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_notification_error: Option<String>,
+    /// `LatestNotificationAttemptTime`.
     pub latest_notification_attempt_time: String,
-    /// `LatestNotificationAttemptSucceeded` (always empty).
+    /// `LatestNotificationAttemptSucceeded`.
     pub latest_notification_attempt_succeeded: String,
     /// `LatestDeliveryAttemptSucceeded`.
     pub latest_delivery_attempt_succeeded: String,
@@ -441,8 +468,12 @@ impl GetTrailStatusResponse {
                 .latest_cloud_watch_logs_delivery_error
                 .clone(),
             latest_delivery_attempt_time: status_string(s.latest_delivery_attempt_time),
-            latest_notification_attempt_time: String::new(),
-            latest_notification_attempt_succeeded: String::new(),
+            latest_notification_time: s.latest_notification_time.map(Epoch),
+            latest_notification_error: s.latest_notification_error.clone(),
+            latest_notification_attempt_time: status_string(s.latest_notification_attempt_time),
+            latest_notification_attempt_succeeded: status_string(
+                s.latest_notification_attempt_succeeded,
+            ),
             latest_delivery_attempt_succeeded: status_string(s.latest_delivery_attempt_succeeded),
             time_logging_started: status_string(s.start_logging_time),
             time_logging_stopped: status_string(s.stop_logging_time),

@@ -49,9 +49,10 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length).decode()
                 with receiver.lock:
+                    status = receiver.status
                     receiver.received.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
-                                              "at": time.time()})
-                self.send_response(receiver.status)
+                                              "at": time.time(), "status": status})
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -62,9 +63,9 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def messages(self, kind=None):
+    def messages(self, kind=None, accepted_only=False):
         with self.lock:
-            out = [json.loads(r["body"]) for r in self.received]
+            out = [json.loads(r["body"]) for r in self.received if not accepted_only or r["status"] < 300]
         return [m for m in out if kind is None or m.get("Type") == kind]
 
     def wait_for(self, kind, count=1, timeout=30):

@@ -240,3 +240,22 @@ def test_the_cis_set_goes_on_a_trail_with_one_command_and_fires(server, tmp_path
     mfa = next(c for c in controls if c["id"] == "CloudWatch.3")
     assert [f["AlarmName"] for f in fired] == [mfa["alarm"]["alarmName"]]
     assert fired[0]["NewStateValue"] == "ALARM"
+
+
+def test_get_metric_data_returns_metric_stat_queries(server):
+    cw = server.client("cloudwatch")
+    now = datetime.now(timezone.utc)
+    cw.put_metric_data(Namespace="App", MetricData=[{"MetricName": "Hits", "Value": v, "Timestamp": now}
+                                                    for v in (1, 2, 3)])
+    answer = cw.get_metric_data(StartTime=now.timestamp() - 600, EndTime=now.timestamp() + 60, MetricDataQueries=[
+        {"Id": "sum", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Hits"}, "Period": 60, "Stat": "Sum"}},
+        {"Id": "p100", "MetricStat": {"Metric": {"Namespace": "App", "MetricName": "Hits"}, "Period": 60,
+                                      "Stat": "p100"}, "Label": "max"},
+    ])
+    results = {r["Id"]: r for r in answer["MetricDataResults"]}
+    assert results["sum"]["Values"] == [6.0] and results["sum"]["StatusCode"] == "Complete"
+    assert results["p100"]["Values"] == [3.0] and results["p100"]["Label"] == "max"
+    import botocore.exceptions
+    with pytest.raises(botocore.exceptions.ClientError):
+        cw.get_metric_data(StartTime=now.timestamp() - 600, EndTime=now.timestamp(),
+                           MetricDataQueries=[{"Id": "e", "Expression": "SUM(METRICS())"}])

@@ -88,6 +88,7 @@ mod event;
 mod matcher;
 mod metric;
 mod parse;
+mod projection;
 
 #[cfg(test)]
 mod tests;
@@ -104,6 +105,7 @@ pub use error::{
 };
 pub use event::LogEvent;
 pub use metric::{Extracted, FieldRef, MetricValue};
+pub use projection::Projection;
 
 use matcher::Compiled;
 

@@ -14,8 +14,8 @@
 //! Log events and the metric samples their metric filters produce are
 //! written in one transaction, so a sample exists exactly when its event
 //! does: a replay of the same events after a crash (the log-group sink feeds
-//! a WAL range again) finds them stored (each carries its *origin*, the
-//! feeding trail, and its WAL position) and produces no second sample.
+//! a WAL range again) is recognised by the highest WAL position the feeding
+//! trail (its *origin*) stored in the group, and produces nothing twice.
 //!
 //! Names follow CloudWatch Logs: a log group is named within an account and
 //! a region; its streams within it. Validation of names and parameters with
@@ -136,14 +136,18 @@ CREATE TABLE IF NOT EXISTS log_events (
     stream_id INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
     ingestion_ms INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    origin INTEGER,
-    origin_seq INTEGER
+    message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (stream_id, timestamp, id);
 CREATE INDEX IF NOT EXISTS log_events_by_group ON log_events (group_id, timestamp, id);
-CREATE UNIQUE INDEX IF NOT EXISTS log_events_by_origin
-    ON log_events (origin, origin_seq) WHERE origin IS NOT NULL;
+-- The highest position a feed (a trail's WAL consumer) stored in a group:
+-- a replayed range at or below it is skipped.
+CREATE TABLE IF NOT EXISTS feed_marks (
+    origin INTEGER NOT NULL,
+    group_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (origin, group_id)
+);
 CREATE TABLE IF NOT EXISTS metric_filters (
     group_id INTEGER NOT NULL REFERENCES log_groups(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -240,7 +244,7 @@ pub struct Monitor {
     /// Compiled metric filters per log group id, built on first use and
     /// dropped when the group's filters change, so events are matched
     /// without parsing a pattern again.
-    filters: Mutex<HashMap<i64, Arc<[logs::CompiledFilter]>>>,
+    filters: Mutex<HashMap<i64, Arc<logs::GroupFilters>>>,
 }
 
 impl Monitor {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use cairn_filter::{FieldRef, FilterPattern, LogEvent, MetricValue};
+use cairn_filter::{FieldRef, FilterPattern, LogEvent, MetricValue, Projection};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -109,8 +109,8 @@ pub struct NewLogEvent<'a> {
     /// Its message.
     pub message: &'a str,
     /// Its position in its origin's stream (a WAL position), when it has
-    /// an origin: a second event with the same origin and position is the
-    /// same event, replayed, and is not stored again.
+    /// an origin: positions grow batch after batch, so one at or below the
+    /// highest stored is a replay and is not stored again.
     pub origin_seq: Option<i64>,
 }
 
@@ -393,6 +393,8 @@ impl Monitor {
         let tx = conn.transaction()?;
         let id = group_id(&tx, key)?;
         tx.execute("DELETE FROM log_events WHERE group_id = ?1", [id])?;
+        // Group ids may be reused: a new group must not inherit the marks.
+        tx.execute("DELETE FROM feed_marks WHERE group_id = ?1", [id])?;
         tx.execute("DELETE FROM log_groups WHERE id = ?1", [id])?;
         tx.commit()?;
         self.forget_filters(id);
@@ -546,11 +548,7 @@ impl Monitor {
     // -----------------------------------------------------------------
     // Events
 
-    /// Stores events in a stream of a group and, in the same transaction,
-    /// the metric samples the group's metric filters make of them. With
-    /// `origin`, events whose (origin, `origin_seq`) is stored already are
-    /// replays and are skipped. With `create_stream`, a missing stream is
-    /// created (CloudTrail's feed); without, it is [`Error::NotFound`].
+    /// Stores events in a stream of a group; see [`Monitor::append_streams`].
     pub fn append(
         &self,
         key: &GroupKey,
@@ -560,53 +558,82 @@ impl Monitor {
         create_stream: bool,
         now_ms: i64,
     ) -> Result<AppendOutcome> {
+        self.append_streams(key, &[(stream, events)], origin, create_stream, now_ms)
+    }
+
+    /// Stores events in streams of a group and, in the same transaction, the
+    /// metric samples the group's metric filters make of them. With
+    /// `origin` (a feed: a trail's WAL consumer), events are delivered in
+    /// `origin_seq` order, batch after batch, so the store keeps the
+    /// highest `origin_seq` it holds per (origin, group): an event at or
+    /// below it is a replay and is skipped. With `create_stream`, a missing
+    /// stream is created (CloudTrail's feed); without, it is
+    /// [`Error::NotFound`].
+    pub fn append_streams(
+        &self,
+        key: &GroupKey,
+        streams: &[(&str, &[NewLogEvent<'_>])],
+        origin: Option<i64>,
+        create_stream: bool,
+        now_ms: i64,
+    ) -> Result<AppendOutcome> {
         let filters = self.compiled_filters(key)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let group = group_id(&tx, key)?;
-        let stream_id = match stream_id(&tx, group, stream)? {
-            Some(id) => id,
-            None if create_stream => {
-                tx.execute(
-                    "INSERT INTO log_streams (group_id, name, created_ms) VALUES (?1, ?2, ?3)",
-                    params![group, stream, now_ms],
-                )?;
-                tx.last_insert_rowid()
-            }
-            None => {
-                return Err(Error::NotFound(
-                    "The specified log stream does not exist.".into(),
-                ));
-            }
+        let stored_up_to: Option<i64> = match origin {
+            None => None,
+            Some(origin) => tx
+                .prepare_cached("SELECT seq FROM feed_marks WHERE origin = ?1 AND group_id = ?2")?
+                .query_row(params![origin, group], |r| r.get(0))
+                .optional()?,
         };
         let mut outcome = AppendOutcome::default();
-        let mut bytes = 0i64;
-        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        let mut highest = stored_up_to;
         // Samples per metric, then per timestamp; minutes with events and
         // no match, per transformation with a default value.
         let mut samples: SamplesByMetric = BTreeMap::new();
         let mut minutes_seen: Vec<i64> = Vec::new();
         let mut minutes_matched: Vec<Vec<i64>> = vec![Vec::new(); transform_count(&filters)];
-        {
+        for (stream, events) in streams {
+            let stream_id = match stream_id(&tx, group, stream)? {
+                Some(id) => id,
+                None if create_stream => {
+                    tx.execute(
+                        "INSERT INTO log_streams (group_id, name, created_ms) VALUES (?1, ?2, ?3)",
+                        params![group, stream, now_ms],
+                    )?;
+                    tx.last_insert_rowid()
+                }
+                None => {
+                    return Err(Error::NotFound(
+                        "The specified log stream does not exist.".into(),
+                    ));
+                }
+            };
+            let mut inserted = 0usize;
+            let mut bytes = 0i64;
+            let (mut first, mut last) = (i64::MAX, i64::MIN);
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO log_events (group_id, stream_id, timestamp, ingestion_ms, message, origin, origin_seq) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO log_events (group_id, stream_id, timestamp, ingestion_ms, message) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for event in events {
-                let seq = origin.and(event.origin_seq);
-                let changed = insert.execute(params![
+            for event in *events {
+                if origin.is_some() {
+                    let seq = event.origin_seq.unwrap_or(i64::MIN);
+                    if stored_up_to.is_some_and(|up_to| seq <= up_to) {
+                        continue;
+                    }
+                    highest = Some(highest.map_or(seq, |h| h.max(seq)));
+                }
+                insert.execute(params![
                     group,
                     stream_id,
                     event.timestamp,
                     now_ms,
-                    event.message,
-                    seq.and(origin),
-                    seq
+                    event.message
                 ])?;
-                if changed == 0 {
-                    continue;
-                }
-                outcome.inserted += 1;
+                inserted += 1;
                 bytes += event.message.len() as i64;
                 first = first.min(event.timestamp);
                 last = last.max(event.timestamp);
@@ -615,13 +642,13 @@ impl Monitor {
                 }
                 let minute = event.timestamp - event.timestamp.rem_euclid(60_000);
                 minutes_seen.push(minute);
-                // One parse of the message for every filter of the group.
-                let log_event = LogEvent::new(event.message);
+                // One parse of the message for every filter of the group,
+                // of only the members they read.
+                let log_event = filters.projection.event(event.message);
                 let mut index = 0;
                 for filter in filters.iter() {
                     for t in &filter.transforms {
-                        if let Some(sample) = sample_of(filter, t, &log_event) {
-                            let (metric, value) = sample;
+                        if let Some((metric, value)) = sample_of(filter, t, &log_event) {
                             samples
                                 .entry((metric, t.unit.clone()))
                                 .or_default()
@@ -631,6 +658,22 @@ impl Monitor {
                         index += 1;
                     }
                 }
+            }
+            drop(insert);
+            if inserted > 0 {
+                outcome.inserted += inserted;
+                tx.execute(
+                    "UPDATE log_streams SET \
+                       first_event_ms = MIN(COALESCE(first_event_ms, ?1), ?1), \
+                       last_event_ms = MAX(COALESCE(last_event_ms, ?2), ?2), \
+                       last_ingestion_ms = ?3, stored_bytes = stored_bytes + ?4 \
+                     WHERE id = ?5",
+                    params![first, last, now_ms, bytes, stream_id],
+                )?;
+                tx.execute(
+                    "UPDATE log_groups SET stored_bytes = stored_bytes + ?1 WHERE id = ?2",
+                    params![bytes, group],
+                )?;
             }
         }
         // A default value stands for each minute that had events and no match.
@@ -654,23 +697,18 @@ impl Monitor {
                 index += 1;
             }
         }
-        if outcome.inserted > 0 {
-            tx.execute(
-                "UPDATE log_streams SET \
-                   first_event_ms = MIN(COALESCE(first_event_ms, ?1), ?1), \
-                   last_event_ms = MAX(COALESCE(last_event_ms, ?2), ?2), \
-                   last_ingestion_ms = ?3, stored_bytes = stored_bytes + ?4 \
-                 WHERE id = ?5",
-                params![first, last, now_ms, bytes, stream_id],
-            )?;
-            tx.execute(
-                "UPDATE log_groups SET stored_bytes = stored_bytes + ?1 WHERE id = ?2",
-                params![bytes, group],
-            )?;
-        }
         for ((metric, unit), points) in &samples {
             outcome.samples += insert_samples(&tx, metric, unit.as_deref(), points)?;
             outcome.metrics.push(metric.clone());
+        }
+        if let (Some(origin), Some(seq)) = (origin, highest)
+            && highest != stored_up_to
+        {
+            tx.execute(
+                "INSERT INTO feed_marks (origin, group_id, seq) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (origin, group_id) DO UPDATE SET seq = ?3",
+                params![origin, group, seq],
+            )?;
         }
         tx.commit()?;
         Ok(outcome)
@@ -972,7 +1010,7 @@ impl Monitor {
     }
 
     /// The group's metric filters, compiled (cached until they change).
-    fn compiled_filters(&self, key: &GroupKey) -> Result<Arc<[CompiledFilter]>> {
+    fn compiled_filters(&self, key: &GroupKey) -> Result<Arc<GroupFilters>> {
         let conn = self.conn();
         let group = group_id(&conn, key)?;
         if let Some(found) = self
@@ -1010,7 +1048,10 @@ impl Monitor {
             };
             compiled.push(CompiledFilter::new(key, &filter)?);
         }
-        let compiled: Arc<[CompiledFilter]> = compiled.into();
+        let compiled = Arc::new(GroupFilters {
+            projection: Projection::of(compiled.iter().map(|f: &CompiledFilter| &f.pattern)),
+            filters: compiled,
+        });
         // Under the connection lock: a concurrent change cannot slip between
         // the read and the cache.
         self.filters
@@ -1023,6 +1064,21 @@ impl Monitor {
 
 /// Samples of one append: (metric, unit) → (timestamp, value) pairs.
 type SamplesByMetric = BTreeMap<(MetricKey, Option<String>), Vec<(i64, f64)>>;
+
+/// A group's compiled metric filters and what of a message they read.
+#[derive(Debug)]
+pub(crate) struct GroupFilters {
+    filters: Vec<CompiledFilter>,
+    projection: Projection,
+}
+
+impl std::ops::Deref for GroupFilters {
+    type Target = [CompiledFilter];
+
+    fn deref(&self) -> &[CompiledFilter] {
+        &self.filters
+    }
+}
 
 fn transform_count(filters: &[CompiledFilter]) -> usize {
     filters.iter().map(|f| f.transforms.len()).sum()

@@ -486,3 +486,35 @@ fn test_the_store_survives_reopening() {
     assert_eq!(filters.len(), 1);
     assert_eq!(filters[0].transformations, count_transformation("M"));
 }
+
+#[test]
+fn test_a_feed_replay_across_streams_stores_nothing_twice_and_goes_on_after() {
+    let m = store_with_group();
+    let event = |seq: i64, message: &'static str| NewLogEvent {
+        timestamp: seq,
+        message,
+        origin_seq: Some(seq),
+    };
+    let a = [event(1, "a1"), event(4, "a4")];
+    let b = [event(2, "b2"), event(3, "b3")];
+    let first = m
+        .append_streams(&group(), &[("a", &a), ("b", &b)], Some(9), true, 0)
+        .expect("first");
+    assert_eq!(first.inserted, 4);
+    let replay = m
+        .append_streams(&group(), &[("a", &a), ("b", &b)], Some(9), true, 0)
+        .expect("replay");
+    assert_eq!(replay.inserted, 0);
+    // The range fed again after a crash holds the stored batch and more.
+    let more = [event(3, "b3"), event(5, "b5")];
+    let next = m
+        .append_streams(&group(), &[("b", &more)], Some(9), true, 0)
+        .expect("next");
+    assert_eq!(next.inserted, 1);
+    let page = m
+        .filter_log_events(&group(), None, None, None, None, None, None, 100)
+        .expect("events");
+    let mut messages: Vec<String> = page.events.into_iter().map(|e| e.message).collect();
+    messages.sort();
+    assert_eq!(messages, ["a1", "a4", "b2", "b3", "b5"]);
+}

@@ -6,9 +6,9 @@
 //! The feed is independent of S3 delivery: a missing bucket does not stop
 //! it, a missing log group does not stop the bucket. The store writes each
 //! delivery's events and the samples the group's metric filters make of
-//! them in one transaction, each event tagged with its origin (this trail)
-//! and WAL position, so a WAL range fed again after a crash stores nothing
-//! twice: no intent needs announcing.
+//! them in one transaction, with the highest WAL position this trail (its
+//! origin) stored in the group, so a WAL range fed again after a crash
+//! stores nothing twice: no intent needs announcing.
 //!
 //! Deliveries are small and frequent (a quarter of a second after the first
 //! record waiting), because alarms watch the metrics they feed.
@@ -246,38 +246,44 @@ impl Sink for LogGroupSink {
             return Ok(());
         };
         let now = Utc::now().timestamp_millis();
-        // One append per stream (account and region), in WAL order within it.
-        let mut streams: Vec<&str> = self.pending.iter().map(|p| p.stream.as_str()).collect();
-        streams.sort_unstable();
-        streams.dedup();
-        let mut metrics = Vec::new();
-        let mut stored = 0u64;
-        for stream in streams {
-            let events: Vec<NewLogEvent<'_>> = self
-                .pending
-                .iter()
-                .filter(|p| p.stream == stream)
-                .map(|p| NewLogEvent {
-                    timestamp: p.timestamp_ms,
-                    // Ingest stored only valid UTF-8 JSON.
-                    message: std::str::from_utf8(&p.json).unwrap_or_default(),
-                    origin_seq: Some(p.lsn as i64),
-                })
-                .collect();
-            let outcome = self
-                .monitor
-                .append(&group, stream, &events, Some(self.origin), true, now)
-                .map_err(|e| match e {
-                    cairn_monitor::Error::NotFound(_) => SinkError::permanent(format!(
-                        "ResourceNotFoundException: the log group {} does not exist",
-                        group.arn()
-                    )),
-                    e if e.is_retriable() => SinkError::retriable(e.to_string()),
-                    e => SinkError::permanent(e.to_string()),
-                })?;
-            stored += outcome.inserted as u64;
-            metrics.extend(outcome.metrics);
-        }
+        // One transaction for the whole delivery, every stream (account and
+        // region) in WAL order within it: the store's replay mark is then
+        // the delivery's highest position.
+        let mut names: Vec<&str> = self.pending.iter().map(|p| p.stream.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let per_stream: Vec<(&str, Vec<NewLogEvent<'_>>)> = names
+            .into_iter()
+            .map(|stream| {
+                let events = self
+                    .pending
+                    .iter()
+                    .filter(|p| p.stream == stream)
+                    .map(|p| NewLogEvent {
+                        timestamp: p.timestamp_ms,
+                        // Ingest stored only valid UTF-8 JSON.
+                        message: std::str::from_utf8(&p.json).unwrap_or_default(),
+                        origin_seq: Some(p.lsn as i64),
+                    })
+                    .collect();
+                (stream, events)
+            })
+            .collect();
+        let streams: Vec<(&str, &[NewLogEvent<'_>])> =
+            per_stream.iter().map(|(s, e)| (*s, e.as_slice())).collect();
+        let outcome = self
+            .monitor
+            .append_streams(&group, &streams, Some(self.origin), true, now)
+            .map_err(|e| match e {
+                cairn_monitor::Error::NotFound(_) => SinkError::permanent(format!(
+                    "ResourceNotFoundException: the log group {} does not exist",
+                    group.arn()
+                )),
+                e if e.is_retriable() => SinkError::retriable(e.to_string()),
+                e => SinkError::permanent(e.to_string()),
+            })?;
+        let stored = outcome.inserted as u64;
+        let mut metrics = outcome.metrics;
         Metrics::add(&self.ctx.metrics.log_events_delivered, stored);
         self.clear();
         if !metrics.is_empty()

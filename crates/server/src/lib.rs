@@ -123,10 +123,14 @@ pub const META_FILE: &str = "meta.sqlite";
 /// metric filters, metrics).
 pub const MONITOR_FILE: &str = "monitor.sqlite";
 
+/// How long metric samples are kept (CloudWatch's 15 months).
+const METRIC_RETENTION_MS: i64 = 455 * 86_400_000;
+
 /// How often log events past their group's retention are removed.
 const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Removes log events past their group's retention every minute, on the
+/// Removes log events past their group's retention and metric samples past
+/// 15 months every minute, on the
 /// blocking pool, for as long as the runtime runs.
 fn spawn_retention(monitor: Arc<cairn_monitor::Monitor>) {
     tokio::spawn(async move {
@@ -135,7 +139,10 @@ fn spawn_retention(monitor: Arc<cairn_monitor::Monitor>) {
             tick.tick().await;
             let monitor = monitor.clone();
             let swept = tokio::task::spawn_blocking(move || {
-                monitor.expire_log_events(chrono::Utc::now().timestamp_millis())
+                let now = chrono::Utc::now().timestamp_millis();
+                // CloudWatch keeps datapoints 15 months.
+                monitor.expire_metric_samples(now - METRIC_RETENTION_MS)?;
+                monitor.expire_log_events(now)
             })
             .await;
             match swept {

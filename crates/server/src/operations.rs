@@ -460,6 +460,7 @@ static NAMED_OPERATIONS: &[Operation] = &[
         no_resource,
         cw::get_metric_statistics
     ),
+    monitoring!("GetMetricData", no_resource, cw::get_metric_data),
     monitoring!("TagResource", no_resource, cw::tag_resource),
     monitoring!("UntagResource", no_resource, cw::untag_resource),
     monitoring!(

@@ -875,6 +875,175 @@ pub async fn get_metric_statistics(
     Ok(json!({ "Label": query.metric_name, "Datapoints": datapoints }))
 }
 
+/// GetMetricData's input (times read apart).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetMetricDataInput {
+    /// `MetricDataQueries`.
+    pub metric_data_queries: Vec<MetricDataQuery>,
+    /// `ScanBy`.
+    pub scan_by: Option<String>,
+    /// `MaxDatapoints`.
+    pub max_datapoints: Option<i64>,
+    /// `NextToken` (every result fits one page here).
+    pub next_token: Option<String>,
+}
+
+/// A `MetricDataQuery`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricDataQuery {
+    /// `Id`.
+    pub id: String,
+    /// `MetricStat`.
+    pub metric_stat: Option<MetricStat>,
+    /// `Expression` (metric math: refused).
+    pub expression: Option<String>,
+    /// `Label`.
+    pub label: Option<String>,
+    /// `ReturnData`.
+    pub return_data: Option<bool>,
+}
+
+/// A `MetricStat`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricStat {
+    /// `Metric`.
+    pub metric: MetricShape,
+    /// `Period`.
+    pub period: i64,
+    /// `Stat`.
+    pub stat: String,
+    /// `Unit`.
+    pub unit: Option<String>,
+}
+
+/// A `Metric`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricShape {
+    /// `Namespace`.
+    pub namespace: String,
+    /// `MetricName`.
+    pub metric_name: String,
+    /// `Dimensions`.
+    #[serde(default)]
+    pub dimensions: Vec<Dimension>,
+}
+
+/// GetMetricData: `MetricStat` queries (any statistic GetMetricStatistics
+/// knows, percentiles included), newest first unless
+/// `ScanBy=TimestampAscending`. Metric math expressions are refused by name.
+pub async fn get_metric_data(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: GetMetricDataInput,
+    times: Map<String, Value>,
+) -> Result<Value, AwsError> {
+    let start = time_member(&times, "StartTime")?.ok_or_else(|| {
+        AwsError::client("MissingParameter", "The parameter StartTime is required.")
+    })?;
+    let end = time_member(&times, "EndTime")?.ok_or_else(|| {
+        AwsError::client("MissingParameter", "The parameter EndTime is required.")
+    })?;
+    if start >= end {
+        return Err(invalid(
+            "The parameter StartTime must be less than the parameter EndTime.",
+        ));
+    }
+    if input.metric_data_queries.is_empty() || input.metric_data_queries.len() > 500 {
+        return Err(invalid(
+            "MetricDataQueries must hold between 1 and 500 queries.",
+        ));
+    }
+    let _ = (input.next_token, input.max_datapoints);
+    let oldest_first = input.scan_by.as_deref() == Some("TimestampAscending");
+    let mut results = Vec::new();
+    for query in input.metric_data_queries {
+        if query.expression.is_some() {
+            return Err(invalid(format!(
+                "The expression of query {} is metric math, which Cairn does not evaluate; use MetricStat.",
+                query.id
+            )));
+        }
+        let Some(stat) = query.metric_stat else {
+            return Err(AwsError::client(
+                "MissingParameter",
+                format!("Query {} needs MetricStat.", query.id),
+            ));
+        };
+        // `Stat` is a statistic (Sum) or an extended one (p99, TM(10%:90%)).
+        let plain = stat.stat.parse::<cairn_alarm::Statistic>().is_ok();
+        let validated = cairn_alarm::validate_get_metric_statistics(&GetMetricStatisticsInput {
+            namespace: Some(stat.metric.namespace.clone()),
+            metric_name: Some(stat.metric.metric_name.clone()),
+            start_time: Some(start),
+            end_time: Some(end),
+            period: Some(stat.period),
+            statistics: if plain {
+                vec![stat.stat.clone()]
+            } else {
+                Vec::new()
+            },
+            extended_statistics: if plain {
+                Vec::new()
+            } else {
+                vec![stat.stat.clone()]
+            },
+            unit: stat.unit.clone(),
+        })?;
+        let mut dimensions: Vec<(String, String)> = stat
+            .metric
+            .dimensions
+            .iter()
+            .map(|d| (d.name.clone(), d.value.clone()))
+            .collect();
+        dimensions.sort();
+        let key = MetricKey {
+            account: ctx.account_id.clone(),
+            region: ctx.region.clone(),
+            namespace: validated.namespace.clone(),
+            name: validated.metric_name.clone(),
+            dimensions,
+        };
+        let unit = validated.unit.map(|u| u.as_str().to_owned());
+        let period = validated.period;
+        let aggregates = store(state, move |m| {
+            m.metric_aggregates(&key, period, start, end, unit.as_deref())
+        })
+        .await?;
+        let mut points: Vec<(DateTime<Utc>, f64)> = aggregates
+            .iter()
+            .filter_map(|(t, a)| {
+                let value = match (
+                    validated.statistics.first(),
+                    validated.extended_statistics.first(),
+                ) {
+                    (Some(s), _) => a.statistic(*s),
+                    (None, Some(e)) => a.extended(e),
+                    (None, None) => None,
+                };
+                value.map(|v| (*t, v))
+            })
+            .collect();
+        if !oldest_first {
+            points.reverse();
+        }
+        if query.return_data == Some(false) {
+            continue;
+        }
+        results.push(json!({
+            "Id": query.id,
+            "Label": query.label.unwrap_or_else(|| stat.metric.metric_name.clone()),
+            "Timestamps": points.iter().map(|(t, _)| iso(*t)).collect::<Vec<_>>(),
+            "Values": points.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+            "StatusCode": "Complete",
+        }));
+    }
+    Ok(json!({ "MetricDataResults": results, "Messages": [] }))
+}
+
 // ---------------------------------------------------------------------------
 // Tags
 

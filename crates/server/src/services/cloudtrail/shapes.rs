@@ -252,7 +252,10 @@ impl Trail {
             s3_bucket_name: config.s3_bucket_name.clone(),
             s3_key_prefix: config.s3_key_prefix.clone(),
             sns_topic_name: config.sns_topic_name.clone(),
-            sns_topic_arn: config.sns_topic_name.as_deref().map(|t| sns_topic_arn(config, t)),
+            sns_topic_arn: config
+                .sns_topic_name
+                .as_deref()
+                .map(|t| sns_topic_arn(config, t)),
             include_global_service_events: config.include_global_service_events,
             is_multi_region_trail: config.is_multi_region_trail,
             home_region: config.home_region.clone(),

@@ -696,3 +696,164 @@ fn append_line(endpoint: &str, roots: &[PathBuf], line: &str) -> Result<(), Stri
         .and_then(|()| file.sync_data())
         .map_err(|e| format!("cannot append to {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A clock the test moves.
+    #[derive(Debug)]
+    struct ManualClock(Mutex<DateTime<Utc>>);
+
+    impl ManualClock {
+        fn at(text: &str) -> Arc<Self> {
+            Arc::new(Self(Mutex::new(
+                DateTime::parse_from_rfc3339(text)
+                    .expect("time")
+                    .with_timezone(&Utc),
+            )))
+        }
+
+        fn advance(&self, seconds: i64) {
+            let mut now = self.0.lock().expect("clock");
+            *now += chrono::Duration::seconds(seconds);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().expect("clock")
+        }
+    }
+
+    fn alarm_input(name: &str, treat_missing: Option<&str>) -> cairn_alarm::PutMetricAlarmInput {
+        cairn_alarm::PutMetricAlarmInput {
+            alarm_name: Some(name.into()),
+            metric_name: Some("Errors".into()),
+            namespace: Some("App".into()),
+            statistic: Some("Sum".into()),
+            period: Some(60),
+            evaluation_periods: Some(2),
+            datapoints_to_alarm: Some(1),
+            threshold: Some(3.0),
+            comparison_operator: Some("GreaterThanOrEqualToThreshold".into()),
+            treat_missing_data: treat_missing.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    fn sample(monitoring: &Monitoring, value: f64) {
+        let now = monitoring.now();
+        let key = MetricKey {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            namespace: "App".into(),
+            name: "Errors".into(),
+            dimensions: Vec::new(),
+        };
+        monitoring
+            .monitor()
+            .put_metric_data(&[(
+                key,
+                now.timestamp_millis(),
+                None,
+                cairn_alarm::MetricAggregate::of_value(value),
+            )])
+            .expect("sample");
+    }
+
+    fn state(monitoring: &Monitoring, name: &str) -> cairn_alarm::StateValue {
+        monitoring
+            .monitor()
+            .alarm("123456789012", "us-east-1", name)
+            .expect("read")
+            .expect("alarm")
+            .state
+            .value
+    }
+
+    fn evaluate(monitoring: &Monitoring, name: &str) -> bool {
+        let alarm = monitoring
+            .monitor()
+            .alarm("123456789012", "us-east-1", name)
+            .expect("read")
+            .expect("alarm");
+        monitoring.evaluate_blocking(&alarm).expect("evaluate")
+    }
+
+    #[test]
+    fn test_the_clock_drives_alarm_transitions() {
+        use cairn_alarm::StateValue::{Alarm, InsufficientData, Ok as Fine};
+        let dir = tempfile::tempdir().expect("dir");
+        let clock = ManualClock::at("2026-12-02T10:00:05Z");
+        let monitoring = Monitoring::open(
+            Arc::new(Monitor::in_memory().expect("store")),
+            &dir.path().join("keys"),
+            "http://127.0.0.1:1".into(),
+            Vec::new(),
+            clock.clone(),
+        )
+        .expect("monitoring");
+        for (name, missing) in [("missing", None), ("quiet", Some("notBreaching"))] {
+            let definition =
+                cairn_alarm::validate_put_metric_alarm(&alarm_input(name, missing)).expect("valid");
+            monitoring
+                .monitor()
+                .put_alarm("123456789012", "us-east-1", &definition, clock.now())
+                .expect("put");
+        }
+        // No data: `missing` stays INSUFFICIENT_DATA; `notBreaching` is OK
+        // once a period without data has closed.
+        assert!(!evaluate(&monitoring, "missing"));
+        clock.advance(60);
+        assert!(!evaluate(&monitoring, "missing"));
+        assert!(evaluate(&monitoring, "quiet"));
+        assert_eq!(state(&monitoring, "missing"), InsufficientData);
+        assert_eq!(state(&monitoring, "quiet"), Fine);
+
+        // Three errors in the open period breach at once, with no tick.
+        sample(&monitoring, 2.0);
+        assert!(evaluate(&monitoring, "missing"));
+        assert_eq!(state(&monitoring, "missing"), Fine);
+        sample(&monitoring, 1.0);
+        assert!(evaluate(&monitoring, "missing"));
+        assert!(evaluate(&monitoring, "quiet"));
+        assert_eq!(state(&monitoring, "missing"), Alarm);
+        assert_eq!(state(&monitoring, "quiet"), Alarm);
+        // Evaluating again changes nothing: one change, one history item.
+        assert!(!evaluate(&monitoring, "missing"));
+
+        // Quiet minutes: the breaching period leaves the window (and the
+        // look-back that `missing` searches for datapoints).
+        clock.advance(360);
+        assert!(evaluate(&monitoring, "quiet"));
+        assert_eq!(state(&monitoring, "quiet"), Fine);
+        assert!(evaluate(&monitoring, "missing"));
+        assert_eq!(state(&monitoring, "missing"), InsufficientData);
+
+        let (history, _) = monitoring
+            .monitor()
+            .alarm_history(
+                "123456789012",
+                "us-east-1",
+                Some("missing"),
+                Some(cairn_alarm::HistoryItemType::StateUpdate),
+                None,
+                None,
+                true,
+                0,
+                100,
+            )
+            .expect("history");
+        let summaries: Vec<&str> = history.iter().map(|h| h.history_summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "Alarm updated from INSUFFICIENT_DATA to OK",
+                "Alarm updated from OK to ALARM",
+                "Alarm updated from ALARM to INSUFFICIENT_DATA"
+            ]
+        );
+    }
+}

@@ -46,6 +46,29 @@ impl GroupKey {
         }
     }
 
+    /// The group a log group ARN names,
+    /// `arn:<partition>:logs:<region>:<account>:log-group:<name>`, with an
+    /// optional `:*` (CloudTrail's `CloudWatchLogsLogGroupArn` has it).
+    pub fn from_arn(arn: &str) -> Option<Self> {
+        let rest = arn.strip_prefix("arn:")?;
+        let mut parts = rest.splitn(6, ':');
+        let (_partition, service, region, account, resource, name) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        if service != "logs" || resource != "log-group" {
+            return None;
+        }
+        let name = name.strip_suffix(":*").unwrap_or(name);
+        let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        (!name.is_empty() && !region.is_empty() && account_ok)
+            .then(|| Self::new(account, region, name))
+    }
+
     /// `arn:aws:logs:<region>:<account>:log-group:<name>` (the `logGroupArn`
     /// member; the `arn` member adds `:*`).
     pub fn arn(&self) -> String {

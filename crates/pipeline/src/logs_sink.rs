@@ -52,22 +52,7 @@ pub struct LogsIntent {
 /// The log group a trail's `CloudWatchLogsLogGroupArn` names
 /// (`arn:aws:logs:<region>:<account>:log-group:<name>[:*]`).
 pub fn log_group_of(arn: &str) -> Option<GroupKey> {
-    let rest = arn.strip_prefix("arn:")?;
-    let mut parts = rest.splitn(6, ':');
-    let (_partition, service, region, account, resource, name) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if service != "logs" || resource != "log-group" {
-        return None;
-    }
-    let name = name.strip_suffix(":*").unwrap_or(name);
-    (!name.is_empty() && !region.is_empty() && !account.is_empty())
-        .then(|| GroupKey::new(account, region, name))
+    GroupKey::from_arn(arn)
 }
 
 struct Pending {

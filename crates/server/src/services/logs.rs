@@ -180,27 +180,9 @@ fn named_group(
     }
 }
 
-/// A log group ARN, `arn:<partition>:logs:<region>:<account>:log-group:<name>`
-/// with an optional `:*` (CloudTrail's `CloudWatchLogsLogGroupArn` has it).
+/// A log group ARN, with or without `:*` ([`GroupKey::from_arn`]).
 pub fn parse_log_group_arn(arn: &str) -> Option<GroupKey> {
-    let rest = arn.strip_prefix("arn:")?;
-    let mut parts = rest.splitn(6, ':');
-    let (_partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if service != "logs" || resource != "log-group" {
-        return None;
-    }
-    let name = parts.next()?;
-    let name = name.strip_suffix(":*").unwrap_or(name);
-    if name.is_empty() || region.is_empty() || account.len() != 12 {
-        return None;
-    }
-    Some(GroupKey::new(account, region, name))
+    GroupKey::from_arn(arn)
 }
 
 async fn with_monitor<T, F>(state: &AppState, work: F) -> Result<T, AwsError>

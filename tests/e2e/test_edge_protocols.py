@@ -41,6 +41,7 @@ def test_served_services_answer_their_own_errors(server):
     (["logs", "describe-destinations"], "UnknownOperationException", "DescribeDestinations"),
     # query
     (["sts", "get-session-token"], "InvalidAction", "GetSessionToken"),
+    (["sns", "list-platform-applications"], "InvalidAction", "ListPlatformApplications"),
 ])
 def test_unknown_operations_of_served_services(server, args, code, operation):
     got_code, got_op, message = cli_error(server, *args)
@@ -53,9 +54,8 @@ def test_unknown_operations_of_served_services(server, args, code, operation):
     (["kms", "list-keys"], "UnknownOperationException", "ListKeys", "AWS Key Management Service"),
     (["dynamodb", "list-tables"], "UnknownOperationException", "ListTables", "Amazon DynamoDB"),
     (["lambda", "list-functions"], "UnknownOperationException", "ListFunctions", "AWS Lambda"),
-    (["sns", "list-topics"], "InvalidAction", "ListTopics", "Amazon Simple Notification Service"),
     (["iam", "list-users"], "InvalidAction", "ListUsers", "AWS Identity and Access Management"),
-    (["cloudwatch", "list-metrics"], "InvalidAction", "ListMetrics", "Amazon CloudWatch"),
+    (["cloudformation", "list-stacks"], "InvalidAction", "ListStacks", "AWS CloudFormation"),
     (["route53", "list-hosted-zones"], "InvalidAction", "ListHostedZones", "Amazon Route 53"),
     (["ec2", "describe-vpcs"], "InvalidAction", "DescribeVpcs", "Amazon Elastic Compute Cloud"),
 ])
@@ -69,7 +69,7 @@ def test_unserved_services_are_named_in_their_own_protocol(server, args, code, o
 def test_unserved_query_service_errors_are_xml_error_responses(server):
     import botocore.exceptions
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        server.client("sns").list_topics()
+        server.client("iam").list_users()
     error = e.value.response["Error"]
     assert error["Code"] == "InvalidAction" and error["Type"] == "Sender"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
@@ -78,7 +78,7 @@ def test_unserved_query_service_errors_are_xml_error_responses(server):
 def test_query_compatible_cloudwatch_gets_the_query_code(server):
     import botocore.exceptions
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        server.client("cloudwatch").describe_alarms()
+        server.client("cloudwatch").describe_anomaly_detectors()
     error = e.value.response["Error"]
     assert error["Code"] == "InvalidAction"
     assert error["QueryErrorCode"] == "UnknownOperationException"

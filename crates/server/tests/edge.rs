@@ -172,11 +172,11 @@ async fn test_unserved_services_are_answered_in_their_protocol() {
     // Query-compatible JSON 1.0.
     let (_, headers, _) = edge
         .send(
-            "monitoring",
+            "sqs",
             "us-east-1",
             "/",
             &[
-                ("x-amz-target", "GraniteServiceVersion20100801.ListMetrics"),
+                ("x-amz-target", "AmazonSQS.ListQueues"),
                 ("content-type", "application/x-amz-json-1.0"),
                 ("x-amzn-query-mode", "true"),
             ],
@@ -188,18 +188,18 @@ async fn test_unserved_services_are_answered_in_their_protocol() {
     // Query.
     let (status, _, body) = edge
         .send(
-            "sns",
+            "iam",
             "us-east-1",
             "/",
             &[("content-type", "application/x-www-form-urlencoded")],
-            b"Action=ListTopics&Version=2010-03-31",
+            b"Action=ListUsers&Version=2010-05-08",
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("<Type>Sender</Type>"), "{body}");
     assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
     assert!(
-        body.contains("Amazon Simple Notification Service (sns)"),
+        body.contains("AWS Identity and Access Management (iam)"),
         "{body}"
     );
     // REST-JSON.
@@ -299,7 +299,7 @@ async fn test_cloudwatch_query_clients_get_query_errors() {
             "us-east-1",
             "/",
             &[("content-type", "application/x-www-form-urlencoded")],
-            b"Action=ListMetrics&Version=2010-08-01",
+            b"Action=DescribeAnomalyDetectors&Version=2010-08-01",
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -311,6 +311,6 @@ async fn test_cloudwatch_query_clients_get_query_errors() {
         "{body}"
     );
     assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
-    assert!(body.contains("Amazon CloudWatch (cloudwatch)"), "{body}");
+    assert!(body.contains("DescribeAnomalyDetectors"), "{body}");
     edge.stop().await;
 }

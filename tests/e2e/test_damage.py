@@ -80,3 +80,32 @@ def test_damaged_sealed_segment_stops_start_up_and_doctor_salvages(tmp_path):
         assert set(got) <= set(ids)
     finally:
         server.stop()
+
+
+def test_a_damaged_monitoring_document_stops_start_up_and_the_doctor_names_it(tmp_path):
+    import sqlite3
+    data = tmp_path / "data"
+    server = Server(data, ORG_CONFIG).start()
+    try:
+        logs = server.client("logs")
+        logs.create_log_group(logGroupName="g")
+        logs.put_metric_filter(logGroupName="g", filterName="errors", filterPattern="ERROR",
+                               metricTransformations=[{"metricName": "E", "metricNamespace": "N",
+                                                       "metricValue": "1"}])
+    finally:
+        server.stop()
+    db = sqlite3.connect(data / "monitor.sqlite")
+    db.execute("UPDATE metric_filters SET transformations = '[{\"broken'")
+    db.commit()
+    db.close()
+
+    refused = subprocess.run(
+        [cairn_bin(), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data),
+         "--config", str(server.config_path)], env=server.env(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    err = refused.stderr
+    assert "monitor.sqlite" in err and "table metric_filters" in err and "cairn doctor" in err, err
+
+    verify = doctor(data)
+    assert verify.returncode == 2, verify.stdout + verify.stderr
+    assert "cannot repair: monitoring store monitor.sqlite: table metric_filters" in verify.stdout, verify.stdout

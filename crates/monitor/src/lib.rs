@@ -26,6 +26,7 @@ mod alarms;
 mod logs;
 mod metrics;
 mod topics;
+mod verify;
 
 pub use alarms::StoredAlarm;
 pub use topics::{OutboxEntry, PendingDelivery, Subscription, Topic};
@@ -83,6 +84,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is damage on disk (a document that does not parse, or
+    /// SQLite finding its file malformed) rather than a passing failure.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether retrying later may succeed (the database busy, an I/O error,
     /// a full disk); a missing group stays missing however often it is asked.
     pub fn is_retriable(&self) -> bool {

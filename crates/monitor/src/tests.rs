@@ -518,3 +518,29 @@ fn test_a_feed_replay_across_streams_stores_nothing_twice_and_goes_on_after() {
     messages.sort();
     assert_eq!(messages, ["a1", "a4", "b2", "b3", "b5"]);
 }
+
+#[test]
+fn test_damaged_documents_are_named_by_table_row_and_column() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("monitor.sqlite");
+    {
+        let m = Monitor::open(&path).expect("open");
+        m.create_log_group(&group(), 1, None, "STANDARD", &BTreeMap::new())
+            .expect("group");
+        m.put_metric_filter(&group(), "f", "x", &count_transformation("M"), 0)
+            .expect("filter");
+        assert_eq!(m.verify().expect("verify"), Vec::<String>::new());
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).expect("raw");
+        conn.execute(
+            "UPDATE metric_filters SET transformations = '[{\"broken'",
+            [],
+        )
+        .expect("damage");
+    }
+    let m = Monitor::open(&path).expect("reopen");
+    let damage = m.damaged_documents().expect("check");
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    assert!(damage[0].starts_with("table metric_filters, row \"f\", column transformations"));
+}

@@ -28,6 +28,9 @@ pub struct DoctorReport {
     pub meta_repairable: Vec<String>,
     /// Metastore rows rebuilt (or removed) by the repair, one line each.
     pub meta_repairs: Vec<String>,
+    /// Damage in the monitoring store (`monitor.sqlite`), one line per
+    /// damaged page or document; the doctor does not repair it.
+    pub monitor: Vec<String>,
 }
 
 /// Why the doctor could not run.
@@ -78,7 +81,17 @@ pub fn doctor(data_dir: &Path, repair: bool) -> Result<DoctorReport, DoctorError
     } else {
         Vec::new()
     };
+    let monitor_path = data_dir.join(crate::MONITOR_FILE);
+    let monitor = if monitor_path.exists() {
+        match cairn_monitor::Monitor::open(&monitor_path).and_then(|m| m.verify()) {
+            Ok(found) => found,
+            Err(e) => vec![format!("cannot be read: {e}")],
+        }
+    } else {
+        Vec::new()
+    };
     Ok(DoctorReport {
+        monitor,
         repaired: repair
             && (!wal.damaged.is_empty() || wal.torn_tail_bytes > 0 || !meta_repairs.is_empty()),
         wal,
@@ -178,6 +191,19 @@ impl DoctorReport {
                 crate::META_FILE
             ));
         }
+        for problem in &self.monitor {
+            out.push(format!(
+                "cannot repair: monitoring store {}: {problem}",
+                crate::MONITOR_FILE
+            ));
+        }
+        if !self.monitor.is_empty() {
+            out.push(format!(
+                "restore {} from a backup taken while the server was stopped, or remove it \
+                 (log groups, metric filters, alarms, topics and waiting notifications are lost)",
+                crate::MONITOR_FILE
+            ));
+        }
         if self.is_clean() && self.meta_repairs.is_empty() {
             out.push("no damage found".to_owned());
         }
@@ -188,11 +214,14 @@ impl DoctorReport {
 impl DoctorReport {
     /// Whether nothing is damaged, in the WAL or the metastore.
     pub fn is_clean(&self) -> bool {
-        self.wal.is_clean() && self.meta.is_empty() && self.meta_repairable.is_empty()
+        self.wal.is_clean()
+            && self.meta.is_empty()
+            && self.meta_repairable.is_empty()
+            && self.monitor.is_empty()
     }
 
     /// Whether something is damaged that the doctor cannot repair.
     pub fn has_unrepairable(&self) -> bool {
-        !self.wal.unrepairable.is_empty() || !self.meta.is_empty()
+        !self.wal.unrepairable.is_empty() || !self.meta.is_empty() || !self.monitor.is_empty()
     }
 }

@@ -69,6 +69,12 @@ pub enum StartError {
     /// The monitoring store would not open.
     #[error("monitoring store: {0}")]
     Monitor(#[from] cairn_monitor::Error),
+    /// Stored documents of the monitoring store do not decode.
+    #[error(
+        "the monitoring store {MONITOR_FILE} is damaged:\n{}\n`cairn doctor` lists every damaged row",
+        .0.join("\n")
+    )]
+    MonitorDamaged(Vec<String>),
     /// The object store would not open.
     #[error("object store: {0}")]
     Store(#[from] cairn_store::Error),
@@ -97,6 +103,8 @@ impl StartError {
             StartError::Meta(e) | StartError::Pipeline(cairn_pipeline::Error::Meta(e)) => {
                 e.is_damage()
             }
+            StartError::MonitorDamaged(_) => true,
+            StartError::Monitor(e) => e.is_damage(),
             _ => false,
         }
     }
@@ -111,6 +119,8 @@ impl StartError {
             {
                 Some(data_dir.join(META_FILE))
             }
+            StartError::MonitorDamaged(_) => Some(data_dir.join(MONITOR_FILE)),
+            StartError::Monitor(e) if e.is_damage() => Some(data_dir.join(MONITOR_FILE)),
             _ => None,
         }
     }
@@ -176,6 +186,12 @@ impl Server {
         let monitor = Arc::new(cairn_monitor::Monitor::open(
             &config.data_dir.join(MONITOR_FILE),
         )?);
+        // A damaged alarm, topic or filter would fail quietly later, in the
+        // evaluator or the delivery loop: refuse to start instead.
+        let damaged = monitor.damaged_documents()?;
+        if !damaged.is_empty() {
+            return Err(StartError::MonitorDamaged(damaged));
+        }
         let store = match &config.storage_url {
             Some(url) => BucketStore::open(&StoreConfig {
                 url: url.clone(),

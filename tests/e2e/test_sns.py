@@ -189,3 +189,18 @@ def test_a_trail_with_a_topic_notifies_every_delivered_log_file(server):
     status = ct.get_trail_status(Name="notified")
     assert "LatestNotificationTime" in status and status["LatestNotificationAttemptSucceeded"]
     assert "LatestNotificationError" not in status
+
+
+def test_signature_version_2_topics_sign_with_sha256(server):
+    sns = server.client("sns")
+    arn = sns.create_topic(Name="v2", Attributes={"SignatureVersion": "2"})["TopicArn"]
+    assert sns.get_topic_attributes(TopicArn=arn)["Attributes"]["SignatureVersion"] == "2"
+    path = server.data_dir / "notifications" / "v2.jsonl"
+    sns.subscribe(TopicArn=arn, Protocol="file", Endpoint=f"file://{path}")
+    sns.publish(TopicArn=arn, Message="signed with SHA256", Subject="v2")
+    wait_for(lambda: path.exists() and path.read_text().strip(), timeout=30, message="a notification")
+    note = json.loads(path.read_text().splitlines()[0])
+    assert note["SignatureVersion"] == "2"
+    assert verify(note)
+    with urllib.request.urlopen(note["SigningCertURL"], timeout=10) as r:
+        assert r.read().startswith(b"-----BEGIN CERTIFICATE-----")

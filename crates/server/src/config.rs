@@ -440,9 +440,6 @@ impl ServerConfig {
                 s.url
             ));
         }
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
-        }
         if let Some(url) = &file.notifications.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -450,12 +447,8 @@ impl ServerConfig {
                 "notifications.public_url {url:?} must be an http:// or https:// URL"
             ));
         }
-        let file_roots = file
-            .notifications
-            .file_roots
-            .clone()
-            .unwrap_or_else(|| vec![data_dir.join("notifications")]);
-        for root in &file_roots {
+        let configured_roots = file.notifications.file_roots.clone();
+        for root in configured_roots.iter().flatten() {
             if !root.is_absolute() {
                 problems.push(format!(
                     "notifications.file_roots entry {} must be an absolute path",
@@ -463,6 +456,15 @@ impl ServerConfig {
                 ));
             }
         }
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        // The default root is under the data dir, made absolute: `file`
+        // endpoints are absolute paths compared against it.
+        let file_roots = configured_roots.unwrap_or_else(|| {
+            let root = data_dir.join("notifications");
+            vec![std::path::absolute(&root).unwrap_or(root)]
+        });
         let notifications = NotificationsConfig {
             public_url: file.notifications.public_url.clone(),
             file_roots,
@@ -584,6 +586,21 @@ interval = "soon"
             assert!(err.0[0].starts_with(key), "{text}: {err}");
             assert!(err.0[0].contains("out of range"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn test_notifications_keys_are_checked() {
+        let config = ServerConfig::from_toml(addr(), Path::new("/srv/d"), "").unwrap();
+        assert_eq!(config.notifications.public_url, None);
+        assert_eq!(
+            config.notifications.file_roots,
+            [Path::new("/srv/d/notifications")]
+        );
+        let text = "[notifications]\npublic_url = \"ftp://x\"\nfile_roots = [\"relative\"]";
+        let err = ServerConfig::from_toml(addr(), Path::new("d"), text).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].starts_with("notifications.public_url"), "{err}");
+        assert!(err.0[1].starts_with("notifications.file_roots"), "{err}");
     }
 
     #[test]

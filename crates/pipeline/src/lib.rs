@@ -36,6 +36,7 @@ pub mod control;
 pub mod dedup;
 mod digest;
 pub mod envelope;
+pub mod history_sink;
 pub mod ingest;
 pub mod logs_sink;
 pub mod metrics;
@@ -245,6 +246,7 @@ impl Pipeline {
         config: PipelineConfig,
         meta: Arc<Metastore>,
         monitor: Arc<Monitor>,
+        history: Arc<cairn_history::History>,
         store: BucketStore,
         runtime: Handle,
     ) -> Result<Arc<Self>, Error> {
@@ -381,6 +383,30 @@ impl Pipeline {
         );
         pipeline.spawn_thread("cairn-dedup", move || {
             persister.run();
+        })?;
+
+        // The event history starts where it is first seen (a data dir from
+        // before it existed feeds it from the head on).
+        if wal.checkpoint(history_sink::HISTORY_CONSUMER).is_none() {
+            wal.register_consumer(history_sink::HISTORY_CONSUMER, wal.head())?;
+        }
+        let history_cursor = wal
+            .checkpoint(history_sink::HISTORY_CONSUMER)
+            .map_or(0, |c| c.lsn);
+        let history_checkpoint = decode_checkpoint::<(), history_sink::HistoryIntent>(
+            history_sink::HISTORY_CONSUMER,
+            wal.checkpoint(history_sink::HISTORY_CONSUMER)
+                .and_then(|c| c.state)
+                .as_deref(),
+        )?;
+        let history_feed = Consumer::new(
+            history_sink::HistorySink::new(history),
+            pipeline.runtime_ctx.clone(),
+            history_cursor,
+            history_checkpoint.intent,
+        );
+        pipeline.spawn_thread("cairn-history", move || {
+            history_feed.run();
         })?;
 
         let router = {

@@ -69,6 +69,9 @@ pub enum StartError {
     /// The monitoring store would not open.
     #[error("monitoring store: {0}")]
     Monitor(#[from] cairn_monitor::Error),
+    /// The event history would not open.
+    #[error("event history: {0}")]
+    History(#[from] cairn_history::Error),
     /// Stored documents of the monitoring store do not decode.
     #[error(
         "the monitoring store {MONITOR_FILE} is damaged:\n{}\n`cairn doctor` lists every damaged row",
@@ -132,6 +135,9 @@ pub const META_FILE: &str = "meta.sqlite";
 /// The monitoring store's file in the data dir (log groups, log events,
 /// metric filters, metrics).
 pub const MONITOR_FILE: &str = "monitor.sqlite";
+
+/// The event history's file in the data dir (LookupEvents).
+pub const HISTORY_FILE: &str = "history.sqlite";
 
 /// How long metric samples are kept (CloudWatch's 15 months).
 const METRIC_RETENTION_MS: i64 = 455 * 86_400_000;
@@ -208,6 +214,9 @@ impl Server {
             .as_ref()
             .map(|o| o.all_accounts())
             .unwrap_or_default();
+        let history = Arc::new(cairn_history::History::open(
+            &config.data_dir.join(HISTORY_FILE),
+        )?);
         let pipeline = Pipeline::start(
             PipelineConfig {
                 data_dir: config.data_dir.clone(),
@@ -235,6 +244,7 @@ impl Server {
             },
             meta.clone(),
             monitor.clone(),
+            history.clone(),
             store.clone(),
             tokio::runtime::Handle::current(),
         )?;
@@ -288,6 +298,7 @@ impl Server {
                 meta,
                 monitor,
                 monitoring,
+                history,
                 store,
                 pipeline,
                 principals: Arc::new(Principals(principals)),

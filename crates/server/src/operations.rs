@@ -368,6 +368,7 @@ static NAMED_OPERATIONS: &[Operation] = &[
     cloudtrail!("RemoveTags", trail_by_resource_id, ct::remove_tags),
     cloudtrail!("ListTags", trails_listed, ct::list_tags),
     cloudtrail!("ListPublicKeys", no_resource, ct::list_public_keys),
+    cloudtrail!("LookupEvents", no_resource, ct::lookup_events),
     logs!("CreateLogGroup", log_group_resource, logs::create_log_group),
     logs!("DescribeLogGroups", no_resource, logs::describe_log_groups),
     logs!("DeleteLogGroup", log_group_resource, logs::delete_log_group),

@@ -30,9 +30,11 @@ use crate::state::{AppState, RequestContext};
 pub const MAX_TRAILS_PER_REGION: usize = 5;
 
 mod insights;
+mod lookup;
 mod shapes;
 
 pub use insights::validate_insight_selectors;
+pub use lookup::lookup_events;
 pub use shapes::*;
 
 use insights::check_insights_have_events;

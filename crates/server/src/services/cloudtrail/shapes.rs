@@ -167,6 +167,13 @@ pub struct ListPublicKeysRequest {
 }
 
 /// A timestamp member: epoch seconds (what botocore sends) or an ISO 8601 string.
+pub(super) fn timestamp_member<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    timestamp(d)
+}
+
+/// A timestamp member: epoch seconds (what botocore sends) or an ISO 8601 string.
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     use serde::de::Error;
     match Option::<Value>::deserialize(d)? {

@@ -100,6 +100,18 @@ pub struct UserIdentityView<'a> {
     /// `userIdentity.accountId`.
     #[serde(rename = "accountId", borrow, default)]
     pub account_id: Option<Cow<'a, str>>,
+    /// `userIdentity.userName` (event history's Username).
+    #[serde(rename = "userName", borrow, default)]
+    pub user_name: Option<Cow<'a, str>>,
+    /// `userIdentity.accessKeyId` (event history's AccessKeyId).
+    #[serde(rename = "accessKeyId", borrow, default)]
+    pub access_key_id: Option<Cow<'a, str>>,
+    /// `userIdentity.invokedBy`.
+    #[serde(rename = "invokedBy", borrow, default)]
+    pub invoked_by: Option<Cow<'a, str>>,
+    /// `userIdentity.principalId`.
+    #[serde(rename = "principalId", borrow, default)]
+    pub principal_id: Option<Cow<'a, str>>,
 }
 
 /// One entry of `resources[]`.
@@ -224,6 +236,10 @@ impl<'a> RecordView<'a> {
                 identity_type: owned(u.identity_type),
                 arn: owned(u.arn),
                 account_id: owned(u.account_id),
+                user_name: owned(u.user_name),
+                access_key_id: owned(u.access_key_id),
+                invoked_by: owned(u.invoked_by),
+                principal_id: owned(u.principal_id),
             }),
             resources: self.resources.map(|list| {
                 list.into_iter()

@@ -5,13 +5,13 @@
 //! Events are keyed by eventID, so a WAL range fed again after a crash
 //! stores nothing twice and deliveries are not announced.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use cairn_history::{History, HistoryEvent};
+use cairn_model::record::UserIdentityView;
 use cairn_wal::Lsn;
 
 use crate::route::{Item, RecordEntry, Routed};
@@ -34,32 +34,10 @@ pub struct HistoryIntent {
     pub to: Lsn,
 }
 
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(rename = "userIdentity", borrow)]
-    user_identity: Option<Identity<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Identity<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(rename = "userName", borrow)]
-    user_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    arn: Option<Cow<'a, str>>,
-    #[serde(rename = "accessKeyId", borrow)]
-    access_key_id: Option<Cow<'a, str>>,
-    #[serde(rename = "invokedBy", borrow)]
-    invoked_by: Option<Cow<'a, str>>,
-    #[serde(rename = "principalId", borrow)]
-    principal_id: Option<Cow<'a, str>>,
-}
-
 /// The `Username` event history shows for an identity: an IAM user's name,
 /// `root`, an assumed role's session name, the service that acted.
-fn username(identity: &Identity<'_>) -> Option<String> {
-    match identity.kind.as_deref() {
+fn username(identity: &UserIdentityView<'_>) -> Option<String> {
+    match identity.identity_type.as_deref() {
         Some("Root") => Some("root".to_owned()),
         Some("AssumedRole") => identity
             .arn
@@ -87,9 +65,8 @@ fn history_event(entry: &RecordEntry) -> Option<HistoryEvent> {
         return None;
     }
     let json = std::str::from_utf8(entry.json()).ok()?;
-    let identity = serde_json::from_str::<Record<'_>>(json)
-        .ok()
-        .and_then(|r| r.user_identity);
+    // The router's parse read the identity's fields: no second parse.
+    let identity = view.user_identity.as_ref();
     Some(HistoryEvent {
         event_id: view.event_id.as_deref()?.to_owned(),
         account: view.recipient_account_id.as_deref()?.to_owned(),
@@ -97,10 +74,9 @@ fn history_event(entry: &RecordEntry) -> Option<HistoryEvent> {
         event_time_ms: entry.event_time?.timestamp_millis(),
         event_name: view.event_name.as_deref().map(str::to_owned),
         read_only: view.read_only.map(|r| r.to_string()),
-        username: identity.as_ref().and_then(username),
+        username: identity.and_then(username),
         event_source: view.event_source.as_deref().map(str::to_owned),
         access_key_id: identity
-            .as_ref()
             .and_then(|i| i.access_key_id.as_deref())
             .map(str::to_owned),
         resources: view

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import botocore.exceptions
 import pytest
 
-from conftest import ACCOUNT, wait_for
+from conftest import ACCOUNT, ORG_CONFIG, wait_for
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -28,6 +28,12 @@ ALICE = {"type": "IAMUser", "userName": "alice", "accessKeyId": "AKIAALICE000000
 ROLE = {"type": "AssumedRole", "accessKeyId": "ASIAROLE00000000001",
         "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Deployer/ci-session"}
 ROOT = {"type": "Root", "arn": f"arn:aws:iam::{ACCOUNT}:root"}
+
+
+@pytest.fixture
+def server(make_server):
+    """A server keeping the event history (off by default)."""
+    return make_server(ORG_CONFIG + "[history]\nenabled = true\n").start()
 
 
 @pytest.fixture
@@ -101,3 +107,11 @@ def test_bad_lookups_are_refused(server, kwargs, code):
         server.client("cloudtrail").lookup_events(**kwargs)
     if isinstance(e.value, botocore.exceptions.ClientError):
         assert e.value.response["Error"]["Code"] == code
+
+
+def test_without_the_history_lookup_events_says_how_to_turn_it_on(make_server):
+    plain = make_server(name="plain").start()
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        plain.client("cloudtrail").lookup_events()
+    assert e.value.response["Error"]["Code"] == "OperationNotPermittedException"
+    assert "[history] enabled = true" in e.value.response["Error"]["Message"]

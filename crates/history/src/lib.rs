@@ -185,6 +185,10 @@ impl History {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A delivery writes thousands of rows into the table and its indexes:
+        // with SQLite's default 2 MB page cache they spill and are read back
+        // mid-transaction, which cost more than the inserts themselves.
+        conn.pragma_update(None, "cache_size", -16384)?;
         conn.execute_batch(SCHEMA)?;
         let version: Option<i64> = conn
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))

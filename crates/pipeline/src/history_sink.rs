@@ -23,7 +23,7 @@ pub const HISTORY_CONSUMER: &str = "history";
 /// How long the first waiting event waits for others.
 const FLUSH_DELAY: Duration = Duration::from_secs(1);
 /// Deliver early past this many waiting events.
-const MAX_PENDING: usize = 10_000;
+const MAX_PENDING: usize = 2_000;
 /// How often events past the retention are removed.
 const EXPIRY_PERIOD: Duration = Duration::from_secs(3600);
 

@@ -246,7 +246,7 @@ impl Pipeline {
         config: PipelineConfig,
         meta: Arc<Metastore>,
         monitor: Arc<Monitor>,
-        history: Arc<cairn_history::History>,
+        history: Option<Arc<cairn_history::History>>,
         store: BucketStore,
         runtime: Handle,
     ) -> Result<Arc<Self>, Error> {
@@ -385,29 +385,40 @@ impl Pipeline {
             persister.run();
         })?;
 
-        // The event history starts where it is first seen (a data dir from
-        // before it existed feeds it from the head on).
-        if wal.checkpoint(history_sink::HISTORY_CONSUMER).is_none() {
-            wal.register_consumer(history_sink::HISTORY_CONSUMER, wal.head())?;
+        match history {
+            // The event history starts where it is first seen (a data dir
+            // from before it existed, or where it was off, feeds it from the
+            // head on).
+            Some(history) => {
+                if wal.checkpoint(history_sink::HISTORY_CONSUMER).is_none() {
+                    wal.register_consumer(history_sink::HISTORY_CONSUMER, wal.head())?;
+                }
+                let history_cursor = wal
+                    .checkpoint(history_sink::HISTORY_CONSUMER)
+                    .map_or(0, |c| c.lsn);
+                let history_checkpoint = decode_checkpoint::<(), history_sink::HistoryIntent>(
+                    history_sink::HISTORY_CONSUMER,
+                    wal.checkpoint(history_sink::HISTORY_CONSUMER)
+                        .and_then(|c| c.state)
+                        .as_deref(),
+                )?;
+                let history_feed = Consumer::new(
+                    history_sink::HistorySink::new(history),
+                    pipeline.runtime_ctx.clone(),
+                    history_cursor,
+                    history_checkpoint.intent,
+                );
+                pipeline.spawn_thread("cairn-history", move || {
+                    history_feed.run();
+                })?;
+            }
+            // Off: its cursor must not hold back the WAL.
+            None => {
+                if wal.checkpoint(history_sink::HISTORY_CONSUMER).is_some() {
+                    wal.remove_consumer(history_sink::HISTORY_CONSUMER)?;
+                }
+            }
         }
-        let history_cursor = wal
-            .checkpoint(history_sink::HISTORY_CONSUMER)
-            .map_or(0, |c| c.lsn);
-        let history_checkpoint = decode_checkpoint::<(), history_sink::HistoryIntent>(
-            history_sink::HISTORY_CONSUMER,
-            wal.checkpoint(history_sink::HISTORY_CONSUMER)
-                .and_then(|c| c.state)
-                .as_deref(),
-        )?;
-        let history_feed = Consumer::new(
-            history_sink::HistorySink::new(history),
-            pipeline.runtime_ctx.clone(),
-            history_cursor,
-            history_checkpoint.intent,
-        );
-        pipeline.spawn_thread("cairn-history", move || {
-            history_feed.run();
-        })?;
 
         let router = {
             let hub = pipeline.runtime_ctx.hub.clone();

@@ -92,9 +92,9 @@ impl Fixture {
             },
             self.meta.clone(),
             self.monitor.clone(),
-            Arc::new(
+            Some(Arc::new(
                 cairn_history::History::open(&self.dir.path().join("history.sqlite")).unwrap(),
-            ),
+            )),
             self.store.clone(),
             tokio::runtime::Handle::current(),
         )

@@ -24,6 +24,9 @@
 //! public_url = "http://127.0.0.1:4566"  # base of SigningCertURL/SubscribeURL (default: http://<listen>)
 //! file_roots = ["/var/lib/cairn/notifications"]  # where `file` subscriptions may write
 //!
+//! [history]
+//! enabled = true                 # keep the event history (LookupEvents); off by default
+//!
 //! [storage]                      # default: a local directory under the data dir
 //! url = "s3://bucket/prefix"
 //! [storage.options]              # object_store's own keys, passed through
@@ -67,6 +70,14 @@ struct FileConfig {
     storage: Option<FileStorage>,
     #[serde(default)]
     notifications: FileNotifications,
+    #[serde(default)]
+    history: FileHistory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHistory {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +193,8 @@ pub struct ServerConfig {
     pub limits: crate::listener::ConnectionLimits,
     /// SNS notifications.
     pub notifications: NotificationsConfig,
+    /// Whether the event history (LookupEvents) is kept.
+    pub history_enabled: bool,
 }
 
 /// The shortest dedup window the configuration accepts.
@@ -493,6 +506,7 @@ impl ServerConfig {
                 max_buffered_body_bytes,
             },
             notifications,
+            history_enabled: file.history.enabled.unwrap_or(false),
         })
     }
 }

@@ -214,9 +214,13 @@ impl Server {
             .as_ref()
             .map(|o| o.all_accounts())
             .unwrap_or_default();
-        let history = Arc::new(cairn_history::History::open(
-            &config.data_dir.join(HISTORY_FILE),
-        )?);
+        let history = if config.history_enabled {
+            Some(Arc::new(cairn_history::History::open(
+                &config.data_dir.join(HISTORY_FILE),
+            )?))
+        } else {
+            None
+        };
         let pipeline = Pipeline::start(
             PipelineConfig {
                 data_dir: config.data_dir.clone(),

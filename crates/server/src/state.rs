@@ -85,8 +85,8 @@ pub struct AppState {
     pub monitor: Arc<cairn_monitor::Monitor>,
     /// Alarm evaluation and notification delivery.
     pub monitoring: Arc<crate::monitoring::Monitoring>,
-    /// The event history (LookupEvents).
-    pub history: Arc<cairn_history::History>,
+    /// The event history (LookupEvents), when kept (`[history] enabled`).
+    pub history: Option<Arc<cairn_history::History>>,
     /// Buckets.
     pub store: BucketStore,
     /// The data path.

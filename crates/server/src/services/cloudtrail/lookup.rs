@@ -183,7 +183,12 @@ pub async fn lookup_events(
         .map_or(now - cairn_history::RETENTION_MS, |t| t.timestamp_millis());
     let end = input.end_time.map_or(i64::MAX, |t| t.timestamp_millis());
     let (account, region) = (ctx.account_id.clone(), ctx.region.clone());
-    let history = state.history.clone();
+    let Some(history) = state.history.clone() else {
+        return Err(AwsError::client(
+            "OperationNotPermittedException",
+            "This server keeps no event history: set `[history] enabled = true` in its configuration.",
+        ));
+    };
     let (events, next) = blocking(move || {
         history
             .lookup(&account, &region, lookup.as_ref(), start, end, after, limit)

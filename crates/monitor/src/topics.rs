@@ -491,6 +491,17 @@ impl Monitor {
         Ok((out, next))
     }
 
+    /// How many subscriptions of a topic are confirmed, and how many wait
+    /// for confirmation.
+    pub fn subscription_counts(&self, topic_arn: &str) -> Result<(u64, u64)> {
+        Ok(self.conn().query_row(
+            "SELECT COALESCE(SUM(confirmed), 0), COUNT(*) - COALESCE(SUM(confirmed), 0) \
+             FROM subscriptions WHERE topic_arn = ?1",
+            [topic_arn],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?)
+    }
+
     /// Removes a subscription and its waiting notifications.
     pub fn unsubscribe(&self, arn: &str) -> Result<()> {
         let mut conn = self.conn();

@@ -178,15 +178,10 @@ pub async fn get_topic_attributes(
     let arn = topic_arn(ctx, &input.topic_arn)?;
     let topic = existing_topic(state, &arn).await?;
     let lookup = arn.clone();
-    let account = ctx.account_id.clone();
-    let subscriptions = store(state, move |m| {
-        m.subscriptions(&account, Some(&lookup), None, 100_000)
-    })
-    .await?
-    .0;
+    let (confirmed, pending) = store(state, move |m| m.subscription_counts(&lookup)).await?;
     let counts = cairn_notify::TopicCounts {
-        confirmed: subscriptions.iter().filter(|s| s.confirmed).count() as u64,
-        pending: subscriptions.iter().filter(|s| !s.confirmed).count() as u64,
+        confirmed,
+        pending,
         deleted: 0,
     };
     let attributes =

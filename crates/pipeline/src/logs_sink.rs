@@ -49,12 +49,6 @@ pub struct LogsIntent {
     pub to: Lsn,
 }
 
-/// The log group a trail's `CloudWatchLogsLogGroupArn` names
-/// (`arn:aws:logs:<region>:<account>:log-group:<name>[:*]`).
-pub fn log_group_of(arn: &str) -> Option<GroupKey> {
-    GroupKey::from_arn(arn)
-}
-
 struct Pending {
     lsn: Lsn,
     stream: String,
@@ -124,7 +118,7 @@ impl LogGroupSink {
             .config
             .as_ref()
             .and_then(|c| c.cloud_watch_logs_log_group_arn.as_deref())
-            .and_then(log_group_of);
+            .and_then(GroupKey::from_arn);
         self.compiled = match (&self.group, &state.config) {
             (Some(_), Some(config)) => compile(config, &self.ctx.organization),
             _ => None,
@@ -314,14 +308,14 @@ mod tests {
     #[test]
     fn test_the_trails_log_group_arn_names_the_group() {
         assert_eq!(
-            log_group_of("arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail:*"),
+            GroupKey::from_arn("arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail:*"),
             Some(GroupKey::new("123456789012", "us-east-1", "CloudTrail"))
         );
         assert_eq!(
-            log_group_of("arn:aws:logs:us-east-1:123456789012:log-group:a/b"),
+            GroupKey::from_arn("arn:aws:logs:us-east-1:123456789012:log-group:a/b"),
             Some(GroupKey::new("123456789012", "us-east-1", "a/b"))
         );
-        assert_eq!(log_group_of("arn:aws:s3:::b"), None);
+        assert_eq!(GroupKey::from_arn("arn:aws:s3:::b"), None);
     }
 
     #[test]

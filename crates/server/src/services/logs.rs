@@ -161,7 +161,7 @@ fn named_group(
             check_group_name(name)?;
             Ok(group_key(ctx, name))
         }
-        (None, Some(id)) => match parse_log_group_arn(id) {
+        (None, Some(id)) => match GroupKey::from_arn(id) {
             Some(arn) if arn.account == ctx.account_id && arn.region == ctx.region => {
                 Ok(group_key(ctx, &arn.name))
             }
@@ -178,11 +178,6 @@ fn named_group(
             "Should provide either name or ARN of the log group.",
         )),
     }
-}
-
-/// A log group ARN, with or without `:*` ([`GroupKey::from_arn`]).
-pub fn parse_log_group_arn(arn: &str) -> Option<GroupKey> {
-    GroupKey::from_arn(arn)
 }
 
 async fn with_monitor<T, F>(state: &AppState, work: F) -> Result<T, AwsError>
@@ -504,7 +499,7 @@ pub async fn list_tags_log_group(
 
 /// The log group an ARN names for the tagging operations.
 fn tagged_group(ctx: &RequestContext, arn: &str) -> Result<GroupKey, AwsError> {
-    match parse_log_group_arn(arn) {
+    match GroupKey::from_arn(arn) {
         Some(key) if key.account == ctx.account_id && key.region == ctx.region => Ok(key),
         Some(_) => Err(AwsError::client(
             "ResourceNotFoundException",
@@ -1537,17 +1532,17 @@ mod tests {
 
     #[test]
     fn test_log_group_arns_parse_with_and_without_the_wildcard() {
-        let key = parse_log_group_arn("arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail:*")
+        let key = GroupKey::from_arn("arn:aws:logs:us-east-1:123456789012:log-group:CloudTrail:*")
             .expect("arn");
         assert_eq!(
             key,
             GroupKey::new("123456789012", "us-east-1", "CloudTrail")
         );
         let key =
-            parse_log_group_arn("arn:aws:logs:eu-west-1:123456789012:log-group:/a/b").expect("arn");
+            GroupKey::from_arn("arn:aws:logs:eu-west-1:123456789012:log-group:/a/b").expect("arn");
         assert_eq!(key.name, "/a/b");
-        assert_eq!(parse_log_group_arn("arn:aws:s3:::bucket"), None);
-        assert_eq!(parse_log_group_arn("CloudTrail"), None);
+        assert_eq!(GroupKey::from_arn("arn:aws:s3:::bucket"), None);
+        assert_eq!(GroupKey::from_arn("CloudTrail"), None);
     }
 
     #[test]

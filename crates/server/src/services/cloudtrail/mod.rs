@@ -268,7 +268,7 @@ impl Scope<'_> {
                 config.cloud_watch_logs_log_group_arn = None;
                 config.cloud_watch_logs_role_arn = None;
             } else {
-                let Some(key) = crate::services::logs::parse_log_group_arn(group) else {
+                let Some(key) = cairn_monitor::GroupKey::from_arn(group) else {
                     return Err(AwsError::client(
                         "InvalidCloudWatchLogsLogGroupArnException",
                         format!("Log group ARN {group} is not valid."),

@@ -126,46 +126,56 @@ impl Ingestor {
             .iter()
             .map(|(_, r)| event_id_hash(&r.event_id))
             .collect();
-        let mut reservation = self.dedup.reserve(&ids, ingest_time);
-        // One buffer for the whole batch: a WAL payload per record, by offsets.
+        // One buffer for the whole batch: a WAL payload per record, by
+        // offsets; the dedup verdicts pick which are appended.
         let mut buffer = Vec::with_capacity(valid.iter().map(|(_, r)| r.json.len() + 32).sum());
         let mut bounds = Vec::with_capacity(valid.len());
-        for (((_, record), id), fresh) in valid.iter().zip(&ids).zip(&reservation.fresh) {
-            if *fresh {
-                let start = buffer.len();
-                encode_record_into(&mut buffer, ingest_time, *id, record.json.as_bytes());
-                bounds.push(start..buffer.len());
-            }
+        for ((_, record), id) in valid.iter().zip(&ids) {
+            let start = buffer.len();
+            encode_record_into(&mut buffer, ingest_time, *id, record.json.as_bytes());
+            bounds.push(start..buffer.len());
         }
-        let stored = bounds.len();
-        if !bounds.is_empty() {
-            let wal = self.wal.clone();
-            let appended = tokio::task::spawn_blocking(move || {
-                let slices: Vec<&[u8]> = bounds.iter().map(|r| &buffer[r.clone()]).collect();
-                wal.append(&slices)
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("ingest task failed: {e}")));
-            match appended {
-                Ok(Ok(receipt)) => {
-                    self.dedup.settle(&reservation, true);
-                    self.head.advance(receipt.end_lsn);
+        // A reservation may read blocks of the dedup runs, and the append
+        // fsyncs: both run on the blocking pool, in one hop.
+        let dedup = self.dedup.clone();
+        let wal = self.wal.clone();
+        let (mut reservation, stored, appended) = tokio::task::spawn_blocking(move || {
+            let reservation = dedup.reserve(&ids, ingest_time);
+            let slices: Vec<&[u8]> = bounds
+                .iter()
+                .zip(&reservation.fresh)
+                .filter(|(_, fresh)| **fresh)
+                .map(|(range, _)| &buffer[range.clone()])
+                .collect();
+            let stored = slices.len();
+            let appended = if slices.is_empty() {
+                Ok(None)
+            } else {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wal.append(&slices)))
+                    .unwrap_or_else(|_| {
+                        Err(cairn_wal::Error::Io {
+                            path: "wal".into(),
+                            source: std::io::Error::other("the append panicked"),
+                        })
+                    })
+                    .map(|receipt| Some(receipt.end_lsn))
+            };
+            // Settled here, whatever happened, so no ID stays pending.
+            dedup.settle(&reservation, appended.is_ok());
+            (reservation, stored, appended)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("ingest task failed: {e}")))?;
+        match appended {
+            Ok(Some(end_lsn)) => self.head.advance(end_lsn),
+            Ok(None) => {}
+            Err(e) => {
+                let e = Error::from(e);
+                if matches!(e, Error::Throttled { .. }) {
+                    Metrics::add(&self.metrics.throttled_requests, 1);
                 }
-                Ok(Err(e)) => {
-                    self.dedup.settle(&reservation, false);
-                    let e = Error::from(e);
-                    if matches!(e, Error::Throttled { .. }) {
-                        Metrics::add(&self.metrics.throttled_requests, 1);
-                    }
-                    return Err(e);
-                }
-                Err(e) => {
-                    self.dedup.settle(&reservation, false);
-                    return Err(e);
-                }
+                return Err(e);
             }
-        } else {
-            self.dedup.settle(&reservation, true);
         }
         // Duplicates of records another request is still storing are only
         // acknowledged once that request's records are durable.

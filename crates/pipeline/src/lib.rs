@@ -3,7 +3,7 @@
 //! ```text
 //! producers ─► Ingestor ─► WAL ─► router (reads once, parses once) ─┬─► runtime ─► trail sink "trail:<arn>" ─► log files, digests
 //!              (validate,          [route]                          ├─► runtime ─► trail sink ... (one thread each)
-//!               dedup, fsync)                                       └─► runtime ─► dedup persister "dedup" ─► dedup/<hour>.ids
+//!               dedup, fsync)                                       └─► runtime ─► dedup persister "dedup" ─► dedup/<hour>-<seq>.run
 //! API ─► Pipeline::change_trail ─► WAL control record ─► metastore trail row (derived; cursor "meta")
 //! ```
 //!
@@ -376,7 +376,7 @@ impl Pipeline {
                 .as_deref(),
         )?;
         let persister = Consumer::new(
-            DedupSink::new(dedup_files, window_hours),
+            DedupSink::new(dedup_files, pipeline.dedup.clone()),
             pipeline.runtime_ctx.clone(),
             dedup_cursor,
             dedup_checkpoint.intent,
@@ -856,10 +856,21 @@ fn event_id_hashes_by_hour(records: &[cairn_wal::WalRecord]) -> BTreeMap<u32, Ve
 
 fn rebuild_dedup_index(wal: &Wal, dedup: &DedupIndex, files: &DedupFiles) -> Result<(), Error> {
     let now = now_ms();
-    files.load_into(dedup, now).map_err(|source| Error::Io {
-        context: "loading the dedup files".into(),
-        source,
-    })?;
+    let runs = files
+        .load(dedup.window_hours(), now)
+        .map_err(|source| Error::Io {
+            context: "loading the dedup runs".into(),
+            source,
+        })?;
+    for run in runs {
+        if let Err(refused) = dedup.add_run(run, &[], now) {
+            // Over the capacity bound already: the oldest hours go.
+            files.remove(&refused).map_err(|source| Error::Io {
+                context: "removing a dedup run".into(),
+                source,
+            })?;
+        }
+    }
     let Some(start) = wal.checkpoint(DEDUP_CONSUMER).map(|c| c.lsn) else {
         // First start: nothing older exists.
         return Ok(());

@@ -214,3 +214,29 @@ fn test_the_unversioned_checkpoint_still_reads() {
     assert!(saved.state.logging);
     assert_eq!(saved.intent, Some(intent()));
 }
+
+/// A dedup run (version 1): two hashes of hour 490 000, in order, with the
+/// count and the CRC-32C trailer. The golden bytes load as that run.
+#[test]
+fn test_v1_dedup_run() {
+    use cairn_pipeline::dedup::{DedupFiles, RUN_VERSION};
+    assert_eq!(RUN_VERSION, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let files = DedupFiles::open(dir.path()).unwrap();
+    let run = files.write_run(490_000, &mut vec![2, 1]).unwrap();
+    let name = run.path().file_name().unwrap().to_owned();
+    assert_eq!(name, "0000490000-000000000000.run");
+    let bytes = golden("v1.dedup-run.bin", &std::fs::read(run.path()).unwrap());
+    assert_eq!(std::fs::read(run.path()).unwrap(), bytes);
+    drop(run);
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::write(copy.path().join(&name), &bytes).unwrap();
+    let loaded = DedupFiles::open(copy.path())
+        .unwrap()
+        .load(24, 490_001 * 3_600_000)
+        .unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!((loaded[0].hour(), loaded[0].len()), (490_000, 2));
+    assert!(loaded[0].contains(1).unwrap() && loaded[0].contains(2).unwrap());
+    assert!(!loaded[0].contains(3).unwrap());
+}

@@ -2,7 +2,7 @@
 //!
 //! A producer that retries a batch (a lost response, a crash on its side) sends
 //! the same eventIDs again; within the window such records are acknowledged and
-//! not stored twice. The index maps the 128-bit hash of each eventID to the
+//! not stored twice. The index knows the 128-bit hash of each eventID and the
 //! hour it was first accepted in; whole hours expire at once, a whole window
 //! after the hour *ends*, so every ID is remembered for at least the window.
 //!
@@ -12,23 +12,33 @@
 //! outcome before answering, so no duplicate is acknowledged before the first
 //! copy is durable.
 //!
-//! Persistence: the index is derived state. The `dedup` WAL consumer copies
-//! each record's hash to an hourly file `dedup/<hour>.ids` (16 bytes per ID,
-//! fsynced) and then advances its cursor; at start the index is the hourly files
-//! of the window plus the WAL from that cursor on.
+//! Memory: a committed ID first lives in a small in-memory map (**hot**). The
+//! `dedup` WAL consumer (the persister) writes the IDs it reads from the WAL,
+//! about once a second, as a sorted **run** on disk ([`runs`]) and hands the
+//! run to the index, which drops those IDs from the hot map: the window's IDs
+//! cost the index a Bloom filter and a sparse index per run, under 3 bytes an
+//! ID, instead of a map entry of about 40. The persister merges an hour's runs
+//! as they accumulate (into a few per hour, one once the hour is over), so a
+//! lookup asks a few dozen filters at most. Lookups may read a block of a run:
+//! call [`DedupIndex::reserve`] off the async threads.
+//!
+//! Persistence: the index is derived state. At start it is the runs of the
+//! window plus the WAL from the persister's cursor on.
+
+mod runs;
+
+pub use runs::{DedupFiles, RUN_VERSION, Run};
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 /// The IDs are already uniform hashes: hashing them again is wasted work.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -51,23 +61,13 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// An eventID hash as the committed maps key it: two `u64`s (8-byte aligned)
+/// An eventID hash as the hot map keys it: two `u64`s (8-byte aligned)
 /// rather than a `u128` (16-byte aligned), so an entry with its hour is 24
-/// bytes, not 32. Millions of entries make the difference.
+/// bytes, not 32.
 type Key = (u64, u64);
 
 fn key(id: u128) -> Key {
     (id as u64, (id >> 64) as u64)
-}
-
-/// Committed IDs are spread over this many maps (by the hash's top bits), so
-/// a map growing rehashes a 1/64th of the index at a time: a short pause
-/// for the one request that grows it and a small transient, where one map
-/// doubling would stall ingest and hold two copies of the whole index.
-const SHARDS: usize = 64;
-
-fn shard_of(id: u128) -> usize {
-    (id >> (128 - SHARDS.trailing_zeros())) as usize
 }
 
 struct Pending {
@@ -76,43 +76,90 @@ struct Pending {
 }
 
 struct Inner {
-    /// Durable IDs → the hour they were first accepted in.
-    committed: Vec<IdMap<Key, u32>>,
-    committed_len: usize,
+    /// Durable IDs not yet in a run → the hour they were first accepted in.
+    hot: IdMap<Key, u32>,
+    /// How many hot IDs each hour holds, oldest first.
+    hot_hours: BTreeMap<u32, usize>,
     /// IDs of batches still being appended (few: in-flight requests only).
     pending: IdMap<u128, Pending>,
-    /// How many committed IDs each hour holds, oldest first: expiry and the
-    /// capacity bound drop whole hours, found by one pass over the maps.
-    hours: BTreeMap<u32, usize>,
+    /// The runs on disk by hour, oldest first within an hour.
+    runs: BTreeMap<u32, Vec<Arc<Run>>>,
+    /// IDs in runs (an ID in two runs of an hour, not merged yet, counts twice).
+    run_ids: usize,
     next_batch: u64,
     evicted_early: u64,
+    /// Hours before this one were forgotten early, over the capacity bound.
+    floor_hour: u32,
+    /// Run blocks that could not be read (the ID was taken as new).
+    read_errors: u64,
 }
 
 impl Inner {
-    fn is_committed(&self, id: u128) -> bool {
-        self.committed[shard_of(id)].contains_key(&key(id))
+    fn is_committed(&mut self, id: u128) -> bool {
+        if self.hot.contains_key(&key(id)) {
+            return true;
+        }
+        let mut errors = 0;
+        let found = self.runs.values().flatten().any(|run| match run.contains(id) {
+            Ok(found) => found,
+            Err(e) => {
+                // Taken as new: storing a retry twice beats dropping a record.
+                tracing::error!(run = %run.path().display(), error = %e, "cannot read a dedup run");
+                errors += 1;
+                false
+            }
+        });
+        self.read_errors += errors;
+        found
     }
 
     /// Remembers a durable ID unless it is already.
     fn commit(&mut self, id: u128, hour: u32) {
-        if let Entry::Vacant(v) = self.committed[shard_of(id)].entry(key(id)) {
+        if let Entry::Vacant(v) = self.hot.entry(key(id)) {
             v.insert(hour);
-            self.committed_len += 1;
-            *self.hours.entry(hour).or_default() += 1;
+            *self.hot_hours.entry(hour).or_default() += 1;
         }
+    }
+
+    fn oldest_hour(&self) -> Option<u32> {
+        let hot = self.hot_hours.keys().next().copied();
+        let runs = self.runs.keys().next().copied();
+        hot.into_iter().chain(runs).min()
+    }
+
+    fn distinct_hours(&self) -> usize {
+        let mut hours: Vec<u32> = self
+            .hot_hours
+            .keys()
+            .chain(self.runs.keys())
+            .copied()
+            .collect();
+        hours.sort_unstable();
+        hours.dedup();
+        hours.len()
     }
 
     /// Forgets every committed ID of the hours `drop` says; how many.
     fn forget_hours(&mut self, drop: impl Fn(u32) -> bool) -> usize {
-        let mut removed = 0;
-        for map in &mut self.committed {
-            let before = map.len();
-            map.retain(|_, hour| !drop(*hour));
-            removed += before - map.len();
+        let before = self.hot.len() + self.run_ids;
+        if self.hot_hours.keys().any(|h| drop(*h)) {
+            self.hot.retain(|_, hour| !drop(*hour));
+            self.hot_hours.retain(|hour, _| !drop(*hour));
         }
-        self.hours.retain(|hour, _| !drop(*hour));
-        self.committed_len -= removed;
-        removed
+        let mut run_ids = self.run_ids;
+        self.runs.retain(|hour, runs| {
+            let keep = !drop(*hour);
+            if !keep {
+                run_ids -= runs.iter().map(|r| r.len() as usize).sum::<usize>();
+            }
+            keep
+        });
+        self.run_ids = run_ids;
+        before - (self.hot.len() + self.run_ids)
+    }
+
+    fn len(&self) -> usize {
+        self.hot.len() + self.pending.len() + self.run_ids
     }
 }
 
@@ -144,7 +191,7 @@ impl Reservation {
     }
 }
 
-/// The in-memory eventID index.
+/// The eventID index: a hot map, and runs on disk behind filters.
 pub struct DedupIndex {
     inner: Mutex<Inner>,
     window_hours: u32,
@@ -179,23 +226,32 @@ impl DedupIndex {
     pub fn new(window_hours: u32, max_entries: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
-                committed: (0..SHARDS).map(|_| IdMap::default()).collect(),
-                committed_len: 0,
+                hot: IdMap::default(),
+                hot_hours: BTreeMap::new(),
                 pending: IdMap::default(),
-                hours: BTreeMap::new(),
+                runs: BTreeMap::new(),
+                run_ids: 0,
                 next_batch: 0,
                 evicted_early: 0,
+                floor_hour: 0,
+                read_errors: 0,
             }),
             window_hours: window_hours.max(1),
             max_entries,
         }
     }
 
+    /// The window in hours.
+    pub fn window_hours(&self) -> u32 {
+        self.window_hours
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reserves IDs: new ones become pending for this batch; others are duplicates.
+    /// Reserves IDs: new ones become pending for this batch; others are
+    /// duplicates. May read run blocks: call it off the async threads.
     pub fn reserve(&self, ids: &[u128], now_ms: u64) -> Reservation {
         let hour = hour_of(now_ms);
         let (outcome, rx) = watch::channel(None);
@@ -249,7 +305,7 @@ impl DedupIndex {
                     continue;
                 }
                 inner.pending.remove(id);
-                if stored {
+                if stored && reservation.hour >= inner.floor_hour {
                     inner.commit(*id, reservation.hour);
                 }
             }
@@ -261,11 +317,11 @@ impl DedupIndex {
         let _ = reservation.outcome.send(Some(stored));
     }
 
-    /// Inserts committed IDs (recovery from the hourly files and the WAL).
+    /// Inserts committed IDs (recovery from the WAL past the persister's cursor).
     pub fn insert_committed(&self, ids: &[u128], hour: u32, now_ms: u64) {
         let mut inner = self.lock();
         self.expire(&mut inner, hour_of(now_ms));
-        if hour_expired(hour, self.window_hours, hour_of(now_ms)) {
+        if hour_expired(hour, self.window_hours, hour_of(now_ms)) || hour < inner.floor_hour {
             return;
         }
         for id in ids {
@@ -276,10 +332,95 @@ impl DedupIndex {
         self.enforce_capacity(&mut inner);
     }
 
+    /// Adds a run (loaded at start, or just written by the persister) and
+    /// drops `drained`, the IDs it holds, from the hot map. A run of an hour
+    /// the index no longer keeps is handed back, for its file to be removed.
+    pub fn add_run(&self, run: Run, drained: &[u128], now_ms: u64) -> Result<(), Box<Run>> {
+        let mut inner = self.lock();
+        self.expire(&mut inner, hour_of(now_ms));
+        if hour_expired(run.hour(), self.window_hours, hour_of(now_ms))
+            || run.hour() < inner.floor_hour
+        {
+            return Err(Box::new(run));
+        }
+        for id in drained {
+            let Some(hour) = inner.hot.remove(&key(*id)) else {
+                continue;
+            };
+            if let Some(count) = inner.hot_hours.get_mut(&hour) {
+                *count -= 1;
+                if *count == 0 {
+                    inner.hot_hours.remove(&hour);
+                }
+            }
+        }
+        inner.run_ids += run.len() as usize;
+        inner
+            .runs
+            .entry(run.hour())
+            .or_default()
+            .push(Arc::new(run));
+        self.enforce_capacity(&mut inner);
+        Ok(())
+    }
+
+    /// The runs of one hour, oldest first.
+    pub fn runs_of(&self, hour: u32) -> Vec<Arc<Run>> {
+        self.lock().runs.get(&hour).cloned().unwrap_or_default()
+    }
+
+    /// The hours that have runs, with how many each.
+    pub fn run_counts(&self) -> Vec<(u32, usize)> {
+        self.lock()
+            .runs
+            .iter()
+            .map(|(hour, runs)| (*hour, runs.len()))
+            .collect()
+    }
+
+    /// Replaces runs of an hour (by sequence number) with their merge. When
+    /// the hour is gone meanwhile (expired), the merge is handed back.
+    pub fn replace_runs(&self, merged: Run, replaced: &[u64]) -> Result<(), Box<Run>> {
+        let mut inner = self.lock();
+        let Some(runs) = inner.runs.get_mut(&merged.hour()) else {
+            return Err(Box::new(merged));
+        };
+        if !replaced
+            .iter()
+            .all(|seq| runs.iter().any(|r| r.seq() == *seq))
+        {
+            return Err(Box::new(merged));
+        }
+        let mut removed = 0;
+        runs.retain(|r| {
+            let gone = replaced.contains(&r.seq());
+            if gone {
+                removed += r.len() as usize;
+            }
+            !gone
+        });
+        runs.push(Arc::new(merged));
+        runs.sort_by_key(|r| r.seq());
+        let added = runs.last().map_or(0, |r| r.len() as usize);
+        inner.run_ids = inner.run_ids - removed + added;
+        Ok(())
+    }
+
+    /// Forgets the hours past the window at `now_ms`.
+    pub fn expire_at(&self, now_ms: u64) {
+        let mut inner = self.lock();
+        self.expire(&mut inner, hour_of(now_ms));
+    }
+
+    /// Hours before this one were forgotten early (over the capacity bound):
+    /// their files can go.
+    pub fn floor_hour(&self) -> u32 {
+        self.lock().floor_hour
+    }
+
     /// IDs remembered (committed and pending).
     pub fn len(&self) -> usize {
-        let inner = self.lock();
-        inner.committed_len + inner.pending.len()
+        self.lock().len()
     }
 
     /// Whether nothing is remembered.
@@ -287,120 +428,54 @@ impl DedupIndex {
         self.len() == 0
     }
 
+    /// IDs held in the hot map (not yet in a run).
+    pub fn hot_len(&self) -> usize {
+        self.lock().hot.len()
+    }
+
+    /// The memory the runs hold (filters and sparse indexes).
+    pub fn run_memory_bytes(&self) -> usize {
+        self.lock()
+            .runs
+            .values()
+            .flatten()
+            .map(|r| r.memory_bytes())
+            .sum()
+    }
+
     /// IDs forgotten before their window ended because of the capacity bound.
     pub fn evicted_early(&self) -> u64 {
         self.lock().evicted_early
     }
 
+    /// Run blocks that could not be read.
+    pub fn read_errors(&self) -> u64 {
+        self.lock().read_errors
+    }
+
     fn expire(&self, inner: &mut Inner, now_hour: u32) {
         let window = self.window_hours;
         if inner
-            .hours
-            .first_key_value()
-            .is_some_and(|(hour, _)| hour_expired(*hour, window, now_hour))
+            .oldest_hour()
+            .is_some_and(|hour| hour_expired(hour, window, now_hour))
         {
             inner.forget_hours(|hour| hour_expired(hour, window, now_hour));
         }
     }
 
     fn enforce_capacity(&self, inner: &mut Inner) {
-        while inner.committed_len + inner.pending.len() > self.max_entries && inner.hours.len() > 1
-        {
-            let Some((&oldest, _)) = inner.hours.first_key_value() else {
+        while inner.len() > self.max_entries && inner.distinct_hours() > 1 {
+            let Some(oldest) = inner.oldest_hour() else {
                 return;
             };
             let removed = inner.forget_hours(|hour| hour == oldest);
             inner.evicted_early += removed as u64;
+            inner.floor_hour = inner.floor_hour.max(oldest + 1);
             tracing::warn!(
                 hour = oldest,
                 "dedup index over capacity: forgetting an hour early"
             );
         }
-    }
-}
-
-/// The hourly ID files of the dedup consumer.
-#[derive(Debug, Clone)]
-pub struct DedupFiles {
-    dir: PathBuf,
-}
-
-impl DedupFiles {
-    /// The files under `dir` (created if missing).
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-        })
-    }
-
-    fn path(&self, hour: u32) -> PathBuf {
-        self.dir.join(format!("{hour:010}.ids"))
-    }
-
-    /// Appends IDs to their hour's file and fsyncs it.
-    pub fn append(&self, hour: u32, ids: &[u128]) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(hour))?;
-        let mut buf = Vec::with_capacity(ids.len() * 16);
-        for id in ids {
-            buf.extend_from_slice(&id.to_le_bytes());
-        }
-        file.write_all(&buf)?;
-        file.sync_data()?;
-        Ok(())
-    }
-
-    /// Loads the files of hours still in the window into the index and removes older ones.
-    pub fn load_into(&self, index: &DedupIndex, now_ms: u64) -> std::io::Result<usize> {
-        let now_hour = hour_of(now_ms);
-        let mut loaded = 0;
-        let mut entries: Vec<_> = std::fs::read_dir(&self.dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let name = entry.file_name();
-            let Some(hour) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".ids"))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if hour_expired(hour, index.window_hours, now_hour) {
-                std::fs::remove_file(entry.path())?;
-                continue;
-            }
-            let mut bytes = Vec::new();
-            std::fs::File::open(entry.path())?.read_to_end(&mut bytes)?;
-            // A torn final entry (crash mid-append) is ignored: its record is
-            // still in the WAL past the dedup cursor and will be re-added.
-            let ids: Vec<u128> = bytes
-                .chunks_exact(16)
-                .map(|c| u128::from_le_bytes(c.try_into().expect("chunks_exact(16)")))
-                .collect();
-            loaded += ids.len();
-            index.insert_committed(&ids, hour, now_ms);
-        }
-        Ok(loaded)
-    }
-
-    /// Removes files whose hour has left the window.
-    pub fn expire(&self, window_hours: u32, now_ms: u64) -> std::io::Result<()> {
-        let now_hour = hour_of(now_ms);
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let hour = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".ids"))
-                .and_then(|n| n.parse::<u32>().ok());
-            if hour.is_some_and(|h| hour_expired(h, window_hours, now_hour)) {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -415,7 +490,7 @@ mod tests {
 
     /// Issue 11: an eventID accepted at hh:59:59 is still a duplicate 23 h
     /// 30 min later (and just under 24 h later), in memory and after a
-    /// restart from the hourly files; it is forgotten once 25 h have passed.
+    /// restart from its run; it is forgotten once 25 h have passed.
     #[test]
     fn issue_11_window_covers_whole_24_hours_from_acceptance() {
         let accepted = 10 * HOUR + HOUR - 1_000; // 10:59:59
@@ -430,31 +505,72 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let files = DedupFiles::open(dir.path()).unwrap();
-        files.append(hour_of(accepted), &[7]).unwrap();
+        files.write_run(hour_of(accepted), &mut vec![7]).unwrap();
+        let later = accepted + 23 * HOUR + HOUR / 2;
         let restarted = DedupIndex::new(24, 1000);
-        files
-            .load_into(&restarted, accepted + 23 * HOUR + HOUR / 2)
-            .unwrap();
-        assert_eq!(
-            restarted
-                .reserve(&[7], accepted + 23 * HOUR + HOUR / 2)
-                .fresh,
-            [false]
-        );
-        files.expire(24, accepted + 24 * HOUR - 1).unwrap();
-        assert!(
-            dir.path()
-                .join(format!("{:010}.ids", hour_of(accepted)))
-                .exists()
-        );
-        let fresh = DedupIndex::new(24, 1000);
-        assert_eq!(fresh.reserve(&[7], accepted + 25 * HOUR).fresh, [true]);
-        files.expire(24, accepted + 25 * HOUR).unwrap();
-        assert!(
-            !dir.path()
-                .join(format!("{:010}.ids", hour_of(accepted)))
-                .exists()
-        );
+        for run in files.load(24, later).unwrap() {
+            restarted.add_run(run, &[], later).unwrap();
+        }
+        assert_eq!(restarted.reserve(&[7], later).fresh, [false]);
+        files.expire(24, accepted + 24 * HOUR - 1, 0).unwrap();
+        assert_eq!(files.load(24, accepted + 24 * HOUR - 1).unwrap().len(), 1);
+        assert_eq!(restarted.reserve(&[7], accepted + 25 * HOUR).fresh, [true]);
+        files.expire(24, accepted + 25 * HOUR, 0).unwrap();
+        assert!(files.load(24, accepted).unwrap().is_empty());
+    }
+
+    /// IDs moved from the hot map into a run are still duplicates, and the
+    /// hot map is empty afterwards: memory holds the filters only.
+    #[test]
+    fn test_runs_take_over_from_the_hot_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DedupFiles::open(dir.path()).unwrap();
+        let index = DedupIndex::new(24, 1_000_000);
+        let mut ids: Vec<u128> = (0..10_000u128).map(spread).collect();
+        let r = index.reserve(&ids, 5 * HOUR);
+        index.settle(&r, true);
+        assert_eq!(index.hot_len(), 10_000);
+        let run = files.write_run(5, &mut ids).unwrap();
+        index.add_run(run, &ids, 5 * HOUR).unwrap();
+        assert_eq!(index.hot_len(), 0);
+        assert_eq!(index.len(), 10_000);
+        let probe: Vec<u128> = (9_990..10_010u128).map(spread).collect();
+        let fresh = index.reserve(&probe, 5 * HOUR).fresh;
+        assert_eq!(fresh[..10], [false; 10]);
+        assert_eq!(fresh[10..], [true; 10]);
+        assert!(index.run_memory_bytes() < 3 * 10_000);
+    }
+
+    /// Merging runs keeps every ID a duplicate; a merge of an hour that
+    /// expired meanwhile is handed back.
+    #[test]
+    fn test_replace_runs_with_their_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DedupFiles::open(dir.path()).unwrap();
+        let index = DedupIndex::new(24, 1_000_000);
+        for part in 0..3u128 {
+            let mut ids: Vec<u128> = (part * 100..part * 100 + 150).map(spread).collect();
+            let run = files.write_run(2, &mut ids).unwrap();
+            index.add_run(run, &[], 2 * HOUR).unwrap();
+        }
+        assert_eq!(index.len(), 450);
+        let runs = index.runs_of(2);
+        let merged = files.merge(2, &runs).unwrap();
+        let seqs: Vec<u64> = runs.iter().map(|r| r.seq()).collect();
+        index.replace_runs(merged, &seqs).unwrap();
+        assert_eq!(index.run_counts(), [(2, 1)]);
+        assert_eq!(index.len(), 350);
+        let probe: Vec<u128> = (0..351u128).map(spread).collect();
+        let fresh = index.reserve(&probe, 2 * HOUR).fresh;
+        assert!(fresh[..350].iter().all(|f| !f));
+        assert!(fresh[350]);
+        index.expire_at(30 * HOUR);
+        let late = files.write_run(2, &mut vec![1]).unwrap();
+        assert!(index.replace_runs(late, &[]).is_err());
+    }
+
+    fn spread(i: u128) -> u128 {
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
     }
 
     #[test]
@@ -507,13 +623,13 @@ mod tests {
 
     #[test]
     fn test_a_committed_entry_is_24_bytes() {
-        // The index holds every eventID of the window: its entry size is the
-        // server's memory per record ingested in the last day.
+        // The hot map holds the IDs of the last second or so (more after a
+        // restart, until the persister catches up).
         assert_eq!(std::mem::size_of::<(Key, u32)>(), 24);
     }
 
     #[test]
-    fn test_expiry_drops_whole_hours_across_every_shard() {
+    fn test_expiry_drops_whole_hours() {
         let index = DedupIndex::new(24, 1_000_000);
         let ids = |hour: u128| {
             (0..5000u128)
@@ -543,27 +659,5 @@ mod tests {
         }
         assert_eq!(index.len(), 2);
         assert_eq!(index.evicted_early(), 2);
-    }
-
-    #[test]
-    fn test_files_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let files = DedupFiles::open(dir.path()).unwrap();
-        files.append(10, &[1, 2]).unwrap();
-        files.append(10, &[3]).unwrap();
-        files.append(1, &[9]).unwrap();
-        let index = DedupIndex::new(24, 1000);
-        let loaded = files.load_into(&index, 12 * HOUR).unwrap();
-        assert_eq!(loaded, 4);
-        assert_eq!(
-            index.reserve(&[1, 3, 9, 4], 12 * HOUR).fresh,
-            [false, false, false, true]
-        );
-        // Hour 1 ends at hour 2 and leaves the window at hour 26.
-        let index = DedupIndex::new(24, 1000);
-        files.load_into(&index, 25 * HOUR).unwrap();
-        assert!(dir.path().join(format!("{:010}.ids", 1)).exists());
-        files.load_into(&index, 26 * HOUR).unwrap();
-        assert!(!dir.path().join(format!("{:010}.ids", 1)).exists());
     }
 }

@@ -1,0 +1,219 @@
+//! SQL over CloudTrail records, with the Trino dialect Athena and CloudTrail
+//! Lake queries are written in, on DataFusion.
+//!
+//! * [`schema`]: the Arrow schema of Athena's CloudTrail table and the
+//!   conversion of records into it (Cairn's own: realistic records defeat
+//!   schema inference).
+//! * [`functions`]: the Trino functions DataFusion lacks.
+//! * [`Engine`]: a DataFusion session with those functions, Athena's
+//!   case-insensitive identifiers, `resources[1].arn` on lists of structs,
+//!   and a memory bound; it runs one statement and collects the rows.
+//! * [`logs`]: a directory of CloudTrail log files converted once into a
+//!   cached Parquet copy, for `cairn query --logs`.
+//!
+//! DataFusion is a large dependency tree: only this crate depends on it.
+
+pub mod functions;
+pub mod logs;
+pub mod schema;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    AccessExpr, Expr as SqlExpr, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
+};
+
+/// What can go wrong with a query.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The SQL is not valid: a syntax error (with its position), an unknown
+    /// table, column or function, a type mismatch. The caller's to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// The query needed more memory than its bound.
+    #[error("the query needs more memory than its bound of {limit_bytes} bytes: {message}")]
+    ResourcesExhausted {
+        /// The bound.
+        limit_bytes: usize,
+        /// DataFusion's account.
+        message: String,
+    },
+    /// Reading or writing files failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else the engine reports.
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl Error {
+    fn from_datafusion(error: DataFusionError, limit_bytes: usize) -> Self {
+        match error.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..) => {
+                Error::Invalid(strip_engine_prefix(&error.find_root().to_string()))
+            }
+            DataFusionError::NotImplemented(message) => Error::Invalid(format!(
+                "This query uses something not supported: {message}"
+            )),
+            DataFusionError::ResourcesExhausted(message) => Error::ResourcesExhausted {
+                limit_bytes,
+                message: message.clone(),
+            },
+            DataFusionError::Execution(message) => Error::Invalid(message.clone()),
+            other => Error::Engine(other.to_string()),
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        Error::Engine(error.to_string())
+    }
+}
+
+/// DataFusion prefixes messages with its error kind ("Error during planning: ");
+/// users of Athena's API see the message alone.
+fn strip_engine_prefix(message: &str) -> String {
+    for prefix in [
+        "Error during planning: ",
+        "SQL error: ",
+        "Schema error: ",
+        "ParserError(\"",
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return rest.trim_end_matches("\")").to_owned();
+        }
+    }
+    message.to_owned()
+}
+
+/// Bounds of one engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Memory the engine's operators may hold before they spill or fail.
+    pub memory_limit_bytes: usize,
+    /// Threads a query runs on.
+    pub target_partitions: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_bytes: 1024 * 1024 * 1024,
+            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// The rows a statement answered.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    /// Their columns.
+    pub schema: SchemaRef,
+    /// The rows, in batches.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    /// How many rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A DataFusion session speaking the Trino dialect of CloudTrail queries.
+pub struct Engine {
+    ctx: SessionContext,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// A session with the Trino functions and the configured bounds.
+    pub fn new(config: EngineConfig) -> Result<Self, Error> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
+            .build_arc()
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        let mut session = SessionConfig::new()
+            .with_target_partitions(config.target_partitions.max(1))
+            .with_information_schema(true);
+        // Athena folds unquoted identifiers to lower case (the schema's names
+        // are lower case); and so does DataFusion by default.
+        session.options_mut().sql_parser.enable_ident_normalization = true;
+        let ctx = SessionContext::new_with_config_rt(session, runtime);
+        for function in functions::trino_functions() {
+            ctx.register_udf(function);
+        }
+        Ok(Self { ctx, config })
+    }
+
+    /// Registers a Parquet file or directory of [`schema::cloudtrail_schema`]
+    /// rows as table `name`.
+    pub async fn register_parquet(&self, name: &str, path: &str) -> Result<(), Error> {
+        self.ctx
+            .register_parquet(name, path, ParquetReadOptions::default())
+            .await
+            .map_err(|e| Error::from_datafusion(e, self.config.memory_limit_bytes))
+    }
+
+    /// Runs one SQL statement and collects its rows.
+    pub async fn sql(&self, sql: &str) -> Result<QueryResult, Error> {
+        let limit = self.config.memory_limit_bytes;
+        let fail = |e| Error::from_datafusion(e, limit);
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect).map_err(fail)?;
+        rewrite(&mut statement);
+        let plan = state.statement_to_plan(statement).await.map_err(fail)?;
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(fail)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await.map_err(fail)?;
+        Ok(QueryResult { schema, batches })
+    }
+}
+
+/// Rewrites what Trino accepts and DataFusion's planner does not: a field of
+/// an indexed list element (`resources[1].arn`) becomes a named-field access.
+fn rewrite(statement: &mut DfStatement) {
+    let DfStatement::Statement(inner) = statement else {
+        return;
+    };
+    let _ = visit_expressions_mut(inner.as_mut(), |expr| {
+        if let SqlExpr::CompoundFieldAccess { access_chain, .. } = expr {
+            for access in access_chain.iter_mut() {
+                if let AccessExpr::Dot(SqlExpr::Identifier(ident)) = access {
+                    *access = AccessExpr::Dot(SqlExpr::Value(ValueWithSpan::from(
+                        SqlValue::SingleQuotedString(ident.value.to_ascii_lowercase()),
+                    )));
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+#[cfg(test)]
+mod tests;

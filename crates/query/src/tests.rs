@@ -1,0 +1,111 @@
+//! The engine on small tables: the dialect's rewrites and errors.
+
+use super::*;
+use crate::schema::{Partition, records_to_batch};
+use datafusion::arrow::array::{Array, AsArray};
+use serde_json::json;
+
+async fn engine_with(records: Vec<serde_json::Value>) -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = Partition::of_path("AWSLogs/1/CloudTrail/us-east-1/2024/01/05/f.json.gz");
+    let batch = records_to_batch(records.into_iter().map(|r| (r, &partition)).collect()).unwrap();
+    let path = dir.path().join("t.parquet");
+    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let engine = Engine::new(EngineConfig::default()).unwrap();
+    engine
+        .register_parquet("cloudtrail_logs", path.to_str().unwrap())
+        .await
+        .unwrap();
+    (engine, dir)
+}
+
+fn strings(result: &QueryResult, column: usize) -> Vec<Option<String>> {
+    result
+        .batches
+        .iter()
+        .flat_map(|b| {
+            let c = datafusion::arrow::compute::cast(
+                b.column(column),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let c = c.as_string::<i32>().clone();
+            (0..c.len())
+                .map(move |i| c.is_valid(i).then(|| c.value(i).to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn test_trino_spellings_resolve() {
+    let (engine, _dir) = engine_with(vec![
+        json!({"eventTime": "2024-01-05T10:00:00Z", "eventName": "Decrypt",
+               "userIdentity": {"arn": "arn:aws:iam::1:user/a", "userName": "a"},
+               "resources": [{"ARN": "arn:aws:kms:us-east-1:1:key/k1"}, {"ARN": "arn:aws:kms:us-east-1:1:key/k2"}]}),
+        json!({"eventTime": "2024-01-04T10:00:00Z", "eventName": "Encrypt",
+               "userIdentity": {"arn": "arn:aws:iam::1:user/b"}}),
+    ])
+    .await;
+    let result = engine
+        .sql("SELECT eventTime, userIdentity.arn, userIdentity.userName, resources[1].arn AS key_arn, resources[2].ARN \
+              FROM cloudtrail_logs WHERE eventTime > date_format(date_add('hour', 12, from_iso8601_timestamp('2024-01-04T00:00:00Z')), '%Y-%m-%dT%H:%i:%sZ') \
+              ORDER BY eventTime DESC;")
+        .await
+        .unwrap();
+    assert_eq!(result.num_rows(), 1);
+    assert_eq!(
+        strings(&result, 1),
+        [Some("arn:aws:iam::1:user/a".to_owned())]
+    );
+    assert_eq!(
+        strings(&result, 3),
+        [Some("arn:aws:kms:us-east-1:1:key/k1".to_owned())]
+    );
+    assert_eq!(
+        strings(&result, 4),
+        [Some("arn:aws:kms:us-east-1:1:key/k2".to_owned())]
+    );
+    let result = engine
+        .sql("SELECT count(*), count(DISTINCT eventName), min(eventTime) FROM CloudTrail_Logs WHERE resources[1].arn IS NULL")
+        .await
+        .unwrap();
+    assert_eq!(strings(&result, 0), [Some("1".to_owned())]);
+    assert_eq!(
+        strings(&result, 2),
+        [Some("2024-01-04T10:00:00Z".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn test_bad_queries_are_invalid_with_names() {
+    let (engine, _dir) = engine_with(vec![json!({"eventName": "x"})]).await;
+    for (sql, wanted) in [
+        ("SELEC eventname FROM cloudtrail_logs", "SELEC"),
+        ("SELECT eventname FROM no_such_table", "no_such_table"),
+        (
+            "SELECT no_such_column FROM cloudtrail_logs",
+            "no_such_column",
+        ),
+        (
+            "SELECT no_such_function(eventname) FROM cloudtrail_logs",
+            "no_such_function",
+        ),
+        (
+            "SELECT date_add('fortnight', 1, now()) FROM cloudtrail_logs",
+            "fortnight",
+        ),
+    ] {
+        match engine.sql(sql).await {
+            Err(Error::Invalid(message)) => assert!(message.contains(wanted), "{sql}: {message}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+}

@@ -39,6 +39,35 @@ enum Command {
     /// store refuses, a file too large), kept with their reason in the data dir.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Run SQL (Athena's dialect) over a directory of exported CloudTrail log
+    /// files, as table `cloudtrail_logs`: converted once into a cached Parquet copy.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    /// The statement, e.g. "SELECT eventname, count(*) FROM cloudtrail_logs GROUP BY 1".
+    sql: String,
+    /// A directory of CloudTrail log files (`.json.gz` or `.json`), e.g. an
+    /// `AWSLogs/` export; digest files are left out. Never written to.
+    #[arg(long)]
+    logs: PathBuf,
+    /// Where the Parquet copy is kept (default: under $XDG_CACHE_HOME or ~/.cache).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// How rows are printed.
+    #[arg(long, value_enum, default_value = "table")]
+    output: QueryOutput,
+    /// Memory the query may hold, in MiB, before it fails.
+    #[arg(long, default_value_t = 1024)]
+    memory_mib: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum QueryOutput {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +265,7 @@ fn main() -> ExitCode {
         Command::ValidateLogs(args) => validate_logs(args),
         Command::Doctor(args) => doctor(args),
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine_list(args),
+        Command::Query(args) => query(args),
     };
     match result {
         Ok(code) => code,
@@ -263,6 +293,56 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             args.data_dir.display()
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    use cairn_query::render::{Format, render};
+    use cairn_query::{Engine, EngineConfig, logs};
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| logs::default_cache_dir(&args.logs));
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "converting {pos}/{len} log files ({msg} records) {wide_bar} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let parquet = logs::parquet_copy(&args.logs, &cache_dir, |progress| {
+        bar.set_length(progress.files_total as u64);
+        bar.set_position(progress.files_done as u64);
+        bar.set_message(progress.records.to_string());
+    })
+    .with_context(|| format!("reading the log files under {}", args.logs.display()))?;
+    bar.finish_and_clear();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let engine = Engine::new(EngineConfig {
+            memory_limit_bytes: args.memory_mib.saturating_mul(1024 * 1024),
+            ..EngineConfig::default()
+        })?;
+        engine
+            .register_parquet("cloudtrail_logs", &parquet.to_string_lossy())
+            .await?;
+        engine.sql(&args.sql).await
+    })?;
+    let format = match args.output {
+        QueryOutput::Table => Format::Table,
+        QueryOutput::Csv => Format::Csv,
+        QueryOutput::Json => Format::Json,
+    };
+    let text = render(&result, format)?;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&text)?;
+    if format == Format::Table {
+        writeln!(stdout)?;
     }
     Ok(ExitCode::SUCCESS)
 }

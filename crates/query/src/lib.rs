@@ -15,6 +15,7 @@
 
 pub mod functions;
 pub mod logs;
+pub mod render;
 pub mod schema;
 
 use std::sync::Arc;

@@ -195,3 +195,20 @@ pub fn parquet_copy(
         .map_err(io(format!("writing {}", manifest_path.display())))?;
     Ok(parquet)
 }
+
+/// Where the Parquet copy of `dir` is cached by default:
+/// `$XDG_CACHE_HOME/cairn/query/<hash of the directory's path>` (or under
+/// `~/.cache`), never inside `dir` itself.
+pub fn default_cache_dir(dir: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    canonical.hash(&mut hasher);
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("cairn")
+        .join("query")
+        .join(format!("{:016x}", hasher.finish()))
+}

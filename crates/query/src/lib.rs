@@ -28,7 +28,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, Expr as SqlExpr, Value as SqlValue, ValueWithSpan, visit_expressions_mut,
+    AccessExpr, Expr as SqlExpr, Ident, SelectItem, SetExpr, Statement as SqlStatement,
+    Value as SqlValue, ValueWithSpan, visit_expressions_mut,
 };
 
 /// What can go wrong with a query.
@@ -197,11 +198,17 @@ impl Engine {
 }
 
 /// Rewrites what Trino accepts and DataFusion's planner does not: a field of
-/// an indexed list element (`resources[1].arn`) becomes a named-field access.
+/// an indexed list element (`resources[1].arn`) becomes a named-field access;
+/// and names the result's columns as Athena does.
 fn rewrite(statement: &mut DfStatement) {
     let DfStatement::Statement(inner) = statement else {
         return;
     };
+    if let SqlStatement::Query(query) = inner.as_mut()
+        && let SetExpr::Select(select) = query.body.as_mut()
+    {
+        name_columns(&mut select.projection);
+    }
     let _ = visit_expressions_mut(inner.as_mut(), |expr| {
         if let SqlExpr::CompoundFieldAccess { access_chain, .. } = expr {
             for access in access_chain.iter_mut() {
@@ -214,6 +221,49 @@ fn rewrite(statement: &mut DfStatement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// Names result columns as Athena (Trino) does: a field access by its field
+/// (`userIdentity.arn` is `arn`), any other expression `_col<position>`; a
+/// name another column already has is left to the engine.
+fn name_columns(projection: &mut [SelectItem]) {
+    let mut taken: Vec<String> = projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_ascii_lowercase()),
+            SelectItem::UnnamedExpr(SqlExpr::Identifier(ident)) => {
+                Some(ident.value.to_ascii_lowercase())
+            }
+            _ => None,
+        })
+        .collect();
+    for (position, item) in projection.iter_mut().enumerate() {
+        let SelectItem::UnnamedExpr(expr) = item else {
+            continue;
+        };
+        let name = match expr {
+            SqlExpr::Identifier(_) => continue,
+            SqlExpr::CompoundIdentifier(parts) => match parts.last() {
+                Some(last) => last.value.to_ascii_lowercase(),
+                None => continue,
+            },
+            SqlExpr::CompoundFieldAccess { access_chain, .. } => match access_chain.last() {
+                Some(AccessExpr::Dot(SqlExpr::Identifier(ident))) => {
+                    ident.value.to_ascii_lowercase()
+                }
+                _ => format!("_col{position}"),
+            },
+            _ => format!("_col{position}"),
+        };
+        if taken.contains(&name) {
+            continue;
+        }
+        taken.push(name.clone());
+        *item = SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: Ident::new(name),
+        };
+    }
 }
 
 #[cfg(test)]

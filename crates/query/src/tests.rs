@@ -109,3 +109,24 @@ async fn test_bad_queries_are_invalid_with_names() {
         }
     }
 }
+
+#[tokio::test]
+async fn test_columns_are_named_as_athena_names_them() {
+    let (engine, _dir) = engine_with(vec![json!({"eventName": "x", "userIdentity": {"arn": "a"},
+                                                 "resources": [{"arn": "r"}]})])
+    .await;
+    let result = engine
+        .sql("SELECT eventName, userIdentity.arn, resources[1].arn AS key_arn, count(*), \
+              userIdentity.sessionContext.sessionIssuer.arn FROM cloudtrail_logs GROUP BY 1, 2, 3, 5")
+        .await
+        .unwrap();
+    let names: Vec<&str> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names[..4], ["eventname", "arn", "key_arn", "_col3"]);
+    // A second `arn` is left to the engine rather than made ambiguous.
+    assert_ne!(names[4], "arn");
+}

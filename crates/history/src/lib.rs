@@ -304,37 +304,22 @@ impl History {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql)?;
         let limit_plus = limit as i64 + 1;
-        let rows: Vec<Row> = match value {
-            Some(v) => stmt
-                .query_map(
-                    params![
-                        account,
-                        region,
-                        start_ms,
-                        end_ms,
-                        before_time,
-                        before_id,
-                        limit_plus,
-                        v
-                    ],
-                    read_row,
-                )?
-                .collect::<Result<_, _>>()?,
-            None => stmt
-                .query_map(
-                    params![
-                        account,
-                        region,
-                        start_ms,
-                        end_ms,
-                        before_time,
-                        before_id,
-                        limit_plus
-                    ],
-                    read_row,
-                )?
-                .collect::<Result<_, _>>()?,
-        };
+        // ?8, the attribute's value, is bound only when the condition names it.
+        let mut bound: Vec<&dyn rusqlite::ToSql> = vec![
+            &account,
+            &region,
+            &start_ms,
+            &end_ms,
+            &before_time,
+            &before_id,
+            &limit_plus,
+        ];
+        if let Some(v) = value {
+            bound.push(v);
+        }
+        let rows: Vec<Row> = stmt
+            .query_map(bound.as_slice(), read_row)?
+            .collect::<Result<_, _>>()?;
         let more = rows.len() > limit;
         let mut out = Vec::new();
         let mut last = None;

@@ -46,7 +46,6 @@ pub struct DedupIntent {
 pub struct DedupSink {
     files: DedupFiles,
     index: Arc<DedupIndex>,
-    window_hours: u32,
     by_hour: BTreeMap<u32, Vec<u128>>,
     first_pending: Option<Instant>,
     next_expiry: Instant,
@@ -57,7 +56,6 @@ impl DedupSink {
     pub fn new(files: DedupFiles, index: Arc<DedupIndex>) -> Self {
         Self {
             files,
-            window_hours: index.window_hours(),
             index,
             by_hour: BTreeMap::new(),
             first_pending: None,
@@ -147,7 +145,7 @@ impl Sink for DedupSink {
         self.index.expire_at(now);
         if let Err(e) = self
             .files
-            .expire(self.window_hours, now, self.index.floor_hour())
+            .expire(self.index.window_hours(), now, self.index.floor_hour())
         {
             tracing::warn!(error = %e, "cannot remove expired dedup files");
         }

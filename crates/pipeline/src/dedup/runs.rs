@@ -225,15 +225,53 @@ fn run_name(hour: u32, seq: u64) -> String {
     format!("{hour:010}-{seq:012}.run")
 }
 
-/// The hour and sequence number of a run's file name.
-fn parse_run_name(name: &str) -> Option<(u32, u64)> {
-    let (hour, seq) = name.strip_suffix(".run")?.split_once('-')?;
-    Some((hour.parse().ok()?, seq.parse().ok()?))
+/// What a file of the dedup directory is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirEntry {
+    /// `<hour>-<seq>.run`.
+    Run { hour: u32, seq: u64 },
+    /// `<hour>.ids`: unsorted hashes, the first format.
+    Legacy { hour: u32 },
+    /// `.tmp-…`: a run whose write was interrupted.
+    Leftover,
 }
 
-/// The hour of a file of the first format: `<hour>.ids`, unsorted hashes.
-fn parse_legacy_name(name: &str) -> Option<u32> {
-    name.strip_suffix(".ids")?.parse().ok()
+impl DirEntry {
+    fn of(name: &str) -> Option<Self> {
+        if name.starts_with(".tmp-") {
+            return Some(Self::Leftover);
+        }
+        if let Some(stem) = name.strip_suffix(".run") {
+            let (hour, seq) = stem.split_once('-')?;
+            return Some(Self::Run {
+                hour: hour.parse().ok()?,
+                seq: seq.parse().ok()?,
+            });
+        }
+        Some(Self::Legacy {
+            hour: name.strip_suffix(".ids")?.parse().ok()?,
+        })
+    }
+
+    fn hour(self) -> Option<u32> {
+        match self {
+            Self::Run { hour, .. } | Self::Legacy { hour } => Some(hour),
+            Self::Leftover => None,
+        }
+    }
+}
+
+/// The files of a dedup directory that Cairn wrote, in name order.
+fn dir_entries(dir: &Path) -> io::Result<Vec<(PathBuf, DirEntry)>> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(kind) = entry.file_name().to_str().and_then(DirEntry::of) {
+            entries.push((entry.path(), kind));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
 }
 
 /// Reads a run file whole: checks it and rebuilds its filter and fences.
@@ -344,14 +382,11 @@ impl DedupFiles {
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut next_seq = 0;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with(".tmp-") {
-                std::fs::remove_file(entry.path())?;
-            } else if let Some((_, seq)) = parse_run_name(name) {
-                next_seq = next_seq.max(seq + 1);
+        for (path, kind) in dir_entries(dir)? {
+            match kind {
+                DirEntry::Leftover => std::fs::remove_file(path)?,
+                DirEntry::Run { seq, .. } => next_seq = next_seq.max(seq + 1),
+                DirEntry::Legacy { .. } => {}
             }
         }
         Ok(Self {
@@ -409,28 +444,25 @@ impl DedupFiles {
     /// the first format (`<hour>.ids`, unsorted) become runs on the way.
     pub fn load(&self, window_hours: u32, now_ms: u64) -> io::Result<Vec<Run>> {
         let now_hour = super::hour_of(now_ms);
-        let mut entries: Vec<_> = std::fs::read_dir(&self.dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
         let mut runs = Vec::new();
-        for entry in entries {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some((hour, seq)) = parse_run_name(name) {
-                if hour_expired(hour, window_hours, now_hour) {
-                    std::fs::remove_file(entry.path())?;
-                } else {
-                    runs.push(load_run(&entry.path(), hour, seq)?);
+        for (path, kind) in dir_entries(&self.dir)? {
+            match kind {
+                DirEntry::Run { hour, .. } | DirEntry::Legacy { hour }
+                    if hour_expired(hour, window_hours, now_hour) =>
+                {
+                    std::fs::remove_file(path)?;
                 }
-            } else if let Some(hour) = parse_legacy_name(name) {
-                if !hour_expired(hour, window_hours, now_hour) {
+                DirEntry::Run { hour, seq } => runs.push(load_run(&path, hour, seq)?),
+                DirEntry::Legacy { hour } => {
                     let mut bytes = Vec::new();
-                    File::open(entry.path())?.read_to_end(&mut bytes)?;
+                    File::open(&path)?.read_to_end(&mut bytes)?;
                     // A torn final entry (a crash mid-append) is left out: its
                     // record is still in the WAL past the dedup cursor.
                     let mut ids: Vec<u128> = bytes.chunks_exact(16).map(decode_id).collect();
                     runs.push(self.write_run(hour, &mut ids)?);
+                    std::fs::remove_file(path)?;
                 }
-                std::fs::remove_file(entry.path())?;
+                DirEntry::Leftover => {}
             }
         }
         Ok(runs)
@@ -440,15 +472,12 @@ impl DedupFiles {
     /// (hours the index forgot early, over its capacity).
     pub fn expire(&self, window_hours: u32, now_ms: u64, floor_hour: u32) -> io::Result<()> {
         let now_hour = super::hour_of(now_ms);
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let hour = parse_run_name(name)
-                .map(|(hour, _)| hour)
-                .or_else(|| parse_legacy_name(name));
-            if hour.is_some_and(|h| h < floor_hour || hour_expired(h, window_hours, now_hour)) {
-                std::fs::remove_file(entry.path())?;
+        for (path, kind) in dir_entries(&self.dir)? {
+            if kind
+                .hour()
+                .is_some_and(|h| h < floor_hour || hour_expired(h, window_hours, now_hour))
+            {
+                std::fs::remove_file(path)?;
             }
         }
         Ok(())

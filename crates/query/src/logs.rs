@@ -30,20 +30,20 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 pub const PARQUET_NAME: &str = "records.parquet";
 const MANIFEST_NAME: &str = "manifest.txt";
 
+/// An I/O error's mapping, saying what was being done to which file.
+fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let context = format!("{doing} {}", path.display());
+    move |source| Error::Io { context, source }
+}
+
 /// The log files under `dir`, in a stable order; digest files are left out.
 pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(next) = pending.pop() {
-        let entries = std::fs::read_dir(&next).map_err(|source| Error::Io {
-            context: format!("reading {}", next.display()),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&next).map_err(io("reading", &next))?;
         for entry in entries {
-            let entry = entry.map_err(|source| Error::Io {
-                context: format!("reading {}", next.display()),
-                source,
-            })?;
+            let entry = entry.map_err(io("reading", &next))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -65,10 +65,7 @@ pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 fn manifest(dir: &Path, files: &[PathBuf]) -> Result<String, Error> {
     let mut text = format!("cairn-query-cache 1\n{}\n", dir.display());
     for file in files {
-        let meta = std::fs::metadata(file).map_err(|source| Error::Io {
-            context: format!("reading {}", file.display()),
-            source,
-        })?;
+        let meta = std::fs::metadata(file).map_err(io("reading", file))?;
         let modified = meta
             .modified()
             .ok()
@@ -81,18 +78,16 @@ fn manifest(dir: &Path, files: &[PathBuf]) -> Result<String, Error> {
 
 /// Reads one log file's records.
 fn read_records(path: &Path) -> Result<Vec<Value>, Error> {
-    let io = |source| Error::Io {
-        context: format!("reading {}", path.display()),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
+    let file = File::open(path).map_err(io("reading", path))?;
     let mut bytes = Vec::new();
     let mut limited: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)).take(MAX_FILE_BYTES))
     } else {
         Box::new(BufReader::new(file).take(MAX_FILE_BYTES))
     };
-    limited.read_to_end(&mut bytes).map_err(io)?;
+    limited
+        .read_to_end(&mut bytes)
+        .map_err(io("reading", path))?;
     let document: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Error::Invalid(format!(
             "{} is not a CloudTrail log file: {e}",
@@ -132,7 +127,6 @@ pub fn parquet_copy(
     cache_dir: &Path,
     mut progress: impl FnMut(Progress),
 ) -> Result<PathBuf, Error> {
-    let io = |context: String| move |source| Error::Io { context, source };
     let files = log_files(dir)?;
     let manifest = manifest(dir, &files)?;
     let parquet = cache_dir.join(PARQUET_NAME);
@@ -142,9 +136,9 @@ pub fn parquet_copy(
     {
         return Ok(parquet);
     }
-    std::fs::create_dir_all(cache_dir).map_err(io(format!("creating {}", cache_dir.display())))?;
+    std::fs::create_dir_all(cache_dir).map_err(io("creating", cache_dir))?;
     let tmp = cache_dir.join(format!(".{PARQUET_NAME}.tmp"));
-    let out = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+    let out = File::create(&tmp).map_err(io("creating", &tmp))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
@@ -184,15 +178,13 @@ pub fn parquet_copy(
     let out = writer
         .into_inner()
         .map_err(|e| Error::Engine(e.to_string()))?;
-    out.sync_all()
-        .map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, &parquet).map_err(io(format!("writing {}", parquet.display())))?;
-    let mut saved =
-        File::create(&manifest_path).map_err(io(format!("writing {}", manifest_path.display())))?;
+    out.sync_all().map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, &parquet).map_err(io("writing", &parquet))?;
+    let mut saved = File::create(&manifest_path).map_err(io("writing", &manifest_path))?;
     saved
         .write_all(manifest.as_bytes())
         .and_then(|()| saved.sync_all())
-        .map_err(io(format!("writing {}", manifest_path.display())))?;
+        .map_err(io("writing", &manifest_path))?;
     Ok(parquet)
 }
 

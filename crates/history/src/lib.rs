@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 /// How long events stay (CloudTrail's event history: 90 days).
 pub const RETENTION_MS: i64 = 90 * 86_400_000;
@@ -182,33 +182,28 @@ impl History {
     }
 
     fn init(conn: Connection, path: &str) -> Result<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         // A delivery writes thousands of rows into the table and its indexes:
         // with SQLite's default 2 MB page cache they spill and are read back
         // mid-transaction, which cost more than the inserts themselves.
-        conn.pragma_update(None, "cache_size", -16384)?;
-        conn.execute_batch(SCHEMA)?;
-        let version: Option<i64> = conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )?;
-            }
-            Some(found) if found != SCHEMA_VERSION => {
-                return Err(Error::UnknownSchemaVersion {
+        cairn_sqlite::prepare(
+            &conn,
+            &cairn_sqlite::Setup {
+                schema: &[SCHEMA],
+                version: SCHEMA_VERSION,
+                accepts_older: false,
+                cache_kib: Some(16384),
+            },
+        )
+        .map_err(|e| match e {
+            cairn_sqlite::OpenError::Sqlite(e) => Error::Sqlite(e),
+            cairn_sqlite::OpenError::UnknownSchemaVersion { found, supported } => {
+                Error::UnknownSchemaVersion {
                     path: path.to_owned(),
                     found,
-                    supported: SCHEMA_VERSION,
-                });
+                    supported,
+                }
             }
-            Some(_) => {}
-        }
+        })?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

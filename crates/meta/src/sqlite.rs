@@ -58,10 +58,7 @@ impl Error {
     pub fn is_damage(&self) -> bool {
         match self {
             Error::Corrupt { .. } => true,
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-            ),
+            Error::Sqlite(e) => cairn_sqlite::is_damage(e),
             _ => false,
         }
     }
@@ -71,17 +68,8 @@ impl Error {
     /// a constraint failure stays what it is however often it is retried.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy
-                    | rusqlite::ErrorCode::DatabaseLocked
-                    | rusqlite::ErrorCode::SystemIoFailure
-                    | rusqlite::ErrorCode::DiskFull
-                    | rusqlite::ErrorCode::OutOfMemory
-                    | rusqlite::ErrorCode::CannotOpen
-            ),
-            Error::Sqlite(_)
-            | Error::Corrupt { .. }
+            Error::Sqlite(e) => cairn_sqlite::is_retriable(e),
+            Error::Corrupt { .. }
             | Error::Encode(_)
             | Error::AlreadyExists(_)
             | Error::NotFound(_)
@@ -194,31 +182,25 @@ impl Metastore {
     }
 
     fn init(conn: Connection, path: &str) -> Result<Self> {
-        // WAL journal + FULL sync: every committed change survives a crash.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(crate::digests::SCHEMA)?;
-        let version: Option<i64> = conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )?;
-            }
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(Error::UnknownSchemaVersion {
+        cairn_sqlite::prepare(
+            &conn,
+            &cairn_sqlite::Setup {
+                schema: &[SCHEMA, crate::digests::SCHEMA],
+                version: SCHEMA_VERSION,
+                accepts_older: true,
+                cache_kib: None,
+            },
+        )
+        .map_err(|e| match e {
+            cairn_sqlite::OpenError::Sqlite(e) => Error::Sqlite(e),
+            cairn_sqlite::OpenError::UnknownSchemaVersion { found, supported } => {
+                Error::UnknownSchemaVersion {
                     path: path.to_owned(),
                     found,
-                    supported: SCHEMA_VERSION,
-                });
+                    supported,
+                }
             }
-            Some(_) => {}
-        }
+        })?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 /// An error of the monitoring store.
 #[derive(Debug, thiserror::Error)]
@@ -89,10 +89,7 @@ impl Error {
     pub fn is_damage(&self) -> bool {
         match self {
             Error::Corrupt { .. } => true,
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
-            ),
+            Error::Sqlite(e) => cairn_sqlite::is_damage(e),
             _ => false,
         }
     }
@@ -101,15 +98,7 @@ impl Error {
     /// a full disk); a missing group stays missing however often it is asked.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy
-                    | rusqlite::ErrorCode::DatabaseLocked
-                    | rusqlite::ErrorCode::SystemIoFailure
-                    | rusqlite::ErrorCode::DiskFull
-                    | rusqlite::ErrorCode::OutOfMemory
-                    | rusqlite::ErrorCode::CannotOpen
-            ),
+            Error::Sqlite(e) => cairn_sqlite::is_retriable(e),
             _ => false,
         }
     }
@@ -274,31 +263,26 @@ impl Monitor {
     }
 
     fn init(conn: Connection, path: &str) -> Result<Self> {
-        // WAL journal + FULL sync: every committed change survives a crash
-        // and a power cut, so an acknowledged PutLogEvents is durable.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        let version: Option<i64> = conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .optional()?;
-        match version {
-            None => {
-                conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (?1)",
-                    [SCHEMA_VERSION],
-                )?;
-            }
-            Some(found) if found != SCHEMA_VERSION => {
-                return Err(Error::UnknownSchemaVersion {
+        // FULL sync: an acknowledged PutLogEvents is durable.
+        cairn_sqlite::prepare(
+            &conn,
+            &cairn_sqlite::Setup {
+                schema: &[SCHEMA],
+                version: SCHEMA_VERSION,
+                accepts_older: false,
+                cache_kib: None,
+            },
+        )
+        .map_err(|e| match e {
+            cairn_sqlite::OpenError::Sqlite(e) => Error::Sqlite(e),
+            cairn_sqlite::OpenError::UnknownSchemaVersion { found, supported } => {
+                Error::UnknownSchemaVersion {
                     path: path.to_owned(),
                     found,
-                    supported: SCHEMA_VERSION,
-                });
+                    supported,
+                }
             }
-            Some(_) => {}
-        }
+        })?;
         Ok(Self {
             conn: Mutex::new(conn),
             filters: Mutex::new(HashMap::new()),

@@ -311,7 +311,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let parquet = logs::parquet_copy(&args.logs, &cache_dir, |progress| {
+    let copy = logs::refresh(&logs::DirLogs::new(&args.logs), &cache_dir, |progress| {
         bar.set_length(progress.files_total as u64);
         bar.set_position(progress.files_done as u64);
         bar.set_message(progress.records.to_string());
@@ -328,7 +328,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             ..EngineConfig::default()
         })?;
         engine
-            .register_parquet("cloudtrail_logs", &parquet.to_string_lossy())
+            .register_parquet("cloudtrail_logs", &copy.dir.to_string_lossy())
             .await?;
         engine.sql(&args.sql).await
     })?;

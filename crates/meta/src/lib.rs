@@ -13,9 +13,11 @@
 //! CloudTrail field does not need a migration; selectors are kept as the JSON
 //! the API accepted (the pipeline compiles them).
 
+mod catalog;
 mod digests;
 mod sqlite;
 
+pub use catalog::{CATALOG_DOCUMENT_VERSION, decode_table_document, encode_table_document};
 pub use digests::{ChainLink, DigestChain, DigestLogFileEntry, PendingDigest};
 
 pub use sqlite::{

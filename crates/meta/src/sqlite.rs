@@ -185,7 +185,7 @@ impl Metastore {
         cairn_sqlite::prepare(
             &conn,
             &cairn_sqlite::Setup {
-                schema: &[SCHEMA, crate::digests::SCHEMA],
+                schema: &[SCHEMA, crate::digests::SCHEMA, crate::catalog::SCHEMA],
                 version: SCHEMA_VERSION,
                 accepts_older: true,
                 cache_kib: None,

@@ -110,3 +110,110 @@ fn test_a_newer_schema_is_refused_clearly() {
     ));
     assert!(error.to_string().contains("schema version 2"), "{error}");
 }
+
+fn cloudtrail_table() -> cairn_catalog::TableDefinition {
+    use cairn_catalog::{Column, PartitionDefinition, TableDefinition};
+    let column = |name: &str, type_name: &str| Column {
+        name: name.into(),
+        type_name: type_name.into(),
+        comment: None,
+    };
+    TableDefinition {
+        database: "default".into(),
+        name: "cloudtrail_logs".into(),
+        columns: vec![
+            column("eventversion", "string"),
+            column("useridentity", "struct<type:string,arn:string>"),
+            column(
+                "resources",
+                "array<struct<arn:string,accountid:string,type:string>>",
+            ),
+        ],
+        partition_keys: vec![column("region", "string"), column("year", "string")],
+        location: "s3://audit-logs/AWSLogs/123456789012/CloudTrail/".into(),
+        serde: Some("org.apache.hive.hcatalog.data.JsonSerDe".into()),
+        serde_parameters: Default::default(),
+        input_format: None,
+        output_format: None,
+        parameters: [("EXTERNAL".to_owned(), "TRUE".to_owned())].into(),
+        comment: None,
+        partitions: vec![PartitionDefinition {
+            values: vec!["us-east-1".into(), "2024".into()],
+            location: Some(
+                "s3://audit-logs/AWSLogs/123456789012/CloudTrail/us-east-1/2024/".into(),
+            ),
+        }],
+        create_time: 1_714_554_000,
+    }
+}
+
+#[test]
+fn catalog_table_document_matches_its_golden_file() {
+    let encoded = cairn_meta::encode_table_document(&cloudtrail_table()).unwrap();
+    let saved = golden("v1.catalog-table.json", &encoded);
+    assert_eq!(encoded, saved);
+    let decoded = cairn_meta::decode_table_document("golden", &saved).unwrap();
+    assert_eq!(decoded, cloudtrail_table());
+}
+
+#[test]
+fn catalog_table_document_of_an_unknown_version_is_refused_as_damage() {
+    let text = cairn_meta::encode_table_document(&cloudtrail_table())
+        .unwrap()
+        .replace("\"version\":1", "\"version\":9");
+    let error =
+        cairn_meta::decode_table_document("catalog_tables row default.t", &text).unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }), "{error}");
+    assert!(error.to_string().contains("version 9"), "{error}");
+}
+
+#[test]
+fn catalog_keeps_databases_and_tables() {
+    use cairn_catalog::{Catalog, CatalogError, DatabaseDefinition};
+    let meta = Metastore::in_memory().unwrap();
+    let names = |dbs: Vec<DatabaseDefinition>| dbs.into_iter().map(|d| d.name).collect::<Vec<_>>();
+    assert_eq!(names(meta.databases().unwrap()), ["default"]);
+    let table = cloudtrail_table();
+    meta.create_table(&table).unwrap();
+    assert!(matches!(
+        meta.create_table(&table),
+        Err(CatalogError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        meta.table("default", "cloudtrail_logs").unwrap(),
+        Some(table.clone())
+    );
+    let mut other = table.clone();
+    other.database = "forensics".into();
+    assert!(matches!(
+        meta.create_table(&other),
+        Err(CatalogError::NotFound(_))
+    ));
+    meta.create_database(&DatabaseDefinition {
+        name: "forensics".into(),
+        description: None,
+        create_time: 1,
+    })
+    .unwrap();
+    meta.create_table(&other).unwrap();
+    assert_eq!(names(meta.databases().unwrap()), ["default", "forensics"]);
+    let mut changed = table.clone();
+    changed.partitions.clear();
+    meta.replace_table(&changed).unwrap();
+    assert_eq!(meta.tables("default").unwrap(), vec![changed]);
+    meta.drop_table("default", "cloudtrail_logs").unwrap();
+    assert!(matches!(
+        meta.drop_table("default", "cloudtrail_logs"),
+        Err(CatalogError::NotFound(_))
+    ));
+    meta.drop_database("forensics").unwrap();
+    assert!(
+        meta.table("forensics", "cloudtrail_logs")
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        meta.tables("forensics"),
+        Err(CatalogError::NotFound(_))
+    ));
+}

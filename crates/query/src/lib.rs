@@ -13,6 +13,7 @@
 //!
 //! DataFusion is a large dependency tree: only this crate depends on it.
 
+pub mod athena;
 pub mod functions;
 pub mod logs;
 pub mod render;
@@ -138,6 +139,10 @@ impl QueryResult {
     }
 }
 
+/// The catalog name tables are registered under, as Athena names its data
+/// catalog (identifiers folded to lower case).
+pub const CATALOG_NAME: &str = "awsdatacatalog";
+
 /// A DataFusion session speaking the Trino dialect of CloudTrail queries.
 pub struct Engine {
     ctx: SessionContext,
@@ -153,14 +158,23 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// A session with the Trino functions and the configured bounds.
+    /// A session with the Trino functions and the configured bounds, whose
+    /// unqualified table names are in Athena's `default` database.
     pub fn new(config: EngineConfig) -> Result<Self, Error> {
+        Self::with_database(config, "default")
+    }
+
+    /// A session whose unqualified table names are in `database` of
+    /// Athena's catalog (`awsdatacatalog`).
+    pub fn with_database(config: EngineConfig, database: &str) -> Result<Self, Error> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
             .build_arc()
             .map_err(|e| Error::Engine(e.to_string()))?;
         let mut session = SessionConfig::new()
             .with_target_partitions(config.target_partitions.max(1))
+            .with_default_catalog_and_schema(CATALOG_NAME, database)
+            .with_create_default_catalog_and_schema(true)
             .with_information_schema(true);
         // Athena folds unquoted identifiers to lower case (the schema's names
         // are lower case); and so does DataFusion by default.
@@ -176,7 +190,11 @@ impl Engine {
     /// rows as table `name`.
     pub async fn register_parquet(&self, name: &str, path: &str) -> Result<(), Error> {
         self.ctx
-            .register_parquet(name, path, ParquetReadOptions::default())
+            .register_parquet(
+                name,
+                path,
+                ParquetReadOptions::default().schema(&schema::cloudtrail_schema()),
+            )
             .await
             .map_err(|e| Error::from_datafusion(e, self.config.memory_limit_bytes))
     }
@@ -192,7 +210,24 @@ impl Engine {
         let plan = state.statement_to_plan(statement).await.map_err(fail)?;
         let frame = self.ctx.execute_logical_plan(plan).await.map_err(fail)?;
         let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await.map_err(fail)?;
+        // The rows are held until they are read, outside the memory pool's
+        // account: they get a bound of their own, the same size.
+        let mut stream = frame.execute_stream().await.map_err(fail)?;
+        let mut batches = Vec::new();
+        let mut held = 0usize;
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            let batch = batch.map_err(fail)?;
+            held = held.saturating_add(batch.get_array_memory_size());
+            if held > limit {
+                return Err(Error::ResourcesExhausted {
+                    limit_bytes: limit,
+                    message: "the result holds more rows than fit in the bound; \
+                              narrow the query or add a LIMIT"
+                        .to_owned(),
+                });
+            }
+            batches.push(batch);
+        }
         Ok(QueryResult { schema, batches })
     }
 }

@@ -1,14 +1,20 @@
-//! A directory of CloudTrail log files (`.json.gz` or `.json`, each
-//! `{"Records": [...]}`) converted once into a Parquet copy of
-//! [`crate::schema::cloudtrail_schema`] rows, for SQL over an export: the
-//! incident responder's case.
+//! CloudTrail log files (`.json.gz` or `.json`, each `{"Records": [...]}`)
+//! converted into a cached Parquet copy of [`crate::schema::cloudtrail_schema`]
+//! rows, for SQL over them: an Athena table over a trail's bucket prefix, or
+//! an export on disk (`cairn query --logs`, the incident responder's case).
+//!
+//! The copy is partitioned as CloudTrail lays out its files: one Parquet file
+//! per `<region>/YYYY/MM/DD` folder (and one for files outside that layout).
+//! A manifest beside each part lists the log files it was made from, with
+//! their sizes and versions; a refresh rebuilds only the parts whose files
+//! changed, so files delivered since the last query cost only their day.
 //!
 //! Memory stays bounded however many files there are: files are read one at
-//! a time and rows are written out in row groups of [`ROWS_PER_BATCH`]. The
-//! copy is cached under a directory named for the source; a manifest of every
-//! file's path, size and modification time decides whether it is still
-//! current. The source directory is never written to: it may be evidence.
+//! a time and rows are written in row groups of [`ROWS_PER_BATCH`]. Parts are
+//! written to a temporary name and renamed, so a reader never sees half a
+//! part. The source is never written to: it may be evidence.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,14 +32,96 @@ use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
 pub const ROWS_PER_BATCH: usize = 65_536;
 /// The largest log file read (uncompressed): CloudTrail's files are far smaller.
 const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
-/// The name of the Parquet copy inside its cache directory.
-pub const PARQUET_NAME: &str = "records.parquet";
-const MANIFEST_NAME: &str = "manifest.txt";
+/// The version of the cache's layout; another version's parts are rebuilt.
+const CACHE_VERSION: &str = "cairn-query-cache 2";
+const PART_EXTENSION: &str = "parquet";
+const MANIFEST_EXTENSION: &str = "manifest";
 
 /// An I/O error's mapping, saying what was being done to which file.
 fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let context = format!("{doing} {}", path.display());
     move |source| Error::Io { context, source }
+}
+
+/// One log file of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    /// Its path or key; CloudTrail's `.../CloudTrail/<region>/YYYY/MM/DD/`
+    /// in it gives the partition.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What changes when it is rewritten (modification time, ETag).
+    pub version: String,
+}
+
+/// Where log files come from.
+pub trait LogFiles {
+    /// Names the source in manifests.
+    fn describe(&self) -> String;
+    /// Its log files (digest files left out), in a stable order.
+    fn list(&self) -> Result<Vec<LogFile>, Error>;
+    /// One file's bytes, as stored (gzip or not).
+    fn read(&self, file: &LogFile) -> Result<Vec<u8>, Error>;
+}
+
+/// Whether a path or key names a log file: `.json.gz` or `.json`, outside
+/// `CloudTrail-Digest/` and hidden files.
+pub fn is_log_file(path: &str) -> bool {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    !name.starts_with('.')
+        && !path.split(['/', '\\']).any(|s| s == "CloudTrail-Digest")
+        && (name.ends_with(".json.gz") || name.ends_with(".json"))
+}
+
+/// A directory of log files on disk.
+#[derive(Debug, Clone)]
+pub struct DirLogs {
+    dir: PathBuf,
+}
+
+impl DirLogs {
+    /// The log files under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.canonicalize().unwrap_or_else(|_| dir.to_owned()),
+        }
+    }
+}
+
+impl LogFiles for DirLogs {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn list(&self) -> Result<Vec<LogFile>, Error> {
+        let mut files = Vec::new();
+        for path in log_files(&self.dir)? {
+            let meta = std::fs::metadata(&path).map_err(io("reading", &path))?;
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            files.push(LogFile {
+                path: path.to_string_lossy().into_owned(),
+                size: meta.len(),
+                version: modified.to_string(),
+            });
+        }
+        Ok(files)
+    }
+
+    fn read(&self, file: &LogFile) -> Result<Vec<u8>, Error> {
+        let path = Path::new(&file.path);
+        let mut bytes = Vec::new();
+        File::open(path)
+            .map_err(io("reading", path))?
+            .take(MAX_FILE_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(io("reading", path))?;
+        Ok(bytes)
+    }
 }
 
 /// The log files under `dir`, in a stable order; digest files are left out.
@@ -53,7 +141,7 @@ pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
                 if name != "CloudTrail-Digest" {
                     pending.push(path);
                 }
-            } else if name.ends_with(".json.gz") || name.ends_with(".json") {
+            } else if is_log_file(&name) {
                 files.push(path);
             }
         }
@@ -62,82 +150,196 @@ pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-fn manifest(dir: &Path, files: &[PathBuf]) -> Result<String, Error> {
-    let mut text = format!("cairn-query-cache 1\n{}\n", dir.display());
-    for file in files {
-        let meta = std::fs::metadata(file).map_err(io("reading", file))?;
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        text.push_str(&format!("{}\t{}\t{modified}\n", file.display(), meta.len()));
-    }
-    Ok(text)
-}
-
-/// Reads one log file's records.
-fn read_records(path: &Path) -> Result<Vec<Value>, Error> {
-    let file = File::open(path).map_err(io("reading", path))?;
-    let mut bytes = Vec::new();
-    let mut limited: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)).take(MAX_FILE_BYTES))
+/// One log file's records, from its stored bytes (gzip detected by its magic).
+pub fn parse_log_file(name: &str, bytes: &[u8]) -> Result<Vec<Value>, Error> {
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(BufReader::new(bytes))
+            .take(MAX_FILE_BYTES)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Invalid(format!("{name} is not a CloudTrail log file: {e}")))?;
+        std::borrow::Cow::Owned(out)
     } else {
-        Box::new(BufReader::new(file).take(MAX_FILE_BYTES))
+        std::borrow::Cow::Borrowed(bytes)
     };
-    limited
-        .read_to_end(&mut bytes)
-        .map_err(io("reading", path))?;
-    let document: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{} is not a CloudTrail log file: {e}",
-            path.display()
-        ))
-    })?;
+    let document: Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::Invalid(format!("{name} is not a CloudTrail log file: {e}")))?;
     match document {
         Value::Object(mut members) => match members.remove("Records") {
             Some(Value::Array(records)) => Ok(records),
             _ => Err(Error::Invalid(format!(
-                "{} is not a CloudTrail log file: it has no Records list",
-                path.display()
+                "{name} is not a CloudTrail log file: it has no Records list"
             ))),
         },
         _ => Err(Error::Invalid(format!(
-            "{} is not a CloudTrail log file: not a JSON object",
-            path.display()
+            "{name} is not a CloudTrail log file: not a JSON object"
         ))),
     }
 }
 
-/// How far a conversion got: files and records done, of how many files.
+/// How far a refresh got: files and records done, of how many files to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Files converted.
     pub files_done: usize,
-    /// Files in all.
+    /// Files to convert (those of the parts that changed).
     pub files_total: usize,
     /// Records written.
     pub records: u64,
 }
 
-/// The Parquet copy of the logs under `dir`, in `cache_dir` (made current
-/// first if the files changed); `progress` hears of every file converted.
-pub fn parquet_copy(
-    dir: &Path,
+/// The current Parquet copy of a source: its parts, all in one directory.
+#[derive(Debug, Clone)]
+pub struct CachedCopy {
+    /// The directory the parts are in (register it as a table).
+    pub dir: PathBuf,
+    /// The parts.
+    pub parts: Vec<PathBuf>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Log files the copy holds.
+    pub log_files: usize,
+}
+
+/// The part name of a partition: readable, and unique by a hash of its values.
+fn part_name(partition: &Partition) -> String {
+    use std::hash::{Hash, Hasher};
+    let Partition {
+        region,
+        year,
+        month,
+        day,
+    } = partition;
+    let (Some(region), Some(year), Some(month), Some(day)) = (region, year, month, day) else {
+        return "other".to_owned();
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    region.hash(&mut hasher);
+    let clean: String = region
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!(
+        "{year}-{month}-{day}-{clean}-{:08x}",
+        hasher.finish() & 0xffff_ffff
+    )
+}
+
+fn manifest(source: &str, files: &[&LogFile]) -> String {
+    let mut text = format!("{CACHE_VERSION}\n{source}\n");
+    for file in files {
+        text.push_str(&format!("{}\t{}\t{}\n", file.path, file.size, file.version));
+    }
+    text
+}
+
+/// Makes the Parquet copy of `source` in `cache_dir` current and returns it;
+/// `progress` hears of every file converted. Callers serialise refreshes of
+/// one cache directory.
+pub fn refresh(
+    source: &dyn LogFiles,
     cache_dir: &Path,
     mut progress: impl FnMut(Progress),
-) -> Result<PathBuf, Error> {
-    let files = log_files(dir)?;
-    let manifest = manifest(dir, &files)?;
-    let parquet = cache_dir.join(PARQUET_NAME);
-    let manifest_path = cache_dir.join(MANIFEST_NAME);
-    if parquet.exists()
-        && std::fs::read_to_string(&manifest_path).is_ok_and(|saved| saved == manifest)
-    {
-        return Ok(parquet);
+) -> Result<CachedCopy, Error> {
+    let files = source.list()?;
+    let mut groups: BTreeMap<String, (Arc<Partition>, Vec<&LogFile>)> = BTreeMap::new();
+    for file in &files {
+        let partition = Partition::of_path(&file.path);
+        groups
+            .entry(part_name(&partition))
+            .or_insert_with(|| (Arc::new(partition), Vec::new()))
+            .1
+            .push(file);
     }
     std::fs::create_dir_all(cache_dir).map_err(io("creating", cache_dir))?;
-    let tmp = cache_dir.join(format!(".{PARQUET_NAME}.tmp"));
+    let source_name = source.describe();
+    let mut stale = Vec::new();
+    for (name, (_, members)) in &groups {
+        let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
+        let manifest_path = cache_dir.join(format!("{name}.{MANIFEST_EXTENSION}"));
+        let wanted = manifest(&source_name, members);
+        let current = part.exists()
+            && std::fs::read_to_string(&manifest_path).is_ok_and(|saved| saved == wanted);
+        if !current {
+            stale.push((name.clone(), wanted));
+        }
+    }
+    let mut done = Progress {
+        files_done: 0,
+        files_total: stale
+            .iter()
+            .map(|(name, _)| groups.get(name).map_or(0, |g| g.1.len()))
+            .sum(),
+        records: 0,
+    };
+    progress(done);
+    for (name, wanted) in &stale {
+        let Some((partition, members)) = groups.get(name) else {
+            continue;
+        };
+        write_part(
+            source,
+            cache_dir,
+            name,
+            partition,
+            members,
+            &mut done,
+            &mut progress,
+        )?;
+        let manifest_path = cache_dir.join(format!("{name}.{MANIFEST_EXTENSION}"));
+        write_atomically(&manifest_path, wanted.as_bytes())?;
+    }
+    // Parts whose files are gone (a day expired by lifecycle rules).
+    let entries = std::fs::read_dir(cache_dir).map_err(io("reading", cache_dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io("reading", cache_dir))?;
+        let path = entry.path();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ours = path
+            .extension()
+            .is_some_and(|e| e == PART_EXTENSION || e == MANIFEST_EXTENSION);
+        if ours && !groups.contains_key(&stem) {
+            std::fs::remove_file(&path).map_err(io("removing", &path))?;
+        }
+    }
+    let mut parts = Vec::new();
+    let mut bytes = 0;
+    for name in groups.keys() {
+        let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
+        bytes += std::fs::metadata(&part)
+            .map_err(io("reading", &part))?
+            .len();
+        parts.push(part);
+    }
+    Ok(CachedCopy {
+        dir: cache_dir.to_owned(),
+        parts,
+        bytes,
+        log_files: files.len(),
+    })
+}
+
+fn write_part(
+    source: &dyn LogFiles,
+    cache_dir: &Path,
+    name: &str,
+    partition: &Arc<Partition>,
+    members: &[&LogFile],
+    done: &mut Progress,
+    progress: &mut impl FnMut(Progress),
+) -> Result<(), Error> {
+    let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
+    let tmp = cache_dir.join(format!(".{name}.{PART_EXTENSION}.tmp"));
     let out = File::create(&tmp).map_err(io("creating", &tmp))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -146,11 +348,6 @@ pub fn parquet_copy(
     let mut writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(properties))
         .map_err(|e| Error::Engine(e.to_string()))?;
     let mut pending: Vec<(Value, Arc<Partition>)> = Vec::new();
-    let mut done = Progress {
-        files_done: 0,
-        files_total: files.len(),
-        records: 0,
-    };
     let flush = |pending: &mut Vec<(Value, Arc<Partition>)>,
                  writer: &mut ArrowWriter<File>|
      -> Result<(), Error> {
@@ -159,10 +356,9 @@ pub fn parquet_copy(
             .write(&batch)
             .map_err(|e| Error::Engine(e.to_string()))
     };
-    for file in &files {
-        let relative = file.strip_prefix(dir).unwrap_or(file);
-        let partition = Arc::new(Partition::of_path(&relative.to_string_lossy()));
-        for record in read_records(file)? {
+    for file in members {
+        let bytes = source.read(file)?;
+        for record in parse_log_file(&file.path, &bytes)? {
             pending.push((record, partition.clone()));
             done.records += 1;
             if pending.len() >= ROWS_PER_BATCH {
@@ -170,7 +366,7 @@ pub fn parquet_copy(
             }
         }
         done.files_done += 1;
-        progress(done);
+        progress(*done);
     }
     if !pending.is_empty() {
         flush(&mut pending, &mut writer)?;
@@ -179,13 +375,16 @@ pub fn parquet_copy(
         .into_inner()
         .map_err(|e| Error::Engine(e.to_string()))?;
     out.sync_all().map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, &parquet).map_err(io("writing", &parquet))?;
-    let mut saved = File::create(&manifest_path).map_err(io("writing", &manifest_path))?;
-    saved
-        .write_all(manifest.as_bytes())
-        .and_then(|()| saved.sync_all())
-        .map_err(io("writing", &manifest_path))?;
-    Ok(parquet)
+    std::fs::rename(&tmp, &part).map_err(io("writing", &part))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io("writing", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("writing", path))
 }
 
 /// Where the Parquet copy of `dir` is cached by default:

@@ -402,6 +402,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(anyhow::Error::new(e).context("starting the server")),
         };
+        // Athena's engine (DataFusion) lives in this binary, not in the server.
+        let engine = cairn_query::athena::AthenaEngine::new(
+            &config.data_dir.join("query-cache"),
+            cairn_query::EngineConfig {
+                memory_limit_bytes: usize::try_from(config.query.memory_bytes).unwrap_or(usize::MAX),
+                ..cairn_query::EngineConfig::default()
+            },
+        )
+        .context("starting the SQL engine")?;
+        let server = server.with_sql_engine(std::sync::Arc::new(engine), config.query.timeout);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

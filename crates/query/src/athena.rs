@@ -51,7 +51,6 @@ const JSON_SERDES: [&str; 4] = [
 pub struct AthenaEngine {
     cache_root: PathBuf,
     config: EngineConfig,
-    runtime: Option<tokio::runtime::Runtime>,
     /// One lock per cached table copy: a refresh excludes queries over it.
     copies: Mutex<HashMap<PathBuf, Arc<RwLock<()>>>>,
 }
@@ -65,32 +64,13 @@ impl std::fmt::Debug for AthenaEngine {
     }
 }
 
-impl Drop for AthenaEngine {
-    fn drop(&mut self) {
-        // Dropped on an async thread at shutdown: do not wait for its workers.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 impl AthenaEngine {
-    /// An engine keeping its table copies under `cache_root`, running
-    /// queries on threads of its own within `config`'s bounds.
+    /// An engine keeping its table copies under `cache_root`, running each
+    /// query on threads of its own within `config`'s bounds.
     pub fn new(cache_root: &Path, config: EngineConfig) -> Result<Self, Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.target_partitions.max(1))
-            .thread_name("cairn-query")
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Io {
-                context: "starting the query threads".to_owned(),
-                source,
-            })?;
         Ok(Self {
             cache_root: cache_root.to_owned(),
             config,
-            runtime: Some(runtime),
             copies: Mutex::new(HashMap::new()),
         })
     }
@@ -143,12 +123,20 @@ impl AthenaEngine {
             .iter()
             .map(|l| l.read().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        let Some(runtime) = self.runtime.as_ref() else {
-            return Err(SqlError::new(
-                SqlErrorKind::Internal,
-                "the engine is stopping",
-            ));
-        };
+        // Threads of its own: a stopped statement whose operator is inside a
+        // long computation keeps them until its next yield, and must not
+        // starve the statements after it.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.config.target_partitions.max(1))
+            .thread_name("cairn-query")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                SqlError::new(
+                    SqlErrorKind::Internal,
+                    format!("cannot start the query threads: {e}"),
+                )
+            })?;
         let config = self.config.clone();
         let database = ctx.database.to_owned();
         let sql = sql.to_owned();
@@ -163,16 +151,32 @@ impl AthenaEngine {
             }
             engine.sql(&sql).await.map_err(|e| sql_error(e, &config))
         };
-        let result = runtime.block_on(async {
-            let mut work = std::pin::pin!(work);
-            let mut tick = tokio::time::interval(Duration::from_millis(50));
-            loop {
-                tokio::select! {
-                    result = &mut work => break result,
-                    _ = tick.tick() => check_stop(ctx)?,
+        // The statement runs as a task of the engine's runtime; this thread
+        // waits on a channel, not on the runtime's timers (busy workers do not
+        // drive them), so a cancel or the deadline stops waiting at once and
+        // aborts the task at its next yield.
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        let task = runtime.spawn(async move {
+            let _ = done.send(work.await);
+        });
+        let result = loop {
+            match answer.recv_timeout(Duration::from_millis(50)) {
+                Ok(result) => break result,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(stop) = check_stop(ctx) {
+                        task.abort();
+                        break Err(stop);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(SqlError::new(
+                        SqlErrorKind::Internal,
+                        "the query stopped unexpectedly",
+                    ));
                 }
             }
-        });
+        };
+        runtime.shutdown_background();
         drop(reading);
         let result = result?;
         let (columns, rows) =

@@ -27,6 +27,10 @@
 //! [history]
 //! enabled = true                 # keep the event history (LookupEvents); off by default
 //!
+//! [query]                        # Athena and CloudTrail Lake statements
+//! memory_mib = 1024              # per statement, before it spills or fails
+//! timeout = "30m"                # per statement
+//!
 //! [storage]                      # default: a local directory under the data dir
 //! url = "s3://bucket/prefix"
 //! [storage.options]              # object_store's own keys, passed through
@@ -72,6 +76,15 @@ struct FileConfig {
     notifications: FileNotifications,
     #[serde(default)]
     history: FileHistory,
+    #[serde(default)]
+    query: FileQuery,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    memory_mib: Option<u64>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +208,17 @@ pub struct ServerConfig {
     pub notifications: NotificationsConfig,
     /// Whether the event history (LookupEvents) is kept.
     pub history_enabled: bool,
+    /// Bounds of SQL statements (Athena, CloudTrail Lake).
+    pub query: QueryConfig,
+}
+
+/// Bounds of SQL statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryConfig {
+    /// Memory one statement's operators may hold before they spill or fail.
+    pub memory_bytes: u64,
+    /// How long one statement may run.
+    pub timeout: Duration,
 }
 
 /// The shortest dedup window the configuration accepts.
@@ -306,6 +330,11 @@ impl ServerConfig {
                 }
             },
         };
+        let query_timeout = duration(
+            "query.timeout",
+            file.query.timeout,
+            Duration::from_secs(30 * 60),
+        );
         let delivery_interval = duration(
             "delivery.interval",
             file.delivery.interval,
@@ -441,6 +470,12 @@ impl ServerConfig {
                  {min_wal_disk} (64 MiB, and four times ingest.wal_segment_bytes)"
             ));
         }
+        let query_memory_mib = file.query.memory_mib.unwrap_or(1024);
+        if !(64..=1_048_576).contains(&query_memory_mib) {
+            problems.push(format!(
+                "query.memory_mib {query_memory_mib} is out of range: it must be 64 to 1048576"
+            ));
+        }
         let gzip_level = file.delivery.gzip_level.unwrap_or(6);
         if gzip_level > 9 {
             problems.push("delivery.gzip_level must be 0 to 9".to_owned());
@@ -507,6 +542,10 @@ impl ServerConfig {
             },
             notifications,
             history_enabled: file.history.enabled.unwrap_or(false),
+            query: QueryConfig {
+                memory_bytes: query_memory_mib.saturating_mul(1024 * 1024),
+                timeout: query_timeout,
+            },
         })
     }
 }

@@ -303,6 +303,7 @@ impl Server {
                 monitor,
                 monitoring,
                 history,
+                athena: None,
                 store,
                 pipeline,
                 principals: Arc::new(Principals(principals)),
@@ -316,6 +317,17 @@ impl Server {
             },
             _lock: lock,
         })
+    }
+
+    /// Serves Athena with `engine` (the binary's; the server does not build
+    /// one), each statement bounded by `timeout`.
+    pub fn with_sql_engine(
+        mut self,
+        engine: Arc<dyn cairn_catalog::SqlEngine>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        self.state.athena = Some(Arc::new(services::athena::Athena::new(engine, timeout)));
+        self
     }
 
     /// The HTTP application.

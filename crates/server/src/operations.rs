@@ -210,6 +210,58 @@ macro_rules! cloudtrail {
 }
 
 use services::cloudtrail as ct;
+
+macro_rules! athena {
+    ($name:literal, $f:path) => {
+        Operation {
+            service: "athena",
+            name: $name,
+            action: concat!("athena:", $name),
+            binding: Binding::Name,
+            resources: athena_workgroup,
+            handler: json_handler!($f),
+        }
+    };
+}
+
+macro_rules! glue {
+    ($name:literal, $f:path) => {
+        Operation {
+            service: "glue",
+            name: $name,
+            action: concat!("glue:", $name),
+            binding: Binding::Name,
+            resources: glue_resource,
+            handler: json_handler!($f),
+        }
+    };
+}
+
+/// The workgroup an Athena request runs in (only `primary` exists).
+fn athena_workgroup(ctx: &RequestContext, _: &Input) -> Vec<String> {
+    vec![format!(
+        "arn:aws:athena:{}:{}:workgroup/primary",
+        ctx.region, ctx.account_id
+    )]
+}
+
+/// The catalog, database and table a Glue request names, as IAM names them.
+fn glue_resource(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    let base = format!("arn:aws:glue:{}:{}", ctx.region, ctx.account_id);
+    let mut out = vec![format!("{base}:catalog")];
+    let database = input.json_str("DatabaseName").or_else(|| {
+        input
+            .json_str("Name")
+            .filter(|_| input.json_str("DatabaseName").is_none())
+    });
+    if let Some(database) = database {
+        out.push(format!("{base}:database/{database}"));
+        if let (Some(db), Some(table)) = (input.json_str("DatabaseName"), input.json_str("Name")) {
+            out.push(format!("{base}:table/{db}/{table}"));
+        }
+    }
+    out
+}
 use services::cloudwatch as cw;
 use services::logs;
 
@@ -529,6 +581,32 @@ static NAMED_OPERATIONS: &[Operation] = &[
         resources: no_resource,
         handler: ingest_handler,
     },
+    athena!(
+        "StartQueryExecution",
+        services::athena::start_query_execution
+    ),
+    athena!("GetQueryExecution", services::athena::get_query_execution),
+    athena!("GetQueryResults", services::athena::get_query_results),
+    athena!("StopQueryExecution", services::athena::stop_query_execution),
+    athena!(
+        "ListQueryExecutions",
+        services::athena::list_query_executions
+    ),
+    athena!(
+        "BatchGetQueryExecution",
+        services::athena::batch_get_query_execution
+    ),
+    athena!("GetWorkGroup", services::athena::get_work_group),
+    athena!("ListDataCatalogs", services::glue::list_data_catalogs),
+    athena!("ListDatabases", services::glue::list_databases),
+    athena!("ListTableMetadata", services::glue::list_table_metadata),
+    athena!("GetTableMetadata", services::glue::get_table_metadata),
+    glue!("GetDatabases", services::glue::get_databases),
+    glue!("GetDatabase", services::glue::get_database),
+    glue!("CreateDatabase", services::glue::create_database),
+    glue!("GetTables", services::glue::get_tables),
+    glue!("GetTable", services::glue::get_table),
+    glue!("DeleteTable", services::glue::delete_table),
     Operation {
         service: "organizations",
         name: "DescribeOrganization",
@@ -605,8 +683,10 @@ mod tests {
         assert_eq!(
             served_services(),
             [
+                "athena",
                 "cloudtrail",
                 "cloudtrail-data",
+                "glue",
                 "logs",
                 "monitoring",
                 "organizations",

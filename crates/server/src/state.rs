@@ -87,6 +87,8 @@ pub struct AppState {
     pub monitoring: Arc<crate::monitoring::Monitoring>,
     /// The event history (LookupEvents), when kept (`[history] enabled`).
     pub history: Option<Arc<cairn_history::History>>,
+    /// Athena's query executions, when the binary provided a SQL engine.
+    pub athena: Option<Arc<crate::services::athena::Athena>>,
     /// Buckets.
     pub store: BucketStore,
     /// The data path.

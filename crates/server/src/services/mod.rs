@@ -4,8 +4,10 @@
 //! Blocking work (the SQLite metastore) runs on the blocking pool
 //! ([`blocking`]), never on the async threads.
 
+pub mod athena;
 pub mod cloudtrail;
 pub mod cloudwatch;
+pub mod glue;
 pub mod ingest;
 pub mod logs;
 pub mod organizations;

@@ -37,7 +37,7 @@ def test_served_services_answer_their_own_errors(server):
 
 @pytest.mark.parametrize("args,code,operation", [
     # JSON 1.1
-    (["cloudtrail", "list-event-data-stores"], "UnknownOperationException", "ListEventDataStores"),
+    (["cloudtrail", "list-channels"], "UnknownOperationException", "ListChannels"),
     (["logs", "describe-destinations"], "UnknownOperationException", "DescribeDestinations"),
     # query
     (["sts", "get-session-token"], "InvalidAction", "GetSessionToken"),
@@ -50,7 +50,7 @@ def test_unknown_operations_of_served_services(server, args, code, operation):
 
 
 @pytest.mark.parametrize("args,code,operation,named", [
-    (["athena", "list-work-groups"], "UnknownOperationException", "ListWorkGroups", "Amazon Athena"),
+    (["kinesis", "list-streams"], "UnknownOperationException", "ListStreams", "Amazon Kinesis"),
     (["kms", "list-keys"], "UnknownOperationException", "ListKeys", "AWS Key Management Service"),
     (["dynamodb", "list-tables"], "UnknownOperationException", "ListTables", "Amazon DynamoDB"),
     (["lambda", "list-functions"], "UnknownOperationException", "ListFunctions", "AWS Lambda"),

@@ -246,6 +246,8 @@ pub struct Answer {
     pub header_row: bool,
     /// Bytes read to answer.
     pub data_scanned_bytes: u64,
+    /// Events (rows) the tables it read hold.
+    pub events_scanned: u64,
 }
 
 impl Answer {
@@ -257,6 +259,7 @@ impl Answer {
             rows: Vec::new(),
             header_row: false,
             data_scanned_bytes: 0,
+            events_scanned: 0,
         }
     }
 }
@@ -322,11 +325,56 @@ impl From<CatalogError> for SqlError {
     }
 }
 
-/// Runs SQL statements in Athena's dialect over the catalog's tables. Calls
-/// block for as long as the statement runs.
+/// A CloudTrail Lake event data store's files: Parquet partitions and the
+/// fresh files its writer adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeTable {
+    /// The ID queries name it by (`FROM <id>`).
+    pub id: String,
+    /// Its directory.
+    pub dir: std::path::PathBuf,
+}
+
+/// What one compaction of an event data store did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Fresh files folded into partitions.
+    pub fresh_files: usize,
+    /// Events they held.
+    pub events: u64,
+    /// Partitions dropped past the retention period.
+    pub expired_partitions: usize,
+}
+
+/// Runs SQL statements in Athena's dialect over the catalog's tables, and
+/// CloudTrail Lake's over event data stores. Calls block for as long as the
+/// statement runs.
 pub trait SqlEngine: Send + Sync + std::fmt::Debug {
     /// Runs one statement (DDL or a query).
     fn execute(&self, sql: &str, ctx: &QueryContext<'_>) -> Result<Answer, SqlError>;
+
+    /// Runs one CloudTrail Lake query; `stores` are the event data stores
+    /// its `FROM` may name (by ID).
+    fn execute_lake(
+        &self,
+        sql: &str,
+        stores: &[LakeTable],
+        cancel: &AtomicBool,
+        deadline: Option<Instant>,
+    ) -> Result<Answer, SqlError>;
+
+    /// Checks a CloudTrail Lake query before it is queued: one `SELECT`
+    /// that parses and names one of `stores`.
+    fn check_lake(&self, sql: &str, stores: &[LakeTable]) -> Result<(), SqlError>;
+
+    /// Folds an event data store's fresh files into its partitions and drops
+    /// partitions of event dates older than `retention_days` before `today`.
+    fn compact_lake(
+        &self,
+        store: &LakeTable,
+        retention_days: i64,
+        today: &str,
+    ) -> Result<Compaction, SqlError>;
 }
 
 #[cfg(test)]

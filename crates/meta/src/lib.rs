@@ -15,10 +15,15 @@
 
 mod catalog;
 mod digests;
+mod lake;
 mod sqlite;
 
 pub use catalog::{CATALOG_DOCUMENT_VERSION, decode_table_document, encode_table_document};
 pub use digests::{ChainLink, DigestChain, DigestLogFileEntry, PendingDigest};
+pub use lake::{
+    EVENT_DATA_STORE_DOCUMENT_VERSION, EventDataStoreRecord, EventDataStoreStatus,
+    decode_event_data_store, encode_event_data_store,
+};
 
 pub use sqlite::{
     Bucket, Error, Metastore, Result, Tag, TrailConfig, TrailRecord, TrailStatus, decode_trail,

@@ -185,7 +185,12 @@ impl Metastore {
         cairn_sqlite::prepare(
             &conn,
             &cairn_sqlite::Setup {
-                schema: &[SCHEMA, crate::digests::SCHEMA, crate::catalog::SCHEMA],
+                schema: &[
+                    SCHEMA,
+                    crate::digests::SCHEMA,
+                    crate::catalog::SCHEMA,
+                    crate::lake::SCHEMA,
+                ],
                 version: SCHEMA_VERSION,
                 accepts_older: true,
                 cache_kib: None,

@@ -217,3 +217,58 @@ fn catalog_keeps_databases_and_tables() {
         Err(CatalogError::NotFound(_))
     ));
 }
+
+fn event_data_store() -> cairn_meta::EventDataStoreRecord {
+    cairn_meta::EventDataStoreRecord {
+        arn: "arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/0b9f0a5e-41d4-4d7c-9a52-2f1d0f3e6a11".into(),
+        id: "0b9f0a5e-41d4-4d7c-9a52-2f1d0f3e6a11".into(),
+        name: "org-audit-event-store".into(),
+        account_id: "123456789012".into(),
+        home_region: "us-east-1".into(),
+        status: cairn_meta::EventDataStoreStatus::Enabled,
+        advanced_event_selectors: serde_json::json!([{"Name": "AllManagementEvents",
+            "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]}]),
+        multi_region_enabled: true,
+        organization_enabled: true,
+        retention_period: 2555,
+        termination_protection_enabled: true,
+        kms_key_id: None,
+        billing_mode: "EXTENDABLE_RETENTION_PRICING".into(),
+        tags: vec![("team".into(), Some("security".into()))],
+        created_ms: 1_714_554_000_000,
+        updated_ms: 1_714_554_000_000,
+        deletion_requested_ms: None,
+    }
+}
+
+#[test]
+fn event_data_store_document_matches_its_golden_file() {
+    let encoded = cairn_meta::encode_event_data_store(&event_data_store()).unwrap();
+    let saved = golden("v1.event-data-store.json", &encoded);
+    assert_eq!(encoded, saved);
+    assert_eq!(
+        cairn_meta::decode_event_data_store("golden", &saved).unwrap(),
+        event_data_store()
+    );
+    let newer = saved.replace("\"version\":1", "\"version\":2");
+    assert!(matches!(
+        cairn_meta::decode_event_data_store("row", &newer),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn event_data_stores_are_kept() {
+    let meta = Metastore::in_memory().unwrap();
+    let mut store = event_data_store();
+    meta.create_event_data_store(&store).unwrap();
+    assert!(matches!(
+        meta.create_event_data_store(&store),
+        Err(Error::AlreadyExists(_))
+    ));
+    store.status = cairn_meta::EventDataStoreStatus::StoppedIngestion;
+    meta.replace_event_data_store(&store).unwrap();
+    assert_eq!(meta.event_data_stores().unwrap(), vec![store.clone()]);
+    meta.remove_event_data_store(&store.arn).unwrap();
+    assert!(meta.event_data_store(&store.arn).unwrap().is_none());
+}

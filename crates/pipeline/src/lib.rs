@@ -32,12 +32,14 @@
 //!   the router's own threads; what the async server calls is run on Tokio's
 //!   blocking pool.
 
+mod atomic;
 pub mod control;
 pub mod dedup;
 mod digest;
 pub mod envelope;
 pub mod history_sink;
 pub mod ingest;
+pub mod lake_sink;
 pub mod logs_sink;
 pub mod metrics;
 pub mod persist;
@@ -227,6 +229,10 @@ pub struct Pipeline {
     change_lock: Mutex<()>,
     /// A change reached the WAL but not the metastore (an error): replay it.
     meta_behind: AtomicBool,
+    /// The event data stores the `lake` sink feeds.
+    lake_stores: lake_sink::LakeStores,
+    /// The organization's accounts (event data stores' scope).
+    organization_accounts: Vec<String>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -236,6 +242,26 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
+    /// Reads the event data stores from the metastore into the list the
+    /// `lake` sink feeds (after every change to them). Blocking.
+    pub fn reload_event_data_stores(&self) -> Result<(), Error> {
+        let mut stores = Vec::new();
+        for record in self.meta.event_data_stores()? {
+            match lake_sink::LakeStore::of(&record, &self.organization_accounts) {
+                Ok(store) => stores.push(store),
+                // Validated when stored: a store whose selectors no longer
+                // compile takes nothing, loudly.
+                Err(e) => tracing::error!(
+                    event_data_store = %record.arn,
+                    error = %e,
+                    "the event data store's selectors do not compile; it takes no events"
+                ),
+            }
+        }
+        self.lake_stores.set(stores);
+        Ok(())
+    }
+
     /// Opens the WAL, refuses records and checkpoints this build cannot read,
     /// re-applies trail changes the metastore missed, rebuilds the dedup
     /// index, reconciles trail sinks with the metastore and starts the router
@@ -328,6 +354,8 @@ impl Pipeline {
             metrics,
             change_lock: Mutex::new(()),
             meta_behind: AtomicBool::new(false),
+            lake_stores: lake_sink::LakeStores::default(),
+            organization_accounts: config.organization.accounts.clone(),
         });
 
         // The metastore (now caught up with the WAL's trail changes) says
@@ -383,6 +411,28 @@ impl Pipeline {
         );
         pipeline.spawn_thread("cairn-dedup", move || {
             persister.run();
+        })?;
+
+        // The event-data-store writer: from where it is first seen on (a
+        // store takes only records ingested after it was created anyway).
+        pipeline.reload_event_data_stores()?;
+        if wal.checkpoint(lake_sink::LAKE_CONSUMER).is_none() {
+            wal.register_consumer(lake_sink::LAKE_CONSUMER, wal.head())?;
+        }
+        let lake_checkpoint = wal.checkpoint(lake_sink::LAKE_CONSUMER);
+        let lake_cursor = lake_checkpoint.as_ref().map_or(0, |c| c.lsn);
+        let lake_checkpoint = decode_checkpoint::<(), lake_sink::LakeIntent>(
+            lake_sink::LAKE_CONSUMER,
+            lake_checkpoint.and_then(|c| c.state).as_deref(),
+        )?;
+        let lake_writer = Consumer::new(
+            lake_sink::LakeSink::new(&config.data_dir, pipeline.lake_stores.clone()),
+            pipeline.runtime_ctx.clone(),
+            lake_cursor,
+            lake_checkpoint.intent,
+        );
+        pipeline.spawn_thread("cairn-lake", move || {
+            lake_writer.run();
         })?;
 
         match history {

@@ -382,14 +382,7 @@ fn sync_dir(dir: &Path) -> Result<(), QuarantineError> {
 
 /// Temporary file, fsync, rename, fsync of the directory.
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), QuarantineError> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(dir)
+    crate::atomic::write_atomic(dir, path, bytes).map_err(|(at, source)| io(&at)(source))
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use cairn_catalog::{
-    Answer, Column, DatabaseDefinition, ObjectSource, QueryContext, ResultColumn, SqlEngine,
-    SqlError, SqlErrorKind, StatementType, TableDefinition, s3_location,
+    Answer, Column, DatabaseDefinition, ObjectSource, QueryContext, ResultColumn, SqlError,
+    SqlErrorKind, StatementType, TableDefinition, s3_location,
 };
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::sql::sqlparser::ast::{
@@ -50,7 +50,7 @@ const JSON_SERDES: [&str; 4] = [
 /// Runs Athena's statements; holds the Parquet copies of tables' log files.
 pub struct AthenaEngine {
     cache_root: PathBuf,
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
     /// One lock per cached table copy: a refresh excludes queries over it.
     copies: Mutex<HashMap<PathBuf, Arc<RwLock<()>>>>,
 }
@@ -75,7 +75,7 @@ impl AthenaEngine {
         })
     }
 
-    fn copy_lock(&self, dir: &Path) -> Arc<RwLock<()>> {
+    pub(crate) fn copy_lock(&self, dir: &Path) -> Arc<RwLock<()>> {
         let mut copies = self.copies.lock().unwrap_or_else(|p| p.into_inner());
         copies.entry(dir.to_owned()).or_default().clone()
     }
@@ -123,20 +123,6 @@ impl AthenaEngine {
             .iter()
             .map(|l| l.read().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        // Threads of its own: a stopped statement whose operator is inside a
-        // long computation keeps them until its next yield, and must not
-        // starve the statements after it.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(self.config.target_partitions.max(1))
-            .thread_name("cairn-query")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                SqlError::new(
-                    SqlErrorKind::Internal,
-                    format!("cannot start the query threads: {e}"),
-                )
-            })?;
         let config = self.config.clone();
         let database = ctx.database.to_owned();
         let sql = sql.to_owned();
@@ -151,57 +137,97 @@ impl AthenaEngine {
             }
             engine.sql(&sql).await.map_err(|e| sql_error(e, &config))
         };
-        // The statement runs as a task of the engine's runtime; this thread
-        // waits on a channel, not on the runtime's timers (busy workers do not
-        // drive them), so a cancel or the deadline stops waiting at once and
-        // aborts the task at its next yield.
-        let (done, answer) = std::sync::mpsc::sync_channel(1);
-        let task = runtime.spawn(async move {
-            let _ = done.send(work.await);
-        });
-        let result = loop {
-            match answer.recv_timeout(Duration::from_millis(50)) {
-                Ok(result) => break result,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(stop) = check_stop(ctx) {
-                        task.abort();
-                        break Err(stop);
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(SqlError::new(
-                        SqlErrorKind::Internal,
-                        "the query stopped unexpectedly",
-                    ));
-                }
-            }
-        };
-        runtime.shutdown_background();
+        let result = run_bounded(&self.config, || check_stop(ctx), work);
         drop(reading);
         let result = result?;
-        let (columns, rows) =
-            text_rows(&result).map_err(|e| SqlError::new(SqlErrorKind::Internal, e.to_string()))?;
-        Ok(Answer {
-            statement_type: StatementType::Dml,
-            columns: result
-                .schema
-                .fields()
-                .iter()
-                .zip(columns)
-                .map(|(field, name)| ResultColumn {
-                    name,
-                    type_name: trino_type(field.data_type()),
-                })
-                .collect(),
-            rows,
-            header_row: true,
-            data_scanned_bytes: tables.iter().map(|(_, c)| c.bytes).sum(),
-        })
+        let mut answer = answer_of(&result)?;
+        answer.data_scanned_bytes = tables.iter().map(|(_, c)| c.bytes).sum();
+        Ok(answer)
     }
 }
 
-impl SqlEngine for AthenaEngine {
-    fn execute(&self, sql: &str, ctx: &QueryContext<'_>) -> Result<Answer, SqlError> {
+/// Runs a statement's work on threads of its own, stopping it when `stop`
+/// says so (checked every 50 ms).
+///
+/// Threads of its own: a stopped statement whose operator is inside a long
+/// computation keeps them until its next yield, and must not starve the
+/// statements after it. This thread waits on a channel, not on the
+/// runtime's timers (busy workers do not drive them), so a cancel or the
+/// deadline stops waiting at once and aborts the task at its next yield.
+pub(crate) fn run_bounded<F>(
+    config: &EngineConfig,
+    stop: impl Fn() -> Result<(), SqlError>,
+    work: F,
+) -> Result<crate::QueryResult, SqlError>
+where
+    F: std::future::Future<Output = Result<crate::QueryResult, SqlError>> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.target_partitions.max(1))
+        .thread_name("cairn-query")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            SqlError::new(
+                SqlErrorKind::Internal,
+                format!("cannot start the query threads: {e}"),
+            )
+        })?;
+    let (done, answer) = std::sync::mpsc::sync_channel(1);
+    let task = runtime.spawn(async move {
+        let _ = done.send(work.await);
+    });
+    let result = loop {
+        match answer.recv_timeout(Duration::from_millis(50)) {
+            Ok(result) => break result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(stopped) = stop() {
+                    task.abort();
+                    break Err(stopped);
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(SqlError::new(
+                    SqlErrorKind::Internal,
+                    "the query stopped unexpectedly",
+                ));
+            }
+        }
+    };
+    runtime.shutdown_background();
+    result
+}
+
+/// A query's rows as text, with the columns' Trino types.
+pub(crate) fn answer_of(result: &crate::QueryResult) -> Result<Answer, SqlError> {
+    let (columns, rows) =
+        text_rows(result).map_err(|e| SqlError::new(SqlErrorKind::Internal, e.to_string()))?;
+    Ok(Answer {
+        statement_type: StatementType::Dml,
+        columns: result
+            .schema
+            .fields()
+            .iter()
+            .zip(columns)
+            .map(|(field, name)| ResultColumn {
+                name,
+                type_name: trino_type(field.data_type()),
+            })
+            .collect(),
+        rows,
+        header_row: true,
+        data_scanned_bytes: 0,
+        events_scanned: 0,
+    })
+}
+
+impl AthenaEngine {
+    /// Runs one Athena statement (DDL or a query).
+    pub(crate) fn execute_athena(
+        &self,
+        sql: &str,
+        ctx: &QueryContext<'_>,
+    ) -> Result<Answer, SqlError> {
         let statement = parse_one(sql)?;
         match statement {
             Statement::Query(_) => self.run_query(sql, ctx),
@@ -212,16 +238,21 @@ impl SqlEngine for AthenaEngine {
 
 /// Stops a statement that was cancelled or ran out of time.
 fn check_stop(ctx: &QueryContext<'_>) -> Result<(), SqlError> {
-    if ctx.cancel.load(Ordering::Relaxed) {
+    check_stop_of(ctx.cancel, ctx.deadline)
+}
+
+/// Stops a statement that was cancelled or ran out of time.
+pub(crate) fn check_stop_of(
+    cancel: &std::sync::atomic::AtomicBool,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), SqlError> {
+    if cancel.load(Ordering::Relaxed) {
         return Err(SqlError::new(
             SqlErrorKind::Cancelled,
             "Query cancelled by the user",
         ));
     }
-    if ctx
-        .deadline
-        .is_some_and(|deadline| std::time::Instant::now() >= deadline)
-    {
+    if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
         return Err(SqlError::new(
             SqlErrorKind::TimedOut,
             "Query exhausted resources: it ran longer than its time bound",
@@ -231,7 +262,7 @@ fn check_stop(ctx: &QueryContext<'_>) -> Result<(), SqlError> {
 }
 
 /// A query error as Athena reports it.
-fn sql_error(error: Error, config: &EngineConfig) -> SqlError {
+pub(crate) fn sql_error(error: Error, config: &EngineConfig) -> SqlError {
     match error {
         Error::Invalid(message) => match syntax_position(&message) {
             Some(located) => SqlError::new(SqlErrorKind::Syntax, located),
@@ -266,7 +297,7 @@ fn syntax_position(message: &str) -> Option<String> {
 
 /// Parses exactly one statement: Trino's dialect first, Hive's for the DDL
 /// only it accepts.
-fn parse_one(sql: &str) -> Result<Statement, SqlError> {
+pub(crate) fn parse_one(sql: &str) -> Result<Statement, SqlError> {
     let parsed = Parser::parse_sql(&GenericDialect {}, sql)
         .or_else(|first| Parser::parse_sql(&HiveDialect {}, sql).map_err(|_| first));
     let mut statements = parsed.map_err(|e| {
@@ -608,6 +639,7 @@ fn listing(column: &str, names: Vec<String>) -> Answer {
         rows: names.into_iter().map(|n| vec![Some(n)]).collect(),
         header_row: false,
         data_scanned_bytes: 0,
+        events_scanned: 0,
     }
 }
 
@@ -642,6 +674,7 @@ fn describe(table: &TableDefinition) -> Answer {
         rows,
         header_row: false,
         data_scanned_bytes: 0,
+        events_scanned: 0,
     }
 }
 

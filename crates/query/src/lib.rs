@@ -15,6 +15,7 @@
 
 pub mod athena;
 pub mod functions;
+pub mod lake;
 pub mod logs;
 pub mod render;
 pub mod schema;

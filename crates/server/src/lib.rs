@@ -305,6 +305,7 @@ impl Server {
                 history,
                 athena: None,
                 store,
+                data_dir: Arc::new(config.data_dir.clone()),
                 pipeline,
                 principals: Arc::new(Principals(principals)),
                 body_budget: Arc::new(tokio::sync::Semaphore::new(
@@ -341,6 +342,9 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        if self.state.athena.is_some() {
+            services::lake::spawn_compaction(self.state.clone());
+        }
         let limits = self.state.limits.clone();
         let counters = self.state.connections.clone();
         listener::serve_with_limits(listener, self.app(), &limits, counters, shutdown).await;

@@ -210,6 +210,19 @@ macro_rules! cloudtrail {
 }
 
 use services::cloudtrail as ct;
+use services::lake;
+
+/// The event data store a Lake request names (its ARN, or its ID).
+fn event_data_store(ctx: &RequestContext, input: &Input) -> Vec<String> {
+    match input.json_str("EventDataStore") {
+        Some(arn) if arn.starts_with("arn:") => vec![arn.to_owned()],
+        Some(id) => vec![format!(
+            "arn:aws:cloudtrail:{}:{}:eventdatastore/{id}",
+            ctx.region, ctx.account_id
+        )],
+        None => no_resource(ctx, input),
+    }
+}
 
 macro_rules! athena {
     ($name:literal, $f:path) => {
@@ -421,6 +434,51 @@ static NAMED_OPERATIONS: &[Operation] = &[
     cloudtrail!("ListTags", trails_listed, ct::list_tags),
     cloudtrail!("ListPublicKeys", no_resource, ct::list_public_keys),
     cloudtrail!("LookupEvents", no_resource, ct::lookup_events),
+    cloudtrail!(
+        "CreateEventDataStore",
+        no_resource,
+        lake::create_event_data_store
+    ),
+    cloudtrail!(
+        "GetEventDataStore",
+        event_data_store,
+        lake::get_event_data_store
+    ),
+    cloudtrail!(
+        "ListEventDataStores",
+        no_resource,
+        lake::list_event_data_stores
+    ),
+    cloudtrail!(
+        "UpdateEventDataStore",
+        event_data_store,
+        lake::update_event_data_store
+    ),
+    cloudtrail!(
+        "DeleteEventDataStore",
+        event_data_store,
+        lake::delete_event_data_store
+    ),
+    cloudtrail!(
+        "RestoreEventDataStore",
+        event_data_store,
+        lake::restore_event_data_store
+    ),
+    cloudtrail!(
+        "StartEventDataStoreIngestion",
+        event_data_store,
+        lake::start_event_data_store_ingestion
+    ),
+    cloudtrail!(
+        "StopEventDataStoreIngestion",
+        event_data_store,
+        lake::stop_event_data_store_ingestion
+    ),
+    cloudtrail!("StartQuery", no_resource, lake::start_query),
+    cloudtrail!("DescribeQuery", event_data_store, lake::describe_query),
+    cloudtrail!("GetQueryResults", event_data_store, lake::get_query_results),
+    cloudtrail!("CancelQuery", event_data_store, lake::cancel_query),
+    cloudtrail!("ListQueries", event_data_store, lake::list_queries),
     logs!("CreateLogGroup", log_group_resource, logs::create_log_group),
     logs!("DescribeLogGroups", no_resource, logs::describe_log_groups),
     logs!("DeleteLogGroup", log_group_resource, logs::delete_log_group),

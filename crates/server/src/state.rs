@@ -91,6 +91,8 @@ pub struct AppState {
     pub athena: Option<Arc<crate::services::athena::Athena>>,
     /// Buckets.
     pub store: BucketStore,
+    /// The data dir (event data stores live under `lake/`).
+    pub data_dir: Arc<std::path::PathBuf>,
     /// The data path.
     pub pipeline: Arc<Pipeline>,
     /// Who may sign requests.

@@ -215,7 +215,7 @@ async fn test_unserved_services_are_answered_in_their_protocol() {
 async fn test_unknown_operations_of_served_services() {
     let edge = Edge::start();
     let (status, answer) = edge
-        .cloudtrail("us-east-1", "ListEventDataStores", json!({}))
+        .cloudtrail("us-east-1", "ListChannels", json!({}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["__type"], "UnknownOperationException");

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
-use cairn_catalog::{Catalog, ObjectEntry, SourceError};
+use cairn_catalog::{Catalog, ObjectEntry, SourceError, SqlEngine};
 use serde_json::json;
 
 use super::*;

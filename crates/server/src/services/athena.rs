@@ -43,6 +43,7 @@ const PRIMARY: &str = "primary";
 /// Athena's state: the engine, and the executions.
 pub struct Athena {
     engine: Arc<dyn SqlEngine>,
+    lake: Arc<crate::services::lake::LakeQueries>,
     executions: Mutex<Executions>,
     running: Arc<tokio::sync::Semaphore>,
     timeout: Duration,
@@ -118,10 +119,31 @@ impl Athena {
     pub fn new(engine: Arc<dyn SqlEngine>, timeout: Duration) -> Self {
         Self {
             engine,
+            lake: Arc::default(),
             executions: Mutex::new(Executions::default()),
             running: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES)),
             timeout,
         }
+    }
+
+    /// The SQL engine.
+    pub fn engine(&self) -> Arc<dyn SqlEngine> {
+        self.engine.clone()
+    }
+
+    /// CloudTrail Lake's queries (they share the engine and its permits).
+    pub fn lake_queries(&self) -> Arc<crate::services::lake::LakeQueries> {
+        self.lake.clone()
+    }
+
+    /// The time bound of one statement.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The permits of statements running at once.
+    pub fn permits(&self) -> Arc<tokio::sync::Semaphore> {
+        self.running.clone()
     }
 
     fn executions(&self) -> std::sync::MutexGuard<'_, Executions> {
@@ -921,6 +943,7 @@ mod tests {
             rows: vec![vec![Some("say \"hi\", then".into()), None]],
             header_row: true,
             data_scanned_bytes: 0,
+            events_scanned: 0,
         };
         assert_eq!(
             String::from_utf8(csv(&answer)).unwrap(),

@@ -9,6 +9,7 @@ pub mod cloudtrail;
 pub mod cloudwatch;
 pub mod glue;
 pub mod ingest;
+pub mod lake;
 pub mod logs;
 pub mod organizations;
 pub mod sns;

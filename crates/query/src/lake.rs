@@ -1,0 +1,620 @@
+//! CloudTrail Lake event data stores: their Parquet partitions, the
+//! compaction that folds the writer's fresh files into them, and queries
+//! with `FROM <event data store ID>`.
+//!
+//! A store's directory holds:
+//!
+//! * `fresh/<lsn>.ndjson`: what the writer delivered (one record per line),
+//!   named by the WAL position the delivery ended at;
+//! * `parts/eventdate=YYYY-MM-DD/part-<lsn>.parquet`: Hive-partitioned by
+//!   event date, the nested CloudTrail schema ([`crate::schema`]), zstd;
+//!   readable by DuckDB, Spark, Trino and Athena as they are;
+//! * `manifest.json` (version 1): the parts that hold events, and the
+//!   watermark: the last WAL position folded into them.
+//!
+//! Compaction writes new parts, then the manifest (atomically), then
+//! deletes the fresh files at or below the watermark and the parts the
+//! manifest no longer lists. Readers take the manifest's parts and the fresh
+//! files above its watermark, so a crash at any point leaves every event
+//! visible exactly once. A date's parts are merged into one once it has
+//! [`MAX_PARTS_PER_DATE`]; dates past the retention period are dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use cairn_catalog::{Answer, Compaction, LakeTable, SqlError, SqlErrorKind};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::sql::sqlparser::ast::visit_relations;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::athena::{AthenaEngine, answer_of, check_stop_of, parse_one, run_bounded, sql_error};
+use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
+use crate::{Engine, Error};
+
+/// The version of `manifest.json` this build writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+/// A date's parts are merged into one when it has this many.
+pub const MAX_PARTS_PER_DATE: usize = 8;
+/// The most fresh bytes one compaction folds (the rest wait for the next).
+const MAX_FRESH_BYTES_PER_COMPACTION: u64 = 64 * 1024 * 1024;
+const FRESH_DIR: &str = "fresh";
+const PARTS_DIR: &str = "parts";
+const MANIFEST: &str = "manifest.json";
+
+/// One Parquet part of a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Its event date, `YYYY-MM-DD` (`unknown` for events without a time).
+    pub date: String,
+    /// Its path under the store's directory.
+    pub file: String,
+    /// Events it holds.
+    pub events: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// A store's manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The last WAL position folded into the parts.
+    pub watermark: u64,
+    /// The parts.
+    pub parts: Vec<Part>,
+}
+
+fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let context = format!("{doing} {}", path.display());
+    move |source| Error::Io { context, source }
+}
+
+/// Reads a store's manifest (an empty one if there is none yet).
+pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Manifest {
+                version: MANIFEST_VERSION,
+                ..Manifest::default()
+            });
+        }
+        Err(e) => return Err(io("reading", &path)(e)),
+    };
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display())))?;
+    if manifest.version != MANIFEST_VERSION {
+        return Err(Error::Invalid(format!(
+            "{} has version {}; this build reads version {MANIFEST_VERSION}",
+            path.display(),
+            manifest.version
+        )));
+    }
+    Ok(manifest)
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io("writing", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("writing", path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
+}
+
+/// The fresh files above `watermark`, in WAL order, with their positions.
+fn fresh_files(dir: &Path, watermark: u64) -> Result<Vec<(u64, PathBuf)>, Error> {
+    let fresh = dir.join(FRESH_DIR);
+    let entries = match std::fs::read_dir(&fresh) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("reading", &fresh)(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io("reading", &fresh))?.path();
+        let Some(lsn) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".ndjson"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if lsn > watermark {
+            files.push((lsn, path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The records of fresh files.
+fn read_fresh(files: &[(u64, PathBuf)]) -> Result<Vec<Value>, Error> {
+    let mut records = Vec::new();
+    for (_, path) in files {
+        let file = File::open(path).map_err(io("reading", path))?;
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io("reading", path))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // The writer stores records ingest validated: one that does not
+            // parse means damage, which must not pass silently.
+            records.push(
+                serde_json::from_str(&line)
+                    .map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display())))?,
+            );
+        }
+    }
+    Ok(records)
+}
+
+/// The event date of a record (`YYYY-MM-DD` of its `eventTime`).
+fn event_date(record: &Value) -> String {
+    let time = record
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("eventTime"))
+                .map(|(_, v)| v)
+        })
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let date = time.get(..10).unwrap_or("");
+    let valid = date.len() == 10
+        && date.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if valid {
+        date.to_owned()
+    } else {
+        "unknown".to_owned()
+    }
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(crate::logs::ROWS_PER_BATCH))
+        .build()
+}
+
+/// Writes a part from batches (old parts' and new records'), atomically.
+fn write_part(dir: &Path, date: &str, name: &str, batches: &[RecordBatch]) -> Result<Part, Error> {
+    let folder = dir.join(PARTS_DIR).join(format!("eventdate={date}"));
+    std::fs::create_dir_all(&folder).map_err(io("creating", &folder))?;
+    let path = folder.join(name);
+    let tmp = folder.join(format!(".{name}.tmp"));
+    let out = File::create(&tmp).map_err(io("creating", &tmp))?;
+    let mut writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(writer_properties()))
+        .map_err(|e| Error::Engine(e.to_string()))?;
+    let mut events = 0u64;
+    for batch in batches {
+        events += batch.num_rows() as u64;
+        writer
+            .write(batch)
+            .map_err(|e| Error::Engine(e.to_string()))?;
+    }
+    let out = writer
+        .into_inner()
+        .map_err(|e| Error::Engine(e.to_string()))?;
+    out.sync_all().map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("writing", &path))?;
+    let bytes = std::fs::metadata(&path)
+        .map_err(io("reading", &path))?
+        .len();
+    Ok(Part {
+        date: date.to_owned(),
+        file: format!("{PARTS_DIR}/eventdate={date}/{name}"),
+        events,
+        bytes,
+    })
+}
+
+fn read_part(dir: &Path, part: &Part) -> Result<Vec<RecordBatch>, Error> {
+    let path = dir.join(&part.file);
+    let file = File::open(&path).map_err(io("reading", &path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display())))?;
+    reader
+        .map(|b| b.map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display()))))
+        .collect()
+}
+
+/// Folds a store's fresh files into its partitions and expires old dates.
+/// The caller holds the store's write lock.
+pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compaction, Error> {
+    let mut manifest = read_manifest(dir)?;
+    let mut done = Compaction::default();
+    let mut folded = Vec::new();
+    let mut bytes = 0;
+    for (lsn, path) in fresh_files(dir, manifest.watermark)? {
+        bytes += std::fs::metadata(&path).map_or(0, |m| m.len());
+        folded.push((lsn, path));
+        if bytes >= MAX_FRESH_BYTES_PER_COMPACTION {
+            break;
+        }
+    }
+    let old_parts: Vec<Part> = manifest.parts.clone();
+    if let Some(&(watermark, _)) = folded.last() {
+        let records = read_fresh(&folded)?;
+        done.fresh_files = folded.len();
+        done.events = records.len() as u64;
+        let mut by_date: BTreeMap<String, Vec<(Value, Partition)>> = BTreeMap::new();
+        for record in records {
+            by_date
+                .entry(event_date(&record))
+                .or_default()
+                .push((record, Partition::default()));
+        }
+        let name = format!("part-{watermark:020}.parquet");
+        for (date, rows) in by_date {
+            let mut batches = Vec::new();
+            let existing: Vec<Part> = manifest
+                .parts
+                .iter()
+                .filter(|p| p.date == date)
+                .cloned()
+                .collect();
+            // A date with many parts is merged into one as it grows.
+            let merge = existing.len() + 1 >= MAX_PARTS_PER_DATE;
+            if merge {
+                for part in &existing {
+                    batches.extend(read_part(dir, part)?);
+                }
+                manifest.parts.retain(|p| p.date != date);
+            }
+            for chunk in rows.chunks(crate::logs::ROWS_PER_BATCH) {
+                batches.push(records_to_batch(chunk.to_vec())?);
+            }
+            manifest
+                .parts
+                .push(write_part(dir, &date, &name, &batches)?);
+        }
+        manifest.watermark = watermark;
+    }
+    if retention_days > 0
+        && let Some(cutoff) = chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.checked_sub_days(chrono::Days::new(retention_days as u64)))
+    {
+        let cutoff = cutoff.format("%Y-%m-%d").to_string();
+        let before = manifest.parts.len();
+        manifest
+            .parts
+            .retain(|p| p.date == "unknown" || p.date >= cutoff);
+        let dates: BTreeSet<&str> = old_parts
+            .iter()
+            .filter(|p| p.date != "unknown" && p.date < cutoff)
+            .map(|p| p.date.as_str())
+            .collect();
+        if manifest.parts.len() != before {
+            done.expired_partitions = dates.len();
+        }
+    }
+    if manifest.parts != old_parts || !folded.is_empty() {
+        manifest
+            .parts
+            .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
+        let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
+        write_atomically(dir, &dir.join(MANIFEST), &text)?;
+    }
+    // After the manifest: what it no longer needs.
+    for (_, path) in &folded {
+        std::fs::remove_file(path).map_err(io("removing", path))?;
+    }
+    remove_unlisted_parts(dir, &manifest)?;
+    Ok(done)
+}
+
+/// Removes parts the manifest does not list (replaced, expired, or written
+/// by a compaction that crashed before its manifest) and empty date folders.
+fn remove_unlisted_parts(dir: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let listed: BTreeSet<&str> = manifest.parts.iter().map(|p| p.file.as_str()).collect();
+    let parts = dir.join(PARTS_DIR);
+    let Ok(folders) = std::fs::read_dir(&parts) else {
+        return Ok(());
+    };
+    for folder in folders.flatten() {
+        let folder = folder.path();
+        let Ok(files) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        let mut kept = 0;
+        for file in files.flatten() {
+            let path = file.path();
+            let relative = path
+                .strip_prefix(dir)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if listed.contains(relative.as_str()) {
+                kept += 1;
+            } else {
+                std::fs::remove_file(&path).map_err(io("removing", &path))?;
+            }
+        }
+        if kept == 0 {
+            let _ = std::fs::remove_dir(&folder);
+        }
+    }
+    Ok(())
+}
+
+/// CloudTrail's spelling of a record column (`eventtime` → `eventTime`),
+/// for Lake's result column names.
+fn lake_column_name(name: &str) -> String {
+    const NAMES: [&str; 27] = [
+        "eventVersion",
+        "userIdentity",
+        "eventTime",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "sourceIPAddress",
+        "userAgent",
+        "errorCode",
+        "errorMessage",
+        "requestParameters",
+        "responseElements",
+        "additionalEventData",
+        "requestID",
+        "eventID",
+        "readOnly",
+        "resources",
+        "eventType",
+        "apiVersion",
+        "recipientAccountId",
+        "serviceEventDetails",
+        "sharedEventID",
+        "vpcEndpointId",
+        "eventCategory",
+        "tlsDetails",
+        "sessionCredentialFromConsole",
+        "userName",
+    ];
+    NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_owned(), |n| (*n).to_owned())
+}
+
+/// Quotes the store IDs a statement names, as CloudTrail Lake writes them
+/// (`FROM 0b9f0a5e-41d4-...`, which SQL would read as a subtraction).
+fn quote_store_ids(sql: &str, stores: &[LakeTable]) -> String {
+    let mut out = sql.to_owned();
+    for store in stores {
+        let quoted = format!("\"{}\"", store.id);
+        let mut result = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(&store.id) {
+            let before = &rest[..at];
+            let already = before.ends_with('"');
+            result.push_str(before);
+            if already {
+                result.push_str(&store.id);
+            } else {
+                result.push_str(&quoted);
+            }
+            rest = &rest[at + store.id.len()..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
+impl AthenaEngine {
+    /// The statement of a Lake query and the stores it names, or why not.
+    fn lake_statement<'s>(
+        sql: &str,
+        stores: &'s [LakeTable],
+    ) -> Result<(String, Vec<&'s LakeTable>), SqlError> {
+        let sql = quote_store_ids(sql, stores);
+        let statement = parse_one(&sql)?;
+        if !matches!(
+            statement,
+            datafusion::sql::sqlparser::ast::Statement::Query(_)
+        ) {
+            return Err(SqlError::new(
+                SqlErrorKind::Invalid,
+                "Only SELECT statements are supported by CloudTrail Lake queries",
+            ));
+        }
+        let mut named = BTreeSet::new();
+        let _ = visit_relations(&statement, |name| {
+            if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                named.insert(last.value.clone());
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        let used: Vec<&LakeTable> = stores
+            .iter()
+            .filter(|s| named.contains(&s.id) || named.contains(&s.id.to_ascii_lowercase()))
+            .collect();
+        if used.is_empty() {
+            return Err(SqlError::new(
+                SqlErrorKind::Invalid,
+                "The query names no event data store: write FROM <event data store ID>",
+            ));
+        }
+        Ok((sql, used))
+    }
+
+    /// A CloudTrail Lake query over event data stores.
+    pub(crate) fn lake_query(
+        &self,
+        sql: &str,
+        stores: &[LakeTable],
+        cancel: &AtomicBool,
+        deadline: Option<Instant>,
+    ) -> Result<Answer, SqlError> {
+        let (sql, used) = Self::lake_statement(sql, stores)?;
+        let locks: Vec<_> = used.iter().map(|s| self.copy_lock(&s.dir)).collect();
+        let _reading: Vec<_> = locks
+            .iter()
+            .map(|l| l.read().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        let mut sources = Vec::new();
+        let mut scanned_bytes = 0;
+        let mut scanned_events = 0;
+        for store in &used {
+            let manifest = read_manifest(&store.dir).map_err(|e| sql_error(e, &self.config))?;
+            let fresh = fresh_files(&store.dir, manifest.watermark)
+                .map_err(|e| sql_error(e, &self.config))?;
+            scanned_bytes += manifest.parts.iter().map(|p| p.bytes).sum::<u64>();
+            scanned_events += manifest.parts.iter().map(|p| p.events).sum::<u64>();
+            scanned_bytes += fresh
+                .iter()
+                .map(|(_, p)| std::fs::metadata(p).map_or(0, |m| m.len()))
+                .sum::<u64>();
+            let records = read_fresh(&fresh).map_err(|e| sql_error(e, &self.config))?;
+            scanned_events += records.len() as u64;
+            let mut batches = Vec::new();
+            let rows: Vec<(Value, Partition)> = records
+                .into_iter()
+                .map(|r| (r, Partition::default()))
+                .collect();
+            for chunk in rows.chunks(crate::logs::ROWS_PER_BATCH) {
+                batches.push(
+                    records_to_batch(chunk.to_vec()).map_err(|e| sql_error(e, &self.config))?,
+                );
+            }
+            let parts: Vec<String> = manifest
+                .parts
+                .iter()
+                .map(|p| store.dir.join(&p.file).to_string_lossy().into_owned())
+                .collect();
+            sources.push((store.id.clone(), parts, batches));
+        }
+        let config = self.config.clone();
+        let work = async move {
+            let engine = Engine::new(config.clone()).map_err(|e| sql_error(e, &config))?;
+            for (id, parts, batches) in sources {
+                register_store(&engine, &id, parts, batches)
+                    .await
+                    .map_err(|e| sql_error(e, &config))?;
+            }
+            engine.sql(&sql).await.map_err(|e| sql_error(e, &config))
+        };
+        let result = run_bounded(&self.config, || check_stop_of(cancel, deadline), work)?;
+        let mut answer = answer_of(&result)?;
+        for column in &mut answer.columns {
+            column.name = lake_column_name(&column.name);
+        }
+        answer.data_scanned_bytes = scanned_bytes;
+        answer.events_scanned = scanned_events;
+        Ok(answer)
+    }
+}
+
+/// Registers a store as a table named by its ID: its parts and fresh
+/// events, with `eventTime` a timestamp as CloudTrail Lake has it.
+async fn register_store(
+    engine: &Engine,
+    id: &str,
+    parts: Vec<String>,
+    fresh: Vec<RecordBatch>,
+) -> Result<(), Error> {
+    let schema = cloudtrail_schema();
+    let fresh_name = format!("__cairn_fresh_{}", id.replace('-', "_"));
+    let table =
+        MemTable::try_new(schema.clone(), vec![fresh]).map_err(|e| Error::Engine(e.to_string()))?;
+    engine
+        .ctx
+        .register_table(fresh_name.as_str(), Arc::new(table))
+        .map_err(|e| Error::Engine(e.to_string()))?;
+    let mut sources = vec![format!("SELECT * FROM \"{fresh_name}\"")];
+    if !parts.is_empty() {
+        let parts_name = format!("__cairn_parts_{}", id.replace('-', "_"));
+        let frame = engine
+            .ctx
+            .read_parquet(
+                parts,
+                datafusion::prelude::ParquetReadOptions::default().schema(&schema),
+            )
+            .await
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        engine
+            .ctx
+            .register_table(parts_name.as_str(), frame.into_view())
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        sources.push(format!("SELECT * FROM \"{parts_name}\""));
+    }
+    let columns: Vec<String> = crate::schema::record_fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "eventtime" {
+                "CAST(\"eventtime\" AS TIMESTAMP) AS \"eventtime\"".to_owned()
+            } else {
+                format!("\"{}\"", f.name())
+            }
+        })
+        .collect();
+    let view = format!(
+        "CREATE VIEW \"{id}\" AS SELECT {} FROM ({}) AS events",
+        columns.join(", "),
+        sources.join(" UNION ALL ")
+    );
+    engine.sql(&view).await.map(|_| ())
+}
+
+impl cairn_catalog::SqlEngine for AthenaEngine {
+    fn execute(
+        &self,
+        sql: &str,
+        ctx: &cairn_catalog::QueryContext<'_>,
+    ) -> Result<Answer, SqlError> {
+        self.execute_athena(sql, ctx)
+    }
+
+    fn execute_lake(
+        &self,
+        sql: &str,
+        stores: &[LakeTable],
+        cancel: &AtomicBool,
+        deadline: Option<Instant>,
+    ) -> Result<Answer, SqlError> {
+        self.lake_query(sql, stores, cancel, deadline)
+    }
+
+    fn check_lake(&self, sql: &str, stores: &[LakeTable]) -> Result<(), SqlError> {
+        Self::lake_statement(sql, stores).map(|_| ())
+    }
+
+    fn compact_lake(
+        &self,
+        store: &LakeTable,
+        retention_days: i64,
+        today: &str,
+    ) -> Result<Compaction, SqlError> {
+        let lock = self.copy_lock(&store.dir);
+        let _writing = lock.write().unwrap_or_else(|p| p.into_inner());
+        compact(&store.dir, retention_days, today).map_err(|e| sql_error(e, &self.config))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! Event data store files: fresh events queryable, compaction exactly once
+//! through crashes, merges and retention, Lake's dialect.
+
+use std::sync::atomic::AtomicBool;
+
+use cairn_catalog::SqlEngine;
+use serde_json::json;
+
+use super::*;
+use crate::EngineConfig;
+
+const ID: &str = "0b9f0a5e-41d4-4d7c-9a52-2f1d0f3e6a11";
+
+fn engine(dir: &Path) -> AthenaEngine {
+    AthenaEngine::new(
+        &dir.join("cache"),
+        EngineConfig {
+            memory_limit_bytes: 256 * 1024 * 1024,
+            target_partitions: 2,
+        },
+    )
+    .unwrap()
+}
+
+fn store(dir: &Path) -> LakeTable {
+    LakeTable {
+        id: ID.to_owned(),
+        dir: dir.join("lake").join(ID),
+    }
+}
+
+fn event(id: u32, time: &str, user: &str) -> Value {
+    json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventTime": time,
+           "eventName": if id.is_multiple_of(2) { "GetObject" } else { "PutObject" },
+           "eventSource": "s3.amazonaws.com", "recipientAccountId": "123456789012",
+           "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::123456789012:user/{user}")},
+           "requestParameters": {"bucketName": "b"}})
+}
+
+fn deliver(store: &LakeTable, lsn: u64, events: &[Value]) {
+    let fresh = store.dir.join(FRESH_DIR);
+    std::fs::create_dir_all(&fresh).unwrap();
+    let mut text = String::new();
+    for e in events {
+        text.push_str(&e.to_string());
+        text.push('\n');
+    }
+    std::fs::write(fresh.join(format!("{lsn:020}.ndjson")), text).unwrap();
+}
+
+fn query(engine: &AthenaEngine, store: &LakeTable, sql: &str) -> Answer {
+    engine
+        .execute_lake(
+            &sql.replace("EDS", &store.id),
+            std::slice::from_ref(store),
+            &AtomicBool::new(false),
+            None,
+        )
+        .unwrap()
+}
+
+fn count(engine: &AthenaEngine, store: &LakeTable) -> (String, u64) {
+    let answer = query(
+        engine,
+        store,
+        "SELECT count(*) AS n, count(DISTINCT eventID) FROM EDS",
+    );
+    let n = answer.rows[0][0].clone().unwrap();
+    assert_eq!(
+        answer.rows[0][1].as_deref(),
+        Some(n.as_str()),
+        "no event twice"
+    );
+    (n, answer.events_scanned)
+}
+
+#[test]
+fn test_fresh_events_are_queried_in_lakes_dialect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    deliver(
+        &store,
+        10,
+        &[
+            event(1, "2024-01-05T10:00:00Z", "suspicious-user"),
+            event(2, "2023-12-31T10:00:00Z", "suspicious-user"),
+            event(3, "2024-01-06T10:00:00Z", "alice"),
+        ],
+    );
+    let answer = query(
+        &engine,
+        &store,
+        "SELECT eventTime, eventName, eventSource, sourceIPAddress,
+errorCode, requestParameters
+FROM EDS
+WHERE userIdentity.arn = 'arn:aws:iam::123456789012:user/suspicious-user'
+AND eventTime > '2024-01-01 00:00:00'
+ORDER BY eventTime DESC;",
+    );
+    assert_eq!(
+        answer
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "eventTime",
+            "eventName",
+            "eventSource",
+            "sourceIPAddress",
+            "errorCode",
+            "requestParameters"
+        ]
+    );
+    assert_eq!(answer.columns[0].type_name, "timestamp");
+    assert_eq!(answer.rows.len(), 1);
+    assert_eq!(
+        answer.rows[0][0].as_deref(),
+        Some("2024-01-05 10:00:00.000")
+    );
+    assert_eq!(answer.rows[0][5].as_deref(), Some("{\"bucketName\":\"b\"}"));
+    assert_eq!(answer.events_scanned, 3);
+    let error = engine
+        .execute_lake(
+            "SELECT * FROM cloudtrail_logs",
+            std::slice::from_ref(&store),
+            &AtomicBool::new(false),
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        error.message.contains("event data store"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn test_compaction_keeps_every_event_once_through_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    deliver(
+        &store,
+        10,
+        &[
+            event(1, "2024-01-05T10:00:00Z", "a"),
+            event(2, "2024-01-06T10:00:00Z", "b"),
+        ],
+    );
+    deliver(&store, 20, &[event(3, "2024-01-06T11:00:00Z", "a")]);
+    assert_eq!(count(&engine, &store).0, "3");
+    let done = engine.compact_lake(&store, 0, "2024-01-07").unwrap();
+    assert_eq!((done.fresh_files, done.events), (2, 3));
+    let manifest = read_manifest(&store.dir).unwrap();
+    assert_eq!(manifest.watermark, 20);
+    assert_eq!(
+        manifest
+            .parts
+            .iter()
+            .map(|p| p.date.as_str())
+            .collect::<Vec<_>>(),
+        ["2024-01-05", "2024-01-06"]
+    );
+    assert!(
+        store
+            .dir
+            .join("parts/eventdate=2024-01-06")
+            .join(format!("part-{:020}.parquet", 20))
+            .exists()
+    );
+    assert!(fresh_files(&store.dir, 0).unwrap().is_empty());
+    assert_eq!(count(&engine, &store), ("3".to_owned(), 3));
+
+    // A crash after the manifest, before the fresh files were removed: a
+    // fresh file at or below the watermark is not read again.
+    deliver(&store, 20, &[event(3, "2024-01-06T11:00:00Z", "a")]);
+    assert_eq!(count(&engine, &store).0, "3");
+    // A crash after a part was written, before its manifest: the part is
+    // not listed, so not read; the next compaction removes it.
+    deliver(&store, 30, &[event(4, "2024-01-06T12:00:00Z", "a")]);
+    std::fs::copy(
+        store
+            .dir
+            .join("parts/eventdate=2024-01-06")
+            .join(format!("part-{:020}.parquet", 20)),
+        store
+            .dir
+            .join("parts/eventdate=2024-01-06")
+            .join(format!("part-{:020}.parquet", 30)),
+    )
+    .unwrap();
+    assert_eq!(count(&engine, &store).0, "4");
+    engine.compact_lake(&store, 0, "2024-01-07").unwrap();
+    assert_eq!(count(&engine, &store).0, "4");
+    let files = std::fs::read_dir(store.dir.join("parts/eventdate=2024-01-06"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        files,
+        read_manifest(&store.dir)
+            .unwrap()
+            .parts
+            .iter()
+            .filter(|p| p.date == "2024-01-06")
+            .count()
+    );
+}
+
+#[test]
+fn test_dates_merge_as_they_grow_and_expire_past_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    for i in 1..=(MAX_PARTS_PER_DATE as u32 + 2) {
+        deliver(
+            &store,
+            u64::from(i) * 10,
+            &[
+                event(i, "2024-01-06T10:00:00Z", "a"),
+                event(1000 + i, "2023-01-01T00:00:00Z", "old"),
+            ],
+        );
+        engine.compact_lake(&store, 0, "2024-01-07").unwrap();
+    }
+    let manifest = read_manifest(&store.dir).unwrap();
+    let parts = manifest
+        .parts
+        .iter()
+        .filter(|p| p.date == "2024-01-06")
+        .count();
+    assert!(parts < MAX_PARTS_PER_DATE, "{parts} parts");
+    assert_eq!(
+        count(&engine, &store).0,
+        ((MAX_PARTS_PER_DATE + 2) * 2).to_string()
+    );
+    let done = engine.compact_lake(&store, 90, "2024-01-07").unwrap();
+    assert_eq!(done.expired_partitions, 1);
+    assert_eq!(
+        count(&engine, &store).0,
+        (MAX_PARTS_PER_DATE + 2).to_string()
+    );
+    assert!(!store.dir.join("parts/eventdate=2023-01-01").exists());
+}
+
+#[test]
+fn test_store_ids_are_quoted_where_lake_writes_them_bare() {
+    let stores = [LakeTable {
+        id: ID.to_owned(),
+        dir: PathBuf::new(),
+    }];
+    assert_eq!(
+        quote_store_ids(&format!("SELECT * FROM {ID} WHERE x = 1"), &stores),
+        format!("SELECT * FROM \"{ID}\" WHERE x = 1")
+    );
+    assert_eq!(
+        quote_store_ids(&format!("SELECT * FROM \"{ID}\""), &stores),
+        format!("SELECT * FROM \"{ID}\"")
+    );
+}

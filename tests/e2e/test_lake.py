@@ -1,0 +1,305 @@
+"""CloudTrail Lake through the real AWS CLI: the operator guide's create-event-data-store
+command and its two Lake queries, verbatim (only the store ID substituted), over
+ingested events return exactly the rows DuckDB returns on the same records; every
+acknowledged event is queryable exactly once across kill -9 during ingest and
+compaction; the store's Parquet files are readable by DuckDB as they are; bad input
+gets CloudTrail's own errors."""
+
+import json
+import re
+import shlex
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ACCOUNT, MEMBERS, ORG_CONFIG, Server, generate, wait_for
+from test_query_logs import GUIDE, duckdb, get_ci, normal, text_of
+
+CONFIG = ORG_CONFIG + '\n[query]\nmemory_mib = 256\ntimeout = "60s"\n'
+SUSPICIOUS = "arn:aws:iam::123456789012:user/suspicious-user"
+
+
+def guide_create_command():
+    """The guide's `aws cloudtrail create-event-data-store ...` as argv."""
+    text = GUIDE.read_text()
+    start = text.index("aws cloudtrail create-event-data-store")
+    end = text.index("-- CloudTrail Lake SQL queries")
+    command = text[start:end].replace("\\\n", " ")
+    argv = shlex.split(command)
+    assert argv[:3] == ["aws", "cloudtrail", "create-event-data-store"]
+    return argv[1:]
+
+
+def guide_lake_queries():
+    text = GUIDE.read_text()
+    block = text[text.index("-- CloudTrail Lake SQL queries"):text.index("Validate Trail Integrity")]
+    queries = []
+    for chunk in re.split(r"\n-- ", block)[1:]:
+        title, _, body = chunk.partition("\n")
+        if body.lstrip().upper().startswith("SELECT"):
+            queries.append((title.strip(), body.strip()))
+    assert len(queries) == 2, queries
+    return queries
+
+
+def events(count, seed):
+    """Generated management and data events from late December 2023 into January
+    2024 (so the guide's `eventTime > '2024-01-01 00:00:00'` cuts through them);
+    every tenth is the guide's suspicious user's."""
+    out = []
+    for i, line in enumerate(generate(count, seed)):
+        record = json.loads(line)
+        shift = (i * 9 * 86400) // count  # spread over nine days
+        record["eventTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1703721600 + shift))
+        if i % 10 == 0:
+            identity = record.setdefault("userIdentity", {})
+            identity["arn"] = SUSPICIOUS
+            identity["type"] = "IAMUser"
+        record["eventID"] = f"{seed}-{i:07d}-{record.get('eventID', '')}"
+        out.append(json.dumps(record, separators=(",", ":")))
+    return out
+
+
+def oracle(records):
+    con = duckdb().connect()
+    rows = []
+    for text in records:
+        r = json.loads(text)
+        category = get_ci(r, "eventCategory")
+        if category not in (None, "Management") or get_ci(r, "managementEvent") is False:
+            continue
+        identity = get_ci(r, "userIdentity")
+        rows.append((text_of(get_ci(r, "eventTime")), text_of(get_ci(r, "eventName")),
+                     text_of(get_ci(r, "eventSource")), text_of(get_ci(r, "sourceIPAddress")),
+                     text_of(get_ci(r, "errorCode")), text_of(get_ci(r, "requestParameters")),
+                     text_of(get_ci(identity, "arn")), text_of(get_ci(r, "recipientAccountId")),
+                     text_of(get_ci(r, "eventID"))))
+    con.execute("""CREATE TABLE t (eventtime VARCHAR, eventname VARCHAR, eventsource VARCHAR, sourceip VARCHAR,
+                   errorcode VARCHAR, requestparameters VARCHAR, arn VARCHAR, account VARCHAR, eventid VARCHAR)""")
+    con.executemany("INSERT INTO t VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    return con, len(rows)
+
+
+ORACLE = {
+    "Investigate a specific user's activity": (
+        "SELECT strftime(CAST(eventtime AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%g'), eventname, eventsource, sourceip, "
+        "errorcode, requestparameters FROM t WHERE arn = '" + SUSPICIOUS + "' "
+        "AND CAST(eventtime AS TIMESTAMP) > TIMESTAMP '2024-01-01 00:00:00' ORDER BY eventtime DESC", 0,
+        ["eventTime", "eventName", "eventSource", "sourceIPAddress", "errorCode", "requestParameters"]),
+    "Cross-account activity summary": (
+        "SELECT account, arn, count(*) AS event_count FROM t "
+        "WHERE CAST(eventtime AS TIMESTAMP) > TIMESTAMP '2024-01-01 00:00:00' "
+        "GROUP BY account, arn ORDER BY event_count DESC", 2, ["recipientAccountId", "arn", "event_count"]),
+}
+
+
+class Lake:
+    def __init__(self, server):
+        self.server = server
+        self.client = server.client("cloudtrail")
+
+    def start(self, sql, cli=False):
+        if cli:
+            return self.server.aws("cloudtrail", "start-query", "--query-statement", sql)["QueryId"]
+        return self.client.start_query(QueryStatement=sql)["QueryId"]
+
+    def wait(self, qid, timeout=120):
+        return wait_for(lambda: (lambda d: d if d["QueryStatus"] not in ("QUEUED", "RUNNING") else None)(
+            self.client.describe_query(QueryId=qid)), timeout=timeout, message=f"query {qid}")
+
+    def rows(self, sql, cli=False):
+        qid = self.start(sql, cli)
+        described = self.wait(qid)
+        assert described["QueryStatus"] == "FINISHED", described
+        if cli:
+            out = self.server.aws("cloudtrail", "get-query-results", "--query-id", qid)
+            pages = [out]
+        else:
+            pages, token = [], None
+            while True:
+                page = self.client.get_query_results(QueryId=qid, **({"NextToken": token} if token else {}))
+                pages.append(page)
+                token = page.get("NextToken")
+                if not token:
+                    break
+        rows = [r for p in pages for r in p["QueryResultRows"]]
+        return described, rows
+
+    def count(self, store_id):
+        _, rows = self.rows(f"SELECT count(*) AS n, count(DISTINCT eventID) AS d FROM {store_id}")
+        cells = {k: v for cell in rows[0] for k, v in cell.items()}
+        return int(cells["n"]), int(cells["d"])
+
+
+def create_guide_store(server):
+    store = server.aws(*guide_create_command())
+    assert store["Name"] == "org-audit-event-store"
+    assert store["Status"] == "ENABLED"
+    assert store["MultiRegionEnabled"] and store["OrganizationEnabled"]
+    assert store["RetentionPeriod"] == 2555 and store["TerminationProtectionEnabled"]
+    assert store["AdvancedEventSelectors"][0]["Name"] == "AllManagementEvents"
+    return store["EventDataStoreArn"].rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def lake_server(tmp_path):
+    server = Server(tmp_path / "data", CONFIG).start()
+    yield server
+    server.stop()
+
+
+def test_guide_store_and_queries_match_duckdb(lake_server):
+    store_id = create_guide_store(lake_server)
+    assert [s["Name"] for s in lake_server.aws("cloudtrail", "list-event-data-stores")["EventDataStores"]] == [
+        "org-audit-event-store"]
+    got = lake_server.aws("cloudtrail", "get-event-data-store", "--event-data-store", store_id)
+    assert got["EventDataStoreArn"].endswith(store_id)
+    records = events(6000, 31)
+    acknowledged_at = time.time()
+    lake_server.ingest_lines(records)
+    con, total = oracle(records)
+    assert 1000 < total < len(records), "management events only"
+    lake = Lake(lake_server)
+    wait_for(lambda: lake.count(store_id) == (total, total), timeout=60, message="every event queryable")
+    latency = time.time() - acknowledged_at
+    print(f"queryable {latency:.2f} s after the last acknowledgement")
+    for title, sql in guide_lake_queries():
+        oracle_sql, key, names = ORACLE[title]
+        assert "EVENT_DATA_STORE_ID" in sql
+        described, rows = lake.rows(sql.replace("EVENT_DATA_STORE_ID", store_id), cli=True)
+        assert described["QueryStatistics"]["EventsScanned"] >= total
+        want = [tuple(normal(c) for c in row) for row in con.execute(oracle_sql).fetchall()]
+        got = []
+        for row in rows:
+            cells = {k: v for cell in row for k, v in cell.items()}
+            assert set(cells) <= set(names), (title, cells)
+            got.append(tuple(normal(cells.get(name)) for name in names))
+        assert len(got) == len(want) > 0, title
+        assert [r[key] for r in got] == [r[key] for r in want], title
+        assert sorted(got) == sorted(want), title
+
+    # Compacted into Parquet partitions DuckDB reads as they are.
+    wait_for(lambda: list((lake_server.data_dir / "lake" / store_id / "parts").glob("*/*.parquet")),
+             timeout=30, message="compaction")
+    wait_for(lambda: not list((lake_server.data_dir / "lake" / store_id / "fresh").glob("*.ndjson")),
+             timeout=30, message="fresh files folded")
+    parts = str(lake_server.data_dir / "lake" / store_id / "parts" / "*" / "*.parquet")
+    n, dates = duckdb().connect().execute(
+        f"SELECT count(*), count(DISTINCT eventdate) FROM read_parquet('{parts}', hive_partitioning = true)"
+    ).fetchone()
+    assert n == total and dates >= 9
+    assert lake.count(store_id) == (total, total)
+
+
+def test_every_acknowledged_event_once_through_kill9(tmp_path):
+    server = Server(tmp_path / "data", CONFIG).start()
+    try:
+        store_id = create_guide_store(server)
+        records = events(9000, 47)
+        _, total = oracle(records)
+        batches = [records[i:i + 300] for i in range(0, len(records), 300)]
+        sent = 0
+        for round_ in range(3):
+            stop = threading.Event()
+
+            def feed():
+                nonlocal sent
+                while sent < len(batches) and not stop.is_set():
+                    body = ('{"Records":[' + ",".join(batches[sent]) + "]}").encode()
+                    try:
+                        status, _ = server.ingest_raw(body)
+                    except OSError:
+                        return
+                    if status != 200:
+                        return
+                    sent += 1
+
+            feeder = threading.Thread(target=feed)
+            feeder.start()
+            time.sleep(2.5 + round_ * 2.6)  # through deliveries and a compaction (every 5 s)
+            server.kill9()
+            stop.set()
+            feeder.join()
+            server.start()
+        # The rest, and the batch that may have been in flight (eventIDs dedup).
+        if sent < len(batches):
+            server.ingest_lines([line for batch in batches[max(sent - 1, 0):] for line in batch], batch=300)
+        lake = Lake(server)
+        wait_for(lambda: lake.count(store_id) == (total, total), timeout=90, message="every event once")
+    finally:
+        server.stop()
+
+
+def test_bad_input_gets_cloudtrails_errors(tmp_path):
+    lake_server = Server(tmp_path / "data", ORG_CONFIG + '\n[query]\nmemory_mib = 64\ntimeout = "30s"\n').start()
+    try:
+        bad_input(lake_server)
+    finally:
+        lake_server.stop()
+
+
+def bad_input(lake_server):
+    store_id = create_guide_store(lake_server)
+    lake_server.ingest_lines(events(200, 5))
+
+    def fails(args, code):
+        proc = lake_server.aws(*args, check=False)
+        assert proc.returncode != 0 and code in proc.stderr, (args, proc.stderr)
+        return proc.stderr
+
+    stderr = fails(["cloudtrail", "start-query", "--query-statement", f"SELEC * FROM {store_id}"],
+                   "InvalidQueryStatementException")
+    assert "line 1:" in stderr
+    fails(["cloudtrail", "start-query", "--query-statement",
+           "SELECT * FROM 11111111-2222-3333-4444-555555555555"], "EventDataStoreNotFoundException")
+    lake = Lake(lake_server)
+    for sql, named in [(f"SELECT noSuchColumn FROM {store_id}", "nosuchcolumn"),
+                       (f"SELECT frobnicate(eventName) FROM {store_id}", "frobnicate")]:
+        described = lake.wait(lake.start(sql))
+        assert described["QueryStatus"] == "FAILED" and named in described["ErrorMessage"].lower(), described
+    # Over the memory bound: fails, the server serves on.
+    described = lake.wait(lake.start(
+        f"SELECT array_agg(a.requestParameters) FROM {store_id} a CROSS JOIN {store_id} b CROSS JOIN {store_id} c"))
+    assert described["QueryStatus"] in ("FAILED", "TIMED_OUT"), described
+    # Cancelled.
+    qid = lake.start(f"SELECT count(*) FROM {store_id} a CROSS JOIN {store_id} b CROSS JOIN {store_id} c "
+                     f"CROSS JOIN {store_id} d WHERE a.eventName <> d.eventName")
+    lake_server.aws("cloudtrail", "cancel-query", "--query-id", qid)
+    assert lake.wait(qid)["QueryStatus"] == "CANCELLED"
+    fails(["cloudtrail", "cancel-query", "--query-id", qid], "InactiveQueryException")
+    queries = lake_server.aws("cloudtrail", "list-queries", "--event-data-store", store_id)["Queries"]
+    assert qid in [q["QueryId"] for q in queries]
+
+    # Stopped ingestion: queryable still, as on AWS; new events are not taken.
+    lake_server.aws("cloudtrail", "stop-event-data-store-ingestion", "--event-data-store", store_id)
+    assert lake_server.aws("cloudtrail", "get-event-data-store", "--event-data-store", store_id)[
+        "Status"] == "STOPPED_INGESTION"
+    before = wait_for(lambda: lake.count(store_id)[0] or None, message="events")
+    lake_server.ingest_lines(events(100, 6))
+    time.sleep(2)
+    assert lake.count(store_id)[0] == before
+    fails(["cloudtrail", "stop-event-data-store-ingestion", "--event-data-store", store_id],
+          "InvalidEventDataStoreStatusException")
+    lake_server.aws("cloudtrail", "start-event-data-store-ingestion", "--event-data-store", store_id)
+
+    # Termination protection, then the pending-deletion window.
+    fails(["cloudtrail", "delete-event-data-store", "--event-data-store", store_id],
+          "EventDataStoreTerminationProtectedException")
+    lake_server.aws("cloudtrail", "update-event-data-store", "--event-data-store", store_id,
+                    "--no-termination-protection-enabled")
+    lake_server.aws("cloudtrail", "delete-event-data-store", "--event-data-store", store_id, expect_json=False)
+    assert lake_server.aws("cloudtrail", "get-event-data-store", "--event-data-store", store_id)[
+        "Status"] == "PENDING_DELETION"
+    fails(["cloudtrail", "start-query", "--query-statement", f"SELECT count(*) FROM {store_id}"],
+          "InactiveEventDataStoreException")
+    restored = lake_server.aws("cloudtrail", "restore-event-data-store", "--event-data-store", store_id)
+    assert restored["Status"] == "ENABLED"
+    assert lake.count(store_id)[0] >= before
+    fails(["cloudtrail", "create-event-data-store", "--name", "org-audit-event-store"],
+          "EventDataStoreAlreadyExistsException")
+    fails(["cloudtrail", "create-event-data-store", "--name", "fixed-store", "--billing-mode",
+           "FIXED_RETENTION_PRICING", "--retention-period", "3000"], "InvalidParameterException")
+    fails(["cloudtrail", "get-event-data-store", "--event-data-store", "nope-nope"],
+          "EventDataStoreNotFoundException")

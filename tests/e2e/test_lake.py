@@ -303,3 +303,38 @@ def bad_input(lake_server):
            "FIXED_RETENTION_PRICING", "--retention-period", "3000"], "InvalidParameterException")
     fails(["cloudtrail", "get-event-data-store", "--event-data-store", "nope-nope"],
           "EventDataStoreNotFoundException")
+
+
+def test_import_from_a_bucket_prefix(lake_server, tmp_path):
+    import subprocess
+    import sys
+    from conftest import GEN
+    from test_athena import upload
+    out = tmp_path / "logs"
+    subprocess.run([sys.executable, str(GEN), "--count", "3000", "--seed", "61", "--start", "2024-03-01T00:00:00Z",
+                    "--rate", str(3000 / (4 * 86400)), "--format", "aws-layout", "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    s3 = lake_server.client("s3")
+    s3.create_bucket(Bucket="exported-logs")
+    upload(s3, "exported-logs", out)
+    times = []
+    for path in out.rglob("*.json.gz"):
+        import gzip
+        times += [r["eventTime"] for r in json.loads(gzip.decompress(path.read_bytes()))["Records"]]
+    store = lake_server.aws("cloudtrail", "create-event-data-store", "--name", "imported",
+                            "--no-start-ingestion", "--no-termination-protection-enabled")
+    arn = store["EventDataStoreArn"]
+    store_id = arn.rsplit("/", 1)[1]
+    source = json.dumps({"S3": {"S3LocationUri": "s3://exported-logs/AWSLogs/", "S3BucketRegion": "us-east-1",
+                                "S3BucketAccessRoleArn": "arn:aws:iam::123456789012:role/import"}})
+    started = lake_server.aws("cloudtrail", "start-import", "--destinations", arn, "--import-source", source,
+                              "--start-event-time", "2024-03-02T00:00:00Z", "--end-event-time", "2024-03-04T00:00:00Z")
+    import_id = started["ImportId"]
+    done = wait_for(lambda: (lambda g: g if g["ImportStatus"] not in ("INITIALIZING", "IN_PROGRESS") else None)(
+        lake_server.aws("cloudtrail", "get-import", "--import-id", import_id)), timeout=120, message="import")
+    assert done["ImportStatus"] == "COMPLETED", done
+    want = sum(1 for t in times if "2024-03-02T00:00:00Z" <= t < "2024-03-04T00:00:00Z")
+    assert done["ImportStatistics"]["EventsCompleted"] == want > 100
+    assert Lake(lake_server).count(store_id) == (want, want)
+    listed = lake_server.aws("cloudtrail", "list-imports")["Imports"]
+    assert [i["ImportId"] for i in listed] == [import_id]

@@ -346,6 +346,38 @@ pub struct Compaction {
     pub expired_partitions: usize,
 }
 
+/// How far an import into an event data store got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Log files found under the source prefix.
+    pub files_found: u64,
+    /// Log files read.
+    pub files_completed: u64,
+    /// Events written into the store.
+    pub events_completed: u64,
+    /// Log files that could not be read (not CloudTrail log files).
+    pub failed_entries: u64,
+}
+
+/// What an import reads: the log files under an S3 prefix, and the event
+/// times it keeps (`[start, end)`, RFC 3339 text compared as CloudTrail's).
+pub struct ImportRequest<'a> {
+    /// The buckets.
+    pub objects: &'a dyn ObjectSource,
+    /// The source bucket.
+    pub bucket: &'a str,
+    /// The source prefix.
+    pub prefix: &'a str,
+    /// Events at or after this `eventTime` (`YYYY-MM-DDTHH:MM:SSZ`).
+    pub start_event_time: Option<String>,
+    /// Events before this `eventTime`.
+    pub end_event_time: Option<String>,
+    /// Set to stop the import.
+    pub cancel: &'a AtomicBool,
+    /// Told after every file.
+    pub progress: &'a (dyn Fn(&ImportProgress) + Sync),
+}
+
 /// Runs SQL statements in Athena's dialect over the catalog's tables, and
 /// CloudTrail Lake's over event data stores. Calls block for as long as the
 /// statement runs.
@@ -366,6 +398,14 @@ pub trait SqlEngine: Send + Sync + std::fmt::Debug {
     /// Checks a CloudTrail Lake query before it is queued: one `SELECT`
     /// that parses and names one of `stores`.
     fn check_lake(&self, sql: &str, stores: &[LakeTable]) -> Result<(), SqlError>;
+
+    /// Imports CloudTrail log files into an event data store's partitions;
+    /// the events appear at once, when the import completes.
+    fn import_lake(
+        &self,
+        store: &LakeTable,
+        request: &ImportRequest<'_>,
+    ) -> Result<ImportProgress, SqlError>;
 
     /// Folds an event data store's fresh files into its partitions and drops
     /// partitions of event dates older than `retention_days` before `today`.

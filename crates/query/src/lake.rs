@@ -27,7 +27,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use cairn_catalog::{Answer, Compaction, LakeTable, SqlError, SqlErrorKind};
+use cairn_catalog::{
+    Answer, Compaction, ImportProgress, ImportRequest, LakeTable, SqlError, SqlErrorKind,
+};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -581,6 +583,159 @@ async fn register_store(
     engine.sql(&view).await.map(|_| ())
 }
 
+/// The event time of a record as text (its `eventTime` member).
+fn event_time(record: &Value) -> Option<&str> {
+    record
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("eventTime"))
+        .and_then(|(_, v)| v.as_str())
+}
+
+/// Imports log files into a store: one part per event date per run of files,
+/// all listed in the manifest at once when every file is read (so an import
+/// that fails or is stopped leaves the store as it was; its parts are
+/// removed with its staging directory). Files are read in the order
+/// of their date folders, so a date's events end up in few parts. The
+/// caller holds the store's write lock only for the final commit.
+fn import(
+    engine: &AthenaEngine,
+    store: &LakeTable,
+    request: &ImportRequest<'_>,
+) -> Result<ImportProgress, Error> {
+    let mut files = request
+        .objects
+        .list(request.bucket, request.prefix)
+        .map_err(|e| Error::Invalid(e.message))?;
+    files.retain(|f| crate::logs::is_log_file(&f.key));
+    // By date folder, then key: a date's files come together.
+    files.sort_by_cached_key(|f| {
+        let p = Partition::of_path(&f.key);
+        (p.year, p.month, p.day, f.key.clone())
+    });
+    let mut progress = ImportProgress {
+        files_found: files.len() as u64,
+        ..ImportProgress::default()
+    };
+    (request.progress)(&progress);
+    let run = uuid_like();
+    // Parts are written aside and moved in at the commit: compaction removes
+    // parts its manifest does not list.
+    let staging = store.dir.join("imports").join(&run);
+    let mut pending: BTreeMap<String, Vec<(Value, Partition)>> = BTreeMap::new();
+    let mut written: Vec<Part> = Vec::new();
+    let mut serial = 0u32;
+    let flush = |date: &str,
+                 rows: &mut Vec<(Value, Partition)>,
+                 serial: &mut u32,
+                 written: &mut Vec<Part>|
+     -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut batches = Vec::new();
+        for chunk in rows.chunks(crate::logs::ROWS_PER_BATCH) {
+            batches.push(records_to_batch(chunk.to_vec())?);
+        }
+        *serial += 1;
+        let name = format!("part-import-{run}-{serial:06}.parquet");
+        written.push(write_part(&staging, date, &name, &batches)?);
+        rows.clear();
+        Ok(())
+    };
+    for file in &files {
+        if request.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Invalid("the import was stopped".to_owned()));
+        }
+        let records = request
+            .objects
+            .get(request.bucket, &file.key)
+            .map_err(|e| Error::Invalid(e.message))
+            .and_then(|bytes| crate::logs::parse_log_file(&file.key, &bytes));
+        let Ok(records) = records else {
+            progress.failed_entries += 1;
+            progress.files_completed += 1;
+            (request.progress)(&progress);
+            continue;
+        };
+        for record in records {
+            let Some(time) = event_time(&record) else {
+                continue;
+            };
+            if request
+                .start_event_time
+                .as_deref()
+                .is_some_and(|s| time < s)
+                || request.end_event_time.as_deref().is_some_and(|e| time >= e)
+            {
+                continue;
+            }
+            progress.events_completed += 1;
+            pending
+                .entry(event_date(&record))
+                .or_default()
+                .push((record, Partition::default()));
+        }
+        // Dates behind the files' folders are done: write them out, so
+        // memory holds about one date at a time.
+        let folder = Partition::of_path(&file.key);
+        let current = match (&folder.year, &folder.month, &folder.day) {
+            (Some(y), Some(m), Some(d)) => Some(format!("{y}-{m}-{d}")),
+            _ => None,
+        };
+        let done: Vec<String> = pending
+            .iter()
+            .filter(|(date, rows)| {
+                rows.len() >= crate::logs::ROWS_PER_BATCH * 4
+                    || current.as_ref().is_some_and(|c| date.as_str() < c.as_str())
+            })
+            .map(|(date, _)| date.clone())
+            .collect();
+        for date in done {
+            if let Some(mut rows) = pending.remove(&date) {
+                flush(&date, &mut rows, &mut serial, &mut written)?;
+            }
+        }
+        progress.files_completed += 1;
+        (request.progress)(&progress);
+    }
+    for (date, mut rows) in std::mem::take(&mut pending) {
+        flush(&date, &mut rows, &mut serial, &mut written)?;
+    }
+    let lock = engine.copy_lock(&store.dir);
+    let _writing = lock.write().unwrap_or_else(|p| p.into_inner());
+    let mut manifest = read_manifest(&store.dir)?;
+    for part in &written {
+        let from = staging.join(&part.file);
+        let to = store.dir.join(&part.file);
+        if let Some(folder) = to.parent() {
+            std::fs::create_dir_all(folder).map_err(io("creating", folder))?;
+        }
+        std::fs::rename(&from, &to).map_err(io("moving", &from))?;
+    }
+    manifest.parts.extend(written);
+    manifest
+        .parts
+        .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
+    let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
+    std::fs::create_dir_all(&store.dir).map_err(io("creating", &store.dir))?;
+    write_atomically(&store.dir, &store.dir.join(MANIFEST), &text)?;
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(progress)
+}
+
+/// A name unique to one import run.
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:016x}", hasher.finish())
+}
+
 impl cairn_catalog::SqlEngine for AthenaEngine {
     fn execute(
         &self,
@@ -598,6 +753,14 @@ impl cairn_catalog::SqlEngine for AthenaEngine {
         deadline: Option<Instant>,
     ) -> Result<Answer, SqlError> {
         self.lake_query(sql, stores, cancel, deadline)
+    }
+
+    fn import_lake(
+        &self,
+        store: &LakeTable,
+        request: &ImportRequest<'_>,
+    ) -> Result<ImportProgress, SqlError> {
+        import(self, store, request).map_err(|e| sql_error(e, &self.config))
     }
 
     fn check_lake(&self, sql: &str, stores: &[LakeTable]) -> Result<(), SqlError> {

@@ -833,6 +833,11 @@ pub async fn get_work_group(
     }))
 }
 
+/// The objects of Cairn's buckets, for the engine (call from the runtime).
+pub(crate) fn store_objects(state: &AppState) -> impl ObjectSource + 'static {
+    StoreObjects::new(state)
+}
+
 /// The objects of Cairn's buckets, for the engine: calls block on the
 /// store's async API (the engine runs on the blocking pool).
 struct StoreObjects {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_catalog::{Answer, LakeTable, SqlError, SqlErrorKind};
+use cairn_catalog::{Answer, ImportProgress, ImportRequest, LakeTable, SqlError, SqlErrorKind};
 use cairn_meta::{EventDataStoreRecord, EventDataStoreStatus};
 use cairn_select::{
     SelectorTarget, parse_advanced_event_selectors, validate_advanced_event_selectors,
@@ -681,10 +681,11 @@ struct LakeQuery {
     cancel: Arc<AtomicBool>,
 }
 
-/// The Lake queries of this server.
+/// The Lake queries and imports of this server (kept in memory).
 #[derive(Default)]
 pub struct LakeQueries {
     by_id: Mutex<(HashMap<String, LakeQuery>, VecDeque<String>)>,
+    imports: Mutex<Vec<ImportJob>>,
 }
 
 impl std::fmt::Debug for LakeQueries {
@@ -717,6 +718,25 @@ impl LakeQueries {
                 "The query ID does not exist or does not map to a query.",
             )
         })
+    }
+
+    fn imports(&self) -> std::sync::MutexGuard<'_, Vec<ImportJob>> {
+        self.imports.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put_import(&self, job: ImportJob) {
+        let mut imports = self.imports();
+        imports.retain(|j| j.id != job.id);
+        imports.push(job);
+        if imports.len() > KEPT_QUERIES {
+            imports.remove(0);
+        }
+    }
+
+    fn update_import(&self, id: &str, change: &dyn Fn(&mut ImportJob)) {
+        if let Some(job) = self.imports().iter_mut().find(|j| j.id == id) {
+            change(job);
+        }
     }
 
     fn update(&self, id: &str, change: impl FnOnce(&mut LakeQuery)) {
@@ -1071,4 +1091,304 @@ pub async fn list_queries(
         out["NextToken"] = json!(end.to_string());
     }
     Ok(out)
+}
+
+// Imports.
+
+#[derive(Clone)]
+struct ImportJob {
+    id: String,
+    destinations: Vec<String>,
+    source_uri: String,
+    source_region: String,
+    role_arn: String,
+    start_event_time: Option<i64>,
+    end_event_time: Option<i64>,
+    status: &'static str,
+    created_ms: i64,
+    updated_ms: i64,
+    progress: ImportProgress,
+    cancel: Arc<AtomicBool>,
+}
+
+fn describe_import(job: &ImportJob, statistics: bool) -> Value {
+    let mut out = json!({
+        "ImportId": job.id,
+        "Destinations": job.destinations,
+        "ImportSource": {"S3": {
+            "S3LocationUri": job.source_uri,
+            "S3BucketRegion": job.source_region,
+            "S3BucketAccessRoleArn": job.role_arn,
+        }},
+        "ImportStatus": job.status,
+        "CreatedTimestamp": seconds(job.created_ms),
+        "UpdatedTimestamp": seconds(job.updated_ms),
+    });
+    if let Some(t) = job.start_event_time {
+        out["StartEventTime"] = seconds(t);
+    }
+    if let Some(t) = job.end_event_time {
+        out["EndEventTime"] = seconds(t);
+    }
+    if statistics {
+        out["ImportStatistics"] = json!({
+            "PrefixesFound": 1,
+            "PrefixesCompleted": u64::from(job.status == "COMPLETED"),
+            "FilesCompleted": job.progress.files_completed,
+            "EventsCompleted": job.progress.events_completed,
+            "FailedEntries": job.progress.failed_entries,
+        });
+    }
+    out
+}
+
+/// `StartImport`'s input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StartImportRequest {
+    #[serde(default)]
+    destinations: Option<Vec<String>>,
+    #[serde(default)]
+    import_source: Option<ImportSourceInput>,
+    #[serde(default)]
+    start_event_time: Option<f64>,
+    #[serde(default)]
+    end_event_time: Option<f64>,
+    #[serde(default)]
+    import_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImportSourceInput {
+    #[serde(rename = "S3")]
+    s3: S3ImportSourceInput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct S3ImportSourceInput {
+    #[serde(rename = "S3LocationUri")]
+    s3_location_uri: String,
+    #[serde(rename = "S3BucketRegion")]
+    s3_bucket_region: String,
+    #[serde(rename = "S3BucketAccessRoleArn")]
+    s3_bucket_access_role_arn: String,
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+/// Imports CloudTrail log files from a bucket prefix into event data stores.
+pub async fn start_import(
+    state: &AppState,
+    ctx: &RequestContext,
+    input: StartImportRequest,
+) -> Result<Value, AwsError> {
+    let (athena, queries) = lake_parts(state)?;
+    if let Some(id) = &input.import_id {
+        // Restarting a stopped or failed import runs it again.
+        let job = queries
+            .imports()
+            .iter()
+            .find(|j| &j.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                client(
+                    "ImportNotFoundException",
+                    format!("The import {id} was not found."),
+                )
+            })?;
+        if job.status == "IN_PROGRESS" || job.status == "INITIALIZING" {
+            return Err(client(
+                "InvalidParameterException",
+                format!("The import {id} is in progress."),
+            ));
+        }
+    }
+    let source = input
+        .import_source
+        .ok_or_else(|| client("InvalidParameterException", "ImportSource is required."))?;
+    let destinations = input
+        .destinations
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| client("InvalidParameterException", "Destinations is required."))?;
+    let Some((bucket, prefix)) = cairn_catalog::s3_location(&source.s3.s3_location_uri) else {
+        return Err(client(
+            "InvalidParameterException",
+            format!("{} is not an s3:// location.", source.s3.s3_location_uri),
+        ));
+    };
+    let (bucket, prefix) = (bucket.to_owned(), prefix.to_owned());
+    let meta = state.meta.clone();
+    let known = bucket.clone();
+    if blocking(move || Ok(meta.bucket(&known)?)).await?.is_none() {
+        return Err(client(
+            "AccessDeniedException",
+            format!("The bucket {bucket} does not exist or cannot be read."),
+        ));
+    }
+    let mut tables = Vec::new();
+    for destination in &destinations {
+        let store = find(state, ctx, destination).await?;
+        if store.status == EventDataStoreStatus::PendingDeletion {
+            return Err(inactive(&store));
+        }
+        tables.push(table_of(state, &store));
+    }
+    let now = now_ms();
+    let to_ms = |s: f64| (s * 1000.0) as i64;
+    let job = ImportJob {
+        id: input
+            .import_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        destinations,
+        source_uri: source.s3.s3_location_uri,
+        source_region: source.s3.s3_bucket_region,
+        role_arn: source.s3.s3_bucket_access_role_arn,
+        start_event_time: input.start_event_time.map(to_ms),
+        end_event_time: input.end_event_time.map(to_ms),
+        status: "INITIALIZING",
+        created_ms: now,
+        updated_ms: now,
+        progress: ImportProgress::default(),
+        cancel: Arc::new(AtomicBool::new(false)),
+    };
+    queries.put_import(job.clone());
+    let answer = describe_import(&job, false);
+    let objects = crate::services::athena::store_objects(state);
+    let engine = athena.engine();
+    let id = job.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let update = |change: &dyn Fn(&mut ImportJob)| queries.update_import(&id, change);
+        update(&|j| {
+            j.status = "IN_PROGRESS";
+            j.updated_ms = now_ms();
+        });
+        let mut outcome: Result<(), SqlError> = Ok(());
+        for table in &tables {
+            let progress = |p: &ImportProgress| {
+                let p = p.clone();
+                queries.update_import(&id, &move |j: &mut ImportJob| j.progress = p.clone());
+            };
+            let request = ImportRequest {
+                objects: &objects,
+                bucket: &bucket,
+                prefix: &prefix,
+                start_event_time: job.start_event_time.and_then(rfc3339),
+                end_event_time: job.end_event_time.and_then(rfc3339),
+                cancel: &job.cancel,
+                progress: &progress,
+            };
+            if let Err(e) = engine.import_lake(table, &request) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        let stopped = job.cancel.load(Ordering::Relaxed);
+        update(&|j| {
+            j.updated_ms = now_ms();
+            j.status = match (&outcome, stopped) {
+                (_, true) => "STOPPED",
+                (Ok(()), false) => "COMPLETED",
+                (Err(_), false) => "FAILED",
+            };
+        });
+        if let Err(e) = &outcome {
+            tracing::warn!(import_id = %id, error = %e, "the import failed");
+        }
+    });
+    Ok(answer)
+}
+
+/// An input naming an import.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportIdRequest {
+    import_id: String,
+}
+
+fn import_of(queries: &LakeQueries, id: &str) -> Result<ImportJob, AwsError> {
+    queries
+        .imports()
+        .iter()
+        .find(|j| j.id == id)
+        .cloned()
+        .ok_or_else(|| {
+            client(
+                "ImportNotFoundException",
+                format!("The import {id} was not found."),
+            )
+        })
+}
+
+/// One import and its statistics.
+pub async fn get_import(
+    state: &AppState,
+    _ctx: &RequestContext,
+    input: ImportIdRequest,
+) -> Result<Value, AwsError> {
+    let (_, queries) = lake_parts(state)?;
+    Ok(describe_import(
+        &import_of(&queries, &input.import_id)?,
+        true,
+    ))
+}
+
+/// Stops an import in progress (what it read is not added).
+pub async fn stop_import(
+    state: &AppState,
+    _ctx: &RequestContext,
+    input: ImportIdRequest,
+) -> Result<Value, AwsError> {
+    let (_, queries) = lake_parts(state)?;
+    let job = import_of(&queries, &input.import_id)?;
+    job.cancel.store(true, Ordering::Relaxed);
+    Ok(describe_import(
+        &import_of(&queries, &input.import_id)?,
+        true,
+    ))
+}
+
+/// `ListImports`' input.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListImportsRequest {
+    #[serde(default)]
+    destination: Option<String>,
+    #[serde(default)]
+    import_status: Option<String>,
+}
+
+/// The imports, newest first.
+pub async fn list_imports(
+    state: &AppState,
+    _ctx: &RequestContext,
+    input: ListImportsRequest,
+) -> Result<Value, AwsError> {
+    let (_, queries) = lake_parts(state)?;
+    let imports: Vec<Value> = queries
+        .imports()
+        .iter()
+        .rev()
+        .filter(|j| {
+            input.destination.as_ref().is_none_or(|d| {
+                j.destinations
+                    .iter()
+                    .any(|x| x == d || x.ends_with(&format!("/{d}")))
+            })
+        })
+        .filter(|j| input.import_status.as_deref().is_none_or(|s| s == j.status))
+        .map(|j| {
+            json!({
+                "ImportId": j.id,
+                "ImportStatus": j.status,
+                "Destinations": j.destinations,
+                "CreatedTimestamp": seconds(j.created_ms),
+                "UpdatedTimestamp": seconds(j.updated_ms),
+            })
+        })
+        .collect();
+    Ok(json!({ "Imports": imports }))
 }

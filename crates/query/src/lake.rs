@@ -686,7 +686,7 @@ fn import(
         let done: Vec<String> = pending
             .iter()
             .filter(|(date, rows)| {
-                rows.len() >= crate::logs::ROWS_PER_BATCH * 4
+                rows.len() >= crate::logs::ROWS_PER_BATCH
                     || current.as_ref().is_some_and(|c| date.as_str() < c.as_str())
             })
             .map(|(date, _)| date.clone())

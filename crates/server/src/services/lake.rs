@@ -125,6 +125,32 @@ fn check_organization(
     Ok(())
 }
 
+/// Where a page starts and how long it is, from `MaxResults`-like and
+/// `NextToken` members (`member` names the first in errors).
+fn page_bounds(
+    max: Option<i64>,
+    token: Option<&str>,
+    member: &str,
+) -> Result<(usize, usize), AwsError> {
+    let max = match max {
+        None => 1000,
+        Some(n @ 1..=1000) => usize::try_from(n).unwrap_or(1000),
+        Some(_) => {
+            return Err(client(
+                "InvalidMaxResultsException",
+                format!("{member} must be 1 to 1000."),
+            ));
+        }
+    };
+    let start = match token {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| client("InvalidNextTokenException", "The NextToken is not valid."))?,
+    };
+    Ok((start, max))
+}
+
 /// The shape CloudTrail answers with for a store.
 fn describe(store: &EventDataStoreRecord) -> Value {
     let mut out = json!({
@@ -368,22 +394,7 @@ pub async fn list_event_data_stores(
     ctx: &RequestContext,
     input: ListEventDataStoresRequest,
 ) -> Result<Value, AwsError> {
-    let max = match input.max_results {
-        None => 1000,
-        Some(n @ 1..=1000) => usize::try_from(n).unwrap_or(1000),
-        Some(_) => {
-            return Err(client(
-                "InvalidMaxResultsException",
-                "MaxResults must be 1 to 1000.",
-            ));
-        }
-    };
-    let start = match &input.next_token {
-        None => 0,
-        Some(t) => t
-            .parse::<usize>()
-            .map_err(|_| client("InvalidNextTokenException", "The NextToken is not valid."))?,
-    };
+    let (start, max) = page_bounds(input.max_results, input.next_token.as_deref(), "MaxResults")?;
     let stores = stores_of(state, ctx).await?;
     let end = start.saturating_add(max).min(stores.len());
     let page: Vec<Value> = stores
@@ -954,22 +965,11 @@ pub async fn get_query_results(
     check_named_store(state, ctx, &input).await?;
     let (_, queries) = lake_parts(state)?;
     let query = queries.get(input.query_id.as_deref(), None)?;
-    let max = match input.max_query_results {
-        None => 1000,
-        Some(n @ 1..=1000) => usize::try_from(n).unwrap_or(1000),
-        Some(_) => {
-            return Err(client(
-                "InvalidMaxResultsException",
-                "MaxQueryResults must be 1 to 1000.",
-            ));
-        }
-    };
-    let start = match &input.next_token {
-        None => 0,
-        Some(t) => t
-            .parse::<usize>()
-            .map_err(|_| client("InvalidNextTokenException", "The NextToken is not valid."))?,
-    };
+    let (start, max) = page_bounds(
+        input.max_query_results,
+        input.next_token.as_deref(),
+        "MaxQueryResults",
+    )?;
     let mut out = json!({ "QueryStatus": query.state.as_str() });
     if let Some(error) = &query.error {
         out["ErrorMessage"] = json!(error);
@@ -1058,22 +1058,7 @@ pub async fn list_queries(
 ) -> Result<Value, AwsError> {
     let store = find(state, ctx, &input.event_data_store).await?;
     let (_, queries) = lake_parts(state)?;
-    let max = match input.max_results {
-        None => 1000,
-        Some(n @ 1..=1000) => usize::try_from(n).unwrap_or(1000),
-        Some(_) => {
-            return Err(client(
-                "InvalidMaxResultsException",
-                "MaxResults must be 1 to 1000.",
-            ));
-        }
-    };
-    let start = match &input.next_token {
-        None => 0,
-        Some(t) => t
-            .parse::<usize>()
-            .map_err(|_| client("InvalidNextTokenException", "The NextToken is not valid."))?,
-    };
+    let (start, max) = page_bounds(input.max_results, input.next_token.as_deref(), "MaxResults")?;
     let listed: Vec<Value> = {
         let all = queries.lock();
         all.1

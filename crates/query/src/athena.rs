@@ -80,10 +80,14 @@ impl AthenaEngine {
         copies.entry(dir.to_owned()).or_default().clone()
     }
 
-    fn run_query(&self, sql: &str, ctx: &QueryContext<'_>) -> Result<Answer, SqlError> {
-        let statement = parse_one(sql)?;
+    fn run_query(
+        &self,
+        sql: &str,
+        statement: &Statement,
+        ctx: &QueryContext<'_>,
+    ) -> Result<Answer, SqlError> {
         let mut named = Vec::new();
-        let _ = visit_relations(&statement, |name| {
+        let _ = visit_relations(statement, |name| {
             named.push(name.clone());
             std::ops::ControlFlow::<()>::Continue(())
         });
@@ -230,7 +234,7 @@ impl AthenaEngine {
     ) -> Result<Answer, SqlError> {
         let statement = parse_one(sql)?;
         match statement {
-            Statement::Query(_) => self.run_query(sql, ctx),
+            Statement::Query(_) => self.run_query(sql, &statement, ctx),
             other => ddl(other, ctx),
         }
     }

@@ -34,13 +34,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::sql::sqlparser::ast::visit_relations;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::athena::{AthenaEngine, answer_of, check_stop_of, parse_one, run_bounded, sql_error};
+use crate::logs::{io, write_atomically, writer_properties};
 use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
 use crate::{Engine, Error};
 
@@ -78,11 +77,6 @@ pub struct Manifest {
     pub parts: Vec<Part>,
 }
 
-fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let context = format!("{doing} {}", path.display());
-    move |source| Error::Io { context, source }
-}
-
 /// Reads a store's manifest (an empty one if there is none yet).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
     let path = dir.join(MANIFEST);
@@ -106,19 +100,6 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
         )));
     }
     Ok(manifest)
-}
-
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(io("writing", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("writing", path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("syncing", dir))
 }
 
 /// The fresh files above `watermark`, in WAL order, with their positions.
@@ -171,15 +152,7 @@ fn read_fresh(files: &[(u64, PathBuf)]) -> Result<Vec<Value>, Error> {
 
 /// The event date of a record (`YYYY-MM-DD` of its `eventTime`).
 fn event_date(record: &Value) -> String {
-    let time = record
-        .as_object()
-        .and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("eventTime"))
-                .map(|(_, v)| v)
-        })
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let time = event_time(record).unwrap_or("");
     let date = time.get(..10).unwrap_or("");
     let valid = date.len() == 10
         && date.bytes().enumerate().all(|(i, b)| {
@@ -194,13 +167,6 @@ fn event_date(record: &Value) -> String {
     } else {
         "unknown".to_owned()
     }
-}
-
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(crate::logs::ROWS_PER_BATCH))
-        .build()
 }
 
 /// Writes a part from batches (old parts' and new records'), atomically.
@@ -322,7 +288,7 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
             .parts
             .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
         let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
-        write_atomically(dir, &dir.join(MANIFEST), &text)?;
+        write_atomically(&dir.join(MANIFEST), &text)?;
     }
     // After the manifest: what it no longer needs.
     for (_, path) in &folded {
@@ -719,7 +685,7 @@ fn import(
         .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
     let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
     std::fs::create_dir_all(&store.dir).map_err(io("creating", &store.dir))?;
-    write_atomically(&store.dir, &store.dir.join(MANIFEST), &text)?;
+    write_atomically(&store.dir.join(MANIFEST), &text)?;
     let _ = std::fs::remove_dir_all(&staging);
     Ok(progress)
 }

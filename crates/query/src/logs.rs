@@ -38,9 +38,18 @@ const PART_EXTENSION: &str = "parquet";
 const MANIFEST_EXTENSION: &str = "manifest";
 
 /// An I/O error's mapping, saying what was being done to which file.
-fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let context = format!("{doing} {}", path.display());
     move |source| Error::Io { context, source }
+}
+
+/// How Cairn's Parquet files are written: zstd, row groups of
+/// [`ROWS_PER_BATCH`] rows.
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
+        .build()
 }
 
 /// One log file of a source.
@@ -341,11 +350,7 @@ fn write_part(
     let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
     let tmp = cache_dir.join(format!(".{name}.{PART_EXTENSION}.tmp"));
     let out = File::create(&tmp).map_err(io("creating", &tmp))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
-        .build();
-    let mut writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(properties))
+    let mut writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(writer_properties()))
         .map_err(|e| Error::Engine(e.to_string()))?;
     let mut pending: Vec<(Value, Arc<Partition>)> = Vec::new();
     let flush = |pending: &mut Vec<(Value, Arc<Partition>)>,
@@ -378,13 +383,19 @@ fn write_part(
     std::fs::rename(&tmp, &part).map_err(io("writing", &part))
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+/// Writes `bytes` to `path` whole or not at all: a temporary file, fsync,
+/// rename, fsync of the directory it is in.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).map_err(io("writing", &tmp))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("writing", path))
+    std::fs::rename(&tmp, path).map_err(io("writing", path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("syncing", dir))
 }
 
 /// Where the Parquet copy of `dir` is cached by default:

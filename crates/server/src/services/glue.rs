@@ -33,11 +33,15 @@ async fn with_catalog<T: Send + 'static>(
     blocking(move || call(meta.as_ref()).map_err(catalog_error)).await
 }
 
-fn page<T: Clone>(
+/// A page of `items` as `{<list>: [...], "NextToken": ...}`, each item
+/// rendered by `render`.
+fn paged<T>(
+    list: &str,
     items: &[T],
     token: Option<&str>,
     max: Option<i64>,
-) -> Result<(Vec<T>, Option<String>), AwsError> {
+    render: impl Fn(&T) -> Value,
+) -> Result<Value, AwsError> {
     let max = max
         .map_or(MAX_PAGE, |m| usize::try_from(m).unwrap_or(MAX_PAGE))
         .clamp(1, MAX_PAGE);
@@ -48,8 +52,17 @@ fn page<T: Clone>(
             .map_err(|_| AwsError::client("InvalidInputException", "The NextToken is not valid"))?,
     };
     let end = start.saturating_add(max).min(items.len());
-    let next = (end < items.len()).then(|| end.to_string());
-    Ok((items.get(start..end).unwrap_or_default().to_vec(), next))
+    let page: Vec<Value> = items
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(render)
+        .collect();
+    let mut out = json!({ list: page });
+    if end < items.len() {
+        out["NextToken"] = json!(end.to_string());
+    }
+    Ok(out)
 }
 
 fn seconds(t: i64) -> Value {
@@ -130,14 +143,13 @@ pub async fn get_databases(
     input: GetDatabasesRequest,
 ) -> Result<Value, AwsError> {
     let databases = with_catalog(state, |c| c.databases()).await?;
-    let (databases, next) = page(&databases, input.next_token.as_deref(), input.max_results)?;
-    let mut out = json!({
-        "DatabaseList": databases.iter().map(|d| glue_database(d, &ctx.account_id)).collect::<Vec<_>>(),
-    });
-    if let Some(next) = next {
-        out["NextToken"] = json!(next);
-    }
-    Ok(out)
+    paged(
+        "DatabaseList",
+        &databases,
+        input.next_token.as_deref(),
+        input.max_results,
+        |d| glue_database(d, &ctx.account_id),
+    )
 }
 
 /// An input naming a database (`Name`).
@@ -259,14 +271,13 @@ pub async fn get_tables(
         .into_iter()
         .filter(|t| matches_expression(&t.name, input.expression.as_deref()))
         .collect();
-    let (tables, next) = page(&tables, input.next_token.as_deref(), input.max_results)?;
-    let mut out = json!({
-        "TableList": tables.iter().map(|t| glue_table(t, &ctx.account_id)).collect::<Vec<_>>(),
-    });
-    if let Some(next) = next {
-        out["NextToken"] = json!(next);
-    }
-    Ok(out)
+    paged(
+        "TableList",
+        &tables,
+        input.next_token.as_deref(),
+        input.max_results,
+        |t| glue_table(t, &ctx.account_id),
+    )
 }
 
 /// An input naming a table (`DatabaseName`, `Name`).
@@ -371,17 +382,18 @@ pub async fn list_databases(
 ) -> Result<Value, AwsError> {
     check_catalog(&input.catalog_name)?;
     let databases = with_catalog(state, |c| c.databases()).await?;
-    let (databases, next) = page(&databases, input.next_token.as_deref(), input.max_results)?;
-    let mut out = json!({
-        "DatabaseList": databases.iter().map(|d| json!({
-            "Name": d.name,
-            "Description": d.description.clone().unwrap_or_default(),
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(next) = next {
-        out["NextToken"] = json!(next);
-    }
-    Ok(out)
+    paged(
+        "DatabaseList",
+        &databases,
+        input.next_token.as_deref(),
+        input.max_results,
+        |d| {
+            json!({
+                "Name": d.name,
+                "Description": d.description.clone().unwrap_or_default(),
+            })
+        },
+    )
 }
 
 /// Athena's `ListTableMetadata` input.
@@ -413,13 +425,13 @@ pub async fn list_table_metadata(
         .into_iter()
         .filter(|t| matches_expression(&t.name, input.expression.as_deref()))
         .collect();
-    let (tables, next) = page(&tables, input.next_token.as_deref(), input.max_results)?;
-    let mut out =
-        json!({ "TableMetadataList": tables.iter().map(athena_table).collect::<Vec<_>>() });
-    if let Some(next) = next {
-        out["NextToken"] = json!(next);
-    }
-    Ok(out)
+    paged(
+        "TableMetadataList",
+        &tables,
+        input.next_token.as_deref(),
+        input.max_results,
+        athena_table,
+    )
 }
 
 /// Athena's `GetTableMetadata` input.

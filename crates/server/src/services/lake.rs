@@ -1174,17 +1174,7 @@ pub async fn start_import(
     let (athena, queries) = lake_parts(state)?;
     if let Some(id) = &input.import_id {
         // Restarting a stopped or failed import runs it again.
-        let job = queries
-            .imports()
-            .iter()
-            .find(|j| &j.id == id)
-            .cloned()
-            .ok_or_else(|| {
-                client(
-                    "ImportNotFoundException",
-                    format!("The import {id} was not found."),
-                )
-            })?;
+        let job = import_of(&queries, id)?;
         if job.status == "IN_PROGRESS" || job.status == "INITIALIZING" {
             return Err(client(
                 "InvalidParameterException",

@@ -96,15 +96,16 @@ impl LakeStore {
 
 /// The stores the writer feeds, shared with the API that changes them.
 #[derive(Debug, Clone, Default)]
-pub struct LakeStores(Arc<RwLock<Vec<LakeStore>>>);
+pub struct LakeStores(Arc<RwLock<Arc<Vec<LakeStore>>>>);
 
 impl LakeStores {
     /// Replaces the list.
     pub fn set(&self, stores: Vec<LakeStore>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = stores;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(stores);
     }
 
-    fn snapshot(&self) -> Vec<LakeStore> {
+    /// The list now; cheap (the writer takes it between deliveries, often).
+    fn snapshot(&self) -> Arc<Vec<LakeStore>> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -121,7 +122,7 @@ pub struct LakeSink {
     dir: PathBuf,
     stores: LakeStores,
     /// The list as of the last record looked at.
-    current: Vec<LakeStore>,
+    current: Arc<Vec<LakeStore>>,
     /// Store ID → its waiting lines.
     pending: BTreeMap<String, Vec<u8>>,
     pending_bytes: usize,
@@ -172,7 +173,7 @@ impl Sink for LakeSink {
         }
         let ingested = i64::try_from(record.ingest_time_ms).unwrap_or(i64::MAX);
         let mut taken = false;
-        for store in &self.current {
+        for store in self.current.iter() {
             if store.ingesting
                 && ingested >= store.created_ms
                 && store.scope.includes(view)

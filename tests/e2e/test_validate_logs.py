@@ -109,8 +109,11 @@ def build_chain(server, trail, records, waves, pause, restart_after=None, **crea
     # Let every log file land, then end the chain with a final digest.
     time.sleep(2)
     ct.stop_logging(Name=trail)
-    status = wait_for(lambda: (s := ct.get_trail_status(Name=trail)).get("LatestDigestDeliveryTime") and s,
-                      message="a digest delivery")
+    # Digests were delivered all along (every few seconds); wait for the one
+    # that ends the chain, delivered once StopLogging is applied.
+    status = wait_for(lambda: (s := ct.get_trail_status(Name=trail)).get("LatestDigestDeliveryTime")
+                      and s.get("StopLoggingTime") and s["LatestDigestDeliveryTime"] >= s["StopLoggingTime"] and s,
+                      message="the final digest after StopLogging")
     assert "LatestDigestDeliveryError" not in status, status
     end = now() + datetime.timedelta(seconds=2)
     time.sleep(2)

@@ -39,19 +39,115 @@ enum Command {
     /// store refuses, a file too large), kept with their reason in the data dir.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
-    /// Run SQL (Athena's dialect) over a directory of exported CloudTrail log
-    /// files, as table `cloudtrail_logs`: converted once into a cached Parquet copy.
+    /// Run SQL (Athena's dialect): against a server (an Athena statement, or a
+    /// CloudTrail Lake query when it names an event data store), or with --logs over
+    /// a directory of exported CloudTrail log files as table `cloudtrail_logs`,
+    /// converted once into a cached Parquet copy.
     Query(QueryArgs),
+    /// Import CloudTrail log files into an event data store: from `s3://bucket/prefix/`
+    /// on the server, or from a local directory (uploaded to --bucket first).
+    Import(ImportArgs),
+}
+
+/// How commands that call the server's AWS APIs find it, as the AWS CLI does.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// The server, for every service (else AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL,
+    /// the profile's, http://127.0.0.1:7447).
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// A profile of the shared credentials file (else AWS_PROFILE, default, then the local server's file).
+    #[arg(long)]
+    profile: Option<String>,
+    /// The region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
+    #[arg(long)]
+    region: Option<String>,
+    /// The local server's data dir, whose credentials file is the last fallback.
+    #[arg(long, default_value = "./cairn-data")]
+    data_dir: PathBuf,
+}
+
+impl ApiArgs {
+    /// The signer, and the endpoint of each service named by its variable.
+    fn connect(
+        &self,
+        variables: &[&str],
+    ) -> anyhow::Result<(cairn_client::api::AwsApi, Vec<String>)> {
+        let mut endpoints = Vec::with_capacity(variables.len());
+        let mut api = None;
+        for variable in variables {
+            let config = cairn_client::api::resolve_service(
+                self.endpoint_url.as_deref(),
+                self.profile.as_deref(),
+                &self.data_dir,
+                variable,
+            )
+            .context("finding the server and credentials")?;
+            if api.is_none() {
+                api = Some(cairn_client::api::AwsApi::new(
+                    &config,
+                    self.region.as_deref(),
+                )?);
+            }
+            endpoints.push(config.endpoint);
+        }
+        let api = api.ok_or_else(|| anyhow::anyhow!("no service to call"))?;
+        Ok((api, endpoints))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// `s3://bucket/prefix/` on the server, or a local directory of log files.
+    source: String,
+    /// The event data store to import into (ID or ARN).
+    #[arg(long)]
+    event_data_store: String,
+    /// For a local directory: the server's bucket the files are uploaded to first.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// For a local directory: the key prefix of the upload (default: cairn-import/<UTC time>/).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only events at or after this time, e.g. 2026-01-01T00:00:00Z.
+    #[arg(long)]
+    start_event_time: Option<String>,
+    /// Only events at or before this time.
+    #[arg(long)]
+    end_event_time: Option<String>,
+    /// The role CloudTrail Lake reads the bucket as.
+    #[arg(long)]
+    role_arn: Option<String>,
+    /// Start the import and print its ID without waiting for it.
+    #[arg(long)]
+    no_wait: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 #[derive(Debug, clap::Args)]
 struct QueryArgs {
     /// The statement, e.g. "SELECT eventname, count(*) FROM cloudtrail_logs GROUP BY 1".
     sql: String,
-    /// A directory of CloudTrail log files (`.json.gz` or `.json`), e.g. an
+    /// Offline: a directory of CloudTrail log files (`.json.gz` or `.json`), e.g. an
     /// `AWSLogs/` export; digest files are left out. Never written to.
     #[arg(long)]
-    logs: PathBuf,
+    logs: Option<PathBuf>,
+    /// Against a server: the Athena database of unqualified table names.
+    #[arg(long, default_value = "default", conflicts_with = "logs")]
+    database: String,
+    /// Against a server: where Athena writes results, s3://bucket/prefix/ (needed for
+    /// Athena statements, not for CloudTrail Lake queries).
+    #[arg(long, conflicts_with = "logs")]
+    output_location: Option<String>,
+    /// Against a server: the Athena workgroup.
+    #[arg(long, default_value = "primary", conflicts_with = "logs")]
+    work_group: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Where the Parquet copy is kept (default: under $XDG_CACHE_HOME or ~/.cache).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -266,6 +362,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor(args),
         Command::Quarantine(QuarantineCommand::List(args)) => quarantine_list(args),
         Command::Query(args) => query(args),
+        Command::Import(args) => import(args),
     };
     match result {
         Ok(code) => code,
@@ -297,13 +394,87 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn query_format(output: QueryOutput) -> cairn_query::render::Format {
+    use cairn_query::render::Format;
+    match output {
+        QueryOutput::Table => Format::Table,
+        QueryOutput::Csv => Format::Csv,
+        QueryOutput::Json => Format::Json,
+    }
+}
+
+fn print_rows(text: &[u8], format: cairn_query::render::Format) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text)?;
+    if format == cairn_query::render::Format::Table {
+        writeln!(stdout)?;
+    }
+    Ok(())
+}
+
+/// `cairn query` against a server: CloudTrail Lake when the statement names an
+/// event data store, else Athena.
+fn query_server(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    use cairn_client::api::{ATHENA, CLOUDTRAIL};
+    use cairn_client::sql;
+    let (api, endpoints) = args
+        .api
+        .connect(&[CLOUDTRAIL.endpoint_variable, ATHENA.endpoint_variable])?;
+    let runtime = client_runtime()?;
+    let outcome = runtime.block_on(async {
+        let store = sql::event_data_store_named(&api, &endpoints[0], &args.sql).await?;
+        match store {
+            Some(_) => sql::run_lake(&api, &endpoints[0], &args.sql).await,
+            None => {
+                let Some(output_location) = args.output_location.clone() else {
+                    return Err(cairn_client::Error::InvalidOption {
+                        name: "--output-location",
+                        reason:
+                            "an Athena statement needs an output location (s3://bucket/prefix/); \
+                                 a CloudTrail Lake query names its event data store in FROM"
+                                .to_owned(),
+                    });
+                };
+                let target = sql::AthenaTarget {
+                    endpoint: endpoints[1].clone(),
+                    database: args.database.clone(),
+                    output_location,
+                    work_group: args.work_group.clone(),
+                };
+                sql::run_athena(&api, &target, &args.sql).await
+            }
+        }
+    });
+    runtime.shutdown_background();
+    let rows = match outcome {
+        Ok(rows) => rows,
+        Err(e @ (cairn_client::Error::QueryFailed { .. } | cairn_client::Error::Api { .. })) => {
+            eprintln!("cairn: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if rows.columns.is_empty() {
+        // A statement without a result set (CREATE, DROP, ...): nothing to print.
+        return Ok(ExitCode::SUCCESS);
+    }
+    let format = query_format(args.output);
+    let text = cairn_query::render::render_text(&rows.columns, &rows.rows, format)?;
+    print_rows(&text, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    use cairn_query::render::{Format, render};
+    use cairn_query::render::render;
     use cairn_query::{Engine, EngineConfig, logs};
+    let Some(logs_dir) = args.logs.clone() else {
+        return query_server(&args);
+    };
     let cache_dir = args
         .cache_dir
         .clone()
-        .unwrap_or_else(|| logs::default_cache_dir(&args.logs));
+        .unwrap_or_else(|| logs::default_cache_dir(&logs_dir));
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -311,12 +482,12 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let copy = logs::refresh(&logs::DirLogs::new(&args.logs), &cache_dir, |progress| {
+    let copy = logs::refresh(&logs::DirLogs::new(&logs_dir), &cache_dir, |progress| {
         bar.set_length(progress.files_total as u64);
         bar.set_position(progress.files_done as u64);
         bar.set_message(progress.records.to_string());
     })
-    .with_context(|| format!("reading the log files under {}", args.logs.display()))?;
+    .with_context(|| format!("reading the log files under {}", logs_dir.display()))?;
     bar.finish_and_clear();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -332,19 +503,122 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             .await?;
         engine.sql(&args.sql).await
     })?;
-    let format = match args.output {
-        QueryOutput::Table => Format::Table,
-        QueryOutput::Csv => Format::Csv,
-        QueryOutput::Json => Format::Json,
-    };
-    let text = render(&result, format)?;
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&text)?;
-    if format == Format::Table {
-        writeln!(stdout)?;
-    }
+    let format = query_format(args.output);
+    print_rows(&render(&result, format)?, format)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds since the epoch of an ISO-8601 time argument.
+fn epoch_seconds(name: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.timestamp())
+                .with_context(|| format!("{name} {v:?} is not a time like 2026-01-01T00:00:00Z"))
+        })
+        .transpose()
+}
+
+fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    use cairn_client::api::{CLOUDTRAIL, S3_ENDPOINT_VARIABLE};
+    use cairn_client::import;
+    let start_event_time = epoch_seconds("--start-event-time", args.start_event_time.as_deref())?;
+    let end_event_time = epoch_seconds("--end-event-time", args.end_event_time.as_deref())?;
+    let (api, endpoints) = args
+        .api
+        .connect(&[CLOUDTRAIL.endpoint_variable, S3_ENDPOINT_VARIABLE])?;
+    let runtime = client_runtime()?;
+    let source_uri = if args.source.starts_with("s3://") {
+        args.source.clone()
+    } else {
+        let dir = PathBuf::from(&args.source);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "{} is neither s3://bucket/prefix/ nor a directory",
+            args.source
+        );
+        let bucket = args.bucket.clone().ok_or_else(|| {
+            anyhow::anyhow!("importing a local directory needs --bucket: the server's bucket the log files are uploaded to first")
+        })?;
+        let prefix = args.prefix.clone().unwrap_or_else(|| {
+            format!(
+                "cairn-import/{}/",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            )
+        });
+        let plan = import::upload_plan(&dir, &prefix)?;
+        anyhow::ensure!(
+            !plan.is_empty(),
+            "no CloudTrail log files (*.json, *.json.gz) under {}",
+            dir.display()
+        );
+        let bytes: u64 = plan
+            .iter()
+            .filter_map(|(file, _)| std::fs::metadata(file).ok())
+            .map(|m| m.len())
+            .sum();
+        let bar = if args.no_progress {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(bytes)
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "uploading {msg} log files [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(plan.len().to_string());
+        runtime.block_on(import::upload(&api, &endpoints[1], &bucket, plan, &|n| {
+            bar.inc(n)
+        }))?;
+        bar.finish_and_clear();
+        format!("s3://{bucket}/{}", prefix.trim_start_matches('/'))
+    };
+    let request = import::ImportRequest {
+        event_data_store: args.event_data_store.clone(),
+        source_uri: source_uri.clone(),
+        start_event_time,
+        end_event_time,
+        role_arn: args.role_arn.clone(),
+    };
+    let id = runtime.block_on(import::start_import(&api, &endpoints[0], &request))?;
+    eprintln!("cairn: import {id} started from {source_uri}");
+    if args.no_wait {
+        println!("{id}");
+        runtime.shutdown_background();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = if args.no_progress {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let state = runtime.block_on(import::wait_import(&api, &endpoints[0], &id, &|state| {
+        bar.set_message(format!(
+            "{}: {} files, {} events imported, {} failed",
+            state.status, state.files_completed, state.events_completed, state.failed_entries
+        ));
+    }))?;
+    bar.finish_and_clear();
+    runtime.shutdown_background();
+    println!(
+        "{id}\t{}\t{} files\t{} events\t{} failed",
+        state.status, state.files_completed, state.events_completed, state.failed_entries
+    );
+    Ok(
+        if state.status == "COMPLETED" && state.failed_entries == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 fn quarantine_list(args: QuarantineListArgs) -> anyhow::Result<ExitCode> {

@@ -109,6 +109,36 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An AWS API answered an operation with an error.
+    #[error("An error occurred ({code}) when calling the {operation} operation: {message}")]
+    Api {
+        /// The operation, e.g. `StartQuery`.
+        operation: String,
+        /// The HTTP status.
+        status: u16,
+        /// The AWS error code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// A query (Athena or CloudTrail Lake) ended without succeeding.
+    #[error("query {id} {state}: {reason}")]
+    QueryFailed {
+        /// The query's ID.
+        id: String,
+        /// Its final state, e.g. `FAILED`.
+        state: String,
+        /// Why, as the API says it.
+        reason: String,
+    },
+    /// An AWS API call could not be made or its answer not read.
+    #[error("calling {operation}: {reason}")]
+    Call {
+        /// The operation.
+        operation: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A background task (input reader, compression) failed to complete.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -112,6 +112,19 @@ pub(crate) fn read_source(
     }
 }
 
+/// Every log file (`*.json`, `*.json.gz`, digests left out) below `dir`, in
+/// path order, as `cairn ingest` reads a directory.
+pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let limits = ReadLimits {
+        max_decompressed_bytes: 0,
+        max_line_bytes: 0,
+    };
+    let mut files = Vec::new();
+    collect_log_files(dir, &mut files, &limits, 0)?;
+    files.sort();
+    Ok(files)
+}
+
 /// Directory nesting deeper than this is refused (CloudTrail's layout is about 10 deep).
 const MAX_DIRECTORY_DEPTH: usize = 64;
 

@@ -16,6 +16,8 @@
 //!   every machine.
 //! * [`loadgen`](mod@loadgen): rate-limited, bounded load generation with latency
 //!   percentiles ([`loadgen()`]).
+//! * [`api`]: signed JSON 1.1 calls (CloudTrail, Athena, Organizations) and
+//!   S3 object requests, for `cairn query`, `cairn import` and validate-logs.
 //! * [`validate`]: what `cairn validate-logs` reads: a server over the AWS
 //!   wire protocols, or a directory copy of a trail's bucket.
 //!
@@ -28,16 +30,19 @@
 //! This crate knows nothing of the server's internals: it speaks the wire
 //! protocol only, so it works against any Cairn reachable over HTTP.
 
+pub mod api;
 pub mod batch;
 pub mod client;
 pub mod config;
 mod dispatch;
 pub mod error;
+pub mod import;
 pub mod ingest;
 mod ini;
 pub mod input;
 pub mod loadgen;
 pub mod progress;
+pub mod sql;
 #[cfg(test)]
 mod testserver;
 pub mod validate;

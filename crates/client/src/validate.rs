@@ -23,30 +23,21 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Cursor};
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use cairn_digest::validate::{
     PublicKeyEntry, SourceError, StoredObject, TrailLocation, ValidationSource,
 };
 
-use crate::config::{ClientConfig, env_vars, resolve_with_env};
+use crate::api::{
+    Answer, AwsApi, CLOUDTRAIL, JsonService, MAX_OBJECT_BYTES, ORGANIZATIONS, Request,
+    S3_ENDPOINT_VARIABLE, UNRESERVED, object_path, resolve_service, s3_error, xml_all, xml_text,
+};
+use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-
-/// The largest answer read from a JSON API or a listing page.
-const MAX_API_BYTES: usize = 16 * 1024 * 1024;
-/// The largest object read (digest or log file).
-const MAX_OBJECT_BYTES: usize = 512 * 1024 * 1024;
-
-/// Characters left as they are in an S3 path or query value (RFC 3986 unreserved).
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// The endpoints and credentials of the three services validate-logs calls.
 #[derive(Debug, Clone)]
@@ -67,34 +58,23 @@ pub fn resolve_validate_endpoints(
     region: Option<&str>,
     data_dir_hint: &Path,
 ) -> Result<ValidateEndpoints> {
-    let env = |name: &str| std::env::var(name).ok();
-    // The resolver knows one service variable; point it at each service's in turn.
-    let for_service = |variable: &'static str| {
-        move |name: &str| {
-            if name == env_vars::ENDPOINT_URL_CLOUDTRAIL_DATA {
-                env(variable)
-            } else {
-                env(name)
-            }
-        }
-    };
-    let mut cloudtrail = resolve_with_env(
+    let mut cloudtrail = resolve_service(
         explicit_endpoint,
         explicit_profile,
         data_dir_hint,
-        &for_service("AWS_ENDPOINT_URL_CLOUDTRAIL"),
+        CLOUDTRAIL.endpoint_variable,
     )?;
-    let s3 = resolve_with_env(
+    let s3 = resolve_service(
         explicit_endpoint,
         explicit_profile,
         data_dir_hint,
-        &for_service("AWS_ENDPOINT_URL_S3"),
+        S3_ENDPOINT_VARIABLE,
     )?;
-    let organizations = resolve_with_env(
+    let organizations = resolve_service(
         explicit_endpoint,
         explicit_profile,
         data_dir_hint,
-        &for_service("AWS_ENDPOINT_URL_ORGANIZATIONS"),
+        ORGANIZATIONS.endpoint_variable,
     )?;
     if let Some(region) = region.filter(|r| !r.is_empty()) {
         cloudtrail.region = region.to_owned();
@@ -108,10 +88,9 @@ pub fn resolve_validate_endpoints(
 
 /// A running server (or AWS itself) read over HTTP, SigV4-signed.
 pub struct OnlineSource {
-    http: reqwest::Client,
+    api: AwsApi,
     runtime: tokio::runtime::Handle,
     endpoints: ValidateEndpoints,
-    credentials: cairn_auth::Credentials,
 }
 
 impl std::fmt::Debug for OnlineSource {
@@ -122,196 +101,58 @@ impl std::fmt::Debug for OnlineSource {
     }
 }
 
-/// A parsed HTTP answer.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
 impl OnlineSource {
     /// A source that runs its requests on `runtime` (its methods block, so
     /// call them from outside the runtime's worker threads).
     pub fn new(endpoints: ValidateEndpoints, runtime: tokio::runtime::Handle) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(300))
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::InvalidOption {
-                name: "client",
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
-        let config = &endpoints.cloudtrail;
-        let credentials = cairn_auth::Credentials {
-            access_key_id: config.access_key_id.clone(),
-            secret_access_key: config.secret_access_key.expose().into(),
-            session_token: config.session_token.as_ref().map(|t| t.expose().to_owned()),
-        };
+        let api = AwsApi::new(&endpoints.cloudtrail, None)?;
         Ok(Self {
-            http,
+            api,
             runtime,
             endpoints,
-            credentials,
-        })
-    }
-
-    /// One signed request; `body` is sent as JSON 1.1 when given.
-    fn request(
-        &self,
-        service: &str,
-        endpoint: &str,
-        method: &str,
-        path: &str,
-        query: &str,
-        json_target: Option<(&str, Vec<u8>)>,
-    ) -> std::result::Result<Answer, String> {
-        let url = if query.is_empty() {
-            format!("{endpoint}{path}")
-        } else {
-            format!("{endpoint}{path}?{query}")
-        };
-        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("bad URL {url}: {e}"))?;
-        let host = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => return Err(format!("bad URL {url}: no host")),
-        };
-        let mut headers: Vec<(&str, &str)> = vec![("host", &host)];
-        let (target, body) = match &json_target {
-            Some((target, body)) => (Some(*target), body.as_slice()),
-            None => (None, &[][..]),
-        };
-        if let Some(target) = target {
-            headers.push(("content-type", "application/x-amz-json-1.1"));
-            headers.push(("x-amz-target", target));
-        }
-        let signed = cairn_auth::sign_request(
-            &cairn_auth::RequestParts {
-                method,
-                raw_path: path,
-                raw_query: query,
-                headers: &headers,
-            },
-            cairn_auth::Payload::Bytes(body),
-            &cairn_auth::SigningParams {
-                credentials: &self.credentials,
-                region: &self.endpoints.cloudtrail.region,
-                service,
-                time: Utc::now(),
-            },
-        )
-        .map_err(|e| format!("signing the request: {e}"))?;
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut request = self.http.request(method, parsed).body(body.to_vec());
-        for (name, value) in headers
-            .iter()
-            .copied()
-            .chain(signed.headers.iter().map(|(k, v)| (*k, v.as_str())))
-        {
-            if name != "host" {
-                request = request.header(name, value);
-            }
-        }
-        self.runtime.block_on(async move {
-            let mut response = request
-                .send()
-                .await
-                .map_err(|e| format!("Could not connect to the endpoint URL: \"{url}\": {e}"))?;
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let expected = response
-                .content_length()
-                .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(MAX_OBJECT_BYTES));
-            let mut body = Vec::with_capacity(expected);
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| format!("reading the answer from {url}: {e}"))?
-            {
-                if body.len() + chunk.len() > MAX_OBJECT_BYTES {
-                    return Err(format!(
-                        "the answer from {url} exceeds {MAX_OBJECT_BYTES} bytes"
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
         })
     }
 
     /// A JSON 1.1 call; errors read as botocore prints them.
     fn call_json(
         &self,
-        service: &str,
+        service: JsonService,
         endpoint: &str,
-        target: &str,
         operation: &str,
         input: Value,
     ) -> std::result::Result<Value, SourceError> {
-        let answer = self
-            .request(
-                service,
-                endpoint,
-                "POST",
-                "/",
-                "",
-                Some((target, input.to_string().into_bytes())),
-            )
-            .map_err(SourceError::Fatal)?;
-        if answer.body.len() > MAX_API_BYTES {
-            return Err(SourceError::Fatal(format!(
-                "the {operation} answer exceeds {MAX_API_BYTES} bytes"
-            )));
-        }
-        let value: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        if answer.status >= 300 {
-            let code = value
-                .get("__type")
-                .and_then(Value::as_str)
-                .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
-                .unwrap_or_else(|| answer.status.to_string());
-            let message = value
-                .get("message")
-                .or_else(|| value.get("Message"))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            return Err(SourceError::Fatal(format!(
-                "An error occurred ({code}) when calling the {operation} operation: {message}"
-            )));
-        }
-        Ok(value)
+        self.runtime
+            .block_on(self.api.call_json(service, endpoint, operation, &input))
+            .map_err(|e| SourceError::Fatal(e.to_string()))
+    }
+
+    /// A signed S3 GET.
+    fn s3_get(&self, path: &str, query: &str) -> std::result::Result<Answer, SourceError> {
+        self.runtime
+            .block_on(self.api.request(
+                Request {
+                    service: "s3",
+                    endpoint: &self.endpoints.s3,
+                    method: "GET",
+                    path,
+                    query,
+                    headers: &[],
+                    body: Vec::new(),
+                },
+                MAX_OBJECT_BYTES,
+            ))
+            .map_err(SourceError::Fatal)
     }
 
     fn s3_error(answer: &Answer, operation: &str) -> SourceError {
-        let text = String::from_utf8_lossy(&answer.body);
-        let code = xml_text(&text, "Code").unwrap_or_else(|| answer.status.to_string());
-        if code == "NoSuchKey" {
-            return SourceError::NoSuchKey;
+        match s3_error(answer, operation) {
+            Error::Api { code, .. } if code == "NoSuchKey" => SourceError::NoSuchKey,
+            other => SourceError::Fatal(other.to_string()),
         }
-        let message = xml_text(&text, "Message").unwrap_or_default();
-        SourceError::Fatal(format!(
-            "An error occurred ({code}) when calling the {operation} operation: {message}"
-        ))
     }
 
     fn get_object(&self, bucket: &str, key: &str) -> std::result::Result<Answer, SourceError> {
-        let path = format!(
-            "/{}/{}",
-            utf8_percent_encode(bucket, UNRESERVED),
-            key.split('/')
-                .map(|s| utf8_percent_encode(s, UNRESERVED).to_string())
-                .collect::<Vec<_>>()
-                .join("/")
-        );
-        let answer = self
-            .request("s3", &self.endpoints.s3, "GET", &path, "", None)
-            .map_err(SourceError::Fatal)?;
+        let answer = self.s3_get(&object_path(bucket, key), "")?;
         if answer.status == 404 && answer.body.is_empty() {
             return Err(SourceError::NoSuchKey);
         }
@@ -325,9 +166,8 @@ impl OnlineSource {
 impl ValidationSource for OnlineSource {
     fn trail(&self, trail_arn: &str) -> std::result::Result<TrailLocation, SourceError> {
         let answer = self.call_json(
-            "cloudtrail",
+            CLOUDTRAIL,
             &self.endpoints.cloudtrail.endpoint,
-            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.DescribeTrails",
             "DescribeTrails",
             json!({}),
         )?;
@@ -361,9 +201,8 @@ impl ValidationSource for OnlineSource {
 
     fn organization_id(&self) -> std::result::Result<String, SourceError> {
         let answer = self.call_json(
-            "organizations",
+            ORGANIZATIONS,
             &self.endpoints.organizations,
-            "AWSOrganizationsV20161128.DescribeOrganization",
             "DescribeOrganization",
             json!({}),
         )?;
@@ -380,9 +219,8 @@ impl ValidationSource for OnlineSource {
         end: DateTime<Utc>,
     ) -> std::result::Result<Vec<PublicKeyEntry>, SourceError> {
         let answer = self.call_json(
-            "cloudtrail",
+            CLOUDTRAIL,
             &self.endpoints.cloudtrail.endpoint,
-            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListPublicKeys",
             "ListPublicKeys",
             json!({"StartTime": start.timestamp(), "EndTime": end.timestamp()}),
         )?;
@@ -410,9 +248,7 @@ impl ValidationSource for OnlineSource {
                 utf8_percent_encode(prefix, UNRESERVED)
             ));
             let path = format!("/{}", utf8_percent_encode(bucket, UNRESERVED));
-            let answer = self
-                .request("s3", &self.endpoints.s3, "GET", &path, &query, None)
-                .map_err(SourceError::Fatal)?;
+            let answer = self.s3_get(&path, &query)?;
             if answer.status >= 300 {
                 return Err(match Self::s3_error(&answer, "ListObjects") {
                     SourceError::NoSuchKey => SourceError::Fatal(
@@ -490,68 +326,6 @@ fn public_keys_of(answer: &Value) -> Vec<PublicKeyEntry> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The text of the first `<tag>…</tag>`, XML-unescaped.
-fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&close)? + start;
-    Some(xml_unescape(&xml[start..end]))
-}
-
-/// The texts of every `<tag>…</tag>`, in order.
-fn xml_all(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(at) = rest.find(&open) {
-        let from = at + open.len();
-        let Some(len) = rest[from..].find(&close) else {
-            break;
-        };
-        out.push(xml_unescape(&rest[from..from + len]));
-        rest = &rest[from + len + close.len()..];
-    }
-    out
-}
-
-fn xml_unescape(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let Some(end) = after.find(';') else {
-            out.push_str(&rest[at..]);
-            return out;
-        };
-        let entity = &after[..end];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
-                .ok()
-                .and_then(char::from_u32),
-            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match decoded {
-            Some(c) => out.push(c),
-            None => out.push_str(&rest[at..at + 2 + end]),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A directory copy of a trail's bucket, with the public keys in a file.

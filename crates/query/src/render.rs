@@ -60,6 +60,54 @@ pub fn render(result: &QueryResult, format: Format) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// Rows that arrived as text (an Athena or CloudTrail Lake answer) in
+/// `format`: each column's values are typed by its Trino type where that is
+/// a number or boolean (so JSON prints numbers as numbers), else kept as text.
+pub fn render_text(
+    columns: &[(String, String)],
+    rows: &[Vec<Option<String>>],
+    format: Format,
+) -> Result<Vec<u8>, Error> {
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let mut fields = Vec::with_capacity(columns.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for (i, (name, trino)) in columns.iter().enumerate() {
+        let text: ArrayRef = Arc::new(StringArray::from_iter(
+            rows.iter().map(|row| row.get(i).cloned().flatten()),
+        ));
+        let wanted = match trino.to_ascii_lowercase().as_str() {
+            "bigint" => Some(DataType::Int64),
+            "integer" | "int" => Some(DataType::Int32),
+            "smallint" => Some(DataType::Int16),
+            "tinyint" => Some(DataType::Int8),
+            "double" => Some(DataType::Float64),
+            "real" | "float" => Some(DataType::Float32),
+            "boolean" => Some(DataType::Boolean),
+            _ => None,
+        };
+        // A value the type does not parse keeps the column as text.
+        let array = wanted
+            .and_then(|t| cast_with_options(&text, &t, &strict).ok())
+            .unwrap_or(text);
+        fields.push(Field::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batches = if rows.is_empty() {
+        Vec::new()
+    } else {
+        vec![RecordBatch::try_new(schema.clone(), arrays)?]
+    };
+    render(&QueryResult { schema, batches }, format)
+}
+
 /// The Trino name of a result column's type, as Athena's `ColumnInfo`
 /// reports it.
 pub fn trino_type(data_type: &DataType) -> String {
@@ -172,4 +220,45 @@ fn list_cell(values: &dyn Array, options: &FormatOptions<'_>) -> Result<String, 
         parts.push(cell(values, i, options)?);
     }
     Ok(format!("[{}]", parts.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(spec: &[(&str, &str)]) -> Vec<(String, String)> {
+        spec.iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn text_rows_are_typed_by_their_trino_type() {
+        let columns = columns(&[("name", "varchar"), ("n", "bigint"), ("ok", "boolean")]);
+        let rows = vec![
+            vec![
+                Some("a".to_owned()),
+                Some("3".to_owned()),
+                Some("true".to_owned()),
+            ],
+            vec![None, None, Some("false".to_owned())],
+        ];
+        let json = String::from_utf8(render_text(&columns, &rows, Format::Json).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            "{\"name\":\"a\",\"n\":3,\"ok\":true}\n{\"ok\":false}\n"
+        );
+        let csv = String::from_utf8(render_text(&columns, &rows, Format::Csv).unwrap()).unwrap();
+        assert_eq!(csv, "name,n,ok\na,3,true\n,,false\n");
+    }
+
+    #[test]
+    fn a_value_its_type_does_not_parse_keeps_the_column_as_text() {
+        let columns = columns(&[("n", "bigint")]);
+        let rows = vec![vec![Some("12".to_owned())], vec![Some("many".to_owned())]];
+        let json = String::from_utf8(render_text(&columns, &rows, Format::Json).unwrap()).unwrap();
+        assert_eq!(json, "{\"n\":\"12\"}\n{\"n\":\"many\"}\n");
+        let empty = render_text(&columns, &[], Format::Csv).unwrap();
+        assert_eq!(empty, b"n\n");
+    }
 }

@@ -344,6 +344,8 @@ pub struct Compaction {
     pub events: u64,
     /// Partitions dropped past the retention period.
     pub expired_partitions: usize,
+    /// Dates whose many parts were merged into one without fresh events for them.
+    pub merged_dates: usize,
 }
 
 /// How far an import into an event data store got.

@@ -856,4 +856,4 @@ fn partition_values(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

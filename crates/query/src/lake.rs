@@ -169,48 +169,101 @@ fn event_date(record: &Value) -> String {
     }
 }
 
-/// Writes a part from batches (old parts' and new records'), atomically.
-fn write_part(dir: &Path, date: &str, name: &str, batches: &[RecordBatch]) -> Result<Part, Error> {
-    let folder = dir.join(PARTS_DIR).join(format!("eventdate={date}"));
-    std::fs::create_dir_all(&folder).map_err(io("creating", &folder))?;
-    let path = folder.join(name);
-    let tmp = folder.join(format!(".{name}.tmp"));
-    let out = File::create(&tmp).map_err(io("creating", &tmp))?;
-    let mut writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(writer_properties()))
-        .map_err(|e| Error::Engine(e.to_string()))?;
-    let mut events = 0u64;
-    for batch in batches {
-        events += batch.num_rows() as u64;
-        writer
-            .write(batch)
-            .map_err(|e| Error::Engine(e.to_string()))?;
-    }
-    let out = writer
-        .into_inner()
-        .map_err(|e| Error::Engine(e.to_string()))?;
-    out.sync_all().map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io("writing", &path))?;
-    let bytes = std::fs::metadata(&path)
-        .map_err(io("reading", &path))?
-        .len();
-    Ok(Part {
-        date: date.to_owned(),
-        file: format!("{PARTS_DIR}/eventdate={date}/{name}"),
-        events,
-        bytes,
-    })
+/// Records are turned into Arrow this many at a time (bounds the parsed
+/// records held); the writer still fills row groups of
+/// [`crate::logs::ROWS_PER_BATCH`].
+const RECORDS_PER_CONVERSION: usize = 8192;
+
+/// A part being written: row groups go to a hidden temporary file, which
+/// [`PartWriter::finish`] syncs and renames into place, so a part is there
+/// whole or not at all.
+struct PartWriter {
+    date: String,
+    file: String,
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<File>,
+    events: u64,
 }
 
-fn read_part(dir: &Path, part: &Part) -> Result<Vec<RecordBatch>, Error> {
-    let path = dir.join(&part.file);
-    let file = File::open(&path).map_err(io("reading", &path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display())))?;
-    reader
-        .map(|b| b.map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display()))))
-        .collect()
+impl PartWriter {
+    fn create(dir: &Path, date: &str, name: &str) -> Result<Self, Error> {
+        let folder = dir.join(PARTS_DIR).join(format!("eventdate={date}"));
+        std::fs::create_dir_all(&folder).map_err(io("creating", &folder))?;
+        let path = folder.join(name);
+        let tmp = folder.join(format!(".{name}.tmp"));
+        let out = File::create(&tmp).map_err(io("creating", &tmp))?;
+        let writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(writer_properties()))
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        Ok(Self {
+            date: date.to_owned(),
+            file: format!("{PARTS_DIR}/eventdate={date}/{name}"),
+            path,
+            tmp,
+            writer,
+            events: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        self.events += batch.num_rows() as u64;
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::Engine(e.to_string()))
+    }
+
+    /// Converts and writes records, a bounded number at a time.
+    fn write_records(&mut self, records: Vec<Value>) -> Result<(), Error> {
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<(Value, Partition)> = records
+                .by_ref()
+                .take(RECORDS_PER_CONVERSION)
+                .map(|r| (r, Partition::default()))
+                .collect();
+            self.write(&records_to_batch(chunk)?)?;
+        }
+        Ok(())
+    }
+
+    /// Copies every row of an existing part, a row group at a time.
+    fn copy(&mut self, dir: &Path, part: &Part) -> Result<(), Error> {
+        let path = dir.join(&part.file);
+        let damaged = |e: &dyn std::fmt::Display| {
+            Error::Invalid(format!("{} is damaged: {e}", path.display()))
+        };
+        let file = File::open(&path).map_err(io("reading", &path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.build())
+            .map_err(|e| damaged(&e))?;
+        for batch in reader {
+            self.write(&batch.map_err(|e| damaged(&e))?)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Part, Error> {
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        out.sync_all().map_err(io("writing", &self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io("writing", &self.path))?;
+        let bytes = std::fs::metadata(&self.path)
+            .map_err(io("reading", &self.path))?
+            .len();
+        Ok(Part {
+            date: self.date,
+            file: self.file,
+            events: self.events,
+            bytes,
+        })
+    }
 }
+
+/// Dates merged by one compaction that has no fresh events for them (bounds
+/// the work of one pass; the next passes take the rest).
+const MERGES_PER_COMPACTION: usize = 2;
 
 /// Folds a store's fresh files into its partitions and expires old dates.
 /// The caller holds the store's write lock.
@@ -240,29 +293,56 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
         }
         let name = format!("part-{watermark:020}.parquet");
         for (date, rows) in by_date {
-            let mut batches = Vec::new();
             let existing: Vec<Part> = manifest
                 .parts
                 .iter()
                 .filter(|p| p.date == date)
                 .cloned()
                 .collect();
+            let mut part = PartWriter::create(dir, &date, &name)?;
             // A date with many parts is merged into one as it grows.
-            let merge = existing.len() + 1 >= MAX_PARTS_PER_DATE;
-            if merge {
-                for part in &existing {
-                    batches.extend(read_part(dir, part)?);
+            if existing.len() + 1 >= MAX_PARTS_PER_DATE {
+                for old in &existing {
+                    part.copy(dir, old)?;
                 }
                 manifest.parts.retain(|p| p.date != date);
             }
-            for chunk in rows.chunks(crate::logs::ROWS_PER_BATCH) {
-                batches.push(records_to_batch(chunk.to_vec())?);
-            }
-            manifest
-                .parts
-                .push(write_part(dir, &date, &name, &batches)?);
+            part.write_records(rows.into_iter().map(|(r, _)| r).collect())?;
+            manifest.parts.push(part.finish()?);
         }
         manifest.watermark = watermark;
+    }
+    // Dates that gathered many parts without fresh events (imports write
+    // their own parts) are merged too, a few per pass.
+    let mut crowded: BTreeMap<&str, usize> = BTreeMap::new();
+    for part in &manifest.parts {
+        *crowded.entry(part.date.as_str()).or_default() += 1;
+    }
+    let crowded: Vec<String> = crowded
+        .into_iter()
+        .filter(|(_, n)| *n >= MAX_PARTS_PER_DATE)
+        .map(|(date, _)| date.to_owned())
+        .take(MERGES_PER_COMPACTION)
+        .collect();
+    for date in crowded {
+        let existing: Vec<Part> = manifest
+            .parts
+            .iter()
+            .filter(|p| p.date == date)
+            .cloned()
+            .collect();
+        let name = format!(
+            "part-{:020}-merged-{}.parquet",
+            manifest.watermark,
+            uuid_like()
+        );
+        let mut part = PartWriter::create(dir, &date, &name)?;
+        for old in &existing {
+            part.copy(dir, old)?;
+        }
+        manifest.parts.retain(|p| p.date != date);
+        manifest.parts.push(part.finish()?);
+        done.merged_dates += 1;
     }
     if retention_days > 0
         && let Some(cutoff) = chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d")
@@ -588,26 +668,25 @@ fn import(
     // Parts are written aside and moved in at the commit: compaction removes
     // parts its manifest does not list.
     let staging = store.dir.join("imports").join(&run);
-    let mut pending: BTreeMap<String, Vec<(Value, Partition)>> = BTreeMap::new();
+    // One part per event date, kept open while the files' folders are
+    // within a day of it (files of day D hold late events of day D-1).
+    let mut open: BTreeMap<String, PartWriter> = BTreeMap::new();
+    let mut pending: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut written: Vec<Part> = Vec::new();
     let mut serial = 0u32;
-    let flush = |date: &str,
-                 rows: &mut Vec<(Value, Partition)>,
-                 serial: &mut u32,
-                 written: &mut Vec<Part>|
+    let mut write = |date: &str,
+                     rows: Vec<Value>,
+                     open: &mut BTreeMap<String, PartWriter>|
      -> Result<(), Error> {
-        if rows.is_empty() {
-            return Ok(());
+        if !open.contains_key(date) {
+            serial += 1;
+            let name = format!("part-import-{run}-{serial:06}.parquet");
+            open.insert(date.to_owned(), PartWriter::create(&staging, date, &name)?);
         }
-        let mut batches = Vec::new();
-        for chunk in rows.chunks(crate::logs::ROWS_PER_BATCH) {
-            batches.push(records_to_batch(chunk.to_vec())?);
+        match open.get_mut(date) {
+            Some(part) => part.write_records(rows),
+            None => Ok(()),
         }
-        *serial += 1;
-        let name = format!("part-import-{run}-{serial:06}.parquet");
-        written.push(write_part(&staging, date, &name, &batches)?);
-        rows.clear();
-        Ok(())
     };
     for file in &files {
         if request.cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -637,36 +716,52 @@ fn import(
                 continue;
             }
             progress.events_completed += 1;
-            pending
-                .entry(event_date(&record))
-                .or_default()
-                .push((record, Partition::default()));
+            let date = event_date(&record);
+            let rows = pending.entry(date.clone()).or_default();
+            rows.push(record);
+            if rows.len() >= RECORDS_PER_CONVERSION {
+                let rows = std::mem::take(rows);
+                write(&date, rows, &mut open)?;
+            }
         }
-        // Dates behind the files' folders are done: write them out, so
-        // memory holds about one date at a time.
+        // Dates two days behind the files' folders are done: their parts are
+        // finished, so memory holds about two dates' row groups at a time.
         let folder = Partition::of_path(&file.key);
-        let current = match (&folder.year, &folder.month, &folder.day) {
-            (Some(y), Some(m), Some(d)) => Some(format!("{y}-{m}-{d}")),
+        let behind = match (&folder.year, &folder.month, &folder.day) {
+            (Some(y), Some(m), Some(d)) => {
+                chrono::NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.checked_sub_days(chrono::Days::new(1)))
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+            }
             _ => None,
         };
-        let done: Vec<String> = pending
-            .iter()
-            .filter(|(date, rows)| {
-                rows.len() >= crate::logs::ROWS_PER_BATCH
-                    || current.as_ref().is_some_and(|c| date.as_str() < c.as_str())
-            })
-            .map(|(date, _)| date.clone())
-            .collect();
-        for date in done {
-            if let Some(mut rows) = pending.remove(&date) {
-                flush(&date, &mut rows, &mut serial, &mut written)?;
+        if let Some(behind) = behind {
+            let done: Vec<String> = pending
+                .keys()
+                .chain(open.keys())
+                .filter(|date| date.as_str() < behind.as_str())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for date in done {
+                if let Some(rows) = pending.remove(&date) {
+                    write(&date, rows, &mut open)?;
+                }
+                if let Some(part) = open.remove(&date) {
+                    written.push(part.finish()?);
+                }
             }
         }
         progress.files_completed += 1;
         (request.progress)(&progress);
     }
-    for (date, mut rows) in std::mem::take(&mut pending) {
-        flush(&date, &mut rows, &mut serial, &mut written)?;
+    for (date, rows) in std::mem::take(&mut pending) {
+        write(&date, rows, &mut open)?;
+    }
+    for (_, part) in std::mem::take(&mut open) {
+        written.push(part.finish()?);
     }
     let lock = engine.copy_lock(&store.dir);
     let _writing = lock.write().unwrap_or_else(|p| p.into_inner());

@@ -172,7 +172,8 @@ impl Engine {
             .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
             .build_arc()
             .map_err(|e| Error::Engine(e.to_string()))?;
-        let mut session = SessionConfig::new()
+        let mut session = SessionConfig::from_env()
+            .map_err(|e| Error::Engine(e.to_string()))?
             .with_target_partitions(config.target_partitions.max(1))
             .with_default_catalog_and_schema(CATALOG_NAME, database)
             .with_create_default_catalog_and_schema(true)

@@ -9,15 +9,16 @@ use serde_json::json;
 
 use super::*;
 
+/// Buckets in memory (also the lake tests' import source).
 #[derive(Default)]
-struct Objects(Mutex<BTreeMap<String, BTreeMap<String, Vec<u8>>>>);
+pub(crate) struct Objects(Mutex<BTreeMap<String, BTreeMap<String, Vec<u8>>>>);
 
 impl Objects {
-    fn bucket(&self, name: &str) {
+    pub(crate) fn bucket(&self, name: &str) {
         self.0.lock().unwrap().entry(name.to_owned()).or_default();
     }
 
-    fn log_file(&self, bucket: &str, key: &str, records: Vec<serde_json::Value>) {
+    pub(crate) fn log_file(&self, bucket: &str, key: &str, records: Vec<serde_json::Value>) {
         let text = serde_json::to_vec(&json!({ "Records": records })).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&text).unwrap();

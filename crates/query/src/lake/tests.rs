@@ -8,6 +8,8 @@ use serde_json::json;
 
 use super::*;
 use crate::EngineConfig;
+use crate::athena::tests::Objects;
+use cairn_catalog::ImportProgress;
 
 const ID: &str = "0b9f0a5e-41d4-4d7c-9a52-2f1d0f3e6a11";
 
@@ -239,6 +241,100 @@ fn test_dates_merge_as_they_grow_and_expire_past_retention() {
         (MAX_PARTS_PER_DATE + 2).to_string()
     );
     assert!(!store.dir.join("parts/eventdate=2023-01-01").exists());
+}
+
+fn import_all(engine: &AthenaEngine, store: &LakeTable, objects: &Objects) -> ImportProgress {
+    engine
+        .import_lake(
+            store,
+            &ImportRequest {
+                objects,
+                bucket: "logs",
+                prefix: "AWSLogs/",
+                start_event_time: None,
+                end_event_time: None,
+                cancel: &AtomicBool::new(false),
+                progress: &|_| {},
+            },
+        )
+        .unwrap()
+}
+
+fn parts_per_date(store: &LakeTable) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for part in read_manifest(&store.dir).unwrap().parts {
+        *out.entry(part.date).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn test_an_import_writes_one_part_per_date_and_crowded_dates_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    let objects = Objects::default();
+    objects.bucket("logs");
+    // Four days, three files a day in two regions; each file also holds a
+    // late event of the day before, as CloudTrail's files do around midnight.
+    let mut id = 0;
+    for day in 2..=5u32 {
+        for (n, region) in [(1, "us-east-1"), (2, "us-east-1"), (3, "eu-west-1")] {
+            let mut records = Vec::new();
+            for hour in 0..5 {
+                id += 1;
+                records.push(event(
+                    id,
+                    &format!("2024-02-0{day}T{hour:02}:{n}0:00Z"),
+                    "a",
+                ));
+            }
+            id += 1;
+            records.push(event(
+                id,
+                &format!("2024-02-0{}T23:59:00Z", day - 1),
+                "late",
+            ));
+            objects.log_file(
+                "logs",
+                &format!("AWSLogs/123456789012/CloudTrail/{region}/2024/02/0{day}/f{n}.json.gz"),
+                records.into_iter().collect(),
+            );
+        }
+    }
+    let done = import_all(&engine, &store, &objects);
+    assert_eq!(done.events_completed, u64::from(id));
+    let expected: BTreeMap<String, usize> = (1..=5).map(|d| (format!("2024-02-0{d}"), 1)).collect();
+    assert_eq!(parts_per_date(&store), expected);
+    assert_eq!(count(&engine, &store).0, id.to_string());
+
+    // Imported again and again (other runs, say): the dates fill with parts,
+    // and compaction merges them, a few dates per pass, keeping every event.
+    for _ in 1..MAX_PARTS_PER_DATE {
+        import_all(&engine, &store, &objects);
+    }
+    assert!(
+        parts_per_date(&store)
+            .values()
+            .all(|n| *n == MAX_PARTS_PER_DATE)
+    );
+    let mut merged = 0;
+    for _ in 0..5 {
+        merged += engine
+            .compact_lake(&store, 0, "2024-02-06")
+            .unwrap()
+            .merged_dates;
+    }
+    assert_eq!(merged, 5);
+    assert!(parts_per_date(&store).values().all(|n| *n == 1));
+    let answer = query(&engine, &store, "SELECT count(*) FROM EDS");
+    assert_eq!(
+        answer.rows[0][0].as_deref(),
+        Some(
+            (u64::from(id) * MAX_PARTS_PER_DATE as u64)
+                .to_string()
+                .as_str()
+        )
+    );
 }
 
 #[test]

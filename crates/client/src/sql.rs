@@ -245,6 +245,10 @@ pub async fn run_lake(api: &AwsApi, endpoint: &str, sql: &str) -> Result<SqlRows
         ..SqlRows::default()
     };
     let mut token: Option<String> = None;
+    // Lake leaves a null out of its row, so the columns are the union of the
+    // rows' names, each placed after the name before it in its row.
+    let mut names: Vec<String> = Vec::new();
+    let mut cells_of_rows: Vec<Vec<(String, Option<String>)>> = Vec::new();
     loop {
         let mut input = json!({"QueryId": id, "MaxQueryResults": 1000});
         if let Some(t) = &token {
@@ -275,27 +279,64 @@ pub async fn run_lake(api: &AwsApi, endpoint: &str, sql: &str) -> Result<SqlRows
                     (k.clone(), value)
                 })
                 .collect();
-            if out.columns.is_empty() {
-                out.columns = cells
-                    .iter()
-                    .map(|(k, _)| (k.clone(), "varchar".to_owned()))
-                    .collect();
+            merge_names(&mut names, cells.iter().map(|(k, _)| k.as_str()));
+            if cells_of_rows.len() >= MAX_ROWS {
+                return Err(too_many_rows());
             }
-            push_row(&mut out, cells.into_iter().map(|(_, v)| v).collect())?;
+            cells_of_rows.push(cells);
         }
         match page.get("NextToken").and_then(Value::as_str) {
             Some(t) if Some(t) != token.as_deref() => token = Some(t.to_owned()),
-            _ => return Ok(out),
+            _ => break,
         }
+    }
+    out.rows = cells_of_rows
+        .into_iter()
+        .map(|cells| {
+            names
+                .iter()
+                .map(|name| {
+                    cells
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .and_then(|(_, v)| v.clone())
+                })
+                .collect()
+        })
+        .collect();
+    out.columns = names
+        .into_iter()
+        .map(|name| (name, "varchar".to_owned()))
+        .collect();
+    Ok(out)
+}
+
+/// Adds a row's column names to `names`: each one not seen yet goes right
+/// after the name before it in the row (or first).
+fn merge_names<'a>(names: &mut Vec<String>, row: impl Iterator<Item = &'a str>) {
+    let mut after: Option<usize> = None;
+    for name in row {
+        match names.iter().position(|n| n == name) {
+            Some(at) => after = Some(at),
+            None => {
+                let at = after.map_or(0, |a| a + 1);
+                names.insert(at, name.to_owned());
+                after = Some(at);
+            }
+        }
+    }
+}
+
+fn too_many_rows() -> Error {
+    Error::InvalidResponse {
+        url: String::new(),
+        reason: format!("the query returned more than {MAX_ROWS} rows; narrow it or use LIMIT"),
     }
 }
 
 fn push_row(out: &mut SqlRows, values: Vec<Option<String>>) -> Result<()> {
     if out.rows.len() >= MAX_ROWS {
-        return Err(Error::InvalidResponse {
-            url: String::new(),
-            reason: format!("the query returned more than {MAX_ROWS} rows; narrow it or use LIMIT"),
-        });
+        return Err(too_many_rows());
     }
     out.rows.push(values);
     Ok(())
@@ -315,6 +356,16 @@ fn text(answer: &Value, member: &str, operation: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_left_out_of_a_row_keep_their_place() {
+        let mut names = Vec::new();
+        merge_names(&mut names, ["n"].into_iter());
+        merge_names(&mut names, ["arn", "n"].into_iter());
+        merge_names(&mut names, ["account", "arn", "n"].into_iter());
+        merge_names(&mut names, ["account", "n"].into_iter());
+        assert_eq!(names, ["account", "arn", "n"]);
+    }
 
     #[test]
     fn store_ids_are_found_as_whole_words() {

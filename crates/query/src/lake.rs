@@ -587,14 +587,17 @@ async fn register_store(
     fresh: Vec<RecordBatch>,
 ) -> Result<(), Error> {
     let schema = cloudtrail_schema();
-    let fresh_name = format!("__cairn_fresh_{}", id.replace('-', "_"));
-    let table =
-        MemTable::try_new(schema.clone(), vec![fresh]).map_err(|e| Error::Engine(e.to_string()))?;
-    engine
-        .ctx
-        .register_table(fresh_name.as_str(), Arc::new(table))
-        .map_err(|e| Error::Engine(e.to_string()))?;
-    let mut sources = vec![format!("SELECT * FROM \"{fresh_name}\"")];
+    let mut sources = Vec::new();
+    if !fresh.is_empty() || parts.is_empty() {
+        let fresh_name = format!("__cairn_fresh_{}", id.replace('-', "_"));
+        let table = MemTable::try_new(schema.clone(), vec![fresh])
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        engine
+            .ctx
+            .register_table(fresh_name.as_str(), Arc::new(table))
+            .map_err(|e| Error::Engine(e.to_string()))?;
+        sources.push(format!("SELECT * FROM \"{fresh_name}\""));
+    }
     if !parts.is_empty() {
         let parts_name = format!("__cairn_parts_{}", id.replace('-', "_"));
         let frame = engine
@@ -610,6 +613,10 @@ async fn register_store(
             .register_table(parts_name.as_str(), frame.into_view())
             .map_err(|e| Error::Engine(e.to_string()))?;
         sources.push(format!("SELECT * FROM \"{parts_name}\""));
+    }
+    if sources.len() > 1 {
+        // Fresh events and parts are a UNION (see `Engine::without_leaf_pushdown`).
+        engine.without_leaf_pushdown();
     }
     let columns: Vec<String> = crate::schema::record_fields()
         .iter()

@@ -158,6 +158,24 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// DataFusion 55's leaf-expression rules push a struct field access
+/// (`userIdentity.arn`) down to the Parquet scan, which then reads that leaf
+/// only; but through a UNION they remap the field by column position and can
+/// read the wrong column of a branch. They are left out of any plan that
+/// may hold a UNION (see [`Engine::without_leaf_pushdown`]).
+const LEAF_PUSHDOWN_RULES: [&str; 2] = ["extract_leaf_expressions", "push_down_leaf_projections"];
+
+/// Whether `sql` may combine queries (UNION, INTERSECT, EXCEPT). A word in a
+/// string literal counts too: a false positive only costs speed.
+fn may_combine_queries(sql: &str) -> bool {
+    sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .any(|word| {
+            ["union", "intersect", "except"]
+                .iter()
+                .any(|op| word.eq_ignore_ascii_case(op))
+        })
+}
+
 impl Engine {
     /// A session with the Trino functions and the configured bounds, whose
     /// unqualified table names are in Athena's `default` database.
@@ -172,8 +190,7 @@ impl Engine {
             .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
             .build_arc()
             .map_err(|e| Error::Engine(e.to_string()))?;
-        let mut session = SessionConfig::from_env()
-            .map_err(|e| Error::Engine(e.to_string()))?
+        let mut session = SessionConfig::new()
             .with_target_partitions(config.target_partitions.max(1))
             .with_default_catalog_and_schema(CATALOG_NAME, database)
             .with_create_default_catalog_and_schema(true)
@@ -181,6 +198,11 @@ impl Engine {
         // Athena folds unquoted identifiers to lower case (the schema's names
         // are lower case); and so does DataFusion by default.
         session.options_mut().sql_parser.enable_ident_normalization = true;
+        // Filters are evaluated while Parquet is decoded, most selective
+        // first, so the other columns of rows they reject are never decoded
+        // (CloudTrail queries select a few events out of many).
+        session.options_mut().execution.parquet.pushdown_filters = true;
+        session.options_mut().execution.parquet.reorder_filters = true;
         let ctx = SessionContext::new_with_config_rt(session, runtime);
         for function in functions::trino_functions() {
             ctx.register_udf(function);
@@ -201,8 +223,19 @@ impl Engine {
             .map_err(|e| Error::from_datafusion(e, self.config.memory_limit_bytes))
     }
 
+    /// Leaves the leaf-expression rules out of this session's plans, for
+    /// tables and statements that hold a UNION ([`LEAF_PUSHDOWN_RULES`]).
+    pub fn without_leaf_pushdown(&self) {
+        for rule in LEAF_PUSHDOWN_RULES {
+            self.ctx.remove_optimizer_rule(rule);
+        }
+    }
+
     /// Runs one SQL statement and collects its rows.
     pub async fn sql(&self, sql: &str) -> Result<QueryResult, Error> {
+        if may_combine_queries(sql) {
+            self.without_leaf_pushdown();
+        }
         let limit = self.config.memory_limit_bytes;
         let fail = |e| Error::from_datafusion(e, limit);
         let state = self.ctx.state();

@@ -130,3 +130,18 @@ async fn test_columns_are_named_as_athena_names_them() {
     // A second `arn` is left to the engine rather than made ambiguous.
     assert_ne!(names[4], "arn");
 }
+
+#[test]
+fn statements_that_may_combine_queries_are_recognised() {
+    assert!(may_combine_queries("SELECT 1 UNION ALL SELECT 2"));
+    assert!(may_combine_queries(
+        "select a from t\nexcept select a from u"
+    ));
+    assert!(may_combine_queries("SELECT 1 INTERSECT SELECT 1"));
+    assert!(!may_combine_queries(
+        "SELECT reunion_id, exceptional FROM t"
+    ));
+    assert!(!may_combine_queries(
+        "SELECT userIdentity.arn FROM t GROUP BY 1"
+    ));
+}

@@ -352,3 +352,34 @@ fn test_store_ids_are_quoted_where_lake_writes_them_bare() {
         format!("SELECT * FROM \"{ID}\"")
     );
 }
+
+#[test]
+fn test_struct_fields_group_from_fresh_events_and_parts_alike() {
+    // Grouping by a struct field once read the wrong Parquet column through
+    // the store's UNION of fresh events and parts.
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    let at = "2024-01-06T10:00:00Z";
+    deliver(
+        &store,
+        10,
+        &[event(1, at, "a"), event(2, at, "b"), event(3, at, "b")],
+    );
+    let sql = "SELECT userIdentity.arn AS a, count(*) AS n FROM EDS GROUP BY 1 ORDER BY 1";
+    let user = |u: &str| Some(format!("arn:aws:iam::123456789012:user/{u}"));
+    let fresh_only = vec![
+        vec![user("a"), Some("1".into())],
+        vec![user("b"), Some("2".into())],
+    ];
+    assert_eq!(query(&engine, &store, sql).rows, fresh_only);
+    engine.compact_lake(&store, 0, "2024-01-07").unwrap();
+    assert_eq!(query(&engine, &store, sql).rows, fresh_only, "parts only");
+    deliver(&store, 20, &[event(4, at, "c")]);
+    let mut both = fresh_only;
+    both.push(vec![user("c"), Some("1".into())]);
+    assert_eq!(
+        query(&engine, &store, sql).rows,
+        both,
+        "parts and fresh events"
+    );
+}

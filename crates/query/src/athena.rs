@@ -53,6 +53,9 @@ pub struct AthenaEngine {
     pub(crate) config: EngineConfig,
     /// One lock per cached table copy: a refresh excludes queries over it.
     copies: Mutex<HashMap<PathBuf, Arc<RwLock<()>>>>,
+    /// The staging directories of the imports running in this process;
+    /// compaction removes any other (left by a crash).
+    pub(crate) imports_running: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl std::fmt::Debug for AthenaEngine {
@@ -72,6 +75,7 @@ impl AthenaEngine {
             cache_root: cache_root.to_owned(),
             config,
             copies: Mutex::new(HashMap::new()),
+            imports_running: Mutex::new(std::collections::HashSet::new()),
         })
     }
 

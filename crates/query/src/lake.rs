@@ -52,6 +52,7 @@ const MAX_FRESH_BYTES_PER_COMPACTION: u64 = 64 * 1024 * 1024;
 const FRESH_DIR: &str = "fresh";
 const PARTS_DIR: &str = "parts";
 const MANIFEST: &str = "manifest.json";
+const IMPORTS_DIR: &str = "imports";
 
 /// One Parquet part of a store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -674,7 +675,8 @@ fn import(
     let run = uuid_like();
     // Parts are written aside and moved in at the commit: compaction removes
     // parts its manifest does not list.
-    let staging = store.dir.join("imports").join(&run);
+    let staging = store.dir.join(IMPORTS_DIR).join(&run);
+    let _staging = Staging::register(engine, &staging);
     // One part per event date, kept open while the files' folders are
     // within a day of it (files of day D hold late events of day D-1).
     let mut open: BTreeMap<String, PartWriter> = BTreeMap::new();
@@ -788,8 +790,58 @@ fn import(
     let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
     std::fs::create_dir_all(&store.dir).map_err(io("creating", &store.dir))?;
     write_atomically(&store.dir.join(MANIFEST), &text)?;
-    let _ = std::fs::remove_dir_all(&staging);
     Ok(progress)
+}
+
+/// An import's staging directory while it runs: removed, and forgotten by
+/// the engine, however the import ends (committed parts were moved out).
+struct Staging<'a> {
+    engine: &'a AthenaEngine,
+    dir: PathBuf,
+}
+
+impl<'a> Staging<'a> {
+    fn register(engine: &'a AthenaEngine, dir: &Path) -> Self {
+        engine
+            .imports_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dir.to_owned());
+        Self {
+            engine,
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.engine
+            .imports_running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.dir);
+    }
+}
+
+/// Removes staging directories of imports not running in this process (a
+/// crash left them; their parts were never listed).
+fn remove_abandoned_imports(engine: &AthenaEngine, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join(IMPORTS_DIR)) else {
+        return;
+    };
+    let running = engine
+        .imports_running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !running.contains(&path) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// A name unique to one import run.
@@ -843,6 +895,7 @@ impl cairn_catalog::SqlEngine for AthenaEngine {
     ) -> Result<Compaction, SqlError> {
         let lock = self.copy_lock(&store.dir);
         let _writing = lock.write().unwrap_or_else(|p| p.into_inner());
+        remove_abandoned_imports(self, &store.dir);
         compact(&store.dir, retention_days, today).map_err(|e| sql_error(e, &self.config))
     }
 }

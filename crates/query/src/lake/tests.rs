@@ -383,3 +383,26 @@ fn test_struct_fields_group_from_fresh_events_and_parts_alike() {
         "parts and fresh events"
     );
 }
+
+#[test]
+fn test_a_crashed_imports_staging_is_removed_and_a_running_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    let abandoned = store
+        .dir
+        .join(IMPORTS_DIR)
+        .join("crashed-run/parts/eventdate=2024-01-01");
+    std::fs::create_dir_all(&abandoned).unwrap();
+    std::fs::write(abandoned.join("part-import-x.parquet"), b"half").unwrap();
+    let running = store.dir.join(IMPORTS_DIR).join("running");
+    std::fs::create_dir_all(&running).unwrap();
+    {
+        let _staging = Staging::register(&engine, &running);
+        engine.compact_lake(&store, 0, "2024-01-07").unwrap();
+        assert!(!store.dir.join(IMPORTS_DIR).join("crashed-run").exists());
+        assert!(running.exists());
+    }
+    // Its import ended: the guard removed it.
+    assert!(!running.exists());
+    assert!(engine.imports_running.lock().unwrap().is_empty());
+}

@@ -36,6 +36,7 @@ const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 const CACHE_VERSION: &str = "cairn-query-cache 2";
 const PART_EXTENSION: &str = "parquet";
 const MANIFEST_EXTENSION: &str = "manifest";
+const STAMPS_EXTENSION: &str = "folders";
 
 /// An I/O error's mapping, saying what was being done to which file.
 pub(crate) fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -64,12 +65,34 @@ pub struct LogFile {
     pub version: String,
 }
 
+/// A folder of log files and its stamp (see [`LogFiles::folders`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder {
+    /// Its path, ending in `/`; CloudTrail's `<region>/YYYY/MM/DD/` in it
+    /// gives the partition.
+    pub path: String,
+    /// Its modification time and number of log files.
+    pub stamp: String,
+    /// How many log files it holds.
+    pub files: usize,
+}
+
+/// A folder changed this recently is checked file by file: a file replaced
+/// within the clock's granularity may leave the folder's time as it was.
+const SETTLED_NANOS: u128 = 2_000_000_000;
+
 /// Where log files come from.
 pub trait LogFiles {
     /// Names the source in manifests.
     fn describe(&self) -> String;
     /// Its log files (digest files left out), in a stable order.
     fn list(&self) -> Result<Vec<LogFile>, Error>;
+    /// The folders holding log files, each with a stamp that changes when
+    /// a file is added, removed or renamed in it, if the source can say so
+    /// without looking at every file (`None`: it cannot).
+    fn folders(&self) -> Result<Option<Vec<Folder>>, Error> {
+        Ok(None)
+    }
     /// One file's bytes, as stored (gzip or not).
     fn read(&self, file: &LogFile) -> Result<Vec<u8>, Error>;
 }
@@ -123,6 +146,39 @@ impl LogFiles for DirLogs {
                 })
             })
             .collect()
+    }
+
+    fn folders(&self) -> Result<Option<Vec<Folder>>, Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        // Keyed by the path's bytes: ordering paths by component costs
+        // a third of the time at 80 000 files.
+        let mut counts: BTreeMap<std::ffi::OsString, usize> = BTreeMap::new();
+        for (path, _) in walk(&self.dir, false)? {
+            if let Some(folder) = path.parent() {
+                *counts.entry(folder.as_os_str().to_owned()).or_default() += 1;
+            }
+        }
+        let mut folders = Vec::with_capacity(counts.len());
+        for (folder, files) in counts {
+            let folder = PathBuf::from(folder);
+            let modified = std::fs::metadata(&folder)
+                .map_err(io("reading", &folder))?
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            if modified == 0 || now.saturating_sub(modified) < SETTLED_NANOS {
+                return Ok(None);
+            }
+            folders.push(Folder {
+                path: format!("{}/", folder.to_string_lossy()),
+                stamp: format!("{modified}:{files}"),
+                files,
+            });
+        }
+        Ok(Some(folders))
     }
 
     fn read(&self, file: &LogFile) -> Result<Vec<u8>, Error> {
@@ -273,6 +329,60 @@ fn part_name(partition: &Partition) -> String {
     )
 }
 
+/// Each part's folder stamps as text, and the number of log files.
+fn folder_stamps(source: &str, folders: &[Folder]) -> (BTreeMap<String, String>, usize) {
+    let mut stamps: BTreeMap<String, String> = BTreeMap::new();
+    let mut files = 0;
+    for folder in folders {
+        files += folder.files;
+        let text = stamps
+            .entry(part_name(&Partition::of_path(&folder.path)))
+            .or_insert_with(|| format!("{CACHE_VERSION}\n{source}\n"));
+        text.push_str(&format!("{}\t{}\n", folder.path, folder.stamp));
+    }
+    (stamps, files)
+}
+
+/// The copy, if every part is there with the folder stamps of `stamps` and
+/// no other part is.
+fn current_by_stamps(
+    cache_dir: &Path,
+    stamps: &BTreeMap<String, String>,
+    log_files: usize,
+) -> Result<Option<CachedCopy>, Error> {
+    let mut parts = Vec::with_capacity(stamps.len());
+    let mut bytes = 0;
+    for (name, wanted) in stamps {
+        let saved = std::fs::read_to_string(cache_dir.join(format!("{name}.{STAMPS_EXTENSION}")));
+        let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
+        match (saved, std::fs::metadata(&part)) {
+            (Ok(saved), Ok(meta)) if saved == *wanted => {
+                bytes += meta.len();
+                parts.push(part);
+            }
+            _ => return Ok(None),
+        }
+    }
+    // A part whose folders are all gone must be removed by a full refresh.
+    let entries = std::fs::read_dir(cache_dir).map_err(io("reading", cache_dir))?;
+    for entry in entries {
+        let path = entry.map_err(io("reading", cache_dir))?.path();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if path.extension().is_some_and(|e| e == PART_EXTENSION) && !stamps.contains_key(&stem) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(CachedCopy {
+        dir: cache_dir.to_owned(),
+        parts,
+        bytes,
+        log_files,
+    }))
+}
+
 fn manifest(source: &str, files: &[&LogFile]) -> String {
     let mut text = format!("{CACHE_VERSION}\n{source}\n");
     for file in files {
@@ -289,6 +399,18 @@ pub fn refresh(
     cache_dir: &Path,
     mut progress: impl FnMut(Progress),
 ) -> Result<CachedCopy, Error> {
+    std::fs::create_dir_all(cache_dir).map_err(io("creating", cache_dir))?;
+    let source_name = source.describe();
+    // Folders whose stamps match the ones recorded at the last refresh
+    // hold the files they held then: no file need be looked at.
+    let stamps = source
+        .folders()?
+        .map(|folders| folder_stamps(&source_name, &folders));
+    if let Some((stamps, log_files)) = &stamps
+        && let Some(copy) = current_by_stamps(cache_dir, stamps, *log_files)?
+    {
+        return Ok(copy);
+    }
     let files = source.list()?;
     let mut groups: BTreeMap<String, (Arc<Partition>, Vec<&LogFile>)> = BTreeMap::new();
     for file in &files {
@@ -299,8 +421,6 @@ pub fn refresh(
             .1
             .push(file);
     }
-    std::fs::create_dir_all(cache_dir).map_err(io("creating", cache_dir))?;
-    let source_name = source.describe();
     let mut stale = Vec::new();
     for (name, (_, members)) in &groups {
         let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
@@ -337,6 +457,17 @@ pub fn refresh(
         let manifest_path = cache_dir.join(format!("{name}.{MANIFEST_EXTENSION}"));
         write_atomically(&manifest_path, wanted.as_bytes())?;
     }
+    // The folders' stamps, for the next refresh's quick check; a part
+    // whose folders were not stamped has its stamp file removed below.
+    let stamps = stamps.map(|(stamps, _)| stamps).unwrap_or_default();
+    for name in groups.keys() {
+        if let Some(text) = stamps.get(name) {
+            write_atomically(
+                &cache_dir.join(format!("{name}.{STAMPS_EXTENSION}")),
+                text.as_bytes(),
+            )?;
+        }
+    }
     // Parts whose files are gone (a day expired by lifecycle rules).
     let entries = std::fs::read_dir(cache_dir).map_err(io("reading", cache_dir))?;
     for entry in entries {
@@ -346,10 +477,12 @@ pub fn refresh(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let ours = path
-            .extension()
-            .is_some_and(|e| e == PART_EXTENSION || e == MANIFEST_EXTENSION);
-        if ours && !groups.contains_key(&stem) {
+        let extension = path.extension();
+        let ours = extension.is_some_and(|e| e == PART_EXTENSION || e == MANIFEST_EXTENSION);
+        let stamp = extension.is_some_and(|e| e == STAMPS_EXTENSION);
+        if (ours && !groups.contains_key(&stem))
+            || (stamp && !(groups.contains_key(&stem) && stamps.contains_key(&stem)))
+        {
             std::fs::remove_file(&path).map_err(io("removing", &path))?;
         }
     }
@@ -445,4 +578,95 @@ pub fn default_cache_dir(dir: &Path) -> PathBuf {
     base.join("cairn")
         .join("query")
         .join(format!("{:016x}", hasher.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn log_file(dir: &Path, day: &str, name: &str, events: usize) {
+        let folder = dir.join(format!(
+            "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/{day}"
+        ));
+        std::fs::create_dir_all(&folder).unwrap();
+        let records: Vec<Value> = (0..events)
+            .map(|i| {
+                serde_json::json!({"eventVersion": "1.08", "eventID": format!("{name}-{i}"),
+                "eventTime": format!("2024-01-{day}T00:00:00Z"), "eventName": "GetObject"})
+            })
+            .collect();
+        std::fs::write(
+            folder.join(name),
+            serde_json::json!({"Records": records}).to_string(),
+        )
+        .unwrap();
+    }
+
+    /// Moves every folder's time `ago` into the past, as if it settled then.
+    fn settle(dir: &Path, ago: u64) {
+        let when = SystemTime::now() - Duration::from_secs(ago);
+        for day in ["01", "02"] {
+            let folder = dir.join(format!(
+                "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/{day}"
+            ));
+            if folder.exists() {
+                File::open(&folder).unwrap().set_modified(when).unwrap();
+            }
+        }
+    }
+
+    /// Refreshes; returns the copy and how many files were converted (None:
+    /// the folder stamps proved it current without looking at a file).
+    fn refresh_counting(source: &DirLogs, cache: &Path) -> (CachedCopy, Option<usize>) {
+        let mut converted = None;
+        let copy = refresh(source, cache, |p| converted = Some(p.files_total)).unwrap();
+        (copy, converted)
+    }
+
+    #[test]
+    fn settled_folders_prove_the_copy_current_and_changes_rebuild_their_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logs, cache) = (dir.path().join("logs"), dir.path().join("cache"));
+        log_file(&logs, "01", "a.json", 3);
+        log_file(&logs, "02", "b.json", 2);
+        let source = DirLogs::new(&logs);
+        settle(&logs, 60);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!(
+            (copy.parts.len(), copy.log_files, converted),
+            (2, 2, Some(2))
+        );
+
+        // Nothing changed: the stamps say so, no file is looked at.
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.parts.len(), copy.log_files, converted), (2, 2, None));
+
+        // A file delivered into day 2: only its part is rebuilt.
+        log_file(&logs, "02", "c.json", 4);
+        settle(&logs, 30);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.log_files, converted), (3, Some(2)));
+        let (_, converted) = refresh_counting(&source, &cache);
+        assert_eq!(converted, None);
+
+        // A folder that changed just now is checked file by file.
+        log_file(&logs, "01", "d.json", 1);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.log_files, converted), (4, Some(2)));
+        let (_, converted) = refresh_counting(&source, &cache);
+        assert_eq!(converted, Some(0), "still too recent to trust its stamp");
+
+        // A day removed: its part goes, and the stamps of the rest still hold.
+        std::fs::remove_dir_all(logs.join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01"))
+            .unwrap();
+        settle(&logs, 10);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!(
+            (copy.parts.len(), copy.log_files, converted),
+            (1, 2, Some(0))
+        );
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.parts.len(), converted), (1, None));
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::{ATHENA, AwsApi, CLOUDTRAIL};
+use crate::api::{ATHENA, AwsApi, CLOUDTRAIL, JsonService};
 use crate::error::{Error, Result};
 
 /// How long to wait between status polls.
@@ -49,32 +49,61 @@ pub async fn event_data_store_named(
     endpoint: &str,
     sql: &str,
 ) -> Result<Option<String>> {
+    let mut found = None;
+    each_page(
+        api,
+        CLOUDTRAIL,
+        endpoint,
+        "ListEventDataStores",
+        json!({}),
+        |page| {
+            for store in page
+                .get("EventDataStores")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(arn) = store.get("EventDataStoreArn").and_then(Value::as_str) else {
+                    continue;
+                };
+                let id = arn.rsplit('/').next().unwrap_or(arn);
+                if sql.contains(arn) || contains_word(sql, id) {
+                    found = Some(id.to_owned());
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await?;
+    Ok(found)
+}
+
+/// Calls a paged operation with `input` until its last page (or until
+/// `visit`, which sees every page, returns false).
+async fn each_page(
+    api: &AwsApi,
+    service: JsonService,
+    endpoint: &str,
+    operation: &str,
+    input: Value,
+    mut visit: impl FnMut(&Value) -> Result<bool>,
+) -> Result<()> {
     let mut token: Option<String> = None;
     loop {
-        let mut input = json!({});
+        let mut page_input = input.clone();
         if let Some(t) = &token {
-            input["NextToken"] = json!(t);
+            page_input["NextToken"] = json!(t);
         }
         let page = api
-            .call_json(CLOUDTRAIL, endpoint, "ListEventDataStores", &input)
+            .call_json(service, endpoint, operation, &page_input)
             .await?;
-        for store in page
-            .get("EventDataStores")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(arn) = store.get("EventDataStoreArn").and_then(Value::as_str) else {
-                continue;
-            };
-            let id = arn.rsplit('/').next().unwrap_or(arn);
-            if sql.contains(arn) || contains_word(sql, id) {
-                return Ok(Some(id.to_owned()));
-            }
+        if !visit(&page)? {
+            return Ok(());
         }
         match page.get("NextToken").and_then(Value::as_str) {
             Some(t) if Some(t) != token.as_deref() => token = Some(t.to_owned()),
-            _ => return Ok(None),
+            _ => return Ok(()),
         }
     }
 }
@@ -144,57 +173,59 @@ pub async fn run_athena(api: &AwsApi, target: &AthenaTarget, sql: &str) -> Resul
         statistics: execution.get("Statistics").cloned().unwrap_or_default(),
         ..SqlRows::default()
     };
-    let mut token: Option<String> = None;
-    loop {
-        let mut input = json!({"QueryExecutionId": id, "MaxResults": 1000});
-        if let Some(t) = &token {
-            input["NextToken"] = json!(t);
-        }
-        let page = api
-            .call_json(ATHENA, &target.endpoint, "GetQueryResults", &input)
-            .await?;
-        if out.columns.is_empty() {
-            out.columns = page
-                .pointer("/ResultSet/ResultSetMetadata/ColumnInfo")
+    let mut first = true;
+    let input = json!({"QueryExecutionId": id, "MaxResults": 1000});
+    each_page(
+        api,
+        ATHENA,
+        &target.endpoint,
+        "GetQueryResults",
+        input,
+        |page| {
+            if out.columns.is_empty() {
+                out.columns = page
+                    .pointer("/ResultSet/ResultSetMetadata/ColumnInfo")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|c| {
+                        let field = |name: &str| {
+                            c.get(name)
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        (field("Name"), field("Type"))
+                    })
+                    .collect();
+            }
+            let skip = usize::from(has_header && first);
+            first = false;
+            for row in page
+                .pointer("/ResultSet/Rows")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .map(|c| {
-                    let field = |name: &str| {
-                        c.get(name)
+                .skip(skip)
+            {
+                let values = row
+                    .get("Data")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        d.get("VarCharValue")
                             .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    (field("Name"), field("Type"))
-                })
-                .collect();
-        }
-        let rows = page
-            .pointer("/ResultSet/Rows")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let skip = usize::from(has_header && token.is_none());
-        for row in rows.iter().skip(skip) {
-            let values = row
-                .get("Data")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|d| {
-                    d.get("VarCharValue")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .collect();
-            push_row(&mut out, values)?;
-        }
-        match page.get("NextToken").and_then(Value::as_str) {
-            Some(t) if Some(t) != token.as_deref() => token = Some(t.to_owned()),
-            _ => return Ok(out),
-        }
-    }
+                            .map(str::to_owned)
+                    })
+                    .collect();
+                push_row(&mut out, values)?;
+            }
+            Ok(true)
+        },
+    )
+    .await?;
+    Ok(out)
 }
 
 /// Runs one CloudTrail Lake query to its end and reads every result row.
@@ -244,52 +275,50 @@ pub async fn run_lake(api: &AwsApi, endpoint: &str, sql: &str) -> Result<SqlRows
             .unwrap_or_default(),
         ..SqlRows::default()
     };
-    let mut token: Option<String> = None;
     // Lake leaves a null out of its row, so the columns are the union of the
     // rows' names, each placed after the name before it in its row.
     let mut names: Vec<String> = Vec::new();
     let mut cells_of_rows: Vec<Vec<(String, Option<String>)>> = Vec::new();
-    loop {
-        let mut input = json!({"QueryId": id, "MaxQueryResults": 1000});
-        if let Some(t) = &token {
-            input["NextToken"] = json!(t);
-        }
-        let page = api
-            .call_json(CLOUDTRAIL, endpoint, "GetQueryResults", &input)
-            .await?;
-        for row in page
-            .get("QueryResultRows")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            // A row is a list of one-entry maps, in column order.
-            let cells: Vec<(String, Option<String>)> = row
-                .as_array()
+    let input = json!({"QueryId": id, "MaxQueryResults": 1000});
+    each_page(
+        api,
+        CLOUDTRAIL,
+        endpoint,
+        "GetQueryResults",
+        input,
+        |page| {
+            for row in page
+                .get("QueryResultRows")
+                .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(Value::as_object)
-                .flat_map(|m| m.iter())
-                .map(|(k, v)| {
-                    let value = match v {
-                        Value::Null => None,
-                        Value::String(s) => Some(s.clone()),
-                        other => Some(other.to_string()),
-                    };
-                    (k.clone(), value)
-                })
-                .collect();
-            merge_names(&mut names, cells.iter().map(|(k, _)| k.as_str()));
-            if cells_of_rows.len() >= MAX_ROWS {
-                return Err(too_many_rows());
+            {
+                // A row is a list of one-entry maps, in column order.
+                let cells: Vec<(String, Option<String>)> = row
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object)
+                    .flat_map(|m| m.iter())
+                    .map(|(k, v)| {
+                        let value = match v {
+                            Value::Null => None,
+                            Value::String(s) => Some(s.clone()),
+                            other => Some(other.to_string()),
+                        };
+                        (k.clone(), value)
+                    })
+                    .collect();
+                merge_names(&mut names, cells.iter().map(|(k, _)| k.as_str()));
+                if cells_of_rows.len() >= MAX_ROWS {
+                    return Err(too_many_rows());
+                }
+                cells_of_rows.push(cells);
             }
-            cells_of_rows.push(cells);
-        }
-        match page.get("NextToken").and_then(Value::as_str) {
-            Some(t) if Some(t) != token.as_deref() => token = Some(t.to_owned()),
-            _ => break,
-        }
-    }
+            Ok(true)
+        },
+    )
+    .await?;
     out.rows = cells_of_rows
         .into_iter()
         .map(|cells| {

@@ -262,6 +262,16 @@ impl PartWriter {
     }
 }
 
+/// The parts of one event date.
+fn parts_of(manifest: &Manifest, date: &str) -> Vec<Part> {
+    manifest
+        .parts
+        .iter()
+        .filter(|p| p.date == date)
+        .cloned()
+        .collect()
+}
+
 /// Dates merged by one compaction that has no fresh events for them (bounds
 /// the work of one pass; the next passes take the rest).
 const MERGES_PER_COMPACTION: usize = 2;
@@ -294,12 +304,7 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
         }
         let name = format!("part-{watermark:020}.parquet");
         for (date, rows) in by_date {
-            let existing: Vec<Part> = manifest
-                .parts
-                .iter()
-                .filter(|p| p.date == date)
-                .cloned()
-                .collect();
+            let existing = parts_of(&manifest, &date);
             let mut part = PartWriter::create(dir, &date, &name)?;
             // A date with many parts is merged into one as it grows.
             if existing.len() + 1 >= MAX_PARTS_PER_DATE {
@@ -326,12 +331,7 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
         .take(MERGES_PER_COMPACTION)
         .collect();
     for date in crowded {
-        let existing: Vec<Part> = manifest
-            .parts
-            .iter()
-            .filter(|p| p.date == date)
-            .cloned()
-            .collect();
+        let existing = parts_of(&manifest, &date);
         let name = format!(
             "part-{:020}-merged-{}.parquet",
             manifest.watermark,

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::AwsError;
+use crate::services::put_page;
 use crate::state::{AppState, RequestContext};
 
 /// Statements running at once; the rest wait, `QUEUED`.
@@ -756,12 +757,10 @@ pub async fn list_query_executions(
         .rev()
         .cloned()
         .collect();
-    let end = start.saturating_add(max).min(ids.len());
-    let page = ids.get(start..end).unwrap_or_default();
-    let mut out = json!({ "QueryExecutionIds": page });
-    if end < ids.len() {
-        out["NextToken"] = json!(end.to_string());
-    }
+    let mut out = json!({});
+    put_page(&mut out, "QueryExecutionIds", &ids, start, max, |id| {
+        json!(id)
+    });
     Ok(out)
 }
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::AwsError;
-use crate::services::blocking;
+use crate::services::{blocking, put_page};
 use crate::state::{AppState, RequestContext};
 
 /// The most entries a page holds.
@@ -51,17 +51,8 @@ fn paged<T>(
             .parse::<usize>()
             .map_err(|_| AwsError::client("InvalidInputException", "The NextToken is not valid"))?,
     };
-    let end = start.saturating_add(max).min(items.len());
-    let page: Vec<Value> = items
-        .get(start..end)
-        .unwrap_or_default()
-        .iter()
-        .map(render)
-        .collect();
-    let mut out = json!({ list: page });
-    if end < items.len() {
-        out["NextToken"] = json!(end.to_string());
-    }
+    let mut out = json!({});
+    put_page(&mut out, list, items, start, max, render);
     Ok(out)
 }
 

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::AwsError;
-use crate::services::blocking;
+use crate::services::{blocking, put_page};
 use crate::state::{AppState, RequestContext};
 
 /// Event data stores per account and region (CloudTrail's quota).
@@ -396,17 +396,8 @@ pub async fn list_event_data_stores(
 ) -> Result<Value, AwsError> {
     let (start, max) = page_bounds(input.max_results, input.next_token.as_deref(), "MaxResults")?;
     let stores = stores_of(state, ctx).await?;
-    let end = start.saturating_add(max).min(stores.len());
-    let page: Vec<Value> = stores
-        .get(start..end)
-        .unwrap_or_default()
-        .iter()
-        .map(describe)
-        .collect();
-    let mut out = json!({ "EventDataStores": page });
-    if end < stores.len() {
-        out["NextToken"] = json!(end.to_string());
-    }
+    let mut out = json!({});
+    put_page(&mut out, "EventDataStores", &stores, start, max, describe);
     Ok(out)
 }
 
@@ -980,13 +971,13 @@ pub async fn get_query_results(
         out["QueryResultRows"] = json!([]);
         return Ok(out);
     };
-    let end = start.saturating_add(max).min(answer.rows.len());
-    let rows: Vec<Value> = answer
-        .rows
-        .get(start..end)
-        .unwrap_or_default()
-        .iter()
-        .map(|row| {
+    let results = put_page(
+        &mut out,
+        "QueryResultRows",
+        &answer.rows,
+        start,
+        max,
+        |row| {
             Value::Array(
                 answer
                     .columns
@@ -995,17 +986,13 @@ pub async fn get_query_results(
                     .filter_map(|(c, v)| v.as_ref().map(|v| json!({ c.name.clone(): v })))
                     .collect(),
             )
-        })
-        .collect();
+        },
+    );
     out["QueryStatistics"] = json!({
-        "ResultsCount": rows.len(),
+        "ResultsCount": results,
         "TotalResultsCount": answer.rows.len(),
         "BytesScanned": answer.data_scanned_bytes,
     });
-    out["QueryResultRows"] = Value::Array(rows);
-    if end < answer.rows.len() {
-        out["NextToken"] = json!(end.to_string());
-    }
     Ok(out)
 }
 
@@ -1070,11 +1057,8 @@ pub async fn list_queries(
             .map(|q| json!({"QueryId": q.id, "QueryStatus": q.state.as_str(), "CreationTime": seconds(q.created_ms)}))
             .collect()
     };
-    let end = start.saturating_add(max).min(listed.len());
-    let mut out = json!({ "Queries": listed.get(start..end).unwrap_or_default() });
-    if end < listed.len() {
-        out["NextToken"] = json!(end.to_string());
-    }
+    let mut out = json!({});
+    put_page(&mut out, "Queries", &listed, start, max, Value::clone);
     Ok(out)
 }
 

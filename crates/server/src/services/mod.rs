@@ -15,7 +15,37 @@ pub mod organizations;
 pub mod sns;
 pub mod sts;
 
+use serde_json::{Value, json};
+
 use crate::error::AwsError;
+
+/// Writes one page of an offset-paged listing into `out`: `items[start..]`,
+/// at most `max` of them rendered by `render`, as `out[list]`, and the next
+/// page's offset as `NextToken` when there are more. Returns the page's
+/// length. Each caller checks its own bounds and token (their error codes
+/// differ by service).
+pub(crate) fn put_page<T>(
+    out: &mut Value,
+    list: &str,
+    items: &[T],
+    start: usize,
+    max: usize,
+    render: impl Fn(&T) -> Value,
+) -> usize {
+    let end = start.saturating_add(max).min(items.len());
+    let page: Vec<Value> = items
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(render)
+        .collect();
+    let len = page.len();
+    out[list] = Value::Array(page);
+    if end < items.len() {
+        out["NextToken"] = json!(end.to_string());
+    }
+    len
+}
 
 /// Runs blocking work (metastore calls) on the blocking thread pool.
 pub async fn blocking<T, F>(work: F) -> Result<T, AwsError>

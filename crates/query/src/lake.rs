@@ -175,6 +175,21 @@ fn event_date(record: &Value) -> String {
 /// [`crate::logs::ROWS_PER_BATCH`].
 const RECORDS_PER_CONVERSION: usize = 8192;
 
+/// Records as Arrow batches of at most [`RECORDS_PER_CONVERSION`] rows,
+/// each converted as it is taken (the records are moved, not copied).
+fn batches_of(records: Vec<Value>) -> impl Iterator<Item = Result<RecordBatch, Error>> {
+    let mut records = records.into_iter().peekable();
+    std::iter::from_fn(move || {
+        records.peek()?;
+        let chunk: Vec<(Value, Partition)> = records
+            .by_ref()
+            .take(RECORDS_PER_CONVERSION)
+            .map(|r| (r, Partition::default()))
+            .collect();
+        Some(records_to_batch(chunk))
+    })
+}
+
 /// A part being written: row groups go to a hidden temporary file, which
 /// [`PartWriter::finish`] syncs and renames into place, so a part is there
 /// whole or not at all.
@@ -215,14 +230,8 @@ impl PartWriter {
 
     /// Converts and writes records, a bounded number at a time.
     fn write_records(&mut self, records: Vec<Value>) -> Result<(), Error> {
-        let mut records = records.into_iter().peekable();
-        while records.peek().is_some() {
-            let chunk: Vec<(Value, Partition)> = records
-                .by_ref()
-                .take(RECORDS_PER_CONVERSION)
-                .map(|r| (r, Partition::default()))
-                .collect();
-            self.write(&records_to_batch(chunk)?)?;
+        for batch in batches_of(records) {
+            self.write(&batch?)?;
         }
         Ok(())
     }
@@ -295,12 +304,9 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
         let records = read_fresh(&folded)?;
         done.fresh_files = folded.len();
         done.events = records.len() as u64;
-        let mut by_date: BTreeMap<String, Vec<(Value, Partition)>> = BTreeMap::new();
+        let mut by_date: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for record in records {
-            by_date
-                .entry(event_date(&record))
-                .or_default()
-                .push((record, Partition::default()));
+            by_date.entry(event_date(&record)).or_default().push(record);
         }
         let name = format!("part-{watermark:020}.parquet");
         for (date, rows) in by_date {
@@ -313,7 +319,7 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
                 }
                 manifest.parts.retain(|p| p.date != date);
             }
-            part.write_records(rows.into_iter().map(|(r, _)| r).collect())?;
+            part.write_records(rows)?;
             manifest.parts.push(part.finish()?);
         }
         manifest.watermark = watermark;
@@ -541,16 +547,9 @@ impl AthenaEngine {
                 .sum::<u64>();
             let records = read_fresh(&fresh).map_err(|e| sql_error(e, &self.config))?;
             scanned_events += records.len() as u64;
-            let mut batches = Vec::new();
-            let rows: Vec<(Value, Partition)> = records
-                .into_iter()
-                .map(|r| (r, Partition::default()))
-                .collect();
-            for chunk in rows.chunks(crate::logs::ROWS_PER_BATCH) {
-                batches.push(
-                    records_to_batch(chunk.to_vec()).map_err(|e| sql_error(e, &self.config))?,
-                );
-            }
+            let batches = batches_of(records)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| sql_error(e, &self.config))?;
             let parts: Vec<String> = manifest
                 .parts
                 .iter()

@@ -65,14 +65,15 @@ pub struct LogFile {
     pub version: String,
 }
 
-/// A folder of log files and its stamp (see [`LogFiles::folders`]).
+/// A folder of log files; its modification time and number of files are
+/// its stamp (see [`LogFiles::folders`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Folder {
     /// Its path, ending in `/`; CloudTrail's `<region>/YYYY/MM/DD/` in it
     /// gives the partition.
     pub path: String,
-    /// Its modification time and number of log files.
-    pub stamp: String,
+    /// Its modification time, in nanoseconds since the epoch.
+    pub modified: u128,
     /// How many log files it holds.
     pub files: usize,
 }
@@ -174,7 +175,7 @@ impl LogFiles for DirLogs {
             }
             folders.push(Folder {
                 path: format!("{}/", folder.to_string_lossy()),
-                stamp: format!("{modified}:{files}"),
+                modified,
                 files,
             });
         }
@@ -338,7 +339,10 @@ fn folder_stamps(source: &str, folders: &[Folder]) -> (BTreeMap<String, String>,
         let text = stamps
             .entry(part_name(&Partition::of_path(&folder.path)))
             .or_insert_with(|| format!("{CACHE_VERSION}\n{source}\n"));
-        text.push_str(&format!("{}\t{}\n", folder.path, folder.stamp));
+        text.push_str(&format!(
+            "{}\t{}:{}\n",
+            folder.path, folder.modified, folder.files
+        ));
     }
     (stamps, files)
 }

@@ -224,18 +224,9 @@ struct ValidateLogsArgs {
     /// Print the valid files too.
     #[arg(long)]
     verbose: bool,
-    /// The region whose digests are validated (else AWS_REGION, AWS_DEFAULT_REGION, the profile's).
-    #[arg(long)]
-    region: Option<String>,
-    /// The server, for every service (else AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, the profile's).
-    #[arg(long)]
-    endpoint_url: Option<String>,
-    /// A profile of the shared credentials file.
-    #[arg(long)]
-    profile: Option<String>,
-    /// The local server's data dir, whose credentials file is the last fallback.
-    #[arg(long, default_value = "./cairn-data")]
-    data_dir: PathBuf,
+    /// The server, credentials and region (the region's digests are validated).
+    #[command(flatten)]
+    api: ApiArgs,
     /// Validate offline: a directory holding a copy of the trail's bucket.
     #[arg(long, requires = "public_keys")]
     local_dir: Option<PathBuf>,
@@ -552,11 +543,7 @@ fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             "no CloudTrail log files (*.json, *.json.gz) under {}",
             dir.display()
         );
-        let bytes: u64 = plan
-            .iter()
-            .filter_map(|(file, _)| std::fs::metadata(file).ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes: u64 = plan.iter().map(|u| u.size).sum();
         let bar = if args.no_progress {
             indicatif::ProgressBar::hidden()
         } else {
@@ -893,6 +880,7 @@ fn validate_logs(args: ValidateLogsArgs) -> anyhow::Result<ExitCode> {
                 keys,
             )?;
             let region = args
+                .api
                 .region
                 .clone()
                 .or_else(|| std::env::var("AWS_REGION").ok())
@@ -909,10 +897,10 @@ fn validate_logs(args: ValidateLogsArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {
             let endpoints = cairn_client::validate::resolve_validate_endpoints(
-                args.endpoint_url.as_deref(),
-                args.profile.as_deref(),
-                args.region.as_deref(),
-                &args.data_dir,
+                args.api.endpoint_url.as_deref(),
+                args.api.profile.as_deref(),
+                args.api.region.as_deref(),
+                &args.api.data_dir,
             )
             .context("finding the server and credentials")?;
             let region = endpoints.cloudtrail.region.clone();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
 
 use crate::api::{AwsApi, CLOUDTRAIL};
 use crate::error::{Error, Result};
@@ -45,14 +46,37 @@ impl ImportState {
     }
 }
 
-/// Every log file below `dir` with the key it is uploaded under
-/// (`prefix` + its path below `dir`, `/`-separated).
-pub fn upload_plan(dir: &Path, prefix: &str) -> Result<Vec<(PathBuf, String)>> {
+/// One log file to upload: where it is, its key, its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The file.
+    pub file: PathBuf,
+    /// Its key: the prefix, then its path below the directory, `/`-separated.
+    pub key: String,
+    /// Its size in bytes when planned.
+    pub size: u64,
+}
+
+/// Every log file below `dir` with the key it is uploaded under and its
+/// size; a file over the size bound is refused before anything is sent.
+pub fn upload_plan(dir: &Path, prefix: &str) -> Result<Vec<Upload>> {
     let files = crate::input::log_files(dir)?;
     let prefix = prefix.trim_matches('/');
-    Ok(files
+    files
         .into_iter()
         .map(|file| {
+            let size = std::fs::metadata(&file)
+                .map_err(|source| Error::Io {
+                    path: file.clone(),
+                    source,
+                })?
+                .len();
+            if size > MAX_FILE_BYTES {
+                return Err(Error::InputTooLarge {
+                    path: file,
+                    limit: MAX_FILE_BYTES,
+                });
+            }
             let relative = file
                 .strip_prefix(dir)
                 .unwrap_or(&file)
@@ -65,9 +89,9 @@ pub fn upload_plan(dir: &Path, prefix: &str) -> Result<Vec<(PathBuf, String)>> {
             } else {
                 format!("{prefix}/{relative}")
             };
-            (file, key)
+            Ok(Upload { file, key, size })
         })
-        .collect())
+        .collect()
 }
 
 /// Uploads every file of `plan` to `bucket`; `progress` hears the bytes of
@@ -76,28 +100,31 @@ pub async fn upload(
     api: &AwsApi,
     s3_endpoint: &str,
     bucket: &str,
-    plan: Vec<(PathBuf, String)>,
+    plan: Vec<Upload>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let mut uploads = futures::stream::iter(plan)
-        .map(|(file, key)| async move {
-            let size = tokio::fs::metadata(&file)
+        .map(|Upload { file, key, .. }| async move {
+            let io = |source| Error::Io {
+                path: file.clone(),
+                source,
+            };
+            // Bounded again as it is read: the file may have grown since.
+            let mut body = Vec::new();
+            tokio::fs::File::open(&file)
                 .await
-                .map_err(|source| Error::Io {
-                    path: file.clone(),
-                    source,
-                })?
-                .len();
-            if size > MAX_FILE_BYTES {
+                .map_err(io)?
+                .take(MAX_FILE_BYTES + 1)
+                .read_to_end(&mut body)
+                .await
+                .map_err(io)?;
+            if body.len() as u64 > MAX_FILE_BYTES {
                 return Err(Error::InputTooLarge {
                     path: file,
                     limit: MAX_FILE_BYTES,
                 });
             }
-            let body = tokio::fs::read(&file).await.map_err(|source| Error::Io {
-                path: file.clone(),
-                source,
-            })?;
+            let size = body.len() as u64;
             api.put_object(s3_endpoint, bucket, &key, body).await?;
             Ok(size)
         })
@@ -223,14 +250,15 @@ mod tests {
         std::fs::write(day.join("a.json.gz"), b"x").unwrap();
         std::fs::write(day.join("notes.txt"), b"x").unwrap();
         let plan = upload_plan(dir.path(), "/import/run-1/").unwrap();
-        let keys: Vec<&str> = plan.iter().map(|(_, k)| k.as_str()).collect();
+        let keys: Vec<&str> = plan.iter().map(|u| u.key.as_str()).collect();
         assert_eq!(
             keys,
             ["import/run-1/AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/02/a.json.gz"]
         );
+        assert_eq!(plan[0].size, 1);
         let plan = upload_plan(dir.path(), "").unwrap();
         assert_eq!(
-            plan[0].1,
+            plan[0].key,
             "AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/02/a.json.gz"
         );
     }

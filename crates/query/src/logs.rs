@@ -44,6 +44,14 @@ pub(crate) fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Err
     move |source| Error::Io { context, source }
 }
 
+/// A file's modification time in nanoseconds since the epoch (0: unknown).
+fn modified_nanos(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
 /// How Cairn's Parquet files are written: zstd, row groups of
 /// [`ROWS_PER_BATCH`] rows.
 pub(crate) fn writer_properties() -> WriterProperties {
@@ -76,6 +84,9 @@ pub struct Folder {
     pub modified: u128,
     /// How many log files it holds.
     pub files: usize,
+    /// Whether it holds folders too: such a folder is always listed, since
+    /// a change below it leaves its own time as it was.
+    pub subfolders: bool,
 }
 
 /// A folder changed this recently is checked file by file: a file replaced
@@ -90,8 +101,11 @@ pub trait LogFiles {
     fn list(&self) -> Result<Vec<LogFile>, Error>;
     /// The folders holding log files, each with a stamp that changes when
     /// a file is added, removed or renamed in it, if the source can say so
-    /// without looking at every file (`None`: it cannot).
-    fn folders(&self) -> Result<Option<Vec<Folder>>, Error> {
+    /// without looking at every file (`None`: it cannot). `known` holds the
+    /// folders as stamped at the last refresh, by path: one whose stamp
+    /// still holds need not be listed again.
+    fn folders(&self, known: &BTreeMap<String, Folder>) -> Result<Option<Vec<Folder>>, Error> {
+        let _ = known;
         Ok(None)
     }
     /// One file's bytes, as stored (gzip or not).
@@ -135,50 +149,78 @@ impl LogFiles for DirLogs {
                     Some(meta) => meta,
                     None => std::fs::metadata(&path).map_err(io("reading", &path))?,
                 };
-                let modified = meta
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
                 Ok(LogFile {
                     path: path.to_string_lossy().into_owned(),
                     size: meta.len(),
-                    version: modified.to_string(),
+                    version: modified_nanos(&meta).to_string(),
                 })
             })
             .collect()
     }
 
-    fn folders(&self) -> Result<Option<Vec<Folder>>, Error> {
+    fn folders(&self, known: &BTreeMap<String, Folder>) -> Result<Option<Vec<Folder>>, Error> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        // Keyed by the path's bytes: ordering paths by component costs
-        // a third of the time at 80 000 files.
-        let mut counts: BTreeMap<std::ffi::OsString, usize> = BTreeMap::new();
-        for (path, _) in walk(&self.dir, false)? {
-            if let Some(folder) = path.parent() {
-                *counts.entry(folder.as_os_str().to_owned()).or_default() += 1;
+        let settled =
+            |modified: u128| modified != 0 && now.saturating_sub(modified) >= SETTLED_NANOS;
+        let mut folders = Vec::new();
+        let mut pending = vec![self.dir.clone()];
+        while let Some(dir) = pending.pop() {
+            // The folder's time is taken before its listing: a file added
+            // while it is listed leaves a time the next refresh will not
+            // find, never a count it would trust.
+            let modified = modified_nanos(&std::fs::metadata(&dir).map_err(io("reading", &dir))?);
+            let (mut files, mut subfolders) = (0, false);
+            let entries = std::fs::read_dir(&dir).map_err(io("reading", &dir))?;
+            for entry in entries {
+                let entry = entry.map_err(io("reading", &dir))?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let path = entry.path();
+                let is_dir = match entry.file_type() {
+                    Ok(t) if !t.is_symlink() => t.is_dir(),
+                    _ => path.is_dir(),
+                };
+                if !is_dir {
+                    files += usize::from(is_log_file(&name));
+                    continue;
+                }
+                subfolders = true;
+                if name == "CloudTrail-Digest" {
+                    continue;
+                }
+                // A folder of files only, whose time is the one stamped and
+                // settled, holds the files it held: its listing (most of
+                // the cost, at thousands of files a day) is skipped.
+                let key = format!("{}/", path.to_string_lossy());
+                if let Some(stamped) = known.get(&key).filter(|f| !f.subfolders) {
+                    let meta = entry.metadata().map_err(io("reading", &path))?;
+                    if modified_nanos(&meta) == stamped.modified && settled(stamped.modified) {
+                        folders.push(stamped.clone());
+                        continue;
+                    }
+                }
+                pending.push(path);
+            }
+            if files > 0 {
+                if !settled(modified) {
+                    return Ok(None);
+                }
+                folders.push(Folder {
+                    path: format!("{}/", dir.to_string_lossy()),
+                    modified,
+                    files,
+                    subfolders,
+                });
             }
         }
-        let mut folders = Vec::with_capacity(counts.len());
-        for (folder, files) in counts {
-            let folder = PathBuf::from(folder);
-            let modified = std::fs::metadata(&folder)
-                .map_err(io("reading", &folder))?
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            if modified == 0 || now.saturating_sub(modified) < SETTLED_NANOS {
-                return Ok(None);
-            }
-            folders.push(Folder {
-                path: format!("{}/", folder.to_string_lossy()),
-                modified,
-                files,
-            });
-        }
+        // Byte order of the paths: the stamps' text must not depend on the
+        // order folders were visited in.
+        folders.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Some(folders))
     }
 
@@ -340,27 +382,85 @@ fn folder_stamps(source: &str, folders: &[Folder]) -> (BTreeMap<String, String>,
             .entry(part_name(&Partition::of_path(&folder.path)))
             .or_insert_with(|| format!("{CACHE_VERSION}\n{source}\n"));
         text.push_str(&format!(
-            "{}\t{}:{}\n",
-            folder.path, folder.modified, folder.files
+            "{}\t{}:{}:{}\n",
+            folder.path,
+            folder.modified,
+            folder.files,
+            if folder.subfolders { "+" } else { "-" }
         ));
     }
     (stamps, files)
+}
+
+/// The stamp files saved by the last refresh, by part name.
+fn saved_stamps(cache_dir: &Path) -> Result<BTreeMap<String, String>, Error> {
+    let mut saved = BTreeMap::new();
+    let entries = match std::fs::read_dir(cache_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(saved),
+        Err(e) => return Err(io("reading", cache_dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io("reading", cache_dir))?.path();
+        if path.extension().is_some_and(|e| e == STAMPS_EXTENSION)
+            && let (Some(stem), Ok(text)) = (path.file_stem(), std::fs::read_to_string(&path))
+        {
+            saved.insert(stem.to_string_lossy().into_owned(), text);
+        }
+    }
+    Ok(saved)
+}
+
+/// The folders the saved stamps record for `source`, by path. A line that
+/// does not read is left out: its folder is listed again.
+fn known_folders(source: &str, saved: &BTreeMap<String, String>) -> BTreeMap<String, Folder> {
+    let header = format!("{CACHE_VERSION}\n{source}\n");
+    let mut known = BTreeMap::new();
+    for text in saved.values() {
+        let Some(lines) = text.strip_prefix(&header) else {
+            continue;
+        };
+        for line in lines.lines() {
+            let Some((path, stamp)) = line.rsplit_once('\t') else {
+                continue;
+            };
+            let mut fields = stamp.split(':');
+            let (Some(modified), Some(files), Some(subfolders), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let (Ok(modified), Ok(files)) = (modified.parse(), files.parse()) else {
+                continue;
+            };
+            known.insert(
+                path.to_owned(),
+                Folder {
+                    path: path.to_owned(),
+                    modified,
+                    files,
+                    subfolders: subfolders != "-",
+                },
+            );
+        }
+    }
+    known
 }
 
 /// The copy, if every part is there with the folder stamps of `stamps` and
 /// no other part is.
 fn current_by_stamps(
     cache_dir: &Path,
+    saved: &BTreeMap<String, String>,
     stamps: &BTreeMap<String, String>,
     log_files: usize,
 ) -> Result<Option<CachedCopy>, Error> {
     let mut parts = Vec::with_capacity(stamps.len());
     let mut bytes = 0;
     for (name, wanted) in stamps {
-        let saved = std::fs::read_to_string(cache_dir.join(format!("{name}.{STAMPS_EXTENSION}")));
         let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
-        match (saved, std::fs::metadata(&part)) {
-            (Ok(saved), Ok(meta)) if saved == *wanted => {
+        match (saved.get(name), std::fs::metadata(&part)) {
+            (Some(saved), Ok(meta)) if saved == wanted => {
                 bytes += meta.len();
                 parts.push(part);
             }
@@ -407,11 +507,12 @@ pub fn refresh(
     let source_name = source.describe();
     // Folders whose stamps match the ones recorded at the last refresh
     // hold the files they held then: no file need be looked at.
+    let saved = saved_stamps(cache_dir)?;
     let stamps = source
-        .folders()?
+        .folders(&known_folders(&source_name, &saved))?
         .map(|folders| folder_stamps(&source_name, &folders));
     if let Some((stamps, log_files)) = &stamps
-        && let Some(copy) = current_by_stamps(cache_dir, stamps, *log_files)?
+        && let Some(copy) = current_by_stamps(cache_dir, &saved, stamps, *log_files)?
     {
         return Ok(copy);
     }
@@ -672,5 +773,60 @@ mod tests {
         );
         let (copy, converted) = refresh_counting(&source, &cache);
         assert_eq!((copy.parts.len(), converted), (1, None));
+    }
+
+    fn set_time(folder: &Path, when: SystemTime) {
+        File::open(folder).unwrap().set_modified(when).unwrap();
+    }
+
+    #[test]
+    fn a_settled_folder_is_not_listed_again_unless_it_holds_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logs, cache) = (dir.path().join("logs"), dir.path().join("cache"));
+        log_file(&logs, "01", "a.json", 3);
+        let day = logs.join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01");
+        // A folder holding files and a folder: CloudTrail never lays files
+        // out so, an export may.
+        let mixed = logs.join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/02");
+        std::fs::create_dir_all(mixed.join("more")).unwrap();
+        std::fs::write(mixed.join("b.json"), r#"{"Records":[{"eventID":"b"}]}"#).unwrap();
+        std::fs::write(
+            mixed.join("more/c.json"),
+            r#"{"Records":[{"eventID":"c"}]}"#,
+        )
+        .unwrap();
+        let past = SystemTime::now() - Duration::from_secs(60);
+        for folder in [&day, &mixed, &mixed.join("more")] {
+            set_time(folder, past);
+        }
+        let source = DirLogs::new(&logs);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.log_files, converted), (3, Some(3)));
+
+        // A file slipped into the day with its folder's time put back: the
+        // folder's stamp still holds, so it is not listed and the file is
+        // not seen. (CloudTrail adds files; it never hides one so.)
+        log_file(&logs, "01", "hidden.json", 1);
+        set_time(&day, past);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.log_files, converted), (3, None));
+
+        // Once the folder's time moves, it is listed and the file is found.
+        set_time(&day, past + Duration::from_secs(1));
+        let (copy, converted) = refresh_counting(&source, &cache);
+        // The day's part is rebuilt from both its files.
+        assert_eq!((copy.log_files, converted), (4, Some(2)));
+
+        // A file added below the mixed folder leaves that folder's time as
+        // it was; the mixed folder is listed anyway, and the file is found.
+        std::fs::write(
+            mixed.join("more/d.json"),
+            r#"{"Records":[{"eventID":"d"}]}"#,
+        )
+        .unwrap();
+        set_time(&mixed.join("more"), past + Duration::from_secs(2));
+        assert_eq!(std::fs::metadata(&mixed).unwrap().modified().unwrap(), past);
+        let (copy, converted) = refresh_counting(&source, &cache);
+        assert_eq!((copy.log_files, converted), (5, Some(3)));
     }
 }

@@ -9,8 +9,14 @@
 //! * `parts/eventdate=YYYY-MM-DD/part-<lsn>.parquet`: Hive-partitioned by
 //!   event date, the nested CloudTrail schema ([`crate::schema`]), zstd;
 //!   readable by DuckDB, Spark, Trino and Athena as they are;
-//! * `manifest.json` (version 1): the parts that hold events, and the
+//! * `manifest.json` (version 2): the parts that hold events, and the
 //!   watermark: the last WAL position folded into them.
+//!
+//! Parts hold `eventtime` as a timestamp, as CloudTrail Lake has it, so a
+//! time filter prunes parts and row groups by their statistics. Version 1
+//! parts held it as text; a store written so is read as it is (the text
+//! cast as it is read) and its parts are rewritten as compaction merges
+//! them.
 //!
 //! Compaction writes new parts, then the manifest (atomically), then
 //! deletes the fresh files at or below the watermark and the parts the
@@ -31,6 +37,7 @@ use cairn_catalog::{
     Answer, Compaction, ImportProgress, ImportRequest, LakeTable, SqlError, SqlErrorKind,
 };
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -43,8 +50,11 @@ use crate::logs::{io, write_atomically, writer_properties};
 use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
 use crate::{Engine, Error};
 
-/// The version of `manifest.json` this build writes and reads.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The version of `manifest.json` this build writes.
+pub const MANIFEST_VERSION: u32 = 2;
+/// The versions of `manifest.json` this build reads: version 1 differs only
+/// in its parts' `eventtime` being text.
+const READABLE_MANIFEST_VERSIONS: std::ops::RangeInclusive<u32> = 1..=MANIFEST_VERSION;
 /// A date's parts are merged into one when it has this many.
 pub const MAX_PARTS_PER_DATE: usize = 8;
 /// The most fresh bytes one compaction folds (the rest wait for the next).
@@ -93,14 +103,70 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Error> {
     };
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| Error::Invalid(format!("{} is damaged: {e}", path.display())))?;
-    if manifest.version != MANIFEST_VERSION {
+    if !READABLE_MANIFEST_VERSIONS.contains(&manifest.version) {
         return Err(Error::Invalid(format!(
-            "{} has version {}; this build reads version {MANIFEST_VERSION}",
+            "{} has version {}; this build reads versions 1 to {MANIFEST_VERSION}",
             path.display(),
             manifest.version
         )));
     }
     Ok(manifest)
+}
+
+/// Writes a store's manifest (atomically), its parts in order, as
+/// [`MANIFEST_VERSION`].
+fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<(), Error> {
+    manifest.version = MANIFEST_VERSION;
+    manifest
+        .parts
+        .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
+    let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    write_atomically(&dir.join(MANIFEST), &text)
+}
+
+/// The schema of a store's parts: the records' columns, with `eventtime`
+/// a timestamp (nanoseconds, no zone: what `CAST(eventtime AS TIMESTAMP)`
+/// gives, UTC).
+pub(crate) fn lake_schema() -> SchemaRef {
+    let fields: Vec<Field> = cloudtrail_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == EVENT_TIME {
+                Field::new(EVENT_TIME, EVENT_TIME_TYPE, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+const EVENT_TIME: &str = "eventtime";
+const EVENT_TIME_TYPE: DataType = DataType::Timestamp(TimeUnit::Nanosecond, None);
+
+/// `batch` in [`lake_schema`]: a text `eventtime` becomes a timestamp; one
+/// that does not read as a time becomes null (as on CloudTrail Lake, whose
+/// events all have a time), rather than failing every query of the store.
+fn with_event_time(batch: RecordBatch) -> Result<RecordBatch, Error> {
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    let engine = |e: datafusion::arrow::error::ArrowError| Error::Engine(e.to_string());
+    let schema = lake_schema();
+    let columns = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            if field.name() == EVENT_TIME && column.data_type() != &EVENT_TIME_TYPE {
+                cast_with_options(column, &EVENT_TIME_TYPE, &CastOptions::default()).map_err(engine)
+            } else {
+                Ok(column.clone())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns).map_err(engine)
 }
 
 /// The fresh files above `watermark`, in WAL order, with their positions.
@@ -186,7 +252,7 @@ fn batches_of(records: Vec<Value>) -> impl Iterator<Item = Result<RecordBatch, E
             .take(RECORDS_PER_CONVERSION)
             .map(|r| (r, Partition::default()))
             .collect();
-        Some(records_to_batch(chunk))
+        Some(records_to_batch(chunk).and_then(with_event_time))
     })
 }
 
@@ -209,7 +275,7 @@ impl PartWriter {
         let path = folder.join(name);
         let tmp = folder.join(format!(".{name}.tmp"));
         let out = File::create(&tmp).map_err(io("creating", &tmp))?;
-        let writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(writer_properties()))
+        let writer = ArrowWriter::try_new(out, lake_schema(), Some(writer_properties()))
             .map_err(|e| Error::Engine(e.to_string()))?;
         Ok(Self {
             date: date.to_owned(),
@@ -221,17 +287,17 @@ impl PartWriter {
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+    fn write(&mut self, batch: RecordBatch) -> Result<(), Error> {
         self.events += batch.num_rows() as u64;
         self.writer
-            .write(batch)
+            .write(&batch)
             .map_err(|e| Error::Engine(e.to_string()))
     }
 
     /// Converts and writes records, a bounded number at a time.
     fn write_records(&mut self, records: Vec<Value>) -> Result<(), Error> {
         for batch in batches_of(records) {
-            self.write(&batch?)?;
+            self.write(batch?)?;
         }
         Ok(())
     }
@@ -247,7 +313,8 @@ impl PartWriter {
             .and_then(|b| b.build())
             .map_err(|e| damaged(&e))?;
         for batch in reader {
-            self.write(&batch.map_err(|e| damaged(&e))?)?;
+            // A version-1 part's text times are converted as it is copied.
+            self.write(with_event_time(batch.map_err(|e| damaged(&e))?)?)?;
         }
         Ok(())
     }
@@ -371,11 +438,7 @@ pub fn compact(dir: &Path, retention_days: i64, today: &str) -> Result<Compactio
         }
     }
     if manifest.parts != old_parts || !folded.is_empty() {
-        manifest
-            .parts
-            .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
-        let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
-        write_atomically(&dir.join(MANIFEST), &text)?;
+        write_manifest(dir, &mut manifest)?;
     }
     // After the manifest: what it no longer needs.
     for (_, path) in &folded {
@@ -579,14 +642,15 @@ impl AthenaEngine {
 }
 
 /// Registers a store as a table named by its ID: its parts and fresh
-/// events, with `eventTime` a timestamp as CloudTrail Lake has it.
+/// events, in [`lake_schema`] (a version-1 part's text `eventtime` is cast
+/// as it is read).
 async fn register_store(
     engine: &Engine,
     id: &str,
     parts: Vec<String>,
     fresh: Vec<RecordBatch>,
 ) -> Result<(), Error> {
-    let schema = cloudtrail_schema();
+    let schema = lake_schema();
     let mut sources = Vec::new();
     if !fresh.is_empty() || parts.is_empty() {
         let fresh_name = format!("__cairn_fresh_{}", id.replace('-', "_"));
@@ -620,13 +684,7 @@ async fn register_store(
     }
     let columns: Vec<String> = crate::schema::record_fields()
         .iter()
-        .map(|f| {
-            if f.name() == "eventtime" {
-                "CAST(\"eventtime\" AS TIMESTAMP) AS \"eventtime\"".to_owned()
-            } else {
-                format!("\"{}\"", f.name())
-            }
-        })
+        .map(|f| format!("\"{}\"", f.name()))
         .collect();
     let view = format!(
         "CREATE VIEW \"{id}\" AS SELECT {} FROM ({}) AS events",
@@ -783,12 +841,7 @@ fn import(
         std::fs::rename(&from, &to).map_err(io("moving", &from))?;
     }
     manifest.parts.extend(written);
-    manifest
-        .parts
-        .sort_by(|a, b| (&a.date, &a.file).cmp(&(&b.date, &b.file)));
-    let text = serde_json::to_vec(&manifest).map_err(|e| Error::Engine(e.to_string()))?;
-    std::fs::create_dir_all(&store.dir).map_err(io("creating", &store.dir))?;
-    write_atomically(&store.dir.join(MANIFEST), &text)?;
+    write_manifest(&store.dir, &mut manifest)?;
     Ok(progress)
 }
 

@@ -406,3 +406,135 @@ fn test_a_crashed_imports_staging_is_removed_and_a_running_ones_kept() {
     assert!(!running.exists());
     assert!(engine.imports_running.lock().unwrap().is_empty());
 }
+
+/// The event time column's type in a part.
+fn event_time_type(path: &Path) -> DataType {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    reader
+        .schema()
+        .field_with_name("eventtime")
+        .unwrap()
+        .data_type()
+        .clone()
+}
+
+#[test]
+fn test_a_version_1_store_is_read_as_it_is_and_its_parts_take_timestamps_as_they_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    // A version-1 store, as an earlier build wrote it: text event times.
+    let golden = include_str!("golden/manifest-v1.json");
+    let mut manifest: Manifest = serde_json::from_str(golden).unwrap();
+    assert_eq!(manifest.version, 1);
+    let folder = store.dir.join("parts/eventdate=2024-01-02");
+    std::fs::create_dir_all(&folder).unwrap();
+    let template = manifest.parts[0].clone();
+    manifest.parts.clear();
+    for i in 0..MAX_PARTS_PER_DATE as u32 {
+        let file = template.file.replace("-0.", &format!("-{i}."));
+        let mut writer = ArrowWriter::try_new(
+            File::create(store.dir.join(&file)).unwrap(),
+            cloudtrail_schema(),
+            None,
+        )
+        .unwrap();
+        let events = [
+            event(2 * i, "2024-01-02T08:00:00Z", "early"),
+            event(2 * i + 1, "2024-01-02T20:00:00Z", "late"),
+        ];
+        let batch = records_to_batch(
+            events
+                .into_iter()
+                .map(|e| (e, Partition::default()))
+                .collect(),
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        assert_eq!(event_time_type(&store.dir.join(&file)), DataType::Utf8);
+        manifest.parts.push(Part {
+            file,
+            ..template.clone()
+        });
+    }
+    std::fs::write(
+        store.dir.join(MANIFEST),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let late = "SELECT count(*) FROM EDS WHERE eventTime > '2024-01-02 12:00:00'";
+    assert_eq!(
+        query(&engine, &store, late).rows[0][0].as_deref(),
+        Some("8")
+    );
+
+    // A delivery adds a part with timestamps beside the text ones.
+    deliver(&store, 10, &[event(100, "2024-01-03T01:00:00Z", "late")]);
+    engine.compact_lake(&store, 0, "2024-01-04").unwrap();
+    let manifest = read_manifest(&store.dir).unwrap();
+    assert_eq!(manifest.version, MANIFEST_VERSION);
+    let new = manifest
+        .parts
+        .iter()
+        .find(|p| p.date == "2024-01-03")
+        .unwrap();
+    assert!(matches!(
+        event_time_type(&store.dir.join(&new.file)),
+        DataType::Timestamp(_, None)
+    ));
+    assert_eq!(
+        query(&engine, &store, late).rows[0][0].as_deref(),
+        Some("9")
+    );
+    let answer = query(
+        &engine,
+        &store,
+        "SELECT max(eventTime), min(eventTime) FROM EDS",
+    );
+    assert_eq!(
+        (answer.rows[0][0].as_deref(), answer.rows[0][1].as_deref()),
+        (
+            Some("2024-01-03 01:00:00.000"),
+            Some("2024-01-02 08:00:00.000")
+        )
+    );
+
+    // The crowded date merges into one part, its times converted.
+    engine.compact_lake(&store, 0, "2024-01-04").unwrap();
+    let manifest = read_manifest(&store.dir).unwrap();
+    let merged: Vec<_> = manifest
+        .parts
+        .iter()
+        .filter(|p| p.date == "2024-01-02")
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert!(matches!(
+        event_time_type(&store.dir.join(&merged[0].file)),
+        DataType::Timestamp(_, None)
+    ));
+    assert_eq!(
+        query(&engine, &store, late).rows[0][0].as_deref(),
+        Some("9")
+    );
+    assert_eq!(count(&engine, &store).0, "17");
+}
+
+#[test]
+fn test_the_manifest_is_written_as_its_golden_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest: Manifest =
+        serde_json::from_str(include_str!("golden/manifest-v1.json")).unwrap();
+    write_manifest(dir.path(), &mut manifest).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap(),
+        include_str!("golden/manifest-v2.json").trim_end()
+    );
+    // A version this build does not know stops the store with a clear error.
+    std::fs::write(
+        dir.path().join(MANIFEST),
+        include_str!("golden/manifest-v2.json").replace("\"version\":2", "\"version\":3"),
+    )
+    .unwrap();
+    let err = read_manifest(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("has version 3"), "{err}");
+}

@@ -264,7 +264,13 @@ impl HubState {
 #[derive(Debug)]
 pub struct Hub {
     state: Mutex<HubState>,
-    changed: Condvar,
+    /// Sinks wait on it: a chunk was published, the hub stopped or poked.
+    published: Condvar,
+    /// The router waits on it: a sink moved, waits, joined or left. Two
+    /// conditions, not one: a sink that woke the others as it went to wait
+    /// would wake them into waiting again, and idle sinks would keep each
+    /// other spinning.
+    readers_moved: Condvar,
     capacity: usize,
     routed_chunks: AtomicU64,
     own_reads: AtomicU64,
@@ -280,7 +286,8 @@ impl Hub {
                 end: position,
                 ..HubState::default()
             }),
-            changed: Condvar::new(),
+            published: Condvar::new(),
+            readers_moved: Condvar::new(),
             capacity,
             routed_chunks: AtomicU64::new(0),
             own_reads: AtomicU64::new(0),
@@ -314,7 +321,7 @@ impl Hub {
             },
         );
         drop(state);
-        self.changed.notify_all();
+        self.readers_moved.notify_all();
         HubReader {
             hub: self.clone(),
             id,
@@ -324,7 +331,8 @@ impl Hub {
     /// Stops the router and wakes every waiter.
     pub fn stop(&self) {
         self.lock().stopped = true;
-        self.changed.notify_all();
+        self.published.notify_all();
+        self.readers_moved.notify_all();
     }
 
     /// Whether [`Hub::stop`] was called.
@@ -334,7 +342,8 @@ impl Hub {
 
     /// Wakes waiters (the WAL head moved, or something else changed).
     pub fn poke(&self) {
-        self.changed.notify_all();
+        self.published.notify_all();
+        self.readers_moved.notify_all();
     }
 
     /// The router's loop: reads, parses and publishes until stopped. `wait`
@@ -357,7 +366,7 @@ impl Hub {
                             continue;
                         }
                         state = self
-                            .changed
+                            .readers_moved
                             .wait_timeout(state, Duration::from_millis(200))
                             .unwrap_or_else(|p| p.into_inner())
                             .0;
@@ -383,7 +392,7 @@ impl Hub {
                             Some(_) => {}
                             None => {
                                 state = self
-                                    .changed
+                                    .readers_moved
                                     .wait_timeout(state, Duration::from_millis(200))
                                     .unwrap_or_else(|p| p.into_inner())
                                     .0;
@@ -427,7 +436,7 @@ impl Hub {
                 state.start = from;
             }
             drop(state);
-            self.changed.notify_all();
+            self.published.notify_all();
         }
     }
 }
@@ -479,11 +488,11 @@ impl HubReader {
             r.position = position;
             r.waiting = true;
         }
-        self.hub.changed.notify_all();
+        self.hub.readers_moved.notify_all();
         if state.end <= position && !state.stopped {
             state = self
                 .hub
-                .changed
+                .published
                 .wait_timeout(state, timeout)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
@@ -497,6 +506,38 @@ impl HubReader {
 impl Drop for HubReader {
     fn drop(&mut self) {
         self.hub.lock().readers.remove(&self.id);
-        self.hub.changed.notify_all();
+        self.hub.readers_moved.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Idle sinks at the head sleep until their timeout: one going to wait
+    /// must not wake the others (which would go to wait and wake it back,
+    /// a loop that kept an idle server's cores busy).
+    #[test]
+    fn idle_sinks_wait_without_waking_each_other() {
+        let hub = Arc::new(Hub::new(Lsn::default(), 1024));
+        let waits: Vec<_> = (0..3)
+            .map(|_| {
+                let reader = hub.join(Lsn::default());
+                std::thread::spawn(move || {
+                    let until = std::time::Instant::now() + Duration::from_millis(300);
+                    let mut waits = 0;
+                    while std::time::Instant::now() < until {
+                        reader.wait(Lsn::default(), Duration::from_millis(150));
+                        waits += 1;
+                    }
+                    waits
+                })
+            })
+            .collect();
+        for waits in waits {
+            // Two or three timeouts in 300 ms; spinning sinks made thousands.
+            let waits = waits.join().unwrap();
+            assert!(waits <= 20, "{waits} waits in 300 ms");
+        }
     }
 }

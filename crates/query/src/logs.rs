@@ -165,6 +165,19 @@ impl LogFiles for DirLogs {
             .map_or(0, |d| d.as_nanos());
         let settled =
             |modified: u128| modified != 0 && now.saturating_sub(modified) >= SETTLED_NANOS;
+        // A folder of files only, whose time is the one stamped and settled,
+        // holds the files it held: its stamp is taken as it was, and its
+        // listing (most of the cost, at thousands of files a day) skipped.
+        let stamp_holds =
+            |path: &Path, entry: &std::fs::DirEntry| -> Result<Option<Folder>, Error> {
+                let key = format!("{}/", path.to_string_lossy());
+                let Some(stamped) = known.get(&key).filter(|f| !f.subfolders) else {
+                    return Ok(None);
+                };
+                let meta = entry.metadata().map_err(io("reading", path))?;
+                let holds = modified_nanos(&meta) == stamped.modified && settled(stamped.modified);
+                Ok(holds.then(|| stamped.clone()))
+            };
         let mut folders = Vec::new();
         let mut pending = vec![self.dir.clone()];
         while let Some(dir) = pending.pop() {
@@ -176,36 +189,19 @@ impl LogFiles for DirLogs {
             let entries = std::fs::read_dir(&dir).map_err(io("reading", &dir))?;
             for entry in entries {
                 let entry = entry.map_err(io("reading", &dir))?;
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with('.') {
-                    continue;
-                }
-                let path = entry.path();
-                let is_dir = match entry.file_type() {
-                    Ok(t) if !t.is_symlink() => t.is_dir(),
-                    _ => path.is_dir(),
-                };
-                if !is_dir {
-                    files += usize::from(is_log_file(&name));
-                    continue;
-                }
-                subfolders = true;
-                if name == "CloudTrail-Digest" {
-                    continue;
-                }
-                // A folder of files only, whose time is the one stamped and
-                // settled, holds the files it held: its listing (most of
-                // the cost, at thousands of files a day) is skipped.
-                let key = format!("{}/", path.to_string_lossy());
-                if let Some(stamped) = known.get(&key).filter(|f| !f.subfolders) {
-                    let meta = entry.metadata().map_err(io("reading", &path))?;
-                    if modified_nanos(&meta) == stamped.modified && settled(stamped.modified) {
-                        folders.push(stamped.clone());
-                        continue;
+                match classify(&entry) {
+                    Entry::LogFile { .. } => files += 1,
+                    Entry::Other => {}
+                    Entry::Folder { digests: true } => subfolders = true,
+                    Entry::Folder { digests: false } => {
+                        subfolders = true;
+                        let path = entry.path();
+                        match stamp_holds(&path, &entry)? {
+                            Some(stamped) => folders.push(stamped),
+                            None => pending.push(path),
+                        }
                     }
                 }
-                pending.push(path);
             }
             if files > 0 {
                 if !settled(modified) {
@@ -245,6 +241,41 @@ pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         .collect())
 }
 
+/// What an entry of a directory is to a walk of log files.
+enum Entry {
+    /// A folder; `digests` for `CloudTrail-Digest`, which holds no log files.
+    Folder { digests: bool },
+    /// A log file ([`is_log_file`]); a symlink's metadata is its target's.
+    LogFile { symlink: bool },
+    /// A hidden entry, or a file that is not a log file.
+    Other,
+}
+
+/// Classifies a directory entry. Its type comes with the listing; only a
+/// symlink costs a stat.
+fn classify(entry: &std::fs::DirEntry) -> Entry {
+    let name = entry.file_name();
+    let name = name.to_string_lossy();
+    if name.starts_with('.') {
+        return Entry::Other;
+    }
+    let file_type = entry.file_type().ok();
+    let symlink = file_type.is_none_or(|t| t.is_symlink());
+    let is_dir = match file_type {
+        Some(t) if !t.is_symlink() => t.is_dir(),
+        _ => entry.path().is_dir(),
+    };
+    if is_dir {
+        Entry::Folder {
+            digests: name == "CloudTrail-Digest",
+        }
+    } else if is_log_file(&name) {
+        Entry::LogFile { symlink }
+    } else {
+        Entry::Other
+    }
+}
+
 /// The log files under `dir` in byte order of their paths, with their
 /// metadata when `with_metadata` (taken through the directory's entry, which
 /// costs no path lookup; `None` for a symlink, whose target the caller stats).
@@ -258,30 +289,18 @@ fn walk(
         let entries = std::fs::read_dir(&next).map_err(io("reading", &next))?;
         for entry in entries {
             let entry = entry.map_err(io("reading", &next))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            // The entry's type comes with the directory listing; only a
-            // symlink costs a stat.
-            let file_type = entry.file_type().ok();
-            let symlink = file_type.is_none_or(|t| t.is_symlink());
-            let is_dir = match file_type {
-                Some(t) if !t.is_symlink() => t.is_dir(),
-                _ => path.is_dir(),
-            };
-            if is_dir {
-                if name != "CloudTrail-Digest" {
-                    pending.push(path);
+            match classify(&entry) {
+                Entry::Folder { digests: false } => pending.push(entry.path()),
+                Entry::LogFile { symlink } => {
+                    let path = entry.path();
+                    let meta = if with_metadata && !symlink {
+                        Some(entry.metadata().map_err(io("reading", &path))?)
+                    } else {
+                        None
+                    };
+                    files.push((path, meta));
                 }
-            } else if is_log_file(&name) {
-                let meta = if with_metadata && !symlink {
-                    Some(entry.metadata().map_err(io("reading", &path))?)
-                } else {
-                    None
-                };
-                files.push((path, meta));
+                Entry::Folder { digests: true } | Entry::Other => {}
             }
         }
     }

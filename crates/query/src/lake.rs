@@ -127,20 +127,23 @@ fn write_manifest(dir: &Path, manifest: &mut Manifest) -> Result<(), Error> {
 
 /// The schema of a store's parts: the records' columns, with `eventtime`
 /// a timestamp (nanoseconds, no zone: what `CAST(eventtime AS TIMESTAMP)`
-/// gives, UTC).
+/// gives, UTC). Built once: every converted batch carries it.
 pub(crate) fn lake_schema() -> SchemaRef {
-    let fields: Vec<Field> = cloudtrail_schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            if f.name() == EVENT_TIME {
-                Field::new(EVENT_TIME, EVENT_TIME_TYPE, true)
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
+    static SCHEMA: std::sync::LazyLock<SchemaRef> = std::sync::LazyLock::new(|| {
+        let fields: Vec<Field> = cloudtrail_schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                if f.name() == EVENT_TIME {
+                    Field::new(EVENT_TIME, EVENT_TIME_TYPE, true)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
 }
 
 const EVENT_TIME: &str = "eventtime";

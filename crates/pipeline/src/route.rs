@@ -331,8 +331,7 @@ impl Hub {
     /// Stops the router and wakes every waiter.
     pub fn stop(&self) {
         self.lock().stopped = true;
-        self.published.notify_all();
-        self.readers_moved.notify_all();
+        self.poke();
     }
 
     /// Whether [`Hub::stop`] was called.

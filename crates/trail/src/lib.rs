@@ -1,9 +1,10 @@
 //! CloudTrail log files.
 //!
 //! A trail delivers its records in files of `{"Records":[...]}`, gzip-compressed,
-//! one file per (account, region) per delivery. [`LogBatch`] builds those files
-//! incrementally: records are compressed as they arrive, so a batch holds
-//! compressed bytes only, and finishing it is cheap.
+//! one file per (account, region) per delivery. [`LogBatches`] builds those
+//! files incrementally: records are deflated a chunk at a time as they arrive,
+//! by one compressor for all of a trail's open files, so an open file holds its
+//! compressed bytes and at most one chunk of text, and finishing it is cheap.
 //!
 //! Output is deterministic: the same records in the same order give the same
 //! bytes (the gzip header carries no time or name). Crash recovery relies on
@@ -14,4 +15,4 @@
 
 mod batch;
 
-pub use batch::{LogBatch, LogBatches, LogFile};
+pub use batch::{CHUNK_BYTES, LogBatches, LogFile, WINDOW_BYTES};

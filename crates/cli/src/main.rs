@@ -623,40 +623,66 @@ fn quarantine_list(args: QuarantineListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Caps glibc's malloc at two arenas per core for the server's life.
+/// Keeps glibc's malloc from holding much more memory than the server uses.
 ///
-/// By default glibc gives each thread that meets contention an arena of its
-/// own, up to eight per core, and each keeps the memory freed into it as
-/// fragments it seldom returns. The server's threads (HTTP workers, one per
-/// sink, the router, blocking SQLite and fsync) then hold several times the
-/// memory they use at once. Two per core keeps the CPU cost of the default
-/// (`bench/ingest.py`: one arena per core cost 10 % more CPU per event);
-/// see bench/README.md for the soak's peak RSS with each. Must run before
-/// the runtime starts any thread.
+/// Two settings, each skipped when the operator set glibc's own variable for
+/// it (glibc has read that already):
+///
+/// - **Two arenas per core** (`MALLOC_ARENA_MAX`). By default glibc gives each
+///   thread that meets contention an arena of its own, up to eight per core,
+///   and each keeps the memory freed into it. Two per core keeps the CPU cost
+///   of the default (`bench/ingest.py`: one arena per core cost 10 % more CPU
+///   per event). Must run before the runtime starts any thread.
+/// - **A trim every few seconds** (`MALLOC_TRIM_THRESHOLD_`). glibc gives back
+///   only the free memory at the top of an arena; what is freed below a live
+///   allocation stays resident until reused. The server frees in large waves
+///   (a delivered batch, a replay after a restart, a burst of request bodies),
+///   so `malloc_trim` returns those pages between waves. It costs a walk of
+///   the free lists: well under a millisecond here.
+///
+/// See bench/README.md for the soak's peak RSS with each.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    // Not when the operator chose a value: glibc has already read it.
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
+fn tune_malloc() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let arenas = libc::c_int::try_from(2 * cores.clamp(1, 64)).unwrap_or(2);
+        // SAFETY: `mallopt` only sets a tunable of the allocator; it is called
+        // before any other thread exists, and a refusal (a 0 result) leaves the
+        // default in place, which is harmless.
+        let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+        if accepted == 0 {
+            tracing::debug!("malloc kept its default number of arenas");
+        }
     }
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    let arenas = libc::c_int::try_from(2 * cores.clamp(1, 64)).unwrap_or(2);
-    // SAFETY: `mallopt` only sets a tunable of the allocator; it is called
-    // before any other thread exists, and a refusal (a 0 result) leaves the
-    // default in place, which is harmless.
-    let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-    if accepted == 0 {
-        tracing::debug!("malloc kept its default number of arenas");
+    if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+        let trimmer = std::thread::Builder::new()
+            .name("malloc-trim".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(MALLOC_TRIM_INTERVAL);
+                    // SAFETY: `malloc_trim` takes each arena's lock while it
+                    // returns free pages; it is safe to call from any thread
+                    // at any time.
+                    unsafe { libc::malloc_trim(0) };
+                }
+            });
+        if let Err(e) = trimmer {
+            tracing::debug!(error = %e, "no thread to trim malloc's free memory");
+        }
     }
 }
 
-/// Other C libraries size their arenas themselves.
+/// How often the server hands malloc's free pages back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Other C libraries size their arenas and return memory themselves.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    limit_malloc_arenas();
+    tune_malloc();
     let config = ServerConfig::load(args.listen, &args.data_dir, args.config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -226,7 +226,10 @@ impl LogBatch {
 #[derive(Debug)]
 pub struct LogBatches {
     deflater: Deflater,
-    batches: BTreeMap<(String, String), LogBatch>,
+    /// By account, then region: both levels look up by `&str`, so a record
+    /// finds its file without allocating a key, in logarithmic time however
+    /// many accounts an organization trail has.
+    batches: BTreeMap<String, BTreeMap<String, LogBatch>>,
     uncompressed_bytes: usize,
     records: usize,
 }
@@ -268,15 +271,14 @@ impl LogBatches {
         event_time: Option<DateTime<Utc>>,
     ) {
         // Look up by borrowed key first: allocating the key per record is measurable.
-        let batch = match self
-            .batches
-            .iter_mut()
-            .find(|((a, r), _)| a == account && r == region)
-        {
-            Some((_, batch)) => batch,
-            None => self
-                .batches
-                .entry((account.to_owned(), region.to_owned()))
+        let regions = match self.batches.get_mut(account) {
+            Some(regions) => regions,
+            None => self.batches.entry(account.to_owned()).or_default(),
+        };
+        let batch = match regions.get_mut(region) {
+            Some(batch) => batch,
+            None => regions
+                .entry(region.to_owned())
                 .or_insert_with(|| LogBatch::new(&self.deflater)),
         };
         let before = batch.uncompressed_bytes;
@@ -302,12 +304,23 @@ impl LogBatches {
 
     /// Memory the open files hold (their buffers, not the shared compressor).
     pub fn held_bytes(&self) -> usize {
-        self.batches.values().map(LogBatch::held_bytes).sum()
+        self.batches
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(LogBatch::held_bytes)
+            .sum()
     }
 
     /// The (account, region) pairs with a batch, in order.
     pub fn groups(&self) -> Vec<(String, String)> {
-        self.batches.keys().cloned().collect()
+        self.batches
+            .iter()
+            .flat_map(|(account, regions)| {
+                regions
+                    .keys()
+                    .map(move |region| (account.clone(), region.clone()))
+            })
+            .collect()
     }
 
     /// Finishes every batch, in (account, region) order, and starts afresh.
@@ -317,7 +330,12 @@ impl LogBatches {
         let deflater = &mut self.deflater;
         std::mem::take(&mut self.batches)
             .into_iter()
-            .map(|(k, b)| (k, b.finish(deflater)))
+            .flat_map(|(account, regions)| {
+                regions
+                    .into_iter()
+                    .map(move |(region, batch)| ((account.clone(), region), batch))
+            })
+            .map(|(key, batch)| (key, batch.finish(deflater)))
             .collect()
     }
 }
@@ -476,6 +494,37 @@ mod tests {
             assert_eq!(x.1.gzip, y.1.gzip);
         }
         assert_eq!(gunzip(&a[0].1.gzip), br#"{"Records":[{},{"x":1}]}"#);
+    }
+
+    #[test]
+    fn test_files_come_out_in_account_then_region_order() {
+        let mut b = LogBatches::new(6);
+        let pushes = [
+            ("222222222222", "us-west-2"),
+            ("111111111111", "us-west-2"),
+            ("111111111111", "eu-west-1"),
+            ("222222222222", "ap-southeast-2"),
+            ("111111111111", "us-west-2"),
+        ];
+        for (n, (account, region)) in pushes.iter().enumerate() {
+            b.push(account, region, format!("{{\"n\":{n}}}").as_bytes(), None);
+        }
+        let mut expected: Vec<(String, String)> = pushes
+            .iter()
+            .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+            .collect();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(b.groups(), expected);
+        assert_eq!(b.records(), 5);
+        let files = b.finish();
+        let keys: Vec<(String, String)> = files.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            gunzip(&files[1].1.gzip),
+            br#"{"Records":[{"n":1},{"n":4}]}"#
+        );
+        assert!(b.is_empty() && b.groups().is_empty());
     }
 
     #[test]

@@ -25,10 +25,10 @@ const FOOTER: &[u8] = b"]}";
 /// Uncompressed bytes a file gathers before they are deflated. Small enough
 /// that an open file costs little, large enough that priming each chunk with
 /// the window before it adds little work.
-pub const CHUNK_BYTES: usize = 128 * 1024;
+const CHUNK_BYTES: usize = 128 * 1024;
 
 /// DEFLATE's window: how far back a match can reach.
-pub const WINDOW_BYTES: usize = 32 * 1024;
+const WINDOW_BYTES: usize = 32 * 1024;
 
 /// The compressor a trail's open files share.
 struct Deflater {
@@ -198,6 +198,7 @@ impl LogBatch {
     }
 
     /// Bytes of memory the batch holds.
+    #[cfg(test)]
     fn held_bytes(&self) -> usize {
         self.gzip.capacity() + self.pending.capacity()
     }
@@ -303,7 +304,8 @@ impl LogBatches {
     }
 
     /// Memory the open files hold (their buffers, not the shared compressor).
-    pub fn held_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
         self.batches
             .values()
             .flat_map(BTreeMap::values)

@@ -15,4 +15,4 @@
 
 mod batch;
 
-pub use batch::{CHUNK_BYTES, LogBatches, LogFile, WINDOW_BYTES};
+pub use batch::{LogBatches, LogFile};

@@ -14,9 +14,11 @@
 //! DataFusion is a large dependency tree: only this crate depends on it.
 
 pub mod athena;
+mod count_distinct;
 pub mod functions;
 pub mod lake;
 pub mod logs;
+mod plan;
 pub mod render;
 pub mod schema;
 
@@ -27,6 +29,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -203,10 +206,17 @@ impl Engine {
         // (CloudTrail queries select a few events out of many).
         session.options_mut().execution.parquet.pushdown_filters = true;
         session.options_mut().execution.parquet.reorder_filters = true;
-        let ctx = SessionContext::new_with_config_rt(session, runtime);
+        let state = SessionStateBuilder::new()
+            .with_config(session)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(plan::RepartitionBeforeDistinct))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         for function in functions::trino_functions() {
             ctx.register_udf(function);
         }
+        ctx.register_udaf(count_distinct::count_udaf());
         Ok(Self { ctx, config })
     }
 

@@ -4,8 +4,16 @@ use super::*;
 use crate::schema::{Partition, records_to_batch};
 use datafusion::arrow::array::{Array, AsArray};
 use serde_json::json;
+use std::collections::BTreeSet;
 
 async fn engine_with(records: Vec<serde_json::Value>) -> (Engine, tempfile::TempDir) {
+    engine_with_config(records, EngineConfig::default()).await
+}
+
+async fn engine_with_config(
+    records: Vec<serde_json::Value>,
+    config: EngineConfig,
+) -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let partition = Partition::of_path("AWSLogs/1/CloudTrail/us-east-1/2024/01/05/f.json.gz");
     let batch = records_to_batch(records.into_iter().map(|r| (r, &partition)).collect()).unwrap();
@@ -18,7 +26,7 @@ async fn engine_with(records: Vec<serde_json::Value>) -> (Engine, tempfile::Temp
     .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let engine = Engine::new(EngineConfig::default()).unwrap();
+    let engine = Engine::new(config).unwrap();
     engine
         .register_parquet("cloudtrail_logs", path.to_str().unwrap())
         .await
@@ -144,4 +152,63 @@ fn statements_that_may_combine_queries_are_recognised() {
     assert!(!may_combine_queries(
         "SELECT userIdentity.arn FROM t GROUP BY 1"
     ));
+}
+
+#[tokio::test]
+async fn test_distinct_counts_per_group_over_repartitioned_rows() {
+    // Principals with event names and addresses repeated and not, IPv4
+    // (inline in the distinct sets) and IPv6 (longer), and nulls.
+    let mut records = Vec::new();
+    let mut expected: std::collections::BTreeMap<
+        String,
+        (i64, BTreeSet<String>, BTreeSet<String>),
+    > = Default::default();
+    for i in 0..5_000u64 {
+        let arn = format!("arn:aws:iam::1:user/u{}", i % 7);
+        let name = format!("Event{}", (i * 7919) % 23);
+        let address = match i % 5 {
+            0 => None,
+            1 => Some(format!("2001:db8::{:x}:{:x}", i % 97, i % 13)),
+            _ => Some(format!("10.0.{}.{}", (i / 7) % 11, (i * 31) % 250)),
+        };
+        let entry = expected.entry(arn.clone()).or_default();
+        entry.0 += 1;
+        entry.1.insert(name.clone());
+        if let Some(a) = &address {
+            entry.2.insert(a.clone());
+        }
+        records.push(
+            json!({"eventTime": "2024-01-05T10:00:00Z", "eventName": name,
+                            "sourceIPAddress": address, "userIdentity": {"arn": arn}}),
+        );
+    }
+    let config = EngineConfig {
+        target_partitions: 4,
+        ..EngineConfig::default()
+    };
+    let (engine, _dir) = engine_with_config(records, config).await;
+    let query = "SELECT userIdentity.arn, count(*), count(DISTINCT eventName), \
+                 count(DISTINCT sourceIPAddress) FROM cloudtrail_logs GROUP BY userIdentity.arn \
+                 ORDER BY 1";
+    let result = engine.sql(query).await.unwrap();
+    let got: Vec<Vec<Option<String>>> = (0..4).map(|c| strings(&result, c)).collect();
+    let wanted: Vec<Vec<Option<String>>> = vec![
+        expected.keys().map(|k| Some(k.clone())).collect(),
+        expected.values().map(|v| Some(v.0.to_string())).collect(),
+        expected
+            .values()
+            .map(|v| Some(v.1.len().to_string()))
+            .collect(),
+        expected
+            .values()
+            .map(|v| Some(v.2.len().to_string()))
+            .collect(),
+    ];
+    assert_eq!(got, wanted);
+    // Each row goes once to the partition that owns its principal, rather
+    // than each partition keeping every distinct address for a final merge.
+    let plan = engine.sql(&format!("EXPLAIN {query}")).await.unwrap();
+    let plan = strings(&plan, 1).into_iter().flatten().collect::<String>();
+    assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
+    assert!(!plan.contains("mode=Partial"), "{plan}");
 }

@@ -187,6 +187,23 @@ impl Entry {
 /// entries themselves stay in a core's cache.
 const PARTITION_ENTRIES: usize = 8 * 1024;
 
+/// Whether `kept` (its long value in `arena`) is the pair `entry`, whose
+/// value is `bytes`.
+fn same(kept: &Entry, arena: &[u8], entry: &Entry, bytes: &[u8]) -> bool {
+    kept.hash == entry.hash
+        && kept.group == entry.group
+        && if kept.is_inline() && entry.is_inline() {
+            // One 16-byte comparison, not a call to memcmp.
+            u128::from_ne_bytes(kept.value) == u128::from_ne_bytes(entry.value)
+        } else {
+            kept.bytes(arena) == bytes
+        }
+}
+
+/// How many distinct pairs are looked up as they arrive (about 0.8 MB of
+/// entries and their table) before deferring to batched deduplication.
+const DIRECT_LIMIT: usize = 1 << 15;
+
 /// The hash of a (group, value) pair, folded to 32 bits so that an entry
 /// stays 24 bytes; equal hashes of different pairs only cost a comparison.
 fn pair_hash(hasher: &foldhash::fast::FixedState, group: u32, value: &[u8]) -> u32 {
@@ -223,6 +240,12 @@ struct StringDistinctCountGroups {
     /// [`PARTITION_ENTRIES`] and [`DEDUPLICATE_AFTER`], smaller in tests.
     partition_entries: usize,
     deduplicate_after: usize,
+    /// While the distinct pairs are few, a table of all of them (`entries`
+    /// holds nothing else) that each row is looked up in as it arrives: it
+    /// stays in the cache, and appending rows only to deduplicate them later
+    /// would cost more. Dropped once it holds more than `direct_limit`.
+    direct: Option<hashbrown::HashTable<u32>>,
+    direct_limit: usize,
 }
 
 impl StringDistinctCountGroups {
@@ -236,6 +259,8 @@ impl StringDistinctCountGroups {
             hasher: foldhash::fast::FixedState::with_seed(0x00ca_1125),
             partition_entries: PARTITION_ENTRIES,
             deduplicate_after: DEDUPLICATE_AFTER,
+            direct: Some(hashbrown::HashTable::new()),
+            direct_limit: DIRECT_LIMIT,
         }
     }
 
@@ -263,6 +288,27 @@ impl StringDistinctCountGroups {
             entry.value[0] = value.len() as u8;
             entry.value[1..=value.len()].copy_from_slice(value);
         } else {
+            entry.value[0] = IN_ARENA;
+        }
+        if let Some(table) = &mut self.direct {
+            let (entries, arena) = (&self.entries, &self.arena);
+            let hash = entry.table_hash();
+            if table
+                .find(hash, |&i| same(&entries[i as usize], arena, &entry, value))
+                .is_some()
+            {
+                return Ok(());
+            }
+            // Fewer than `direct_limit` entries: the index fits.
+            table.insert_unique(hash, entries.len() as u32, |&i| {
+                entries[i as usize].table_hash()
+            });
+            self.distinct += 1;
+            if table.len() > self.direct_limit {
+                self.direct = None;
+            }
+        }
+        if !entry.is_inline() {
             entry.set_arena_place(value.len(), self.arena.len());
             self.arena.extend_from_slice(value);
         }
@@ -331,15 +377,7 @@ impl StringDistinctCountGroups {
                 let bytes = entry.bytes(&old_arena);
                 let seen = table
                     .find(hash, |&i| {
-                        let kept = &entries[first + i as usize];
-                        kept.hash == entry.hash
-                            && kept.group == entry.group
-                            && if kept.is_inline() && entry.is_inline() {
-                                // One 16-byte comparison, not a call to memcmp.
-                                u128::from_ne_bytes(kept.value) == u128::from_ne_bytes(entry.value)
-                            } else {
-                                kept.bytes(arena) == bytes
-                            }
+                        same(&entries[first + i as usize], arena, entry, bytes)
                     })
                     .is_some();
                 if seen {
@@ -396,6 +434,15 @@ impl StringDistinctCountGroups {
         });
         self.distinct = self.entries.len();
         self.num_groups = self.num_groups.saturating_sub(n);
+        if let Some(table) = &mut self.direct {
+            let entries = &self.entries;
+            table.clear();
+            for (i, entry) in entries.iter().enumerate() {
+                table.insert_unique(entry.table_hash(), i as u32, |&j| {
+                    entries[j as usize].table_hash()
+                });
+            }
+        }
         taken.sort_unstable_by_key(|entry| entry.group);
         (counts, taken)
     }
@@ -657,6 +704,7 @@ mod tests {
         let mut acc = StringDistinctCountGroups::new(data_type);
         acc.partition_entries = 32;
         acc.deduplicate_after = 300;
+        acc.direct_limit = 50;
         acc
     }
 

@@ -6,9 +6,10 @@
 //! principal" query (`count(DISTINCT sourceIPAddress)` and
 //! `count(DISTINCT eventName)` by `userIdentity.arn`) spent most of its time
 //! there. [`count_udaf`] is DataFusion's `count` with one change: a distinct
-//! count over a string column is a grouped accumulator that inserts each row
-//! straight into its group's set, as DataFusion already does for integers.
-//! Every other use of `count` is DataFusion's own, and so are the results.
+//! count over a string column is a grouped accumulator fed whole batches, as
+//! DataFusion already has for integers, that keeps (group, value) pairs (see
+//! [`StringDistinctCountGroups`] for how). Every other use of `count` is
+//! DataFusion's own, and so are the results.
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
@@ -635,7 +636,13 @@ impl GroupsAccumulator for StringDistinctCountGroups {
     }
 
     fn size(&self) -> usize {
-        size_of::<Self>() + self.entries.capacity() * size_of::<Entry>() + self.arena.capacity()
+        size_of::<Self>()
+            + self.entries.capacity() * size_of::<Entry>()
+            + self.arena.capacity()
+            + self
+                .direct
+                .as_ref()
+                .map_or(0, |table| table.capacity() * (size_of::<u32>() + 1))
     }
 }
 

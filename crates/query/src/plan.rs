@@ -9,17 +9,17 @@ use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 
-/// Aggregates one pass over rows hash-partitioned by their group, instead of
-/// a partial aggregate per input partition merged by a final one, when an
-/// aggregate has no vectorized (groups) accumulator, `count(DISTINCT x)`
-/// above all.
+/// Aggregates in one pass over rows hash-partitioned by their group, instead
+/// of a partial aggregate per input partition merged by a final one, when an
+/// aggregate has a distinct argument (`count(DISTINCT x)`).
 ///
 /// Why: a partial `count(DISTINCT x)` keeps every distinct value of each
 /// group, emits them all as its state and the final phase inserts them
 /// again; with as many distinct values as rows (source addresses per
 /// principal) that doubles the work and the memory. Routing each row to the
 /// partition that owns its group lets one aggregate see every row of its
-/// groups once.
+/// groups once. The price: a distinct count over few values, which partial
+/// aggregates would have shrunk before moving, moves every row.
 #[derive(Debug, Default)]
 pub struct RepartitionBeforeDistinct;
 
@@ -49,6 +49,9 @@ impl PhysicalOptimizerRule for RepartitionBeforeDistinct {
                 || partial.group_expr().has_grouping_set()
                 || partial.group_expr().expr().is_empty()
                 || !partial.aggr_expr().iter().any(|a| a.is_distinct())
+                // Repartitioning would undo the order such an aggregate
+                // asked its input for.
+                || partial.aggr_expr().iter().any(|a| !a.order_bys().is_empty())
             {
                 return Ok(Transformed::no(plan));
             }

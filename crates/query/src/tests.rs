@@ -211,4 +211,9 @@ async fn test_distinct_counts_per_group_over_repartitioned_rows() {
     let plan = strings(&plan, 1).into_iter().flatten().collect::<String>();
     assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
     assert!(!plan.contains("mode=Partial"), "{plan}");
+    // An aggregate that orders its input keeps the partial and final phases.
+    let ordered = "SELECT userIdentity.arn, array_agg(DISTINCT eventName ORDER BY eventName) \
+                   FROM cloudtrail_logs GROUP BY userIdentity.arn ORDER BY 1";
+    let result = engine.sql(ordered).await.unwrap();
+    assert_eq!(result.num_rows(), expected.len());
 }

@@ -16,8 +16,8 @@ use std::mem::size_of;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, LargeStringBuilder, ListArray,
-    StringBuilder, StringViewBuilder,
+    Array, ArrayAccessor, ArrayRef, AsArray, BooleanArray, Int64Array, LargeStringArray, ListArray,
+    StringArray, StringViewArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
@@ -403,17 +403,9 @@ impl StringDistinctCountGroups {
     /// Counts the distinct values of the first `n` groups (all of them for
     /// `EmitTo::All`), takes their entries out and renumbers the rest from
     /// 0. The entries taken are returned in group order if `keep_taken`.
-    fn take(
-        &mut self,
-        emit_to: EmitTo,
-        total_num_groups: usize,
-        keep_taken: bool,
-    ) -> (Vec<i64>, Vec<Entry>) {
+    fn take(&mut self, emit_to: EmitTo, keep_taken: bool) -> (Vec<i64>, Vec<Entry>) {
         self.deduplicate();
-        let n = match emit_to {
-            EmitTo::All => total_num_groups,
-            EmitTo::First(n) => n,
-        };
+        let n = self.total_groups(emit_to);
         let mut counts = vec![0i64; n];
         let mut taken = Vec::new();
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
@@ -449,6 +441,18 @@ impl StringDistinctCountGroups {
     }
 }
 
+/// Calls `f` with the rows of `strings` that are `included` (one loop for
+/// each of the three string layouts).
+fn each_included<'a>(
+    strings: impl ArrayAccessor<Item = &'a str>,
+    included: impl Fn(usize) -> bool,
+    f: &mut impl FnMut(usize, &[u8]),
+) {
+    for row in (0..strings.len()).filter(|row| included(*row)) {
+        f(row, strings.value(row).as_bytes());
+    }
+}
+
 /// Calls `f` with each row's value that is neither null nor filtered out.
 fn for_each_string(
     values: &ArrayRef,
@@ -461,24 +465,9 @@ fn for_each_string(
             && filter.is_none_or(|m| m.is_valid(row) && m.value(row))
     };
     match values.data_type() {
-        DataType::Utf8 => {
-            let strings = values.as_string::<i32>();
-            for row in (0..strings.len()).filter(|row| included(*row)) {
-                f(row, strings.value(row).as_bytes());
-            }
-        }
-        DataType::LargeUtf8 => {
-            let strings = values.as_string::<i64>();
-            for row in (0..strings.len()).filter(|row| included(*row)) {
-                f(row, strings.value(row).as_bytes());
-            }
-        }
-        DataType::Utf8View => {
-            let strings = values.as_string_view();
-            for row in (0..strings.len()).filter(|row| included(*row)) {
-                f(row, strings.value(row).as_bytes());
-            }
-        }
+        DataType::Utf8 => each_included(values.as_string::<i32>(), included, &mut f),
+        DataType::LargeUtf8 => each_included(values.as_string::<i64>(), included, &mut f),
+        DataType::Utf8View => each_included(values.as_string_view(), included, &mut f),
         other => return exec_err!("count(DISTINCT) of strings was given {other}"),
     }
     Ok(())
@@ -509,14 +498,12 @@ impl GroupsAccumulator for StringDistinctCountGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = self.total_groups(emit_to);
-        let (counts, _) = self.take(emit_to, groups, false);
+        let (counts, _) = self.take(emit_to, false);
         Ok(Arc::new(Int64Array::from(counts)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = self.total_groups(emit_to);
-        let (counts, taken) = self.take(emit_to, groups, true);
+        let (counts, taken) = self.take(emit_to, true);
         // Each group's values together, in group order: the list's rows.
         let mut offsets = Vec::with_capacity(counts.len() + 1);
         offsets.push(0i32);
@@ -535,29 +522,12 @@ impl GroupsAccumulator for StringDistinctCountGroups {
         let arena = &self.arena;
         let strings = taken
             .iter()
-            .map(|entry| std::str::from_utf8(entry.bytes(arena)));
+            .map(|entry| std::str::from_utf8(entry.bytes(arena)).map_err(to_error))
+            .collect::<Result<Vec<&str>>>()?;
         let values: ArrayRef = match self.data_type {
-            DataType::Utf8View => {
-                let mut builder = StringViewBuilder::with_capacity(taken.len());
-                for s in strings {
-                    builder.append_value(s.map_err(to_error)?);
-                }
-                Arc::new(builder.finish())
-            }
-            DataType::LargeUtf8 => {
-                let mut builder = LargeStringBuilder::new();
-                for s in strings {
-                    builder.append_value(s.map_err(to_error)?);
-                }
-                Arc::new(builder.finish())
-            }
-            _ => {
-                let mut builder = StringBuilder::new();
-                for s in strings {
-                    builder.append_value(s.map_err(to_error)?);
-                }
-                Arc::new(builder.finish())
-            }
+            DataType::Utf8View => Arc::new(StringViewArray::from_iter_values(strings)),
+            DataType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(strings)),
+            _ => Arc::new(StringArray::from_iter_values(strings)),
         };
         let list = ListArray::try_new(
             Arc::new(Field::new_list_field(self.data_type.clone(), true)),

@@ -56,6 +56,9 @@ pub struct AthenaEngine {
     /// The staging directories of the imports running in this process;
     /// compaction removes any other (left by a crash).
     pub(crate) imports_running: Mutex<std::collections::HashSet<PathBuf>>,
+    /// Footers and statistics of the table copies and Lake parts, kept
+    /// from one query to the next.
+    pub(crate) file_caches: crate::FileCaches,
 }
 
 impl std::fmt::Debug for AthenaEngine {
@@ -76,6 +79,7 @@ impl AthenaEngine {
             config,
             copies: Mutex::new(HashMap::new()),
             imports_running: Mutex::new(std::collections::HashSet::new()),
+            file_caches: crate::FileCaches::new(),
         })
     }
 
@@ -135,8 +139,9 @@ impl AthenaEngine {
         let database = ctx.database.to_owned();
         let sql = sql.to_owned();
         let registered = tables.clone();
+        let caches = self.file_caches.clone();
         let work = async move {
-            let engine = Engine::with_database(config.clone(), &database)
+            let engine = Engine::with_caches(config.clone(), &database, &caches)
                 .map_err(|e| sql_error(e, &config))?;
             for (definition, copy) in &registered {
                 register_table(&engine, definition, &copy.dir)

@@ -624,8 +624,10 @@ impl AthenaEngine {
             sources.push((store.id.clone(), parts, batches));
         }
         let config = self.config.clone();
+        let caches = self.file_caches.clone();
         let work = async move {
-            let engine = Engine::new(config.clone()).map_err(|e| sql_error(e, &config))?;
+            let engine = Engine::with_caches(config.clone(), "default", &caches)
+                .map_err(|e| sql_error(e, &config))?;
             for (id, parts, batches) in sources {
                 register_store(&engine, &id, parts, batches)
                     .await

@@ -27,6 +27,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::{
+    CacheManagerConfig, FileMetadataCache, FileStatisticsCache,
+};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -127,6 +131,64 @@ impl Default for EngineConfig {
     }
 }
 
+/// Parquet footers (with their page indexes) and per-file statistics, kept
+/// across the queries of one process.
+///
+/// A query plans and prunes from every file's footer, so without them each
+/// query reads and decodes every footer again: over an event data store of a
+/// few dozen parts that is tens of milliseconds before the first row. An
+/// entry is used only while its file's size and modification time are the
+/// ones it was read with, and parts and table copies are replaced, never
+/// rewritten in place. The caches have bounds of their own, outside the
+/// queries' memory pool.
+#[derive(Clone)]
+pub struct FileCaches {
+    metadata: Arc<FileMetadataCache>,
+    statistics: Arc<FileStatisticsCache>,
+}
+
+impl FileCaches {
+    /// Footers kept, in bytes of their decoded form.
+    pub const METADATA_BYTES: usize = 64 * 1024 * 1024;
+    /// Per-file statistics kept, in bytes.
+    pub const STATISTICS_BYTES: usize = 16 * 1024 * 1024;
+
+    /// Empty caches with the default bounds.
+    pub fn new() -> Self {
+        Self {
+            metadata: Arc::new(
+                DefaultCache::new(Self::METADATA_BYTES).with_name("cairn file metadata"),
+            ),
+            statistics: Arc::new(
+                DefaultCache::new(Self::STATISTICS_BYTES).with_name("cairn file statistics"),
+            ),
+        }
+    }
+
+    fn config(&self) -> CacheManagerConfig {
+        CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(self.metadata.clone()))
+            .with_metadata_cache_limit(Self::METADATA_BYTES)
+            .with_file_statistics_cache(Some(self.statistics.clone()))
+            .with_file_statistics_cache_limit(Self::STATISTICS_BYTES)
+    }
+}
+
+impl Default for FileCaches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for FileCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCaches")
+            .field("metadata_entries", &self.metadata.len())
+            .field("statistics_entries", &self.statistics.len())
+            .finish()
+    }
+}
+
 /// The rows a statement answered.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
@@ -189,8 +251,19 @@ impl Engine {
     /// A session whose unqualified table names are in `database` of
     /// Athena's catalog (`awsdatacatalog`).
     pub fn with_database(config: EngineConfig, database: &str) -> Result<Self, Error> {
+        Self::with_caches(config, database, &FileCaches::new())
+    }
+
+    /// A session like [`Engine::with_database`]'s that reads and keeps file
+    /// footers and statistics in `caches`, shared with other sessions.
+    pub fn with_caches(
+        config: EngineConfig,
+        database: &str,
+        caches: &FileCaches,
+    ) -> Result<Self, Error> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
+            .with_cache_manager(caches.config())
             .build_arc()
             .map_err(|e| Error::Engine(e.to_string()))?;
         let mut session = SessionConfig::new()

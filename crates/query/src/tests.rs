@@ -10,22 +10,30 @@ async fn engine_with(records: Vec<serde_json::Value>) -> (Engine, tempfile::Temp
     engine_with_config(records, EngineConfig::default()).await
 }
 
-async fn engine_with_config(
-    records: Vec<serde_json::Value>,
-    config: EngineConfig,
-) -> (Engine, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+/// Writes `records` as a Parquet file at `path`, replacing it by a rename
+/// as Cairn's writers do.
+fn write_parquet(path: &std::path::Path, records: Vec<serde_json::Value>) {
     let partition = Partition::of_path("AWSLogs/1/CloudTrail/us-east-1/2024/01/05/f.json.gz");
     let batch = records_to_batch(records.into_iter().map(|r| (r, &partition)).collect()).unwrap();
-    let path = dir.path().join("t.parquet");
+    let staged = path.with_extension("staged");
     let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
+        std::fs::File::create(&staged).unwrap(),
         batch.schema(),
         None,
     )
     .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+async fn engine_with_config(
+    records: Vec<serde_json::Value>,
+    config: EngineConfig,
+) -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write_parquet(&path, records);
     let engine = Engine::new(config).unwrap();
     engine
         .register_parquet("cloudtrail_logs", path.to_str().unwrap())
@@ -50,6 +58,45 @@ fn strings(result: &QueryResult, column: usize) -> Vec<Option<String>> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+#[tokio::test]
+async fn test_footers_are_kept_across_sessions_and_a_replaced_file_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part.parquet");
+    let path_text = path.to_str().unwrap().to_owned();
+    let event = |id: u32, name: &str| {
+        json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": name,
+               "eventTime": "2024-01-05T10:00:00Z", "eventSource": "s3.amazonaws.com"})
+    };
+    write_parquet(&path, vec![event(1, "GetObject"), event(2, "PutObject")]);
+    let caches = FileCaches::new();
+    let count = |engine: Engine| {
+        let path_text = path_text.clone();
+        async move {
+            engine
+                .register_parquet("cloudtrail_logs", &path_text)
+                .await
+                .unwrap();
+            let result = engine
+                .sql("SELECT count(*) FROM cloudtrail_logs WHERE eventname <> 'DeleteObject'")
+                .await
+                .unwrap();
+            strings(&result, 0)
+        }
+    };
+    let with_caches = || Engine::with_caches(EngineConfig::default(), "default", &caches).unwrap();
+    assert_eq!(count(with_caches()).await, [Some("2".to_owned())]);
+    assert!(caches.metadata.len() >= 1, "{caches:?}");
+    assert_eq!(count(with_caches()).await, [Some("2".to_owned())]);
+
+    // A file replaced under the same name is read again, not answered from
+    // the footer kept for the file it replaced.
+    write_parquet(
+        &path,
+        (10..15).map(|i| event(i, "GetObject")).collect::<Vec<_>>(),
+    );
+    assert_eq!(count(with_caches()).await, [Some("5".to_owned())]);
 }
 
 #[tokio::test]

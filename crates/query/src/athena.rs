@@ -431,7 +431,8 @@ async fn register_table(
             .register_parquet(
                 source_ref.as_str(),
                 &copy_dir.to_string_lossy(),
-                datafusion::prelude::ParquetReadOptions::default().schema(&schema),
+                datafusion::prelude::ParquetReadOptions::default()
+                    .schema(&crate::schema::read_schema(&schema)),
             )
             .await
             .map_err(|e| Error::Engine(e.to_string()))?;

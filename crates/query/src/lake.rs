@@ -655,10 +655,15 @@ async fn register_store(
     parts: Vec<String>,
     fresh: Vec<RecordBatch>,
 ) -> Result<(), Error> {
-    let schema = lake_schema();
+    let schema = crate::schema::read_schema(&lake_schema());
     let mut sources = Vec::new();
     if !fresh.is_empty() || parts.is_empty() {
         let fresh_name = format!("__cairn_fresh_{}", id.replace('-', "_"));
+        // Fresh events in the parts' read schema: the two are one UNION.
+        let fresh = fresh
+            .iter()
+            .map(|batch| crate::schema::cast_batch(batch, &schema))
+            .collect::<Result<Vec<_>, _>>()?;
         let table = MemTable::try_new(schema.clone(), vec![fresh])
             .map_err(|e| Error::Engine(e.to_string()))?;
         engine

@@ -300,7 +300,8 @@ impl Engine {
             .register_parquet(
                 name,
                 path,
-                ParquetReadOptions::default().schema(&schema::cloudtrail_schema()),
+                ParquetReadOptions::default()
+                    .schema(&schema::read_schema(&schema::cloudtrail_schema())),
             )
             .await
             .map_err(|e| Error::from_datafusion(e, self.config.memory_limit_bytes))
@@ -327,14 +328,14 @@ impl Engine {
         rewrite(&mut statement);
         let plan = state.statement_to_plan(statement).await.map_err(fail)?;
         let frame = self.ctx.execute_logical_plan(plan).await.map_err(fail)?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let schema = schema::plain_schema(frame.schema().as_arrow());
         // The rows are held until they are read, outside the memory pool's
         // account: they get a bound of their own, the same size.
         let mut stream = frame.execute_stream().await.map_err(fail)?;
         let mut batches = Vec::new();
         let mut held = 0usize;
         while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-            let batch = batch.map_err(fail)?;
+            let batch = schema::cast_batch(&batch.map_err(fail)?, &schema)?;
             held = held.saturating_add(batch.get_array_memory_size());
             if held > limit {
                 return Err(Error::ResourcesExhausted {

@@ -136,6 +136,98 @@ pub fn cloudtrail_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// `schema` as queries read it: the strings of columns with few distinct
+/// values (in structs and lists too) as string views, the others plain.
+///
+/// The files keep plain strings, which every Parquet reader knows. A view
+/// reads a dictionary-encoded column (`eventName`, `userIdentity.arn`,
+/// `recipientAccountId`) without copying each row's bytes out of the
+/// dictionary, and compares and hashes strings of up to 12 bytes as
+/// integers. A column nearly unique per event (`eventTime`, `eventID`, the
+/// JSON text of `requestParameters`) is stored plain, not as a dictionary:
+/// read as views its bytes would be copied all the same and then described
+/// once more, so it stays a plain string.
+pub fn read_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if PLAIN_READ_COLUMNS.contains(&f.name().as_str()) {
+                    f.as_ref().clone()
+                } else {
+                    field_strings_as(f, &DataType::Utf8, &DataType::Utf8View)
+                }
+            })
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// Top-level columns read as plain strings by [`read_schema`]: nearly one
+/// value per event.
+const PLAIN_READ_COLUMNS: [&str; 8] = [
+    "eventtime",
+    "eventid",
+    "requestid",
+    "sharedeventid",
+    "requestparameters",
+    "responseelements",
+    "additionaleventdata",
+    "serviceeventdetails",
+];
+
+/// `schema` with its string views as plain strings: how results are held
+/// (a view keeps the whole buffer it points into alive).
+pub fn plain_schema(schema: &Schema) -> SchemaRef {
+    strings_as(schema, &DataType::Utf8View, &DataType::Utf8)
+}
+
+/// `batch`'s columns cast to `schema`, whose fields are its own but for
+/// their string types: to [`plain_schema`], a result's strings copied out of
+/// the buffers they were read into; to [`read_schema`], fresh events made
+/// one with the parts they are queried with.
+pub fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> {
+    let engine = |e: datafusion::arrow::error::ArrowError| Error::Engine(e.to_string());
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(engine)?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(engine)
+}
+
+fn strings_as(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| field_strings_as(f, from, to))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+fn field_strings_as(field: &Field, from: &DataType, to: &DataType) -> Field {
+    let data_type = match field.data_type() {
+        t if t == from => to.clone(),
+        DataType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| Arc::new(field_strings_as(f, from, to)))
+                .collect(),
+        ),
+        DataType::List(item) => DataType::List(Arc::new(field_strings_as(item, from, to))),
+        other => other.clone(),
+    };
+    field.clone().with_data_type(data_type)
+}
+
 /// Members kept as JSON text whatever their JSON type.
 const JSON_TEXT_COLUMNS: [&str; 4] = [
     "requestparameters",
@@ -266,6 +358,43 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Array, AsArray, ListArray, StructArray};
     use serde_json::json;
+
+    #[test]
+    fn test_columns_with_few_values_are_read_as_views_and_the_others_plain() {
+        let read = read_schema(&cloudtrail_schema());
+        let type_of = |name: &str| read.field_with_name(name).unwrap().data_type().clone();
+        for name in [
+            "eventname",
+            "eventsource",
+            "recipientaccountid",
+            "sourceipaddress",
+        ] {
+            assert_eq!(type_of(name), DataType::Utf8View, "{name}");
+        }
+        for name in PLAIN_READ_COLUMNS {
+            assert_eq!(type_of(name), DataType::Utf8, "{name}");
+        }
+        // Strings inside structs and lists too.
+        let DataType::Struct(identity) = type_of("useridentity") else {
+            panic!("useridentity is a struct");
+        };
+        assert_eq!(
+            identity.find("arn").unwrap().1.data_type(),
+            &DataType::Utf8View
+        );
+        let DataType::List(item) = type_of("resources") else {
+            panic!("resources is a list");
+        };
+        let DataType::Struct(resource) = item.data_type() else {
+            panic!("a resource is a struct");
+        };
+        assert_eq!(
+            resource.find("arn").unwrap().1.data_type(),
+            &DataType::Utf8View
+        );
+        // Results go back to plain strings, nested ones included.
+        assert_eq!(plain_schema(&read), cloudtrail_schema());
+    }
 
     #[test]
     fn test_partition_of_cloudtrail_keys() {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::schema::{Partition, records_to_batch};
 use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::DataType;
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -182,6 +183,14 @@ async fn test_columns_are_named_as_athena_names_them() {
         .map(|f| f.name().as_str())
         .collect();
     assert_eq!(names[..4], ["eventname", "arn", "key_arn", "_col3"]);
+    // Strings are read as views and held as plain strings: a view would keep
+    // the whole buffer it was read into alive with the result.
+    for field in result.schema.fields() {
+        assert_ne!(field.data_type(), &DataType::Utf8View, "{field}");
+    }
+    for batch in &result.batches {
+        assert_eq!(batch.schema(), result.schema);
+    }
     // A second `arn` is left to the engine rather than made ambiguous.
     assert_ne!(names[4], "arn");
 }

@@ -626,8 +626,9 @@ impl AthenaEngine {
         let config = self.config.clone();
         let caches = self.file_caches.clone();
         let work = async move {
-            let engine = Engine::with_caches(config.clone(), "default", &caches)
-                .map_err(|e| sql_error(e, &config))?;
+            let engine =
+                Engine::with_caches(config.clone(), cairn_catalog::DEFAULT_DATABASE, &caches)
+                    .map_err(|e| sql_error(e, &config))?;
             for (id, parts, batches) in sources {
                 register_store(&engine, &id, parts, batches)
                     .await

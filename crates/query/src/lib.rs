@@ -166,6 +166,8 @@ impl FileCaches {
     }
 
     fn config(&self) -> CacheManagerConfig {
+        // The limits again: the cache manager sets each cache's limit to the
+        // configured one, DataFusion's default unless given.
         CacheManagerConfig::default()
             .with_file_metadata_cache(Some(self.metadata.clone()))
             .with_metadata_cache_limit(Self::METADATA_BYTES)
@@ -245,7 +247,7 @@ impl Engine {
     /// A session with the Trino functions and the configured bounds, whose
     /// unqualified table names are in Athena's `default` database.
     pub fn new(config: EngineConfig) -> Result<Self, Error> {
-        Self::with_database(config, "default")
+        Self::with_database(config, cairn_catalog::DEFAULT_DATABASE)
     }
 
     /// A session whose unqualified table names are in `database` of

@@ -148,39 +148,19 @@ pub fn cloudtrail_schema() -> SchemaRef {
 /// read as views its bytes would be copied all the same and then described
 /// once more, so it stays a plain string.
 pub fn read_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new_with_metadata(
-        schema
-            .fields()
-            .iter()
-            .map(|f| {
-                if PLAIN_READ_COLUMNS.contains(&f.name().as_str()) {
-                    f.as_ref().clone()
-                } else {
-                    field_strings_as(f, &DataType::Utf8, &DataType::Utf8View)
-                }
-            })
-            .collect::<Vec<_>>(),
-        schema.metadata().clone(),
-    ))
+    strings_as(schema, &DataType::Utf8, &DataType::Utf8View, |name| {
+        !EVENT_UNIQUE_COLUMNS.contains(&name) && !JSON_TEXT_COLUMNS.contains(&name)
+    })
 }
 
-/// Top-level columns read as plain strings by [`read_schema`]: nearly one
-/// value per event.
-const PLAIN_READ_COLUMNS: [&str; 8] = [
-    "eventtime",
-    "eventid",
-    "requestid",
-    "sharedeventid",
-    "requestparameters",
-    "responseelements",
-    "additionaleventdata",
-    "serviceeventdetails",
-];
+/// Top-level columns besides [`JSON_TEXT_COLUMNS`] that [`read_schema`]
+/// keeps plain: nearly one value per event.
+const EVENT_UNIQUE_COLUMNS: [&str; 4] = ["eventtime", "eventid", "requestid", "sharedeventid"];
 
 /// `schema` with its string views as plain strings: how results are held
 /// (a view keeps the whole buffer it points into alive).
 pub fn plain_schema(schema: &Schema) -> SchemaRef {
-    strings_as(schema, &DataType::Utf8View, &DataType::Utf8)
+    strings_as(schema, &DataType::Utf8View, &DataType::Utf8, |_| true)
 }
 
 /// `batch`'s columns cast to `schema`, whose fields are its own but for
@@ -202,12 +182,25 @@ pub fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch
     RecordBatch::try_new(schema.clone(), columns).map_err(engine)
 }
 
-fn strings_as(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
+/// `schema` with the strings of type `from` as `to` in the top-level
+/// columns `changed` names (and everything nested in them).
+fn strings_as(
+    schema: &Schema,
+    from: &DataType,
+    to: &DataType,
+    changed: impl Fn(&str) -> bool,
+) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(
         schema
             .fields()
             .iter()
-            .map(|f| field_strings_as(f, from, to))
+            .map(|f| {
+                if changed(f.name()) {
+                    field_strings_as(f, from, to)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
             .collect::<Vec<_>>(),
         schema.metadata().clone(),
     ))
@@ -371,7 +364,7 @@ mod tests {
         ] {
             assert_eq!(type_of(name), DataType::Utf8View, "{name}");
         }
-        for name in PLAIN_READ_COLUMNS {
+        for name in EVENT_UNIQUE_COLUMNS.iter().chain(&JSON_TEXT_COLUMNS) {
             assert_eq!(type_of(name), DataType::Utf8, "{name}");
         }
         // Strings inside structs and lists too.

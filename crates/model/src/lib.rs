@@ -17,6 +17,7 @@ pub mod layout;
 pub mod record;
 pub mod time;
 pub mod trail;
+pub mod view_codec;
 
 pub use arn::TrailArn;
 pub use error::{Error, Result};

@@ -32,37 +32,87 @@ pub const INSIGHT_EVENT_TYPE: &str = "AwsCloudTrailInsight";
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct RecordView<'a> {
     /// `eventVersion`.
-    #[serde(rename = "eventVersion", borrow, default)]
+    #[serde(
+        rename = "eventVersion",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_version: Option<Cow<'a, str>>,
     /// `eventTime`, as written.
-    #[serde(rename = "eventTime", borrow, default)]
+    #[serde(
+        rename = "eventTime",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_time: Option<Cow<'a, str>>,
     /// `eventSource`, e.g. `s3.amazonaws.com`.
-    #[serde(rename = "eventSource", borrow, default)]
+    #[serde(
+        rename = "eventSource",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_source: Option<Cow<'a, str>>,
     /// `eventName`, e.g. `PutObject`.
-    #[serde(rename = "eventName", borrow, default)]
+    #[serde(
+        rename = "eventName",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_name: Option<Cow<'a, str>>,
     /// `eventID`.
-    #[serde(rename = "eventID", borrow, default)]
+    #[serde(rename = "eventID", borrow, default, deserialize_with = "borrowed_str")]
     pub event_id: Option<Cow<'a, str>>,
     /// `eventType`, e.g. `AwsApiCall`.
-    #[serde(rename = "eventType", borrow, default)]
+    #[serde(
+        rename = "eventType",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_type: Option<Cow<'a, str>>,
     /// `eventCategory`: `Management`, `Data`, `NetworkActivity`, `Insight`.
-    #[serde(rename = "eventCategory", borrow, default)]
+    #[serde(
+        rename = "eventCategory",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_category: Option<Cow<'a, str>>,
     /// `awsRegion`: the region the event happened in.
-    #[serde(rename = "awsRegion", borrow, default)]
+    #[serde(
+        rename = "awsRegion",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub aws_region: Option<Cow<'a, str>>,
     /// `recipientAccountId`: the account the event is delivered for.
-    #[serde(rename = "recipientAccountId", borrow, default)]
+    #[serde(
+        rename = "recipientAccountId",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub recipient_account_id: Option<Cow<'a, str>>,
     /// `errorCode`.
-    #[serde(rename = "errorCode", borrow, default)]
+    #[serde(
+        rename = "errorCode",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub error_code: Option<Cow<'a, str>>,
     /// `vpcEndpointId`.
-    #[serde(rename = "vpcEndpointId", borrow, default)]
+    #[serde(
+        rename = "vpcEndpointId",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub vpc_endpoint_id: Option<Cow<'a, str>>,
     /// `readOnly` (a JSON boolean; the strings `"true"`/`"false"` are accepted too).
     #[serde(rename = "readOnly", default, deserialize_with = "lenient_bool")]
@@ -92,25 +142,50 @@ pub struct RecordView<'a> {
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct UserIdentityView<'a> {
     /// `userIdentity.type` (absent on some service events).
-    #[serde(rename = "type", borrow, default)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "borrowed_str")]
     pub identity_type: Option<Cow<'a, str>>,
     /// `userIdentity.arn`.
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
     pub arn: Option<Cow<'a, str>>,
     /// `userIdentity.accountId`.
-    #[serde(rename = "accountId", borrow, default)]
+    #[serde(
+        rename = "accountId",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub account_id: Option<Cow<'a, str>>,
     /// `userIdentity.userName` (event history's Username).
-    #[serde(rename = "userName", borrow, default)]
+    #[serde(
+        rename = "userName",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub user_name: Option<Cow<'a, str>>,
     /// `userIdentity.accessKeyId` (event history's AccessKeyId).
-    #[serde(rename = "accessKeyId", borrow, default)]
+    #[serde(
+        rename = "accessKeyId",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub access_key_id: Option<Cow<'a, str>>,
     /// `userIdentity.invokedBy`.
-    #[serde(rename = "invokedBy", borrow, default)]
+    #[serde(
+        rename = "invokedBy",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub invoked_by: Option<Cow<'a, str>>,
     /// `userIdentity.principalId`.
-    #[serde(rename = "principalId", borrow, default)]
+    #[serde(
+        rename = "principalId",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub principal_id: Option<Cow<'a, str>>,
 }
 
@@ -118,16 +193,26 @@ pub struct UserIdentityView<'a> {
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct ResourceView<'a> {
     /// `type`, e.g. `AWS::S3::Object` (absent on some real records).
-    #[serde(rename = "type", borrow, default)]
+    #[serde(rename = "type", borrow, default, deserialize_with = "borrowed_str")]
     pub resource_type: Option<Cow<'a, str>>,
     /// `ARN`.
-    #[serde(rename = "ARN", borrow, default)]
+    #[serde(rename = "ARN", borrow, default, deserialize_with = "borrowed_str")]
     pub arn: Option<Cow<'a, str>>,
     /// `ARNPrefix`, used instead of `ARN` for e.g. S3 ListObjects.
-    #[serde(rename = "ARNPrefix", borrow, default)]
+    #[serde(
+        rename = "ARNPrefix",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub arn_prefix: Option<Cow<'a, str>>,
     /// `accountId`.
-    #[serde(rename = "accountId", borrow, default)]
+    #[serde(
+        rename = "accountId",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub account_id: Option<Cow<'a, str>>,
 }
 
@@ -135,11 +220,32 @@ pub struct ResourceView<'a> {
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct InsightDetailsView<'a> {
     /// `insightDetails.eventSource`.
-    #[serde(rename = "eventSource", borrow, default)]
+    #[serde(
+        rename = "eventSource",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_source: Option<Cow<'a, str>>,
     /// `insightDetails.eventName`.
-    #[serde(rename = "eventName", borrow, default)]
+    #[serde(
+        rename = "eventName",
+        borrow,
+        default,
+        deserialize_with = "borrowed_str"
+    )]
     pub event_name: Option<Cow<'a, str>>,
+}
+
+/// An optional string that borrows from the text where it can. serde's own
+/// `borrow` reaches a `Cow` field but not one inside an `Option`, which would
+/// copy every string of every record parsed.
+fn borrowed_str<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|t| t.0))
 }
 
 fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
@@ -294,20 +400,46 @@ pub struct IngestDefaults<'a> {
 }
 
 /// A record accepted by ingest: its JSON text (the producer's bytes, plus any
-/// defaulted fields appended) and the fields the pipeline keys on. Borrows
-/// from the input wherever nothing had to be added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// defaulted fields appended) and its view, defaults included. Borrows from
+/// the input wherever nothing had to be added.
+#[derive(Debug, Clone)]
 pub struct NormalizedRecord<'a> {
     /// The record's JSON text as it will be delivered.
     pub json: Cow<'a, str>,
-    /// `eventID` (the producer's, or one assigned by ingest).
-    pub event_id: Cow<'a, str>,
+    /// The text the view was parsed from: the producer's record, of which
+    /// `json` keeps every byte but the closing brace in place.
+    pub parsed_from: &'a str,
+    /// The fields Cairn reads, as a parse of `json` would give them: every
+    /// defaulted field (`eventID`, `recipientAccountId`, `awsRegion`, ...) is
+    /// present.
+    pub view: RecordView<'a>,
     /// `eventTime`, parsed.
     pub event_time: DateTime<Utc>,
+}
+
+impl NormalizedRecord<'_> {
+    /// `eventID` (the producer's, or one assigned by ingest).
+    pub fn event_id(&self) -> &str {
+        self.view.event_id.as_deref().unwrap_or_default()
+    }
+
     /// `recipientAccountId` (the producer's or the default).
-    pub recipient_account_id: Cow<'a, str>,
+    pub fn recipient_account_id(&self) -> &str {
+        self.view
+            .recipient_account_id
+            .as_deref()
+            .unwrap_or_default()
+    }
+
     /// `awsRegion` (the producer's or the default).
-    pub aws_region: Cow<'a, str>,
+    pub fn aws_region(&self) -> &str {
+        self.view.aws_region.as_deref().unwrap_or_default()
+    }
+
+    /// Appends the view in [`crate::view_codec`]'s form, its spans into `json`.
+    pub fn encode_view(&self, out: &mut Vec<u8>) {
+        crate::view_codec::encode_view(&self.view, self.parsed_from, out);
+    }
 }
 
 /// serde_json (with its `raw_value` feature, which Cairn uses) reads an
@@ -437,37 +569,35 @@ pub fn normalize_record<'a>(
         // through the JSON encoder anyway so no input can break the framing.
         appended.push_str(&serde_json::Value::from(value).to_string());
     };
+    // The view of the record as stored: what a parse of the final JSON would
+    // give, so the pipeline can use it instead of parsing again.
+    let mut view = view;
     if view.event_version.is_none() {
         append("eventVersion", DEFAULT_EVENT_VERSION);
+        view.event_version = Some(Cow::Borrowed(DEFAULT_EVENT_VERSION));
     }
     if view.event_category.is_none() {
-        append("eventCategory", view.event_category());
+        let category = view.event_category().to_owned();
+        append("eventCategory", &category);
+        view.event_category = Some(Cow::Owned(category));
     }
-    let event_id = match view.event_id {
-        Some(id) => id,
-        None => {
-            let id = uuid::Uuid::new_v4().to_string();
-            append("eventID", &id);
-            Cow::Owned(id)
-        }
-    };
+    if view.event_id.is_none() {
+        let id = uuid::Uuid::new_v4().to_string();
+        append("eventID", &id);
+        view.event_id = Some(Cow::Owned(id));
+    }
     if view.event_type.is_none() {
         append("eventType", DEFAULT_EVENT_TYPE);
+        view.event_type = Some(Cow::Borrowed(DEFAULT_EVENT_TYPE));
     }
-    let aws_region = match view.aws_region {
-        Some(r) => r,
-        None => {
-            append("awsRegion", defaults.region);
-            Cow::Borrowed(defaults.region)
-        }
-    };
-    let recipient_account_id = match view.recipient_account_id {
-        Some(a) => a,
-        None => {
-            append("recipientAccountId", defaults.account_id);
-            Cow::Borrowed(defaults.account_id)
-        }
-    };
+    if view.aws_region.is_none() {
+        append("awsRegion", defaults.region);
+        view.aws_region = Some(Cow::Borrowed(defaults.region));
+    }
+    if view.recipient_account_id.is_none() {
+        append("recipientAccountId", defaults.account_id);
+        view.recipient_account_id = Some(Cow::Borrowed(defaults.account_id));
+    }
 
     let json = if appended.is_empty() {
         Cow::Borrowed(trimmed)
@@ -487,10 +617,9 @@ pub fn normalize_record<'a>(
     };
     Ok(NormalizedRecord {
         json,
-        event_id,
+        parsed_from: trimmed,
+        view,
         event_time,
-        recipient_account_id,
-        aws_region,
     })
 }
 
@@ -537,13 +666,24 @@ mod tests {
         region: "us-east-1",
     };
 
+    /// The view ingest stores decodes, from the final JSON, to exactly what a
+    /// parse of that JSON gives: the pipeline uses it instead of parsing.
+    fn assert_stored_view_is_the_parsed_one(n: &NormalizedRecord<'_>) {
+        let mut bytes = Vec::new();
+        n.encode_view(&mut bytes);
+        let stored = crate::view_codec::decode_view(&bytes, n.json.as_bytes()).unwrap();
+        let parsed = RecordView::parse(&n.json).unwrap();
+        assert_eq!(format!("{stored:?}"), format!("{parsed:?}"), "{}", n.json);
+    }
+
     #[test]
     fn test_complete_record_is_kept_byte_for_byte() {
         let raw = r#"{"eventVersion":"1.08","eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","eventID":"e1","eventType":"AwsApiCall","eventCategory":"Data","recipientAccountId":"123837392027","requestParameters":{"FromTime":1.688560107857E9}}"#;
         let n = normalize_record(raw, &DEFAULTS).unwrap();
         assert_eq!(n.json, raw);
-        assert_eq!(n.event_id, "e1");
-        assert_eq!(n.recipient_account_id, "123837392027");
+        assert_eq!(n.event_id(), "e1");
+        assert_eq!(n.recipient_account_id(), "123837392027");
+        assert_stored_view_is_the_parsed_one(&n);
     }
 
     #[test]
@@ -552,12 +692,19 @@ mod tests {
         let n = normalize_record(raw, &DEFAULTS).unwrap();
         assert!(n.json.starts_with(&raw[..raw.len() - 1]));
         let v: serde_json::Value = serde_json::from_str(&n.json).unwrap();
-        assert_eq!(v["eventID"], n.event_id.as_ref());
+        assert_eq!(v["eventID"], n.event_id());
         assert_eq!(v["recipientAccountId"], "123456789012");
         assert_eq!(v["awsRegion"], "us-east-1");
         assert_eq!(v["eventCategory"], "Management");
         assert_eq!(v["eventType"], "AwsApiCall");
         assert_eq!(v["eventVersion"], DEFAULT_EVENT_VERSION);
+        assert_stored_view_is_the_parsed_one(&n);
+        let empty_defaults = normalize_record(
+            r#"{ "eventTime":"2014-03-06T21:22:54Z","eventSource":"e\u00632.amazonaws.com","eventName":"A"}"#,
+            &DEFAULTS,
+        )
+        .unwrap();
+        assert_stored_view_is_the_parsed_one(&empty_defaults);
     }
 
     #[test]
@@ -566,6 +713,7 @@ mod tests {
         let n = normalize_record(raw, &DEFAULTS).unwrap();
         let v: serde_json::Value = serde_json::from_str(&n.json).unwrap();
         assert_eq!(v["eventCategory"], "Insight");
+        assert_stored_view_is_the_parsed_one(&n);
     }
 
     #[test]
@@ -627,6 +775,7 @@ mod tests {
             for line in std::fs::read_to_string(&path).unwrap().lines() {
                 let n = normalize_record(line, &DEFAULTS).unwrap_or_else(|e| panic!("{e}: {line}"));
                 assert!(n.json.starts_with(&line[..line.len() - 1]));
+                assert_stored_view_is_the_parsed_one(&n);
                 count += 1;
             }
         }

@@ -1,19 +1,24 @@
 //! What one WAL record holds: an ingested CloudTrail record, or a trail control change.
 //!
 //! ```text
-//! Record  := 0x03 | 0x01 | ingest_time_ms: u64 LE | event_id_hash: u128 LE | record JSON bytes
-//! Control := 0x03 | 0x02 | TrailControl as JSON (model types: cairn_model::TrailConfig)
+//! Record  := 0x04 | 0x01 | ingest_time_ms: u64 LE | event_id_hash: u128 LE
+//!            | view_len: u32 LE | view (cairn_model::view_codec) | record JSON bytes
+//! Control := 0x04 | 0x02 | TrailControl as JSON (model types: cairn_model::TrailConfig)
 //! ```
 //!
-//! The first byte is the **format version**. Version 3 is the first with an
-//! explicit version byte: the unversioned format that came before began with
-//! its kind (`0x01` record, `0x02` control), so those two values are read as
-//! that format (its records are identical after the kind byte, its controls
-//! lack `at`) and are never written again. Any other first byte is a format
-//! this build does not know: [`decode`] refuses it with
-//! [`EnvelopeError::UnknownVersion`], and start-up stops on it (never a silent
-//! skip, which could lose a trail change). The golden files under
-//! `tests/data/` pin every persisted form.
+//! The first byte is the **format version**. Version 4 carries, beside each
+//! record's JSON, the view ingest parsed (the fields selectors, scope and
+//! layout read, defaults included), so the router decodes it instead of
+//! parsing the JSON a second time. Version 3 is the same without the view
+//! (its records are parsed when routed); it is still read, never written.
+//! Version 3 was the first with an explicit version byte: the unversioned
+//! format that came before began with its kind (`0x01` record, `0x02`
+//! control), so those two values are read as that format (its records are
+//! identical after the kind byte, its controls lack `at`) and are never
+//! written again. Any other first byte is a format this build does not know:
+//! [`decode`] refuses it with [`EnvelopeError::UnknownVersion`], and start-up
+//! stops on it (never a silent skip, which could lose a trail change). The
+//! golden files under `tests/data/` pin every persisted form.
 //!
 //! Control changes (CreateTrail, StartLogging, StopLogging, configuration
 //! changes, DeleteTrail) travel through the WAL so every sink applies them at
@@ -24,18 +29,22 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use cairn_model::TrailConfig;
+use cairn_model::{NormalizedRecord, TrailConfig};
 
 /// The format version this build writes.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
+/// The previous version, records without their view: read, never written.
+const VERSION_3: u8 = 3;
 /// The first byte of a record of the unversioned format.
 const LEGACY_RECORD: u8 = 1;
 /// The first byte of a control of the unversioned format.
 const LEGACY_CONTROL: u8 = 2;
 const KIND_RECORD: u8 = 1;
 const KIND_CONTROL: u8 = 2;
-/// Bytes before a record's JSON.
+/// Bytes of a record's fixed header (version, kind, ingest time, eventID hash).
 pub const RECORD_HEADER: usize = 2 + 8 + 16;
+/// The view's length, after the fixed header of a version 4 record.
+const VIEW_LEN: usize = 4;
 const LEGACY_RECORD_HEADER: usize = 1 + 8 + 16;
 
 /// A change to one trail, ordered with the records in the WAL.
@@ -83,6 +92,9 @@ pub enum Envelope<'a> {
         event_id_hash: u128,
         /// Its JSON text.
         json: &'a [u8],
+        /// Its view in `cairn_model::view_codec`'s form, spans into `json`
+        /// (`None` in records of versions before 4: their JSON is parsed).
+        view: Option<&'a [u8]>,
     },
     /// A trail change.
     Control(TrailControl),
@@ -104,25 +116,36 @@ pub enum EnvelopeError {
     Malformed(String),
 }
 
-/// Encodes an ingested record.
-pub fn encode_record(ingest_time_ms: u64, event_id_hash: u128, json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RECORD_HEADER + json.len());
-    encode_record_into(&mut out, ingest_time_ms, event_id_hash, json);
+/// Encodes an ingested record with its view (see [`encode_record_into`]).
+pub fn encode_record(
+    ingest_time_ms: u64,
+    event_id_hash: u128,
+    record: &NormalizedRecord,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEADER + VIEW_LEN + 128 + record.json.len());
+    encode_record_into(&mut out, ingest_time_ms, event_id_hash, record);
     out
 }
 
-/// Appends an encoded record to `out` (batches share one buffer).
+/// Appends an encoded record to `out` (batches share one buffer): its JSON as
+/// it will be delivered, and the view ingest parsed, so no one parses it again.
 pub fn encode_record_into(
     out: &mut Vec<u8>,
     ingest_time_ms: u64,
     event_id_hash: u128,
-    json: &[u8],
+    record: &NormalizedRecord,
 ) {
     out.push(VERSION);
     out.push(KIND_RECORD);
     out.extend_from_slice(&ingest_time_ms.to_le_bytes());
     out.extend_from_slice(&event_id_hash.to_le_bytes());
-    out.extend_from_slice(json);
+    let len_at = out.len();
+    out.extend_from_slice(&[0; VIEW_LEN]);
+    record.encode_view(out);
+    // A view is far smaller than the record it describes (at most 1 MiB).
+    let view_len = u32::try_from(out.len() - len_at - VIEW_LEN).unwrap_or(u32::MAX);
+    out[len_at..len_at + VIEW_LEN].copy_from_slice(&view_len.to_le_bytes());
+    out.extend_from_slice(record.json.as_bytes());
 }
 
 /// Encodes a trail change.
@@ -140,9 +163,9 @@ pub fn record_header(payload: &[u8]) -> Result<Option<(u64, u128)>, EnvelopeErro
     let header = match payload.first() {
         // A salvage marker: no record header, nothing to decode.
         Some(&cairn_wal::LOST_RECORD_MARK) => return Ok(None),
-        Some(&VERSION) if payload.get(1) == Some(&KIND_RECORD) => &payload[2..],
+        Some(&VERSION | &VERSION_3) if payload.get(1) == Some(&KIND_RECORD) => &payload[2..],
         Some(&LEGACY_RECORD) => &payload[1..],
-        Some(&VERSION) | Some(&LEGACY_CONTROL) => return Ok(None),
+        Some(&VERSION | &VERSION_3 | &LEGACY_CONTROL) => return Ok(None),
         Some(&other) => return Err(EnvelopeError::UnknownVersion(other)),
         None => return Err(EnvelopeError::Malformed("empty payload".into())),
     };
@@ -160,8 +183,9 @@ pub fn record_header(payload: &[u8]) -> Result<Option<(u64, u128)>, EnvelopeErro
 pub fn decode(payload: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let (json_at, body) = match payload.first() {
         Some(&cairn_wal::LOST_RECORD_MARK) => return Ok(Envelope::Lost),
-        Some(&VERSION) => match payload.get(1) {
-            Some(&KIND_RECORD) => (RECORD_HEADER, None),
+        Some(&version @ (VERSION | VERSION_3)) => match payload.get(1) {
+            Some(&KIND_RECORD) if version == VERSION_3 => (RECORD_HEADER, None),
+            Some(&KIND_RECORD) => return decode_record_with_view(payload),
             Some(&KIND_CONTROL) => {
                 let control = serde_json::from_slice(&payload[2..])
                     .map_err(|e| EnvelopeError::Malformed(format!("control record: {e}")))?;
@@ -169,7 +193,7 @@ pub fn decode(payload: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
             }
             Some(kind) => {
                 return Err(EnvelopeError::Malformed(format!(
-                    "unknown kind {kind} in a version {VERSION} envelope"
+                    "unknown kind {kind} in a version {version} envelope"
                 )));
             }
             None => return Err(EnvelopeError::Malformed("no kind byte".into())),
@@ -198,6 +222,32 @@ pub fn decode(payload: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
         ingest_time_ms,
         event_id_hash,
         json,
+        view: None,
+    })
+}
+
+/// A version 4 record: the header, the view, the JSON.
+fn decode_record_with_view(payload: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+    let Some((ingest_time_ms, event_id_hash)) = record_header(payload)? else {
+        return Err(EnvelopeError::Malformed("not a record".into()));
+    };
+    let truncated = || EnvelopeError::Malformed("record header too short".into());
+    let len = payload
+        .get(RECORD_HEADER..RECORD_HEADER + VIEW_LEN)
+        .ok_or_else(truncated)?;
+    let mut l = [0u8; VIEW_LEN];
+    l.copy_from_slice(len);
+    let view_at = RECORD_HEADER + VIEW_LEN;
+    let json_at = usize::try_from(u32::from_le_bytes(l))
+        .ok()
+        .and_then(|len| view_at.checked_add(len))
+        .filter(|&at| at <= payload.len())
+        .ok_or_else(|| EnvelopeError::Malformed("record view longer than the record".into()))?;
+    Ok(Envelope::Record {
+        ingest_time_ms,
+        event_id_hash,
+        json: &payload[json_at..],
+        view: Some(&payload[view_at..json_at]),
     })
 }
 
@@ -211,19 +261,35 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const DEFAULTS: cairn_model::IngestDefaults<'static> = cairn_model::IngestDefaults {
+        account_id: "123456789012",
+        region: "us-east-1",
+    };
+
     #[test]
     fn test_round_trip() {
-        let p = encode_record(42, 7, b"{\"a\":1}");
+        let raw = r#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#;
+        let record = cairn_model::record::normalize_record(raw, &DEFAULTS).unwrap();
+        let p = encode_record(42, 7, &record);
         assert_eq!(p[0], VERSION);
-        assert_eq!(
-            decode(&p),
-            Ok(Envelope::Record {
-                ingest_time_ms: 42,
-                event_id_hash: 7,
-                json: b"{\"a\":1}"
-            })
-        );
+        let Ok(Envelope::Record {
+            ingest_time_ms: 42,
+            event_id_hash: 7,
+            json,
+            view: Some(view),
+        }) = decode(&p)
+        else {
+            panic!("the record does not decode: {:?}", decode(&p))
+        };
+        assert_eq!(json, record.json.as_bytes());
+        let view = cairn_model::view_codec::decode_view(view, json).unwrap();
+        assert_eq!(view.event_name.as_deref(), Some("GetObject"));
+        assert_eq!(view.aws_region.as_deref(), Some("us-east-1"));
         assert_eq!(record_header(&p), Ok(Some((42, 7))));
+        // A view said to be longer than the record is damage.
+        let mut damaged = p.clone();
+        damaged[RECORD_HEADER..RECORD_HEADER + VIEW_LEN].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(decode(&damaged), Err(EnvelopeError::Malformed(_))));
         let c = TrailControl {
             trail_arn: "arn".into(),
             at: DateTime::<Utc>::UNIX_EPOCH,
@@ -252,6 +318,10 @@ mod tests {
             Err(EnvelopeError::Malformed(_))
         ));
         assert!(matches!(
+            decode(&[VERSION_3, KIND_RECORD, 1, 2]),
+            Err(EnvelopeError::Malformed(_))
+        ));
+        assert!(matches!(
             decode(&[VERSION, KIND_CONTROL, b'{']),
             Err(EnvelopeError::Malformed(_))
         ));
@@ -272,7 +342,8 @@ mod tests {
             Ok(Envelope::Record {
                 ingest_time_ms: 5,
                 event_id_hash: 6,
-                json: b"{}"
+                json: b"{}",
+                view: None,
             })
         );
         let control = br#"{"trail_arn":"arn:t","change":"StartLogging"}"#;

@@ -102,13 +102,13 @@ impl Ingestor {
         let mut valid = Vec::with_capacity(records.len());
         for (index, raw) in records.iter().enumerate() {
             match normalize_record(raw, &defaults) {
-                Ok(record) if !self.config.recipient_allowed(&record.recipient_account_id) => {
+                Ok(record) if !self.config.recipient_allowed(record.recipient_account_id()) => {
                     failed.push(RecordFailure {
                         index,
                         error_code: "InvalidRecipient".to_owned(),
                         error_message: format!(
                             "recipientAccountId {} is neither this account nor a member of its organization.",
-                            record.recipient_account_id
+                            record.recipient_account_id()
                         ),
                     });
                 }
@@ -124,15 +124,15 @@ impl Ingestor {
         let ingest_time = now_ms();
         let ids: Vec<u128> = valid
             .iter()
-            .map(|(_, r)| event_id_hash(&r.event_id))
+            .map(|(_, r)| event_id_hash(r.event_id()))
             .collect();
         // One buffer for the whole batch: a WAL payload per record, by
         // offsets; the dedup verdicts pick which are appended.
-        let mut buffer = Vec::with_capacity(valid.iter().map(|(_, r)| r.json.len() + 32).sum());
+        let mut buffer = Vec::with_capacity(valid.iter().map(|(_, r)| r.json.len() + 160).sum());
         let mut bounds = Vec::with_capacity(valid.len());
         for ((_, record), id) in valid.iter().zip(&ids) {
             let start = buffer.len();
-            encode_record_into(&mut buffer, ingest_time, *id, record.json.as_bytes());
+            encode_record_into(&mut buffer, ingest_time, *id, record);
             bounds.push(start..buffer.len());
         }
         // A reservation may read blocks of the dedup runs, and the append

@@ -160,7 +160,7 @@ pub fn parse_chunk(records: Vec<WalRecord>) -> Option<Chunk> {
 }
 
 fn parse_payload(payload: Bytes) -> Item {
-    let (ingest_time_ms, event_id_hash, json) = match envelope::decode(&payload) {
+    let (ingest_time_ms, event_id_hash, json, stored_view) = match envelope::decode(&payload) {
         Ok(Envelope::Control(control)) => return Item::Control(control),
         Ok(Envelope::Lost) => return Item::Lost,
         Err(e) => return Item::Undecodable(e),
@@ -168,12 +168,20 @@ fn parse_payload(payload: Bytes) -> Item {
             ingest_time_ms,
             event_id_hash,
             json,
-        }) => (ingest_time_ms, event_id_hash, json),
+            view,
+        }) => (ingest_time_ms, event_id_hash, json, view),
     };
     let json_at = payload.len() - json.len();
-    let view = std::str::from_utf8(json)
-        .ok()
-        .and_then(|text| RecordView::parse(text).ok());
+    // The view ingest parsed travels with the record; only records of an
+    // older envelope (or a view that does not decode, which the WAL's
+    // checksums make a bug, not damage) are parsed here.
+    let view = stored_view
+        .and_then(|bytes| cairn_model::view_codec::decode_view(bytes, json).ok())
+        .or_else(|| {
+            std::str::from_utf8(json)
+                .ok()
+                .and_then(|text| RecordView::parse(text).ok())
+        });
     let event_time = view
         .as_ref()
         .and_then(|v| v.event_time.as_deref())

@@ -75,16 +75,49 @@ fn config() -> TrailConfig {
 const RECORD_JSON: &[u8] = br#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","eventID":"0b5a8ad6-42a4-4f8c-9d45-1f3b5e0c2b11","recipientAccountId":"123456789012"}"#;
 
 #[test]
-fn test_v3_envelope_record() {
+fn test_v4_envelope_record() {
     let hash = cairn_pipeline::envelope::event_id_hash("0b5a8ad6-42a4-4f8c-9d45-1f3b5e0c2b11");
-    let bytes = golden(
-        "v3.envelope-record.bin",
-        &encode_record(1_714_557_600_123, hash, RECORD_JSON),
-    );
+    let text = std::str::from_utf8(RECORD_JSON).unwrap();
+    let defaults = cairn_model::IngestDefaults {
+        account_id: "123456789012",
+        region: "us-east-1",
+    };
+    // A record lacking eventType and eventCategory: ingest appends them, and
+    // the view carries them.
+    let record = cairn_model::record::normalize_record(text, &defaults).unwrap();
+    let encoded = encode_record(1_714_557_600_123, hash, &record);
+    let bytes = golden("v4.envelope-record.bin", &encoded);
     let Ok(Envelope::Record {
         ingest_time_ms,
         event_id_hash,
         json,
+        view: Some(view),
+    }) = decode(&bytes)
+    else {
+        panic!("the golden record does not decode")
+    };
+    assert_eq!(bytes[0], 4, "version byte");
+    assert_eq!(ingest_time_ms, 1_714_557_600_123);
+    assert_eq!(event_id_hash, hash);
+    assert_eq!(json, record.json.as_bytes());
+    let view = cairn_model::view_codec::decode_view(view, json).unwrap();
+    let parsed = cairn_model::RecordView::parse(std::str::from_utf8(json).unwrap()).unwrap();
+    assert_eq!(format!("{view:?}"), format!("{parsed:?}"));
+    assert_eq!(view.event_category.as_deref(), Some("Management"));
+    assert_eq!(encoded, bytes);
+}
+
+/// Version 3 records (no view) are still read: a WAL written before the
+/// upgrade is delivered by the new build, its records parsed when routed.
+#[test]
+fn test_v3_envelope_record_is_still_read() {
+    let hash = cairn_pipeline::envelope::event_id_hash("0b5a8ad6-42a4-4f8c-9d45-1f3b5e0c2b11");
+    let bytes = std::fs::read(path("v3.envelope-record.bin")).unwrap();
+    let Ok(Envelope::Record {
+        ingest_time_ms,
+        event_id_hash,
+        json,
+        view: None,
     }) = decode(&bytes)
     else {
         panic!("the golden record does not decode")
@@ -93,11 +126,10 @@ fn test_v3_envelope_record() {
     assert_eq!(ingest_time_ms, 1_714_557_600_123);
     assert_eq!(event_id_hash, hash);
     assert_eq!(json, RECORD_JSON);
-    assert_eq!(encode_record(ingest_time_ms, event_id_hash, json), bytes);
 }
 
 #[test]
-fn test_v3_envelope_controls() {
+fn test_v4_envelope_controls_and_v3_still_read() {
     let changes = [
         ("create", TrailChange::Create(Box::new(config()))),
         ("configure", TrailChange::Configure(Box::new(config()))),
@@ -112,10 +144,18 @@ fn test_v3_envelope_controls() {
             change,
         };
         let bytes = golden(
-            &format!("v3.envelope-control-{name}.bin"),
+            &format!("v4.envelope-control-{name}.bin"),
             &encode_control(&control),
         );
-        assert_eq!(&bytes[..2], &[3, 2], "{name}: version and kind");
+        assert_eq!(&bytes[..2], &[4, 2], "{name}: version and kind");
+        // Version 3 wrote the same control after its own version byte.
+        let v3 = std::fs::read(path(&format!("v3.envelope-control-{name}.bin"))).unwrap();
+        assert_eq!((v3[0], &v3[1..]), (3, &bytes[1..]), "{name}: version 3");
+        assert_eq!(
+            decode(&v3),
+            Ok(Envelope::Control(control.clone())),
+            "{name}"
+        );
         let Ok(Envelope::Control(decoded)) = decode(&bytes) else {
             panic!("{name}: the golden control does not decode")
         };
@@ -126,12 +166,12 @@ fn test_v3_envelope_controls() {
 
 #[test]
 fn test_an_unknown_envelope_version_is_refused_clearly() {
-    let mut bytes = std::fs::read(path("v3.envelope-record.bin")).unwrap();
-    bytes[0] = 4;
+    let mut bytes = std::fs::read(path("v4.envelope-record.bin")).unwrap();
+    bytes[0] = 5;
     let error = decode(&bytes).unwrap_err();
-    assert_eq!(error, EnvelopeError::UnknownVersion(4));
+    assert_eq!(error, EnvelopeError::UnknownVersion(5));
     assert!(
-        error.to_string().contains("version 4 is unknown"),
+        error.to_string().contains("version 5 is unknown"),
         "{error}"
     );
 }

@@ -278,10 +278,13 @@ impl Harness {
                 let i = self.next_id;
                 self.next_id += 1;
                 let name = names[i % names.len()];
-                let json = format!(
-                    r#"{{"eventID":"id-{i}","eventName":"{name}","eventTime":"2024-05-01T10:00:00Z"}}"#
-                );
-                encode_record(1_700_000_000_000, i as u128, json.as_bytes())
+                let json = record_text(i, name);
+                let defaults = cairn_model::IngestDefaults {
+                    account_id: "123456789012",
+                    region: "us-east-1",
+                };
+                let record = cairn_model::record::normalize_record(&json, &defaults).unwrap();
+                encode_record(1_700_000_000_000, i as u128, &record)
             })
             .collect();
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
@@ -510,11 +513,7 @@ fn test_an_interrupted_delivery_recovers_exactly_its_missing_files() {
     for (group, key) in &intent.keys {
         let expected: Vec<String> = (0..30)
             .filter(|i| ["A", "B", "C"][i % 3] == group)
-            .map(|i| {
-                format!(
-                    r#"{{"eventID":"id-{i}","eventName":"{group}","eventTime":"2024-05-01T10:00:00Z"}}"#
-                )
-            })
+            .map(|i| record_text(i, group))
             .collect();
         assert_eq!(bucket.objects[key], body(&expected), "{key}");
     }
@@ -589,8 +588,12 @@ fn test_sinks_at_the_head_share_one_parse() {
     }
 }
 
+/// A record with every field ingest would otherwise append, so the stored
+/// JSON is this text.
 fn record_text(i: usize, name: &str) -> String {
-    format!(r#"{{"eventID":"id-{i}","eventName":"{name}","eventTime":"2024-05-01T10:00:00Z"}}"#)
+    format!(
+        r#"{{"eventVersion":"1.08","eventID":"id-{i}","eventSource":"test.amazonaws.com","eventName":"{name}","eventTime":"2024-05-01T10:00:00Z","eventType":"AwsApiCall","eventCategory":"Management","awsRegion":"us-east-1","recipientAccountId":"123456789012"}}"#
+    )
 }
 
 #[test]

@@ -671,7 +671,7 @@ mod tests {
     fn assert_stored_view_is_the_parsed_one(n: &NormalizedRecord<'_>) {
         let mut bytes = Vec::new();
         n.encode_view(&mut bytes);
-        let stored = crate::view_codec::decode_view(&bytes, n.json.as_bytes()).unwrap();
+        let stored = crate::view_codec::decode_view(&bytes, &n.json).unwrap();
         let parsed = RecordView::parse(&n.json).unwrap();
         assert_eq!(format!("{stored:?}"), format!("{parsed:?}"), "{}", n.json);
     }

@@ -282,7 +282,8 @@ mod tests {
             panic!("the record does not decode: {:?}", decode(&p))
         };
         assert_eq!(json, record.json.as_bytes());
-        let view = cairn_model::view_codec::decode_view(view, json).unwrap();
+        let view =
+            cairn_model::view_codec::decode_view(view, std::str::from_utf8(json).unwrap()).unwrap();
         assert_eq!(view.event_name.as_deref(), Some("GetObject"));
         assert_eq!(view.aws_region.as_deref(), Some("us-east-1"));
         assert_eq!(record_header(&p), Ok(Some((42, 7))));

@@ -56,7 +56,7 @@ fn username(identity: &UserIdentityView<'_>) -> Option<String> {
 /// The event history's entry for a record, if it is a management event
 /// with an eventID, a time, an account and a region.
 fn history_event(entry: &RecordEntry) -> Option<HistoryEvent> {
-    let view = entry.view.as_ref()?;
+    let view = entry.view()?;
     let management = match view.event_category.as_deref() {
         None | Some("Management") => view.management_event != Some(false),
         Some(_) => false,

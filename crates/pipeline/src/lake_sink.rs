@@ -163,14 +163,18 @@ impl Sink for LakeSink {
         let Item::Record(record) = &entry.item else {
             return Accept::Skip;
         };
-        let Some(view) = record.view.as_ref() else {
-            return Accept::Skip;
-        };
         if !self.has_pending() {
             // A list taken between deliveries: a store created or stopped
             // now applies from the next delivery on.
             self.current = self.stores.snapshot();
         }
+        if !self.current.iter().any(|store| store.ingesting) {
+            return Accept::Skip;
+        }
+        let Some(view) = record.view() else {
+            return Accept::Skip;
+        };
+        let view = &view;
         let ingested = i64::try_from(record.ingest_time_ms).unwrap_or(i64::MAX);
         let mut taken = false;
         for store in self.current.iter() {

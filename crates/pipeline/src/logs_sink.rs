@@ -130,10 +130,10 @@ impl LogGroupSink {
         if !self.state.logging || self.group.is_none() {
             return Accept::Skip;
         }
-        let (Some(compiled), Some(view)) = (&self.compiled, &entry.view) else {
+        let (Some(compiled), Some(view)) = (&self.compiled, entry.view()) else {
             return Accept::Skip;
         };
-        if !compiled.selects(view) {
+        if !compiled.selects(&view) {
             return Accept::Skip;
         }
         let (Some(account), Some(region)) = (

@@ -366,10 +366,10 @@ impl TrailSink {
         if !self.state.logging {
             return Accept::Skip;
         }
-        let (Some(compiled), Some(view)) = (&self.compiled, &entry.view) else {
+        let (Some(compiled), Some(view)) = (&self.compiled, entry.view()) else {
             return Accept::Skip;
         };
-        if !compiled.selects(view) {
+        if !compiled.selects(&view) {
             return Accept::Skip;
         }
         let (Some(account), Some(region)) = (

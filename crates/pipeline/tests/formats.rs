@@ -100,8 +100,9 @@ fn test_v4_envelope_record() {
     assert_eq!(ingest_time_ms, 1_714_557_600_123);
     assert_eq!(event_id_hash, hash);
     assert_eq!(json, record.json.as_bytes());
+    let json = std::str::from_utf8(json).unwrap();
     let view = cairn_model::view_codec::decode_view(view, json).unwrap();
-    let parsed = cairn_model::RecordView::parse(std::str::from_utf8(json).unwrap()).unwrap();
+    let parsed = cairn_model::RecordView::parse(json).unwrap();
     assert_eq!(format!("{view:?}"), format!("{parsed:?}"));
     assert_eq!(view.event_category.as_deref(), Some("Management"));
     assert_eq!(encoded, bytes);

@@ -108,14 +108,17 @@ impl Sink for TestSink {
         let Item::Record(record) = &entry.item else {
             return Accept::Skip;
         };
-        let Some(name) = record.view.as_ref().and_then(|v| v.event_name.clone()) else {
+        let Some(name) = record
+            .view()
+            .and_then(|v| v.event_name.map(|n| n.into_owned()))
+        else {
             return Accept::Skip;
         };
         if name == "Poison" {
             return Accept::SetAside("InvalidRecord: cannot be batched".into());
         }
         self.groups
-            .entry(name.into_owned())
+            .entry(name)
             .or_default()
             .push(String::from_utf8(record.json().to_vec()).unwrap());
         self.started.get_or_insert_with(Instant::now);

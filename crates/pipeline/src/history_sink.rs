@@ -65,7 +65,7 @@ fn history_event(entry: &RecordEntry) -> Option<HistoryEvent> {
         return None;
     }
     let json = std::str::from_utf8(entry.json()).ok()?;
-    // The router's parse read the identity's fields: no second parse.
+    // The stored view holds the identity's fields: no parse of the JSON.
     let identity = view.user_identity.as_ref();
     Some(HistoryEvent {
         event_id: view.event_id.as_deref()?.to_owned(),

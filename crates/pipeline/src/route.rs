@@ -1,15 +1,18 @@
-//! The router: reads the WAL once, parses each record once, and serves the
-//! parsed chunks to every sink.
+//! The router: reads the WAL once, decodes each record once, and serves the
+//! decoded chunks to every sink.
 //!
 //! # Parse once
 //!
-//! A [`Chunk`] is a run of consecutive WAL records, each decoded from its
-//! envelope and, for an ingested record, parsed once into the fields sinks
-//! need: the [`RecordView`] selectors, scope and partitioning read, and the
-//! parsed `eventTime`. The record's JSON stays in the WAL payload it was read
-//! into ([`Bytes`], shared, never copied again); the view owns only its few
-//! small strings, so a chunk can be shared between sink threads behind an
-//! [`Arc`].
+//! A record's JSON is parsed once, at ingest, which stores the view it parsed
+//! (the [`RecordView`] fields selectors, scope and partitioning read) beside
+//! the JSON in the WAL envelope. A [`Chunk`] is a run of consecutive WAL
+//! records, each decoded from its envelope, with the parsed `eventTime`; the
+//! record's JSON and its stored view stay in the WAL payload they were read
+//! into ([`Bytes`], shared, never copied again), and each sink decodes the
+//! view it reads from there, borrowing ([`RecordEntry::view`]), so a chunk
+//! holds no per-record allocations and can be shared between sink threads
+//! behind an [`Arc`]. Only records of an envelope version without a view are
+//! parsed here, once, into an owned view.
 //!
 //! # Sinks at different positions
 //!
@@ -110,7 +113,9 @@ enum ViewSource {
     /// Parsed here (a record of an envelope without a view); `None` if the
     /// JSON does not parse (ingest stores only records that did, so this is
     /// a record written by something else: sinks skip it).
-    Parsed(Option<RecordView<'static>>),
+    /// Boxed: such records are rare, and the entry of every other record
+    /// stays small.
+    Parsed(Option<Box<RecordView<'static>>>),
 }
 
 impl RecordEntry {
@@ -123,7 +128,7 @@ impl RecordEntry {
                 let json = std::str::from_utf8(self.json()).ok()?;
                 cairn_model::view_codec::decode_view(bytes, json).ok()
             }
-            ViewSource::Parsed(view) => view.clone(),
+            ViewSource::Parsed(view) => view.as_deref().cloned(),
         }
     }
 
@@ -158,7 +163,8 @@ impl Chunk {
     }
 }
 
-/// Decodes and parses WAL records: the one place records are parsed for sinks.
+/// Decodes WAL records (parsing those without a stored view): the one place
+/// records are decoded for sinks.
 pub fn parse_chunk(records: Vec<WalRecord>) -> Option<Chunk> {
     let start = records.first()?.lsn;
     let end = records.last()?.next_lsn;
@@ -203,7 +209,8 @@ fn parse_payload(payload: Bytes) -> Item {
     let stored = stored_view.and_then(|bytes| {
         let text = std::str::from_utf8(json).ok()?;
         let view = cairn_model::view_codec::decode_view(bytes, text).ok()?;
-        let at = bytes.as_ptr() as usize - payload.as_ptr() as usize;
+        // The view is a slice of the payload: its offset there.
+        let at = (bytes.as_ptr() as usize).checked_sub(payload.as_ptr() as usize)?;
         let place = (
             u32::try_from(at).ok()?,
             u32::try_from(at + bytes.len()).ok()?,
@@ -222,7 +229,7 @@ fn parse_payload(payload: Bytes) -> Item {
                 .and_then(parse_event_time);
             (
                 event_time,
-                ViewSource::Parsed(view.map(RecordView::into_owned)),
+                ViewSource::Parsed(view.map(|v| Box::new(v.into_owned()))),
             )
         }
     };
@@ -586,5 +593,54 @@ mod tests {
             let waits = waits.join().unwrap();
             assert!(waits <= 20, "{waits} waits in 300 ms");
         }
+    }
+
+    /// A record of the current envelope is decoded from its stored view; one
+    /// of version 3 (written before views were stored) is parsed, to the
+    /// same view; both give the same event time.
+    #[test]
+    fn test_stored_and_parsed_views_agree() {
+        let raw = r#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"Root","arn":"arn:aws:iam::123456789012:root"},"resources":[{"ARN":"arn:aws:s3:::b/k"}]}"#;
+        let defaults = cairn_model::IngestDefaults {
+            account_id: "123456789012",
+            region: "us-east-1",
+        };
+        let record = cairn_model::record::normalize_record(raw, &defaults).unwrap();
+        let current = envelope::encode_record(5, 6, &record);
+        let mut version_3 = vec![3, 1];
+        version_3.extend_from_slice(&5u64.to_le_bytes());
+        version_3.extend_from_slice(&6u128.to_le_bytes());
+        version_3.extend_from_slice(record.json.as_bytes());
+        let chunk = parse_chunk(
+            [current, version_3]
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| WalRecord {
+                    lsn: i as Lsn,
+                    next_lsn: i as Lsn + 1,
+                    payload: Bytes::from(p),
+                })
+                .collect(),
+        )
+        .unwrap();
+        let entries: Vec<&RecordEntry> = chunk
+            .entries
+            .iter()
+            .map(|e| match &e.item {
+                Item::Record(r) => r,
+                other => panic!("not a record: {other:?}"),
+            })
+            .collect();
+        assert!(matches!(entries[0].view, ViewSource::Stored { .. }));
+        assert!(matches!(entries[1].view, ViewSource::Parsed(Some(_))));
+        let views: Vec<String> = entries
+            .iter()
+            .map(|e| format!("{:?}", e.view().unwrap()))
+            .collect();
+        assert_eq!(views[0], views[1]);
+        assert!(views[0].contains("arn:aws:s3:::b/k"), "{}", views[0]);
+        assert_eq!(entries[0].event_time, entries[1].event_time);
+        assert!(entries[0].event_time.is_some());
+        assert_eq!(entries[0].json(), record.json.as_bytes());
     }
 }

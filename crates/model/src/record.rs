@@ -676,6 +676,24 @@ mod tests {
         assert_eq!(format!("{stored:?}"), format!("{parsed:?}"), "{}", n.json);
     }
 
+    /// Strings without escapes borrow from the text (no copy per field, per
+    /// record); one with an escape is decoded into its own string.
+    #[test]
+    fn test_strings_borrow_from_the_text() {
+        let raw = r#"{"eventName":"GetObject","userIdentity":{"arn":"a\/b"},"resources":[{"ARN":"arn:aws:s3:::b/k"}]}"#;
+        let view = RecordView::parse(raw).unwrap();
+        assert!(matches!(view.event_name, Some(Cow::Borrowed("GetObject"))));
+        assert!(matches!(
+            view.resources()[0].arn,
+            Some(Cow::Borrowed("arn:aws:s3:::b/k"))
+        ));
+        let arn = view.user_identity.and_then(|u| u.arn);
+        assert!(
+            matches!(arn, Some(Cow::Owned(ref a)) if a == "a/b"),
+            "{arn:?}"
+        );
+    }
+
     #[test]
     fn test_complete_record_is_kept_byte_for_byte() {
         let raw = r#"{"eventVersion":"1.08","eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","eventID":"e1","eventType":"AwsApiCall","eventCategory":"Data","recipientAccountId":"123837392027","requestParameters":{"FromTime":1.688560107857E9}}"#;

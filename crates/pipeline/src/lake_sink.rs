@@ -174,14 +174,13 @@ impl Sink for LakeSink {
         let Some(view) = record.view() else {
             return Accept::Skip;
         };
-        let view = &view;
         let ingested = i64::try_from(record.ingest_time_ms).unwrap_or(i64::MAX);
         let mut taken = false;
         for store in self.current.iter() {
             if store.ingesting
                 && ingested >= store.created_ms
-                && store.scope.includes(view)
-                && store.selectors.matches(view)
+                && store.scope.includes(&view)
+                && store.selectors.matches(&view)
             {
                 let lines = self.pending.entry(store.id.clone()).or_default();
                 lines.extend_from_slice(record.json());

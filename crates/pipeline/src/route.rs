@@ -202,33 +202,24 @@ fn parse_payload(payload: Bytes) -> Item {
         }) => (ingest_time_ms, event_id_hash, json, view),
     };
     let json_at = payload.len() - json.len();
+    let text = std::str::from_utf8(json).ok();
     // The view ingest parsed travels with the record: decoded here for the
     // event time (and to know it decodes), then by each sink that reads it.
     // Only records of an older envelope (or a view that does not decode,
     // which the WAL's checksums make a bug, not damage) are parsed here.
-    let stored = stored_view.and_then(|bytes| {
-        let text = std::str::from_utf8(json).ok()?;
+    let stored = stored_view.zip(text).and_then(|(bytes, text)| {
         let view = cairn_model::view_codec::decode_view(bytes, text).ok()?;
         // The view is a slice of the payload: its offset there.
         let at = (bytes.as_ptr() as usize).checked_sub(payload.as_ptr() as usize)?;
-        let place = (
-            u32::try_from(at).ok()?,
-            u32::try_from(at + bytes.len()).ok()?,
-        );
-        Some((view.event_time.as_deref().and_then(parse_event_time), place))
+        let end = u32::try_from(at + bytes.len()).ok()?;
+        Some((view, u32::try_from(at).ok()?, end))
     });
     let (event_time, view) = match stored {
-        Some((event_time, (at, end))) => (event_time, ViewSource::Stored { at, end }),
+        Some((view, at, end)) => (event_time_of(&view), ViewSource::Stored { at, end }),
         None => {
-            let view = std::str::from_utf8(json)
-                .ok()
-                .and_then(|text| RecordView::parse(text).ok());
-            let event_time = view
-                .as_ref()
-                .and_then(|v| v.event_time.as_deref())
-                .and_then(parse_event_time);
+            let view = text.and_then(|text| RecordView::parse(text).ok());
             (
-                event_time,
+                view.as_ref().and_then(event_time_of),
                 ViewSource::Parsed(view.map(|v| Box::new(v.into_owned()))),
             )
         }
@@ -241,6 +232,11 @@ fn parse_payload(payload: Bytes) -> Item {
         json_at,
         payload,
     })
+}
+
+/// A record's `eventTime`, parsed.
+fn event_time_of(view: &RecordView<'_>) -> Option<DateTime<Utc>> {
+    view.event_time.as_deref().and_then(parse_event_time)
 }
 
 /// Reads and parses from `position` on the caller's thread (a sink that is

@@ -457,7 +457,6 @@ fn query_server(args: &QueryArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
-    use cairn_query::render::render;
     use cairn_query::{Engine, EngineConfig, logs};
     let Some(logs_dir) = args.logs.clone() else {
         return query_server(&args);
@@ -485,17 +484,28 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        let engine = Engine::new(EngineConfig {
-            memory_limit_bytes: args.memory_mib.saturating_mul(1024 * 1024),
-            ..EngineConfig::default()
-        })?;
+        // Each part's statistics are kept beside it: the next query, another
+        // process, plans without summarising every footer again.
+        let engine = Engine::new_with_caches(
+            EngineConfig {
+                memory_limit_bytes: args.memory_mib.saturating_mul(1024 * 1024),
+                ..EngineConfig::default()
+            },
+            &cairn_query::FileCaches::with_statistics_beside_parts(&copy.dir),
+        )?;
         engine
             .register_parquet("cloudtrail_logs", &copy.dir.to_string_lossy())
             .await?;
         engine.sql(&args.sql).await
     })?;
     let format = query_format(args.output);
-    print_rows(&render(&result, format)?, format)?;
+    // Written as rendered, a batch at a time, through one buffer.
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    cairn_query::render::write(&result, format, &mut stdout)?;
+    if format == cairn_query::render::Format::Table {
+        std::io::Write::write_all(&mut stdout, b"\n")?;
+    }
+    std::io::Write::flush(&mut stdout)?;
     Ok(ExitCode::SUCCESS)
 }
 

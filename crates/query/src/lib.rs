@@ -21,6 +21,7 @@ pub mod logs;
 mod plan;
 pub mod render;
 pub mod schema;
+mod statistics_file;
 
 use std::sync::Arc;
 
@@ -165,6 +166,21 @@ impl FileCaches {
         }
     }
 
+    /// Empty caches whose per-file statistics of the parts directly in
+    /// `dir` are also kept on disk, beside each part, for later processes:
+    /// a table copy queried by a process per query (`cairn query --logs`).
+    /// Plain [`FileCaches::new`] if `dir` cannot be named.
+    pub fn with_statistics_beside_parts(dir: &std::path::Path) -> Self {
+        let schema = schema::read_schema(&schema::cloudtrail_schema());
+        match statistics_file::PersistedStatistics::new(dir, &schema, Self::STATISTICS_BYTES) {
+            Some(persisted) => Self {
+                statistics: Arc::new(persisted),
+                ..Self::new()
+            },
+            None => Self::new(),
+        }
+    }
+
     fn config(&self) -> CacheManagerConfig {
         // The limits again: the cache manager sets each cache's limit to the
         // configured one, DataFusion's default unless given.
@@ -248,6 +264,12 @@ impl Engine {
     /// unqualified table names are in Athena's `default` database.
     pub fn new(config: EngineConfig) -> Result<Self, Error> {
         Self::with_database(config, cairn_catalog::DEFAULT_DATABASE)
+    }
+
+    /// A session like [`Engine::new`]'s that reads and keeps file footers
+    /// and statistics in `caches`.
+    pub fn new_with_caches(config: EngineConfig, caches: &FileCaches) -> Result<Self, Error> {
+        Self::with_caches(config, cairn_catalog::DEFAULT_DATABASE, caches)
     }
 
     /// A session whose unqualified table names are in `database` of

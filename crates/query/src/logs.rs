@@ -28,9 +28,12 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
+use crate::statistics_file::STATISTICS_EXTENSION;
 
 /// Rows per batch and per Parquet row group.
 pub const ROWS_PER_BATCH: usize = 65_536;
+/// Rows per Parquet data page, at most.
+const ROWS_PER_PAGE: usize = 4096;
 /// The largest log file read (uncompressed): CloudTrail's files are far smaller.
 const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 /// The version of the cache's layout; another version's parts are rebuilt.
@@ -59,6 +62,7 @@ pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
+        .set_data_page_row_count_limit(ROWS_PER_PAGE)
         .build()
 }
 
@@ -603,7 +607,9 @@ pub fn refresh(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let extension = path.extension();
-        let ours = extension.is_some_and(|e| e == PART_EXTENSION || e == MANIFEST_EXTENSION);
+        let ours = extension.is_some_and(|e| {
+            e == PART_EXTENSION || e == MANIFEST_EXTENSION || e == STATISTICS_EXTENSION
+        });
         let stamp = extension.is_some_and(|e| e == STAMPS_EXTENSION);
         if (ours && !groups.contains_key(&stem))
             || (stamp && !(groups.contains_key(&stem) && stamps.contains_key(&stem)))
@@ -674,11 +680,14 @@ fn write_part(
 }
 
 /// The columns a row group's rows are ordered by. Investigations filter on
-/// the service and the action (`eventsource = 'kms.amazonaws.com'`,
-/// `eventname = 'ConsoleLogin'`); rows in this order give each page of a
-/// row group a narrow range of them, so the page index lets a query skip
-/// the pages of every other action, in every column it reads.
-const PRUNING_ORDER: [&str; 3] = ["eventsource", "eventname", "eventtime"];
+/// the action and the service (`eventname = 'ConsoleLogin'`,
+/// `eventsource = 'kms.amazonaws.com' AND eventname IN (...)`); rows in
+/// this order give each page of a row group a narrow range of them, so the
+/// page index lets a query skip the pages of every other action, in every
+/// column it reads. The action comes first: ordered by service first, a
+/// page spanning a service's actions from `CopyObject` to `PutObject` holds
+/// `ConsoleLogin` within its range and could not be skipped.
+const PRUNING_ORDER: [&str; 3] = ["eventname", "eventsource", "eventtime"];
 
 /// `batch` (one row group's rows) in [`PRUNING_ORDER`]. Only rows within a
 /// row group move: memory stays one row group's, and the part's row groups
@@ -810,7 +819,16 @@ mod tests {
         let (_, converted) = refresh_counting(&source, &cache);
         assert_eq!(converted, Some(0), "still too recent to trust its stamp");
 
-        // A day removed: its part goes, and the stamps of the rest still hold.
+        // A day removed: its part goes with the statistics kept beside it,
+        // and the stamps of the rest still hold.
+        let statistics: Vec<PathBuf> = copy
+            .parts
+            .iter()
+            .map(|part| part.with_extension(STATISTICS_EXTENSION))
+            .collect();
+        for file in &statistics {
+            std::fs::write(file, "{}").unwrap();
+        }
         std::fs::remove_dir_all(logs.join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01"))
             .unwrap();
         settle(&logs, 10);
@@ -819,6 +837,8 @@ mod tests {
             (copy.parts.len(), copy.log_files, converted),
             (1, 2, Some(0))
         );
+        let kept: Vec<bool> = statistics.iter().map(|f| f.exists()).collect();
+        assert_eq!(kept, [false, true], "{statistics:?}");
         let (copy, converted) = refresh_counting(&source, &cache);
         assert_eq!((copy.parts.len(), converted), (1, None));
     }

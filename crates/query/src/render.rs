@@ -8,6 +8,8 @@ use datafusion::arrow::json::LineDelimitedWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
+use std::io::Write;
+
 use crate::{Error, QueryResult};
 
 /// How to print rows.
@@ -23,19 +25,26 @@ pub enum Format {
 
 /// The rows of `result` in `format`.
 pub fn render(result: &QueryResult, format: Format) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    write(result, format, &mut out)?;
+    Ok(out)
+}
+
+/// Writes the rows of `result` in `format` to `out`, a batch at a time:
+/// a large answer is never held twice, as rows and as its text.
+pub fn write(result: &QueryResult, format: Format, out: &mut dyn Write) -> Result<(), Error> {
     match format {
         Format::Table => {
-            if result.batches.is_empty() {
+            let table = if result.batches.is_empty() {
                 let empty = datafusion::arrow::array::RecordBatch::new_empty(result.schema.clone());
-                return Ok(pretty_format_batches(&[empty])?.to_string().into_bytes());
-            }
-            Ok(pretty_format_batches(&result.batches)?
-                .to_string()
-                .into_bytes())
+                pretty_format_batches(&[empty])?
+            } else {
+                pretty_format_batches(&result.batches)?
+            };
+            write!(out, "{table}").map_err(output)
         }
         Format::Csv => {
-            let mut out = Vec::new();
-            let mut writer = WriterBuilder::new().with_header(true).build(&mut out);
+            let mut writer = WriterBuilder::new().with_header(true).build(out);
             if result.batches.is_empty() {
                 writer.write(&datafusion::arrow::array::RecordBatch::new_empty(
                     result.schema.clone(),
@@ -44,19 +53,24 @@ pub fn render(result: &QueryResult, format: Format) -> Result<Vec<u8>, Error> {
             for batch in &result.batches {
                 writer.write(batch)?;
             }
-            drop(writer);
-            Ok(out)
+            Ok(())
         }
         Format::Json => {
-            let mut out = Vec::new();
-            let mut writer = LineDelimitedWriter::new(&mut out);
+            let mut writer = LineDelimitedWriter::new(out);
             for batch in &result.batches {
                 writer.write(batch)?;
             }
             writer.finish()?;
-            drop(writer);
-            Ok(out)
+            Ok(())
         }
+    }
+}
+
+/// An error writing the rows out.
+fn output(source: std::io::Error) -> Error {
+    Error::Io {
+        context: "writing the rows".to_owned(),
+        source,
     }
 }
 

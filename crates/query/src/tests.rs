@@ -101,6 +101,65 @@ async fn test_footers_are_kept_across_sessions_and_a_replaced_file_is_read_again
 }
 
 #[tokio::test]
+async fn test_statistics_kept_beside_parts_serve_the_next_process_and_follow_a_replaced_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = |id: u32, name: &str, time: &str| {
+        json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": name,
+               "eventTime": time, "eventSource": "s3.amazonaws.com"})
+    };
+    write_parquet(
+        &dir.path().join("2024-01-05-us-east-1-a.parquet"),
+        vec![
+            event(1, "GetObject", "2024-01-05T10:00:00Z"),
+            event(2, "PutObject", "2024-01-05T11:00:00Z"),
+        ],
+    );
+    write_parquet(
+        &dir.path().join("2024-01-06-us-east-1-b.parquet"),
+        vec![event(3, "GetObject", "2024-01-06T10:00:00Z")],
+    );
+    let dir_text = dir.path().to_str().unwrap().to_owned();
+    // Each call stands for a process: caches of its own, from the disk.
+    let query = |sql: &'static str| {
+        let dir_text = dir_text.clone();
+        let caches = FileCaches::with_statistics_beside_parts(dir.path());
+        async move {
+            let engine = Engine::new_with_caches(EngineConfig::default(), &caches).unwrap();
+            engine
+                .register_parquet("cloudtrail_logs", &dir_text)
+                .await
+                .unwrap();
+            strings(&engine.sql(sql).await.unwrap(), 0)
+        }
+    };
+    let later = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-06'";
+    let gets = "SELECT count(*) FROM cloudtrail_logs WHERE eventname = 'GetObject'";
+    assert_eq!(query(later).await, [Some("1".to_owned())]);
+    let statistics = |name: &str| dir.path().join(format!("{name}.statistics"));
+    for name in ["2024-01-05-us-east-1-a", "2024-01-06-us-east-1-b"] {
+        let text = std::fs::read_to_string(statistics(name)).unwrap();
+        assert!(text.contains("2024-01-0"), "{name}: {text}");
+    }
+    // The next processes plan from the files, and answer the same.
+    assert_eq!(query(later).await, [Some("1".to_owned())]);
+    assert_eq!(query(gets).await, [Some("2".to_owned())]);
+
+    // A part replaced (a refresh rebuilt its day) is summarised again: its
+    // old statistics would prune it from the query below.
+    let first = statistics("2024-01-05-us-east-1-a");
+    let before = std::fs::read_to_string(&first).unwrap();
+    write_parquet(
+        &dir.path().join("2024-01-05-us-east-1-a.parquet"),
+        (10..13)
+            .map(|i| event(i, "GetObject", "2024-01-07T09:00:00Z"))
+            .collect(),
+    );
+    assert_eq!(query(later).await, [Some("4".to_owned())]);
+    assert_ne!(std::fs::read_to_string(&first).unwrap(), before);
+    assert_eq!(query(gets).await, [Some("4".to_owned())]);
+}
+
+#[tokio::test]
 async fn test_trino_spellings_resolve() {
     let (engine, _dir) = engine_with(vec![
         json!({"eventTime": "2024-01-05T10:00:00Z", "eventName": "Decrypt",

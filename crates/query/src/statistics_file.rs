@@ -624,6 +624,28 @@ mod tests {
         assert!(!dir.path().join("q.statistics").exists());
     }
 
+    /// The file as this build writes it: a change of format shows in review.
+    /// `CAIRN_BLESS=1` rewrites it.
+    #[test]
+    fn test_the_statistics_file_is_written_as_its_golden_file() {
+        let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/golden/statistics-v1.json");
+        let file = StatisticsFile::of(
+            &statistics(),
+            schema_text(&schema()),
+            1_737_453,
+            1_796_367_942_027_750_607,
+        )
+        .unwrap();
+        let written = serde_json::to_string(&file).unwrap();
+        if std::env::var_os("CAIRN_BLESS").is_some() {
+            std::fs::write(golden_path, format!("{written}\n")).unwrap();
+        }
+        let golden = include_str!("golden/statistics-v1.json");
+        assert_eq!(written, golden.trim_end());
+        let read: StatisticsFile = serde_json::from_str(golden).unwrap();
+        assert_eq!(read.statistics().unwrap(), statistics());
+    }
+
     #[test]
     fn test_only_parts_directly_in_the_directory_are_kept_on_disk() {
         let dir = tempfile::tempdir().unwrap();

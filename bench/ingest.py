@@ -117,6 +117,10 @@ def main():
                 time.sleep(0.05)
             t_delivered = time.time()
             cpu = cpu_seconds(server.pid) - cpu0
+            # Chunks the router decoded once for all sinks, and chunks a sink
+            # that fell behind its window read again on its own.
+            router_chunks = metric(endpoint, "cairn_router_chunks_total")
+            own_reads = metric(endpoint, "cairn_sink_own_reads_total")
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
@@ -146,6 +150,8 @@ def main():
             # The events/s at which one core parses and gzips the same records (for every trail).
             "one_core_floor_events_per_second": round(floor_rate),
             "end_to_end_ratio_to_one_core_floor": round(args.count / wall / floor_rate, 2),
+            "router_chunks": router_chunks,
+            "sink_own_reads": own_reads,
         }
         print(json.dumps(result, indent=2))
         print(f"| {args.count} | {args.trails} | {args.batch} | {result['ingest_events_per_second']} | "

@@ -329,6 +329,13 @@ impl Pipeline {
             },
             quarantine: Arc::new(quarantine::Quarantine::new(&config.data_dir)),
         };
+        // One deflate thread per core, shared by every trail: a trail's
+        // delivery rate is then not bound to its sink's one thread.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let deflate_pool = cairn_trail::DeflatePool::new(cores).map_err(|source| Error::Io {
+            context: "starting the deflate threads".to_owned(),
+            source,
+        })?;
         let sink_context = SinkContext {
             store,
             meta: meta.clone(),
@@ -338,6 +345,7 @@ impl Pipeline {
             metrics: metrics.clone(),
             keyring,
             log_files_delivered: sink::LogFilesHook::default(),
+            deflate_pool: Some(deflate_pool),
         };
         let pipeline = Arc::new(Self {
             wal: wal.clone(),
@@ -531,6 +539,14 @@ impl Pipeline {
     /// Counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Chunks of WAL records the router read and decoded for sinks, and
+    /// chunks sinks behind its window read and decoded on their own: the
+    /// second grows when sinks drift apart by more than the window.
+    pub fn router_reads(&self) -> (u64, u64) {
+        let hub = &self.runtime_ctx.hub;
+        (hub.routed_chunks(), hub.own_reads())
     }
 
     /// The digest signing keys (ListPublicKeys reads them).

@@ -12,7 +12,8 @@
 //! checkpoint: the sink's intent ([`DeliveryIntent`]) names the WAL position
 //! the batches end at, the delivery time and the key of every file; after a
 //! crash the runtime feeds the same WAL range again, the batches come out
-//! identical (log files are deterministic given their records), and the
+//! with the same content (a log file's text and SHA-256 are deterministic
+//! given its records; see `cairn_trail`), and the
 //! announced files that are missing are written under their announced keys.
 //!
 //! Digests (see [`crate::digest`]) are the sink's periodic work
@@ -35,7 +36,7 @@ use cairn_model::TrailConfig;
 use cairn_select::{CompiledSelectors, TrailScope, selectors_from_stored};
 use cairn_store::BucketStore;
 use cairn_store::layout::{log_file_key, random_unique_string};
-use cairn_trail::{LogBatches, LogFile};
+use cairn_trail::{DeflatePool, LogBatches, LogFile};
 use cairn_wal::Lsn;
 
 pub use cairn_select::selectors_to_stored;
@@ -204,6 +205,9 @@ pub struct SinkContext {
     pub keyring: Arc<Keyring>,
     /// Told of deliveries of trails with an SNS topic (set once notifications run).
     pub log_files_delivered: LogFilesHook,
+    /// Threads that deflate log-file chunks for every trail (none: each
+    /// sink deflates on its own thread).
+    pub deflate_pool: Option<DeflatePool>,
 }
 
 /// What a trail sink saves with its cursor (the `state` of its checkpoint).
@@ -336,14 +340,17 @@ impl TrailSink {
             .config
             .as_ref()
             .and_then(|c| compile(c, &ctx.organization));
-        let level = ctx.settings.gzip_level;
+        let batches = match &ctx.deflate_pool {
+            Some(pool) => LogBatches::with_pool(ctx.settings.gzip_level, pool.clone()),
+            None => LogBatches::new(ctx.settings.gzip_level),
+        };
         let mut sink = Self {
             name: consumer_name(trail_arn),
             trail_arn: trail_arn.to_owned(),
             ctx,
             state,
             compiled,
-            batches: LogBatches::new(level),
+            batches,
             ready: None,
             batch_started: None,
             oldest_ingest_ms: None,
@@ -634,7 +641,7 @@ impl Sink for TrailSink {
             Item::Control(control) if control.trail_arn == self.trail_arn => {
                 if control.change == TrailChange::Delete {
                     // A deleted trail delivers nothing more; what it had batched is dropped.
-                    self.batches = LogBatches::new(self.ctx.settings.gzip_level);
+                    self.batches = self.batches.emptied();
                     self.batch_started = None;
                     self.oldest_ingest_ms = None;
                 }
@@ -702,7 +709,7 @@ impl Sink for TrailSink {
     fn deliver(&mut self, intent: &DeliveryIntent, recovering: bool) -> Result<(), SinkError> {
         let Some(config) = self.state.config.clone() else {
             // Nothing can have been gathered without a configuration.
-            self.batches = LogBatches::new(self.ctx.settings.gzip_level);
+            self.batches = self.batches.emptied();
             return Ok(());
         };
         self.ensure_ready(&config, intent);

@@ -13,11 +13,14 @@
 //! matches reach back across chunk boundaries as in a single stream (the files
 //! come out within a fraction of a percent of a streaming encoder's size).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use sha2::{Digest, Sha256};
+
+use crate::pool::{DeflatePool, Job};
 
 const HEADER: &[u8] = b"{\"Records\":[";
 const FOOTER: &[u8] = b"]}";
@@ -30,8 +33,8 @@ const CHUNK_BYTES: usize = 128 * 1024;
 /// DEFLATE's window: how far back a match can reach.
 const WINDOW_BYTES: usize = 32 * 1024;
 
-/// The compressor a trail's open files share.
-struct Deflater {
+/// The compressor a trail's open files share (and each pool thread has).
+pub(crate) struct Deflater {
     level: Compression,
     compress: Compress,
     /// One chunk's output, reused: files grow by exactly what each chunk adds.
@@ -39,7 +42,7 @@ struct Deflater {
 }
 
 impl Deflater {
-    fn new(level: u32) -> Self {
+    pub(crate) fn new(level: u32) -> Self {
         let level = Compression::new(level.min(9));
         Self {
             level,
@@ -49,10 +52,15 @@ impl Deflater {
         }
     }
 
+    /// Its gzip level.
+    pub(crate) fn level(&self) -> u32 {
+        self.level.level()
+    }
+
     /// Deflates `input` onto `out`, with `dictionary` as the data before it.
     /// `last` ends the stream; otherwise the output ends at a byte boundary
     /// with the stream open, ready for the next chunk.
-    fn deflate(&mut self, dictionary: &[u8], input: &[u8], last: bool, out: &mut Vec<u8>) {
+    pub(crate) fn deflate(&mut self, dictionary: &[u8], input: &[u8], last: bool, out: &mut Vec<u8>) {
         self.compress.reset();
         if !dictionary.is_empty() {
             // A raw stream takes a dictionary right after a reset; nothing else
@@ -101,10 +109,19 @@ impl Deflater {
     }
 }
 
+/// A deflated chunk of a file, or one a pool thread is deflating.
+enum Piece {
+    Ready(Vec<u8>),
+    Deflating(mpsc::Receiver<Vec<u8>>),
+}
+
 /// One log file being built: the records of one (account, region).
 struct LogBatch {
     /// The gzip bytes so far: the header, then whole chunks of the DEFLATE stream.
     gzip: Vec<u8>,
+    /// Chunks cut after those in `gzip`, in order, while a pool deflates
+    /// some of them.
+    pieces: VecDeque<Piece>,
     /// Uncompressed text: the last [`WINDOW_BYTES`] already deflated (the
     /// next chunk's dictionary), then what is not deflated yet.
     pending: Vec<u8>,
@@ -139,6 +156,7 @@ impl LogBatch {
     fn new(deflater: &Deflater) -> Self {
         let mut batch = Self {
             gzip: deflater.gzip_header().to_vec(),
+            pieces: VecDeque::new(),
             pending: Vec::new(),
             primed: 0,
             crc: Crc::new(),
@@ -172,6 +190,7 @@ impl LogBatch {
     fn push(
         &mut self,
         deflater: &mut Deflater,
+        pool: Option<&DeflatePool>,
         record_json: &[u8],
         event_time: Option<DateTime<Utc>>,
     ) {
@@ -185,16 +204,67 @@ impl LogBatch {
             self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
         }
         if self.pending.len() - self.primed >= CHUNK_BYTES {
-            self.deflate_pending(deflater, false);
+            match pool {
+                Some(pool) => self.hand_over(deflater, pool),
+                None => self.deflate_pending(deflater, false),
+            }
         }
     }
 
+    /// Deflates what is pending here, after every piece cut before it.
     fn deflate_pending(&mut self, deflater: &mut Deflater, last: bool) {
+        self.collect(true);
         let (dictionary, input) = self.pending.split_at(self.primed);
         deflater.deflate(dictionary, input, last, &mut self.gzip);
         let keep = self.pending.len().min(WINDOW_BYTES);
         self.pending.drain(..self.pending.len() - keep);
         self.primed = keep;
+    }
+
+    /// Cuts the pending chunk and gives it to the pool, or deflates it here
+    /// when the pool's queue is full.
+    fn hand_over(&mut self, deflater: &mut Deflater, pool: &DeflatePool) {
+        let keep = self.pending.len().min(WINDOW_BYTES);
+        let mut next = Vec::with_capacity(WINDOW_BYTES + CHUNK_BYTES);
+        next.extend_from_slice(&self.pending[self.pending.len() - keep..]);
+        let (reply, piece) = mpsc::channel();
+        let job = Job {
+            level: deflater.level(),
+            text: std::mem::replace(&mut self.pending, next),
+            primed: std::mem::replace(&mut self.primed, keep),
+            reply,
+        };
+        match pool.submit(job) {
+            Ok(()) => self.pieces.push_back(Piece::Deflating(piece)),
+            Err(job) => self.pieces.push_back(Piece::Ready(job.run(deflater))),
+        }
+        self.collect(false);
+    }
+
+    /// Appends the pieces at the front that are deflated (all of them, when
+    /// `wait`, waiting for the pool) to the file's bytes.
+    fn collect(&mut self, wait: bool) {
+        loop {
+            let bytes = match self.pieces.front_mut() {
+                None => return,
+                Some(Piece::Ready(bytes)) => std::mem::take(bytes),
+                // A pool thread drops a reply only if deflating into memory
+                // panicked, which it cannot.
+                Some(Piece::Deflating(piece)) if wait => piece
+                    .recv()
+                    .expect("a pool thread answers every chunk it took"),
+                Some(Piece::Deflating(piece)) => match piece.try_recv() {
+                    Ok(bytes) => bytes,
+                    Err(mpsc::TryRecvError::Empty) => return,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        panic!("a pool thread answers every chunk it took")
+                    }
+                },
+            };
+            self.pieces.pop_front();
+            self.gzip.reserve_exact(bytes.len());
+            self.gzip.extend_from_slice(&bytes);
+        }
     }
 
     /// Bytes of memory the batch holds.
@@ -227,6 +297,8 @@ impl LogBatch {
 #[derive(Debug)]
 pub struct LogBatches {
     deflater: Deflater,
+    /// Threads that deflate chunks besides the caller's, if any.
+    pool: Option<DeflatePool>,
     /// By account, then region: both levels look up by `&str`, so a record
     /// finds its file without allocating a key, in logarithmic time however
     /// many accounts an organization trail has.
@@ -253,10 +325,33 @@ impl std::fmt::Debug for LogBatch {
 }
 
 impl LogBatches {
-    /// No batches yet; files will compress at `level` (0–9).
+    /// No batches yet; files will compress at `level` (0–9), on the
+    /// caller's thread.
     pub fn new(level: u32) -> Self {
         Self {
             deflater: Deflater::new(level),
+            pool: None,
+            batches: BTreeMap::new(),
+            uncompressed_bytes: 0,
+            records: 0,
+        }
+    }
+
+    /// No batches yet; files will compress at `level` (0–9), their chunks
+    /// on `pool`'s threads while it has room, on the caller's otherwise. The
+    /// bytes are the same either way.
+    pub fn with_pool(level: u32, pool: DeflatePool) -> Self {
+        Self {
+            pool: Some(pool),
+            ..Self::new(level)
+        }
+    }
+
+    /// A new, empty set of batches with the same level and pool.
+    pub fn emptied(&self) -> Self {
+        Self {
+            deflater: Deflater::new(self.deflater.level()),
+            pool: self.pool.clone(),
             batches: BTreeMap::new(),
             uncompressed_bytes: 0,
             records: 0,
@@ -283,7 +378,12 @@ impl LogBatches {
                 .or_insert_with(|| LogBatch::new(&self.deflater)),
         };
         let before = batch.uncompressed_bytes;
-        batch.push(&mut self.deflater, record_json, event_time);
+        batch.push(
+            &mut self.deflater,
+            self.pool.as_ref(),
+            record_json,
+            event_time,
+        );
         self.uncompressed_bytes += batch.uncompressed_bytes - before;
         self.records += 1;
     }
@@ -475,6 +575,69 @@ mod tests {
             held <= gzip + WINDOW_BYTES + 2 * CHUNK_BYTES,
             "{held} held for {gzip} of gzip"
         );
+    }
+
+    /// Many files of many chunks, interleaved, as an organization trail's.
+    fn push_interleaved(batches: &mut LogBatches, recs: &[Vec<u8>]) {
+        for (n, r) in recs.iter().enumerate() {
+            let account = format!("{:012}", n % 3);
+            let region = ["us-east-1", "eu-west-1"][n % 2];
+            batches.push(&account, region, r, None);
+        }
+    }
+
+    #[test]
+    fn test_a_pool_writes_the_same_files_as_one_thread() {
+        let recs = records(40_000);
+        for (level, threads) in [(0, 2), (1, 1), (1, 4), (2, 1), (6, 1), (6, 2), (9, 2)] {
+            let mut alone = LogBatches::new(level);
+            push_interleaved(&mut alone, &recs);
+            let pool = DeflatePool::new(threads).unwrap();
+            let mut pooled = LogBatches::with_pool(level, pool.clone());
+            push_interleaved(&mut pooled, &recs);
+            let (alone, pooled) = (alone.finish(), pooled.finish());
+            assert_eq!(alone.len(), 6);
+            for ((key_a, a), (key_b, b)) in alone.iter().zip(&pooled) {
+                assert_eq!(key_a, key_b);
+                assert!(a.uncompressed_bytes > 4 * CHUNK_BYTES, "the test spans chunks");
+                // The content, not the compressed bytes: zlib's matches
+                // after a reset depend a little on what the compressor did
+                // before, so which thread deflated a chunk can move a byte.
+                // Not assert_eq: the text would fill the terminal.
+                let text = gunzip(&b.gzip);
+                assert!(text == gunzip(&a.gzip), "level {level}, {threads} threads");
+                assert_eq!(text.len(), b.uncompressed_bytes);
+                assert_eq!(a.sha256_hex, b.sha256_hex);
+                assert_eq!(b.sha256_hex, hex::encode(Sha256::digest(&text)));
+                let (x, y) = (a.gzip.len() as f64, b.gzip.len() as f64);
+                assert!((x - y).abs() <= x * 0.001, "{x} and {y} bytes");
+            }
+            // The same pool serves the next delivery.
+            let mut again = pooled_batches_emptied(&pool, level);
+            push_interleaved(&mut again, &recs[..2_000]);
+            assert_eq!(again.finish().len(), 6);
+        }
+    }
+
+    fn pooled_batches_emptied(pool: &DeflatePool, level: u32) -> LogBatches {
+        LogBatches::with_pool(level, pool.clone()).emptied()
+    }
+
+    #[test]
+    fn test_batches_dropped_with_chunks_in_the_pool_leave_it_working() {
+        let pool = DeflatePool::new(2).unwrap();
+        let recs = records(20_000);
+        let mut dropped = LogBatches::with_pool(6, pool.clone());
+        push_interleaved(&mut dropped, &recs);
+        drop(dropped);
+        let mut kept = LogBatches::with_pool(6, pool);
+        push_interleaved(&mut kept, &recs);
+        let mut alone = LogBatches::new(6);
+        push_interleaved(&mut alone, &recs);
+        for ((_, a), (_, b)) in kept.finish().iter().zip(&alone.finish()) {
+            assert!(gunzip(&a.gzip) == gunzip(&b.gzip));
+            assert_eq!(a.sha256_hex, b.sha256_hex);
+        }
     }
 
     #[test]

@@ -6,13 +6,22 @@
 //! by one compressor for all of a trail's open files, so an open file holds its
 //! compressed bytes and at most one chunk of text, and finishing it is cheap.
 //!
-//! Output is deterministic: the same records in the same order give the same
-//! bytes (the gzip header carries no time or name). Crash recovery relies on
-//! this to re-create a file it had announced but may not have written.
+//! Content is deterministic: the same records in the same order give the same
+//! text, and so the same SHA-256, which is what the digest chain lists. Crash
+//! recovery relies on this to re-create a file it had announced but may not
+//! have written. The compressed bytes can differ by a few bytes between runs
+//! (zlib's matches after a reset depend slightly on what the compressor did
+//! before, and with a pool on which thread took a chunk); the gzip header
+//! carries no time or name.
+//!
+//! A [`DeflatePool`] lets a trail's chunks be deflated on other threads
+//! too, with the same bytes as a result.
 //!
 //! The SHA-256 of each file's uncompressed content is computed on the way,
 //! because the digest chain lists it.
 
 mod batch;
+mod pool;
 
 pub use batch::{LogBatches, LogFile};
+pub use pool::DeflatePool;

@@ -21,9 +21,11 @@
 //! bucket outage). The [`Hub`] keeps a window of recent chunks, bounded in
 //! bytes, that the router fills from the WAL; a sink whose position is inside
 //! the window takes its chunk from there (no read, no parse). The router
-//! never waits for a slow sink while another is waiting for new records:
-//! when the window is full and a sink is starved, the oldest chunk is dropped,
-//! and a sink still positioned in it is **detached**. A detached sink (and one
+//! waits only briefly for a slow sink while another is waiting for new
+//! records: when the window is full and a sink is starved, the sink in the
+//! oldest chunk gets [`FULL_WINDOW_GRACE`] to move on (a trail sink pauses for
+//! each delivery), then the oldest chunk is dropped, and a sink still
+//! positioned in it is **detached**. A detached sink (and one
 //! that was already behind the window when it started) reads and parses on
 //! its own with the same code ([`parse_chunk`]) until its position is back
 //! inside the window, where it **rejoins** and parses nothing more. When no
@@ -40,7 +42,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -55,6 +57,13 @@ use crate::envelope::{self, Envelope, EnvelopeError, TrailControl};
 const READ_RECORDS: usize = 2048;
 /// Bytes the router reads at once.
 const READ_BYTES: usize = 2 * 1024 * 1024;
+/// How long a full window waits for the sink in its oldest chunk before
+/// dropping it while another sink waits for new records: a sink busy
+/// delivering (writing files, fsync) pauses for tens of milliseconds, and
+/// dropping its chunk then would have it read and decode on its own what the
+/// router already decoded. A sink that is stuck (a bucket outage) is dropped
+/// after this once, not once per chunk.
+const FULL_WINDOW_GRACE: Duration = Duration::from_millis(200);
 /// What a parsed entry costs besides its payload, roughly (the entry and its
 /// view's strings), so the window's bound is on memory, not payload alone.
 const ENTRY_OVERHEAD: usize = std::mem::size_of::<Routed>() + 128;
@@ -273,6 +282,9 @@ struct HubState {
     readers: HashMap<u64, Reader>,
     next_reader: u64,
     stopped: bool,
+    /// Since when the window has been full with a sink waiting for new
+    /// records (reset once it is no longer full).
+    full_since: Option<Instant>,
 }
 
 impl HubState {
@@ -409,19 +421,29 @@ impl Hub {
                     }
                     state.drop_unneeded();
                     if state.bytes >= self.capacity {
+                        let mut wait = Duration::from_millis(200);
                         if state.starved() {
-                            // A sink waits for new records: the slowest one
-                            // (in the oldest chunk) reads on its own from now.
-                            state.pop_front();
-                            continue;
+                            let since = *state.full_since.get_or_insert_with(Instant::now);
+                            match FULL_WINDOW_GRACE.checked_sub(since.elapsed()) {
+                                Some(left) if !left.is_zero() => wait = left,
+                                _ => {
+                                    // A sink waits for new records and the
+                                    // slowest one (in the oldest chunk) did
+                                    // not move in time: it reads on its own
+                                    // from now.
+                                    state.pop_front();
+                                    continue;
+                                }
+                            }
                         }
                         state = self
                             .readers_moved
-                            .wait_timeout(state, Duration::from_millis(200))
+                            .wait_timeout(state, wait)
                             .unwrap_or_else(|p| p.into_inner())
                             .0;
                         continue;
                     }
+                    state.full_since = None;
                     let attached = state.readers.values().any(|r| state.in_window(r.position));
                     if !attached {
                         // Nobody is in the window: jump to the lowest sink at
@@ -503,9 +525,16 @@ impl HubReader {
     /// sink's position (the router keeps what attached sinks still need).
     pub fn get(&self, position: Lsn) -> Lookup {
         let mut state = self.hub.lock();
+        let mut left_the_oldest = false;
+        let oldest_end = state.chunks.front().map(|c| c.end);
         if let Some(r) = state.readers.get_mut(&self.id) {
+            left_the_oldest = oldest_end.is_some_and(|end| r.position < end && position >= end);
             r.position = position;
             r.waiting = false;
+        }
+        if left_the_oldest && state.full_since.is_some() {
+            // The router waits on a full window for this sink to move on.
+            self.hub.readers_moved.notify_all();
         }
         if position < state.start {
             return Lookup::Behind;

@@ -54,6 +54,8 @@ struct Probe {
     crash_in_set_aside: Mutex<bool>,
     /// (part, records) of every quarantine report.
     quarantined: Mutex<Vec<(String, usize)>>,
+    /// How long each delivery takes (a sink writing files and syncing them).
+    pause: Mutex<Duration>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +155,8 @@ impl Sink for TestSink {
     }
 
     fn deliver(&mut self, intent: &Intent, recovering: bool) -> Result<(), SinkError> {
+        let pause = *self.probe.pause.lock().unwrap();
+        std::thread::sleep(pause);
         for (group, key) in &intent.keys {
             if self.set_aside.contains(group) {
                 continue;
@@ -561,6 +565,41 @@ fn test_a_sink_that_stays_behind_does_not_hold_back_another() {
     h.stop();
     assert_eq!(fast_sink.join().unwrap(), SinkExit::Shutdown);
     assert_eq!(slow_sink.join().unwrap(), SinkExit::Shutdown);
+}
+
+#[test]
+fn test_a_sink_pausing_to_deliver_keeps_its_place_in_the_window() {
+    // A window of a few chunks, a sink at the head waiting for records, and
+    // one that pauses for each delivery as a trail sink writing files does:
+    // the window waits for it rather than drop its chunk, so it never reads
+    // and decodes on its own what the router decoded.
+    let mut h = Harness::new(64 * 1024, quick_retry());
+    let eager = Arc::new(Probe::default());
+    let pausing = Arc::new(Probe::default());
+    *pausing.pause.lock().unwrap() = Duration::from_millis(15);
+    let sinks = [
+        h.start("eager", eager.clone()),
+        h.start("pausing", pausing.clone()),
+    ];
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..20 {
+        h.append(100, &["A", "B"]);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (name, p) in [("eager", &eager), ("pausing", &pausing)] {
+        wait_until(name, Duration::from_secs(20), || {
+            p.delivered.lock().unwrap().len() == 2000
+        });
+    }
+    assert_eq!(
+        h.ctx.hub.own_reads(),
+        0,
+        "the pausing sink fell out of the window"
+    );
+    h.stop();
+    for s in sinks {
+        assert_eq!(s.join().unwrap(), SinkExit::Shutdown);
+    }
 }
 
 #[test]

@@ -60,7 +60,13 @@ impl Deflater {
     /// Deflates `input` onto `out`, with `dictionary` as the data before it.
     /// `last` ends the stream; otherwise the output ends at a byte boundary
     /// with the stream open, ready for the next chunk.
-    pub(crate) fn deflate(&mut self, dictionary: &[u8], input: &[u8], last: bool, out: &mut Vec<u8>) {
+    pub(crate) fn deflate(
+        &mut self,
+        dictionary: &[u8],
+        input: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) {
         self.compress.reset();
         if !dictionary.is_empty() {
             // A raw stream takes a dictionary right after a reset; nothing else
@@ -599,7 +605,10 @@ mod tests {
             assert_eq!(alone.len(), 6);
             for ((key_a, a), (key_b, b)) in alone.iter().zip(&pooled) {
                 assert_eq!(key_a, key_b);
-                assert!(a.uncompressed_bytes > 4 * CHUNK_BYTES, "the test spans chunks");
+                assert!(
+                    a.uncompressed_bytes > 4 * CHUNK_BYTES,
+                    "the test spans chunks"
+                );
                 // The content, not the compressed bytes: zlib's matches
                 // after a reset depend a little on what the compressor did
                 // before, so which thread deflated a chunk can move a byte.

@@ -345,7 +345,7 @@ impl LogBatches {
 
     /// No batches yet; files will compress at `level` (0–9), their chunks
     /// on `pool`'s threads while it has room, on the caller's otherwise. The
-    /// bytes are the same either way.
+    /// content is the same either way.
     pub fn with_pool(level: u32, pool: DeflatePool) -> Self {
         Self {
             pool: Some(pool),
@@ -356,11 +356,8 @@ impl LogBatches {
     /// A new, empty set of batches with the same level and pool.
     pub fn emptied(&self) -> Self {
         Self {
-            deflater: Deflater::new(self.deflater.level()),
             pool: self.pool.clone(),
-            batches: BTreeMap::new(),
-            uncompressed_bytes: 0,
-            records: 0,
+            ..Self::new(self.deflater.level())
         }
     }
 
@@ -622,14 +619,10 @@ mod tests {
                 assert!((x - y).abs() <= x * 0.001, "{x} and {y} bytes");
             }
             // The same pool serves the next delivery.
-            let mut again = pooled_batches_emptied(&pool, level);
+            let mut again = LogBatches::with_pool(level, pool.clone()).emptied();
             push_interleaved(&mut again, &recs[..2_000]);
             assert_eq!(again.finish().len(), 6);
         }
-    }
-
-    fn pooled_batches_emptied(pool: &DeflatePool, level: u32) -> LogBatches {
-        LogBatches::with_pool(level, pool.clone()).emptied()
     }
 
     #[test]

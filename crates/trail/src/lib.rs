@@ -15,7 +15,7 @@
 //! carries no time or name.
 //!
 //! A [`DeflatePool`] lets a trail's chunks be deflated on other threads
-//! too, with the same bytes as a result.
+//! too, with the same content as a result.
 //!
 //! The SHA-256 of each file's uncompressed content is computed on the way,
 //! because the digest chain lists it.

@@ -2,8 +2,9 @@
 //!
 //! A file's chunks are independent once cut: each is deflated from its own
 //! text and the [`WINDOW_BYTES`](crate::batch) before it, so any thread can
-//! deflate any chunk and the pieces, put back in order, are the same bytes a
-//! single compressor writes. Without the pool one trail's files are deflated
+//! deflate any chunk and the pieces, put back in order, form one DEFLATE
+//! stream of the same content a single compressor writes (its bytes can
+//! differ slightly: see the crate's notes on determinism). Without the pool one trail's files are deflated
 //! on its sink's one thread, which then limits a trail's delivery rate to one
 //! core while the others wait; with it, the chunks of one trail spread over
 //! the machine.
@@ -70,11 +71,6 @@ impl DeflatePool {
                 .spawn(move || work(&queue))?;
         }
         Ok(Self { jobs, threads })
-    }
-
-    /// How many threads deflate.
-    pub fn threads(&self) -> usize {
-        self.threads
     }
 
     /// Queues a job, or gives it back when the queue is full (the caller

@@ -308,6 +308,7 @@ impl Engine {
             .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(plan::RepartitionBeforeDistinct))
+            .with_physical_optimizer_rule(Arc::new(plan::DropFiltersProvenByStatistics))
             .build();
         let ctx = SessionContext::new_with_state(state);
         for function in functions::trino_functions() {

@@ -332,3 +332,84 @@ async fn test_distinct_counts_per_group_over_repartitioned_rows() {
     let result = engine.sql(ordered).await.unwrap();
     assert_eq!(result.num_rows(), expected.len());
 }
+
+#[tokio::test]
+async fn test_a_time_bound_every_file_meets_is_not_evaluated_and_files_it_rules_out_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = |id: u32, time: Option<&str>| {
+        json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": "GetObject",
+               "eventTime": time, "eventSource": "s3.amazonaws.com"})
+    };
+    let day = |d: u32| format!("2024-01-0{d}T10:00:00Z");
+    for d in 5..=7 {
+        write_parquet(
+            &dir.path().join(format!("2024-01-0{d}-us-east-1-a.parquet")),
+            vec![event(d, Some(&day(d))), event(d * 10, Some(&day(d)))],
+        );
+    }
+    // A day with an event whose time is missing: the bound is not proven there.
+    write_parquet(
+        &dir.path().join("2024-01-08-us-east-1-a.parquet"),
+        vec![event(8, Some("2024-01-08T10:00:00Z")), event(80, None)],
+    );
+    let engine = Engine::new(EngineConfig {
+        target_partitions: 2,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    engine
+        .register_parquet("cloudtrail_logs", dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    let plan = |sql: String| {
+        let engine = &engine;
+        async move {
+            let plan = engine.sql(&format!("EXPLAIN {sql}")).await.unwrap();
+            strings(&plan, 1).into_iter().flatten().collect::<String>()
+        }
+    };
+    let count = |sql: String| {
+        let engine = &engine;
+        async move { strings(&engine.sql(&sql).await.unwrap(), 0) }
+    };
+
+    // Days 6 and 7 only: the day-5 file is left out, the bound dropped.
+    let bounded = "SELECT eventid FROM cloudtrail_logs WHERE eventtime > '2024-01-06' \
+                   AND eventtime < '2024-01-08' ORDER BY eventid";
+    let shown = plan(bounded.to_owned()).await;
+    assert!(shown.contains("predicate=true"), "{shown}");
+    assert!(!shown.contains("2024-01-05-"), "{shown}");
+    assert!(!shown.contains("2024-01-08-"), "{shown}");
+    assert_eq!(
+        count(bounded.to_owned()).await,
+        ["e6", "e60", "e7", "e70"].map(|s| Some(s.to_owned()))
+    );
+
+    // A bound that cuts through a file stays, and so does the rest of a
+    // filter the statistics cannot prove.
+    let cut = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-06T12:00:00Z'";
+    assert!(plan(cut.to_owned()).await.contains("eventtime@"), "kept");
+    let name = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-06' \
+                AND eventtime < '2024-01-08' AND eventid <> 'e7'";
+    let shown = plan(name.to_owned()).await;
+    assert!(shown.contains("eventid@"), "{shown}");
+    assert!(!shown.contains("eventtime@"), "{shown}");
+    assert_eq!(count(name.to_owned()).await, [Some("3".to_owned())]);
+
+    // The day whose file holds a null time keeps the bound, in a scan of its
+    // own: the null row is not counted. The other days are read without it.
+    let all = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-01'";
+    let shown = plan(all.to_owned()).await;
+    assert!(shown.contains("UnionExec"), "{shown}");
+    assert!(shown.contains("eventtime@"), "{shown}");
+    // The three days read without it are spread over the scan's partitions
+    // again (they were not all in one of them).
+    let unbounded = shown.lines().find(|l| l.contains("predicate=true"));
+    assert!(
+        unbounded.is_some_and(|l| l.contains("{2 groups")),
+        "{shown}"
+    );
+    assert_eq!(count(all.to_owned()).await, [Some("7".to_owned())]);
+    let last = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-07T12:00:00Z'";
+    assert_eq!(count(last.to_owned()).await, [Some("1".to_owned())]);
+}

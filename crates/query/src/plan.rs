@@ -280,13 +280,15 @@ fn without_proven_filters(
             .filter(|(bit, _)| *bit >= 64 || set & (1 << bit) == 0)
             .map(|(_, c)| Arc::clone(c))
             .collect();
-        let predicate = if remaining.is_empty() {
-            lit(true)
+        let source = if remaining.is_empty() {
+            // Nothing left to evaluate: no row filter either (one of a
+            // literal `true` would still be run over every batch).
+            source.with_predicate(lit(true)).with_pushdown_filters(false)
         } else {
-            conjunction(remaining)
+            source.with_predicate(conjunction(remaining))
         };
         let config = FileScanConfigBuilder::from(config.clone())
-            .with_source(Arc::new(source.with_predicate(predicate)))
+            .with_source(Arc::new(source))
             .with_file_groups(groups)
             .build();
         scans.push(DataSourceExec::from_data_source(config));

@@ -283,7 +283,9 @@ fn without_proven_filters(
         let source = if remaining.is_empty() {
             // Nothing left to evaluate: no row filter either (one of a
             // literal `true` would still be run over every batch).
-            source.with_predicate(lit(true)).with_pushdown_filters(false)
+            source
+                .with_predicate(lit(true))
+                .with_pushdown_filters(false)
         } else {
             source.with_predicate(conjunction(remaining))
         };

@@ -538,3 +538,76 @@ fn test_the_manifest_is_written_as_its_golden_file() {
     let err = read_manifest(dir.path()).unwrap_err().to_string();
     assert!(err.contains("has version 3"), "{err}");
 }
+
+#[test]
+fn test_a_parts_rows_are_ordered_by_account_then_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, store) = (engine(dir.path()), store(dir.path()));
+    let users = ["carol", "alice", "bob", "alice", "carol", "bob"];
+    let events: Vec<Value> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut e = event(i as u32, &format!("2024-01-05T10:00:0{i}Z"), user);
+            // Two accounts, the later one first in delivery order.
+            e["recipientAccountId"] = json!(if i < 3 {
+                "222222222222"
+            } else {
+                "111111111111"
+            });
+            e
+        })
+        .collect();
+    deliver(&store, 10, &events);
+    engine.compact_lake(&store, 0, "2024-01-06").unwrap();
+    let part = store
+        .dir
+        .join("parts/eventdate=2024-01-05")
+        .join(format!("part-{:020}.parquet", 10));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&part).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let batch =
+            crate::schema::cast_batch(&batch, &crate::schema::plain_schema(&batch.schema()))
+                .unwrap();
+        use datafusion::arrow::array::AsArray;
+        let accounts = batch
+            .column_by_name("recipientaccountid")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let identity = batch
+            .column_by_name("useridentity")
+            .unwrap()
+            .as_struct()
+            .clone();
+        let arns = identity
+            .column_by_name("arn")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        for row in 0..batch.num_rows() {
+            rows.push((
+                accounts.value(row).to_owned(),
+                arns.value(row).rsplit('/').next().unwrap().to_owned(),
+            ));
+        }
+    }
+    let wanted: Vec<(String, String)> = [
+        ("111111111111", "alice"),
+        ("111111111111", "bob"),
+        ("111111111111", "carol"),
+        ("222222222222", "alice"),
+        ("222222222222", "bob"),
+        ("222222222222", "carol"),
+    ]
+    .iter()
+    .map(|(a, u)| (a.to_string(), u.to_string()))
+    .collect();
+    assert_eq!(rows, wanted);
+    assert_eq!(count(&engine, &store).0, "6");
+}

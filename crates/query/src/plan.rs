@@ -230,7 +230,13 @@ fn without_proven_filters(
         .collect();
     sets.sort_unstable();
     sets.dedup();
-    let splittable = config.output_ordering.is_empty()
+    // A union hands its parents one partition per child partition: only a
+    // scan already read in several partitions has parents (repartitions,
+    // partial aggregates, sorts that keep partitions) that take any number.
+    // Over one partition they are single-partition operators (a `Single`
+    // aggregate, a sort, a join's collected side) that read partition 0 only.
+    let splittable = config.file_groups.len() > 1
+        && config.output_ordering.is_empty()
         && !config.preserve_order
         && config.limit.is_none()
         && config.output_partitioning.is_none();
@@ -296,9 +302,10 @@ fn without_proven_filters(
         scans.push(DataSourceExec::from_data_source(config));
     }
     if scans.is_empty() {
-        // Every file ruled out: the scan reads none.
+        // Every file ruled out: the scan reads none, in as many partitions.
+        let empty = vec![FileGroup::new(Vec::new()); config.file_groups.len().max(1)];
         let config = FileScanConfigBuilder::from(config.clone())
-            .with_file_groups(vec![FileGroup::new(Vec::new())])
+            .with_file_groups(empty)
             .build();
         return Ok(Some(DataSourceExec::from_data_source(config)));
     }

@@ -413,3 +413,50 @@ async fn test_a_time_bound_every_file_meets_is_not_evaluated_and_files_it_rules_
     let last = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-07T12:00:00Z'";
     assert_eq!(count(last.to_owned()).await, [Some("1".to_owned())]);
 }
+
+#[tokio::test]
+async fn test_a_scan_read_in_one_partition_is_not_split() {
+    // Days 5 and 6 fully after the bound, day 7 with a null time: in a scan
+    // of one partition, its parents read that partition only.
+    let dir = tempfile::tempdir().unwrap();
+    let event = |id: u32, time: Option<&str>| {
+        json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": "GetObject",
+               "eventTime": time, "eventSource": "s3.amazonaws.com"})
+    };
+    write_parquet(
+        &dir.path().join("2024-01-05-us-east-1-a.parquet"),
+        vec![event(5, Some("2024-01-05T10:00:00Z"))],
+    );
+    write_parquet(
+        &dir.path().join("2024-01-06-us-east-1-a.parquet"),
+        vec![event(6, Some("2024-01-06T10:00:00Z"))],
+    );
+    write_parquet(
+        &dir.path().join("2024-01-07-us-east-1-a.parquet"),
+        vec![event(7, Some("2024-01-07T10:00:00Z")), event(70, None)],
+    );
+    let engine = Engine::new(EngineConfig {
+        target_partitions: 1,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    engine
+        .register_parquet("cloudtrail_logs", dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    let rows = |sql: &'static str| {
+        let engine = &engine;
+        async move { strings(&engine.sql(sql).await.unwrap(), 0) }
+    };
+    let count = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-01'";
+    assert_eq!(rows(count).await, [Some("3".to_owned())]);
+    let ordered = "SELECT eventid FROM cloudtrail_logs WHERE eventtime > '2024-01-01' \
+                   ORDER BY eventid";
+    assert_eq!(
+        rows(ordered).await,
+        ["e5", "e6", "e7"].map(|s| Some(s.to_owned()))
+    );
+    let plan = engine.sql(&format!("EXPLAIN {count}")).await.unwrap();
+    let plan = strings(&plan, 1).into_iter().flatten().collect::<String>();
+    assert!(!plan.contains("UnionExec"), "{plan}");
+}

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::athena::{AthenaEngine, answer_of, check_stop_of, parse_one, run_bounded, sql_error};
-use crate::logs::{io, write_atomically, writer_properties};
+use crate::logs::{io, sorted_by, write_atomically, writer_properties};
 use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
 use crate::{Engine, Error};
 
@@ -351,28 +351,18 @@ impl PartWriter {
 /// order they were delivered), so row groups keep narrow time ranges.
 fn by_principal(batch: RecordBatch) -> Result<RecordBatch, Error> {
     use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
-    let engine = |e: datafusion::arrow::error::ArrowError| Error::Engine(e.to_string());
     let principal = batch
         .column_by_name("useridentity")
         .filter(|c| matches!(c.data_type(), DataType::Struct(_)))
         .and_then(|c| c.as_struct().column_by_name("arn").cloned());
-    let columns: Vec<SortColumn> = [
+    let keys = [
         batch.column_by_name("recipientaccountid").cloned(),
         principal,
     ]
     .into_iter()
     .flatten()
-    .map(|values| SortColumn {
-        values,
-        options: None,
-    })
     .collect();
-    if columns.is_empty() || batch.num_rows() < 2 {
-        return Ok(batch);
-    }
-    let order = lexsort_to_indices(&columns, None).map_err(engine)?;
-    take_record_batch(&batch, &order).map_err(engine)
+    sorted_by(batch, keys)
 }
 
 /// The parts of one event date.

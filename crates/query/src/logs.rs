@@ -693,19 +693,31 @@ const PRUNING_ORDER: [&str; 3] = ["eventname", "eventsource", "eventtime"];
 /// row group move: memory stays one row group's, and the part's row groups
 /// keep the order files were delivered in.
 fn sorted_for_pruning(batch: RecordBatch) -> Result<RecordBatch, Error> {
+    let keys = PRUNING_ORDER
+        .iter()
+        .filter_map(|name| batch.column_by_name(name).cloned())
+        .collect();
+    sorted_by(batch, keys)
+}
+
+/// `batch`'s rows ordered by `keys` (columns of it, the first foremost);
+/// `batch` as it is without keys.
+pub(crate) fn sorted_by(
+    batch: RecordBatch,
+    keys: Vec<datafusion::arrow::array::ArrayRef>,
+) -> Result<RecordBatch, Error> {
     use datafusion::arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
     let engine = |e: datafusion::arrow::error::ArrowError| Error::Engine(e.to_string());
-    let columns = PRUNING_ORDER
-        .iter()
-        .filter_map(|name| batch.column_by_name(name))
-        .map(|values| SortColumn {
-            values: values.clone(),
-            options: None,
-        })
-        .collect::<Vec<_>>();
-    if columns.is_empty() {
+    if keys.is_empty() || batch.num_rows() < 2 {
         return Ok(batch);
     }
+    let columns: Vec<SortColumn> = keys
+        .into_iter()
+        .map(|values| SortColumn {
+            values,
+            options: None,
+        })
+        .collect();
     let order = lexsort_to_indices(&columns, None).map_err(engine)?;
     take_record_batch(&batch, &order).map_err(engine)
 }

@@ -61,6 +61,38 @@ fn strings(result: &QueryResult, column: usize) -> Vec<Option<String>> {
         .collect()
 }
 
+/// The plan `EXPLAIN` shows for `sql`, as one text.
+async fn explain(engine: &Engine, sql: &str) -> String {
+    let plan = engine.sql(&format!("EXPLAIN {sql}")).await.unwrap();
+    strings(&plan, 1).into_iter().flatten().collect()
+}
+
+/// The first column of `sql`'s rows.
+async fn first_column(engine: &Engine, sql: &str) -> Vec<Option<String>> {
+    strings(&engine.sql(sql).await.unwrap(), 0)
+}
+
+/// A `GetObject` event `e<id>` at `time`.
+fn get_object(id: u32, time: Option<&str>) -> serde_json::Value {
+    json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": "GetObject",
+           "eventTime": time, "eventSource": "s3.amazonaws.com"})
+}
+
+/// An engine reading the Parquet files of `dir` as `cloudtrail_logs`, in
+/// `target_partitions` partitions.
+async fn engine_over(dir: &std::path::Path, target_partitions: usize) -> Engine {
+    let engine = Engine::new(EngineConfig {
+        target_partitions,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    engine
+        .register_parquet("cloudtrail_logs", dir.to_str().unwrap())
+        .await
+        .unwrap();
+    engine
+}
+
 #[tokio::test]
 async fn test_footers_are_kept_across_sessions_and_a_replaced_file_is_read_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -322,8 +354,7 @@ async fn test_distinct_counts_per_group_over_repartitioned_rows() {
     assert_eq!(got, wanted);
     // Each row goes once to the partition that owns its principal, rather
     // than each partition keeping every distinct address for a final merge.
-    let plan = engine.sql(&format!("EXPLAIN {query}")).await.unwrap();
-    let plan = strings(&plan, 1).into_iter().flatten().collect::<String>();
+    let plan = explain(&engine, query).await;
     assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
     assert!(!plan.contains("mode=Partial"), "{plan}");
     // An aggregate that orders its input keeps the partial and final phases.
@@ -336,70 +367,55 @@ async fn test_distinct_counts_per_group_over_repartitioned_rows() {
 #[tokio::test]
 async fn test_a_time_bound_every_file_meets_is_not_evaluated_and_files_it_rules_out_are_not_read() {
     let dir = tempfile::tempdir().unwrap();
-    let event = |id: u32, time: Option<&str>| {
-        json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": "GetObject",
-               "eventTime": time, "eventSource": "s3.amazonaws.com"})
-    };
     let day = |d: u32| format!("2024-01-0{d}T10:00:00Z");
     for d in 5..=7 {
         write_parquet(
             &dir.path().join(format!("2024-01-0{d}-us-east-1-a.parquet")),
-            vec![event(d, Some(&day(d))), event(d * 10, Some(&day(d)))],
+            vec![
+                get_object(d, Some(&day(d))),
+                get_object(d * 10, Some(&day(d))),
+            ],
         );
     }
     // A day with an event whose time is missing: the bound is not proven there.
     write_parquet(
         &dir.path().join("2024-01-08-us-east-1-a.parquet"),
-        vec![event(8, Some("2024-01-08T10:00:00Z")), event(80, None)],
+        vec![
+            get_object(8, Some("2024-01-08T10:00:00Z")),
+            get_object(80, None),
+        ],
     );
-    let engine = Engine::new(EngineConfig {
-        target_partitions: 2,
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    engine
-        .register_parquet("cloudtrail_logs", dir.path().to_str().unwrap())
-        .await
-        .unwrap();
-    let plan = |sql: String| {
-        let engine = &engine;
-        async move {
-            let plan = engine.sql(&format!("EXPLAIN {sql}")).await.unwrap();
-            strings(&plan, 1).into_iter().flatten().collect::<String>()
-        }
-    };
-    let count = |sql: String| {
-        let engine = &engine;
-        async move { strings(&engine.sql(&sql).await.unwrap(), 0) }
-    };
+    let engine = engine_over(dir.path(), 2).await;
+    let plan = |sql: &'static str| explain(&engine, sql);
+    let count = |sql: &'static str| first_column(&engine, sql);
 
     // Days 6 and 7 only: the day-5 file is left out, the bound dropped.
     let bounded = "SELECT eventid FROM cloudtrail_logs WHERE eventtime > '2024-01-06' \
                    AND eventtime < '2024-01-08' ORDER BY eventid";
-    let shown = plan(bounded.to_owned()).await;
+    let shown = plan(bounded).await;
     assert!(shown.contains("predicate=true"), "{shown}");
     assert!(!shown.contains("2024-01-05-"), "{shown}");
     assert!(!shown.contains("2024-01-08-"), "{shown}");
     assert_eq!(
-        count(bounded.to_owned()).await,
+        count(bounded).await,
         ["e6", "e60", "e7", "e70"].map(|s| Some(s.to_owned()))
     );
 
     // A bound that cuts through a file stays, and so does the rest of a
     // filter the statistics cannot prove.
     let cut = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-06T12:00:00Z'";
-    assert!(plan(cut.to_owned()).await.contains("eventtime@"), "kept");
+    assert!(plan(cut).await.contains("eventtime@"), "kept");
     let name = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-06' \
                 AND eventtime < '2024-01-08' AND eventid <> 'e7'";
-    let shown = plan(name.to_owned()).await;
+    let shown = plan(name).await;
     assert!(shown.contains("eventid@"), "{shown}");
     assert!(!shown.contains("eventtime@"), "{shown}");
-    assert_eq!(count(name.to_owned()).await, [Some("3".to_owned())]);
+    assert_eq!(count(name).await, [Some("3".to_owned())]);
 
     // The day whose file holds a null time keeps the bound, in a scan of its
     // own: the null row is not counted. The other days are read without it.
     let all = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-01'";
-    let shown = plan(all.to_owned()).await;
+    let shown = plan(all).await;
     assert!(shown.contains("UnionExec"), "{shown}");
     assert!(shown.contains("eventtime@"), "{shown}");
     // The three days read without it are spread over the scan's partitions
@@ -409,9 +425,9 @@ async fn test_a_time_bound_every_file_meets_is_not_evaluated_and_files_it_rules_
         unbounded.is_some_and(|l| l.contains("{2 groups")),
         "{shown}"
     );
-    assert_eq!(count(all.to_owned()).await, [Some("7".to_owned())]);
+    assert_eq!(count(all).await, [Some("7".to_owned())]);
     let last = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-07T12:00:00Z'";
-    assert_eq!(count(last.to_owned()).await, [Some("1".to_owned())]);
+    assert_eq!(count(last).await, [Some("1".to_owned())]);
 }
 
 #[tokio::test]
@@ -419,44 +435,30 @@ async fn test_a_scan_read_in_one_partition_is_not_split() {
     // Days 5 and 6 fully after the bound, day 7 with a null time: in a scan
     // of one partition, its parents read that partition only.
     let dir = tempfile::tempdir().unwrap();
-    let event = |id: u32, time: Option<&str>| {
-        json!({"eventVersion": "1.08", "eventID": format!("e{id}"), "eventName": "GetObject",
-               "eventTime": time, "eventSource": "s3.amazonaws.com"})
-    };
     write_parquet(
         &dir.path().join("2024-01-05-us-east-1-a.parquet"),
-        vec![event(5, Some("2024-01-05T10:00:00Z"))],
+        vec![get_object(5, Some("2024-01-05T10:00:00Z"))],
     );
     write_parquet(
         &dir.path().join("2024-01-06-us-east-1-a.parquet"),
-        vec![event(6, Some("2024-01-06T10:00:00Z"))],
+        vec![get_object(6, Some("2024-01-06T10:00:00Z"))],
     );
     write_parquet(
         &dir.path().join("2024-01-07-us-east-1-a.parquet"),
-        vec![event(7, Some("2024-01-07T10:00:00Z")), event(70, None)],
+        vec![
+            get_object(7, Some("2024-01-07T10:00:00Z")),
+            get_object(70, None),
+        ],
     );
-    let engine = Engine::new(EngineConfig {
-        target_partitions: 1,
-        ..EngineConfig::default()
-    })
-    .unwrap();
-    engine
-        .register_parquet("cloudtrail_logs", dir.path().to_str().unwrap())
-        .await
-        .unwrap();
-    let rows = |sql: &'static str| {
-        let engine = &engine;
-        async move { strings(&engine.sql(sql).await.unwrap(), 0) }
-    };
+    let engine = engine_over(dir.path(), 1).await;
     let count = "SELECT count(*) FROM cloudtrail_logs WHERE eventtime > '2024-01-01'";
-    assert_eq!(rows(count).await, [Some("3".to_owned())]);
+    assert_eq!(first_column(&engine, count).await, [Some("3".to_owned())]);
     let ordered = "SELECT eventid FROM cloudtrail_logs WHERE eventtime > '2024-01-01' \
                    ORDER BY eventid";
     assert_eq!(
-        rows(ordered).await,
+        first_column(&engine, ordered).await,
         ["e5", "e6", "e7"].map(|s| Some(s.to_owned()))
     );
-    let plan = engine.sql(&format!("EXPLAIN {count}")).await.unwrap();
-    let plan = strings(&plan, 1).into_iter().flatten().collect::<String>();
+    let plan = explain(&engine, count).await;
     assert!(!plan.contains("UnionExec"), "{plan}");
 }

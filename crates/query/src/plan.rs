@@ -107,8 +107,8 @@ impl PhysicalOptimizerRule for RepartitionBeforeDistinct {
 }
 
 /// Leaves out of a Parquet scan the files its filter's statistics rule out,
-/// and then each part of the filter (a conjunct) that the statistics of every
-/// remaining file prove true for all of its rows.
+/// and, for each remaining file, each part of the filter (a conjunct) that
+/// the file's statistics prove true for all of its rows.
 ///
 /// Why: CloudTrail queries bound `eventTime` from a day
 /// (`date_add('day', -7, current_date)`), and both a table copy and an event
@@ -162,7 +162,8 @@ const MAX_SCANS: usize = 4;
 ///
 /// Files that fully match different conjuncts (the day a time bound cuts
 /// through, beside the days after it) become one scan each, under a union,
-/// when the scan promises no order and no limit.
+/// when the scan is read in several partitions and promises no order, limit
+/// or partitioning.
 fn without_proven_filters(
     scan: &DataSourceExec,
 ) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>> {
@@ -195,11 +196,12 @@ fn without_proven_filters(
         .into_iter()
         .map(Arc::clone)
         .collect();
-    let provable = |c: &Arc<dyn PhysicalExpr>| !holds_dynamic_filter(c);
+    // Dynamic filters change while the query runs: nothing is proven of them.
+    let provable: Vec<bool> = conjuncts.iter().map(|c| !holds_dynamic_filter(c)).collect();
 
     // Files that some static conjunct rules out: none of their rows is kept.
     let mut kept = vec![true; files.len()];
-    for conjunct in conjuncts.iter().filter(|c| provable(c)) {
+    for (conjunct, _) in conjuncts.iter().zip(&provable).filter(|(_, p)| **p) {
         let Ok(pruning) = pruning_predicate(Arc::clone(conjunct), &schema) else {
             continue;
         };
@@ -212,7 +214,7 @@ fn without_proven_filters(
     // For each file, the conjuncts it matches on every row (a bit each).
     let mut proven = vec![0u64; files.len()];
     for (bit, conjunct) in conjuncts.iter().enumerate().take(64) {
-        if !provable(conjunct) {
+        if !provable[bit] {
             continue;
         }
         for (file, matched) in fully_matched(conjunct, &schema, &statistics)

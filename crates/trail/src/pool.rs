@@ -4,10 +4,10 @@
 //! text and the [`WINDOW_BYTES`](crate::batch) before it, so any thread can
 //! deflate any chunk and the pieces, put back in order, form one DEFLATE
 //! stream of the same content a single compressor writes (its bytes can
-//! differ slightly: see the crate's notes on determinism). Without the pool one trail's files are deflated
-//! on its sink's one thread, which then limits a trail's delivery rate to one
-//! core while the others wait; with it, the chunks of one trail spread over
-//! the machine.
+//! differ slightly: see the crate's notes on determinism). Without the pool
+//! one trail's files are deflated on its sink's one thread, which then limits
+//! a trail's delivery rate to one core while the others wait; with it, the
+//! chunks of one trail spread over the machine.
 //!
 //! The queue is short (one job per thread): when it is full, the batch
 //! deflates the chunk itself on the caller's thread rather than wait, so a

@@ -208,11 +208,15 @@ def main():
 
 
 class Server:
-    def __init__(self, cairn, work, config):
+    """`cairn serve` on work/server: a fresh one with `config`, or (config None) the
+    data and configuration an earlier run left there."""
+
+    def __init__(self, cairn, work, config=None):
         self.data = work / "server"
-        shutil.rmtree(self.data, ignore_errors=True)
-        self.data.mkdir(parents=True)
-        (work / "server.toml").write_text(config)
+        if config is not None:
+            shutil.rmtree(self.data, ignore_errors=True)
+            self.data.mkdir(parents=True)
+            (work / "server.toml").write_text(config)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, CAIRN_ROOT_ACCESS_KEY_ID=KEY, CAIRN_ROOT_SECRET_ACCESS_KEY=SECRET, CAIRN_LOG="warn")

@@ -15,7 +15,6 @@ server directory holding the imported event data store).
 Only builds measured in one run compare: the machine's speed moves between runs."""
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -23,8 +22,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sql
-from common import free_port, wait_healthy
-from soak import KEY, SECRET
 
 
 def athena(args, bins):
@@ -76,25 +73,16 @@ def lake(args, bins):
     best = {}
     for round_ in range(args.rounds):
         for binary in bins:
-            port = free_port()
-            endpoint = f"http://127.0.0.1:{port}"
-            env = dict(os.environ, CAIRN_ROOT_ACCESS_KEY_ID=KEY, CAIRN_ROOT_SECRET_ACCESS_KEY=SECRET, CAIRN_LOG="warn")
-            proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
-                                     "--config", str(args.work / "server.toml")],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            server = sql.Server(binary, args.work)
             try:
-                wait_healthy(endpoint)
-                import boto3
-                ct = boto3.client("cloudtrail", endpoint_url=endpoint, region_name="us-east-1",
-                                  aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+                ct = server.client("cloudtrail")
                 for title, query, _ in cases:
                     sql.lake_query(ct, query)
                     t = sql.best(lambda: sql.lake_query(ct, query), 5)
                     best.setdefault((title, binary), []).append(t)
                     print(round_, binary, title[:40], f"{t:.3f}", flush=True)
             finally:
-                proc.terminate()
-                proc.wait(timeout=60)
+                server.stop()
         for title, _, duck_query in cases:
             t = sql.best(lambda: duck.execute(duck_query).fetchall(), 5)
             best.setdefault((title, "duckdb"), []).append(t)

@@ -461,6 +461,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let Some(logs_dir) = args.logs.clone() else {
         return query_server(&args);
     };
+    keep_freed_memory();
     let cache_dir = args
         .cache_dir
         .clone()
@@ -690,6 +691,57 @@ const MALLOC_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 /// Other C libraries size their arenas and return memory themselves.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
+
+/// Lets glibc's malloc keep the memory an offline query frees, for the
+/// buffers it allocates next.
+///
+/// A query decodes Parquet pages into buffers of a few hundred KiB to a few
+/// MiB, frees them and allocates the same sizes again for the next pages. By
+/// default glibc maps such a buffer afresh while its size is above a
+/// threshold that only grows after a free, and gives the top of its heap
+/// back whenever more than twice that is free, so the next buffers' pages are
+/// faulted in and zeroed by the kernel again: on the guide's console-logins
+/// query, 88 000 page faults and a quarter of its CPU time. Fixed thresholds
+/// keep the memory (39 000 faults, 8 % faster; peak memory of a conversion
+/// 5 % higher), and the process ends with the query. Skipped when the
+/// operator tuned malloc through glibc's own variables.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn keep_freed_memory() {
+    let tuned = [
+        "MALLOC_MMAP_THRESHOLD_",
+        "MALLOC_TRIM_THRESHOLD_",
+        "GLIBC_TUNABLES",
+    ];
+    if tuned.iter().any(|name| std::env::var_os(name).is_some()) {
+        return;
+    }
+    // Setting either threshold turns off glibc's adjusting of both: they
+    // are set together.
+    for (parameter, bytes) in [
+        (libc::M_MMAP_THRESHOLD, QUERY_MMAP_THRESHOLD),
+        (libc::M_TRIM_THRESHOLD, QUERY_TRIM_THRESHOLD),
+    ] {
+        // SAFETY: `mallopt` only sets a tunable of the allocator, under its
+        // lock; a refusal (a 0 result) leaves the default in place.
+        if unsafe { libc::mallopt(parameter, bytes) } == 0 {
+            tracing::debug!(parameter, "malloc kept its default threshold");
+        }
+    }
+}
+
+/// Allocations below this come from malloc's heap, not a fresh mapping:
+/// glibc's own ceiling for the threshold it adjusts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const QUERY_MMAP_THRESHOLD: libc::c_int = 32 << 20;
+
+/// Free memory at the top of the heap is given back above this.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const QUERY_TRIM_THRESHOLD: libc::c_int = 256 << 20;
+
+/// Other C libraries manage their own thresholds.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tune_malloc();

@@ -144,9 +144,9 @@ pub fn cloudtrail_schema() -> SchemaRef {
 /// `recipientAccountId`) without copying each row's bytes out of the
 /// dictionary, and compares and hashes strings of up to 12 bytes as
 /// integers. A column nearly unique per event (`eventTime`, `eventID`, the
-/// JSON text of `requestParameters`) is stored plain, not as a dictionary:
-/// read as views its bytes would be copied all the same and then described
-/// once more, so it stays a plain string.
+/// JSON text of `requestParameters`) is stored plain, not as a dictionary
+/// (see [`nearly_unique_columns`]): read as views its bytes would be copied
+/// all the same and then described once more, so it stays a plain string.
 pub fn read_schema(schema: &Schema) -> SchemaRef {
     strings_as(schema, &DataType::Utf8, &DataType::Utf8View, |name| {
         !EVENT_UNIQUE_COLUMNS.contains(&name) && !JSON_TEXT_COLUMNS.contains(&name)
@@ -156,6 +156,17 @@ pub fn read_schema(schema: &Schema) -> SchemaRef {
 /// Top-level columns besides [`JSON_TEXT_COLUMNS`] that [`read_schema`]
 /// keeps plain: nearly one value per event.
 const EVENT_UNIQUE_COLUMNS: [&str; 4] = ["eventtime", "eventid", "requestid", "sharedeventid"];
+
+/// The top-level columns whose values nearly all differ from one event to
+/// the next: [`EVENT_UNIQUE_COLUMNS`], the JSON text, and `sourceIPAddress`
+/// (an address per client, and clients are many). Stored without a
+/// dictionary; see `logs::copy_writer_properties`.
+pub(crate) fn nearly_unique_columns() -> impl Iterator<Item = &'static str> {
+    EVENT_UNIQUE_COLUMNS
+        .into_iter()
+        .chain(JSON_TEXT_COLUMNS)
+        .chain(["sourceipaddress"])
+}
 
 /// `schema` with its string views as plain strings: how results are held
 /// (a view keeps the whole buffer it points into alive).

@@ -168,6 +168,16 @@ pub(crate) fn nearly_unique_columns() -> impl Iterator<Item = &'static str> {
         .chain(["sourceipaddress"])
 }
 
+/// The top-level columns whose pages' least and greatest values prune
+/// nothing: identifiers drawn at random and the JSON text. Their statistics
+/// are kept per column chunk, not per page, so the page index a query loads
+/// with every part's footer holds only the columns a filter can use.
+pub(crate) fn without_page_statistics() -> impl Iterator<Item = &'static str> {
+    ["eventid", "requestid", "sharedeventid"]
+        .into_iter()
+        .chain(JSON_TEXT_COLUMNS)
+}
+
 /// `schema` with its string views as plain strings: how results are held
 /// (a view keeps the whole buffer it points into alive).
 pub fn plain_schema(schema: &Schema) -> SchemaRef {

@@ -263,6 +263,70 @@ fn write_ipv4(address: u32, out: &mut Vec<u8>) {
     let _ = write!(out, "{a}.{b}.{c}.{d}");
 }
 
+/// When a batched deduplication is due: after enough new items have been
+/// appended to the distinct ones the last left.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// How many items the last deduplication left (all distinct).
+    distinct: usize,
+    /// How many may be appended to twice those before the next.
+    after: usize,
+}
+
+impl Schedule {
+    fn new() -> Self {
+        Self {
+            distinct: 0,
+            after: DEDUPLICATE_AFTER,
+        }
+    }
+
+    fn due(&self, len: usize) -> bool {
+        len >= self.distinct.saturating_mul(2) + self.after
+    }
+
+    /// Notes a deduplication from `before` items down to `distinct`.
+    fn done(&mut self, before: usize, distinct: usize) {
+        self.distinct = distinct;
+        // When most items were distinct, deduplicating again soon would only
+        // go over them again: wait for four times as many.
+        if distinct > before / 2 {
+            self.after = self.after.saturating_mul(4);
+        }
+    }
+}
+
+/// `items` grouped into partitions by `partition_of` (one of `partitions`,
+/// a power of two), and where each partition starts (one more start than
+/// partitions, the last the length).
+fn scatter<T: Copy + Default>(
+    items: &[T],
+    partitions: usize,
+    partition_of: impl Fn(&T) -> usize,
+) -> (Vec<T>, Vec<usize>) {
+    let mut starts = vec![0usize; partitions + 1];
+    for item in items {
+        starts[partition_of(item) + 1] += 1;
+    }
+    for p in 0..partitions {
+        starts[p + 1] += starts[p];
+    }
+    let mut cursor = starts.clone();
+    let mut scattered = vec![T::default(); items.len()];
+    for item in items {
+        let slot = &mut cursor[partition_of(item)];
+        scattered[*slot] = *item;
+        *slot += 1;
+    }
+    (scattered, starts)
+}
+
+/// How many partitions `len` items are deduplicated in, so that each holds
+/// about `per_partition`.
+fn partitions_for(len: usize, per_partition: usize) -> usize {
+    (len / per_partition).next_power_of_two().clamp(1, 1 << 16)
+}
+
 /// How many packed pairs a partition holds when deduplicated, about: the
 /// pairs and their table stay in a core's cache.
 const PARTITION_PAIRS: usize = 16 * 1024;
@@ -279,9 +343,7 @@ const PARTITION_PAIRS: usize = 16 * 1024;
 #[derive(Debug)]
 struct AddressPairs {
     pairs: Vec<u64>,
-    /// How many of `pairs` were left by the last deduplication.
-    distinct: usize,
-    deduplicate_after: usize,
+    schedule: Schedule,
     partition_pairs: usize,
 }
 
@@ -289,8 +351,7 @@ impl AddressPairs {
     fn new() -> Self {
         Self {
             pairs: Vec::new(),
-            distinct: 0,
-            deduplicate_after: DEDUPLICATE_AFTER,
+            schedule: Schedule::new(),
             partition_pairs: PARTITION_PAIRS,
         }
     }
@@ -319,44 +380,26 @@ impl AddressPairs {
     }
 
     fn maybe_deduplicate(&mut self) {
-        if self.pairs.len() >= self.distinct.saturating_mul(2) + self.deduplicate_after {
+        if self.schedule.due(self.pairs.len()) {
             let before = self.pairs.len();
             self.deduplicate();
-            if self.distinct > before / 2 {
-                self.deduplicate_after = self.deduplicate_after.saturating_mul(4);
-            }
+            self.schedule.done(before, self.pairs.len());
         }
     }
 
     fn deduplicate(&mut self) {
-        if self.pairs.len() == self.distinct {
+        if self.pairs.len() == self.schedule.distinct {
             return;
         }
-        let partitions = (self.pairs.len() / self.partition_pairs)
-            .next_power_of_two()
-            .clamp(1, 1 << 16);
+        let partitions = partitions_for(self.pairs.len(), self.partition_pairs);
         let bits = partitions.trailing_zeros();
-        let partition_of = |pair: u64| {
+        let (scattered, starts) = scatter(&self.pairs, partitions, |&pair| {
             if bits == 0 {
                 0
             } else {
                 (Self::hash(pair) >> (64 - bits)) as usize
             }
-        };
-        let mut starts = vec![0usize; partitions + 1];
-        for &pair in &self.pairs {
-            starts[partition_of(pair) + 1] += 1;
-        }
-        for p in 0..partitions {
-            starts[p + 1] += starts[p];
-        }
-        let mut cursor = starts.clone();
-        let mut scattered = vec![0u64; self.pairs.len()];
-        for &pair in &self.pairs {
-            let slot = &mut cursor[partition_of(pair)];
-            scattered[*slot] = pair;
-            *slot += 1;
-        }
+        });
         self.pairs.clear();
         let mut table = hashbrown::HashTable::<u64>::new();
         for p in 0..partitions {
@@ -371,7 +414,7 @@ impl AddressPairs {
                 }
             }
         }
-        self.distinct = self.pairs.len();
+        self.schedule.distinct = self.pairs.len();
     }
 
     /// Adds the first `n` groups' distinct counts to `counts`, takes their
@@ -394,7 +437,7 @@ impl AddressPairs {
                 true
             }
         });
-        self.distinct = self.pairs.len();
+        self.schedule.distinct = self.pairs.len();
         taken.sort_unstable();
         taken
     }
@@ -419,15 +462,15 @@ struct StringDistinctCountGroups {
     entries: Vec<Entry>,
     /// The bytes of the values longer than [`INLINE`].
     arena: Vec<u8>,
-    /// How many of `entries` were left by the last deduplication (all
-    /// distinct).
-    distinct: usize,
+    /// When the entries are next deduplicated; its `distinct` counts the
+    /// entries the last deduplication left, and those the direct table
+    /// admitted since.
+    schedule: Schedule,
     /// How many groups the aggregation has given this accumulator.
     num_groups: usize,
     hasher: foldhash::fast::FixedState,
     /// [`PARTITION_ENTRIES`] and [`DEDUPLICATE_AFTER`], smaller in tests.
     partition_entries: usize,
-    deduplicate_after: usize,
     /// While the distinct pairs are few, a table of all of them (`entries`
     /// holds nothing else) that each row is looked up in as it arrives: it
     /// stays in the cache, and appending rows only to deduplicate them later
@@ -450,11 +493,10 @@ impl StringDistinctCountGroups {
             data_type,
             entries: Vec::new(),
             arena: Vec::new(),
-            distinct: 0,
+            schedule: Schedule::new(),
             num_groups: 0,
             hasher: foldhash::fast::FixedState::with_seed(0x00ca_1125),
             partition_entries: PARTITION_ENTRIES,
-            deduplicate_after: DEDUPLICATE_AFTER,
             direct: Some(hashbrown::HashTable::new()),
             direct_limit: DIRECT_LIMIT,
             addresses: AddressPairs::new(),
@@ -506,7 +548,7 @@ impl StringDistinctCountGroups {
             table.insert_unique(hash, entries.len() as u32, |&i| {
                 entries[i as usize].table_hash()
             });
-            self.distinct += 1;
+            self.schedule.distinct += 1;
             if table.len() > self.direct_limit {
                 self.direct = None;
             }
@@ -522,50 +564,30 @@ impl StringDistinctCountGroups {
     /// Deduplicates when enough entries have arrived since the last time.
     fn maybe_deduplicate(&mut self) {
         self.addresses.maybe_deduplicate();
-        if self.entries.len() >= self.distinct.saturating_mul(2) + self.deduplicate_after {
+        if self.schedule.due(self.entries.len()) {
             let before = self.entries.len();
             self.deduplicate();
-            // When most values were distinct, deduplicating again soon would
-            // only go over them again: wait for four times as many.
-            if self.distinct > before / 2 {
-                self.deduplicate_after = self.deduplicate_after.saturating_mul(4);
-            }
+            self.schedule.done(before, self.entries.len());
         }
     }
 
     /// Leaves one entry per distinct (group, value) pair, and the arena
     /// holding only their long values.
     fn deduplicate(&mut self) {
-        if self.entries.len() == self.distinct {
+        if self.entries.len() == self.schedule.distinct {
             return;
         }
-        let partitions = (self.entries.len() / self.partition_entries)
-            .next_power_of_two()
-            .clamp(1, 1 << 16);
+        let partitions = partitions_for(self.entries.len(), self.partition_entries);
         let bits = partitions.trailing_zeros();
         // The partition comes from the hash's top bits; the tables use the
         // spread hash, whose bucket bits come from the low ones.
-        let partition_of = |entry: &Entry| {
+        let (scattered, starts) = scatter(&self.entries, partitions, |entry| {
             if bits == 0 {
                 0
             } else {
                 (entry.hash >> (32 - bits)) as usize
             }
-        };
-        let mut starts = vec![0usize; partitions + 1];
-        for entry in &self.entries {
-            starts[partition_of(entry) + 1] += 1;
-        }
-        for p in 0..partitions {
-            starts[p + 1] += starts[p];
-        }
-        let mut cursor = starts.clone();
-        let mut scattered = vec![Entry::default(); self.entries.len()];
-        for entry in &self.entries {
-            let slot = &mut cursor[partition_of(entry)];
-            scattered[*slot] = *entry;
-            *slot += 1;
-        }
+        });
         let old_arena = std::mem::take(&mut self.arena);
         let entries = &mut self.entries;
         entries.clear();
@@ -600,7 +622,7 @@ impl StringDistinctCountGroups {
                 entries.push(kept);
             }
         }
-        self.distinct = self.entries.len();
+        self.schedule.distinct = self.entries.len();
     }
 
     /// Counts the distinct values of the first `n` groups (all of them for
@@ -630,7 +652,7 @@ impl StringDistinctCountGroups {
                 true
             }
         });
-        self.distinct = self.entries.len();
+        self.schedule.distinct = self.entries.len();
         self.num_groups = self.num_groups.saturating_sub(n);
         if let Some(table) = &mut self.direct {
             let entries = &self.entries;
@@ -980,10 +1002,10 @@ mod tests {
     fn small(data_type: DataType) -> StringDistinctCountGroups {
         let mut acc = StringDistinctCountGroups::new(data_type);
         acc.partition_entries = 32;
-        acc.deduplicate_after = 300;
+        acc.schedule.after = 300;
         acc.direct_limit = 50;
         acc.addresses.partition_pairs = 32;
-        acc.addresses.deduplicate_after = 300;
+        acc.addresses.schedule.after = 300;
         acc
     }
 
@@ -1119,9 +1141,9 @@ mod tests {
                 acc.update_batch(&[array(chunk, view)], &groups, None, 37)
                     .unwrap();
             }
-            assert!(acc.distinct > 0, "deduplicated on the way");
+            assert!(acc.schedule.distinct > 0, "deduplicated on the way");
             assert!(
-                acc.addresses.distinct > 0,
+                acc.addresses.schedule.distinct > 0,
                 "addresses deduplicated on the way"
             );
             assert_eq!(

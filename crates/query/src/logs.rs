@@ -940,12 +940,35 @@ mod tests {
         assert_eq!((copy.log_files, converted), (5, Some(3)));
     }
 
-    #[test]
-    fn a_row_group_is_ordered_by_service_action_and_time() {
+    /// The Athena copy of one log file holding `records`, and a reader of
+    /// its one part (the directory holding both goes with the first).
+    fn one_part(
+        records: &[serde_json::Value],
+    ) -> (
+        tempfile::TempDir,
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<File>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let (logs, cache) = (dir.path().join("logs"), dir.path().join("cache"));
         let folder = logs.join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01");
         std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("a.json"),
+            serde_json::json!({"Records": records}).to_string(),
+        )
+        .unwrap();
+        let copy = refresh(&DirLogs::new(&logs), &cache, |_| {}).unwrap();
+        let part = File::open(&copy.parts[0]).unwrap();
+        let builder =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                part,
+            )
+            .unwrap();
+        (dir, builder)
+    }
+
+    #[test]
+    fn a_row_group_is_ordered_by_service_action_and_time() {
         let records = [
             ("s3.amazonaws.com", "PutObject", "03"),
             ("kms.amazonaws.com", "Decrypt", "02"),
@@ -956,19 +979,8 @@ mod tests {
             serde_json::json!({"eventSource": source, "eventName": name,
                 "eventTime": format!("2024-01-01T00:00:{second}Z")})
         });
-        std::fs::write(
-            folder.join("a.json"),
-            serde_json::json!({"Records": records}).to_string(),
-        )
-        .unwrap();
-        let copy = refresh(&DirLogs::new(&logs), &cache, |_| {}).unwrap();
-        let reader =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                File::open(&copy.parts[0]).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
+        let (_dir, part) = one_part(&records);
+        let reader = part.build().unwrap();
         let mut rows = Vec::new();
         for batch in reader {
             let batch = batch.unwrap();
@@ -1005,10 +1017,6 @@ mod tests {
 
     #[test]
     fn the_copy_writes_no_dictionary_or_page_statistics_where_they_do_not_pay() {
-        let dir = tempfile::tempdir().unwrap();
-        let (logs, cache) = (dir.path().join("logs"), dir.path().join("cache"));
-        let folder = logs.join("AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01");
-        std::fs::create_dir_all(&folder).unwrap();
         let records: Vec<_> = (0..50)
             .map(|i| {
                 serde_json::json!({"eventSource": "s3.amazonaws.com", "eventName": "GetObject",
@@ -1018,17 +1026,7 @@ mod tests {
                     "requestParameters": {"bucketName": "b", "key": format!("k{i}")}})
             })
             .collect();
-        std::fs::write(
-            folder.join("a.json"),
-            serde_json::json!({"Records": records}).to_string(),
-        )
-        .unwrap();
-        let copy = refresh(&DirLogs::new(&logs), &cache, |_| {}).unwrap();
-        let builder =
-            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                File::open(&copy.parts[0]).unwrap(),
-            )
-            .unwrap();
+        let (_dir, builder) = one_part(&records);
         let row_group = builder.metadata().row_group(0);
         let has_dictionary = |name: &str| {
             row_group

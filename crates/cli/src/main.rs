@@ -658,13 +658,8 @@ fn tune_malloc() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let arenas = libc::c_int::try_from(2 * cores.clamp(1, 64)).unwrap_or(2);
-        // SAFETY: `mallopt` only sets a tunable of the allocator; it is called
-        // before any other thread exists, and a refusal (a 0 result) leaves the
-        // default in place, which is harmless.
-        let accepted = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-        if accepted == 0 {
-            tracing::debug!("malloc kept its default number of arenas");
-        }
+        // Called before any other thread exists.
+        set_malloc_option(libc::M_ARENA_MAX, arenas);
     }
     if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
         let trimmer = std::thread::Builder::new()
@@ -706,7 +701,6 @@ fn tune_malloc() {}
 /// 5 % higher), and the process ends with the query. Skipped when the
 /// operator tuned malloc through glibc's own variables.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 fn keep_freed_memory() {
     let tuned = [
         "MALLOC_MMAP_THRESHOLD_",
@@ -718,15 +712,18 @@ fn keep_freed_memory() {
     }
     // Setting either threshold turns off glibc's adjusting of both: they
     // are set together.
-    for (parameter, bytes) in [
-        (libc::M_MMAP_THRESHOLD, QUERY_MMAP_THRESHOLD),
-        (libc::M_TRIM_THRESHOLD, QUERY_TRIM_THRESHOLD),
-    ] {
-        // SAFETY: `mallopt` only sets a tunable of the allocator, under its
-        // lock; a refusal (a 0 result) leaves the default in place.
-        if unsafe { libc::mallopt(parameter, bytes) } == 0 {
-            tracing::debug!(parameter, "malloc kept its default threshold");
-        }
+    set_malloc_option(libc::M_MMAP_THRESHOLD, QUERY_MMAP_THRESHOLD);
+    set_malloc_option(libc::M_TRIM_THRESHOLD, QUERY_TRIM_THRESHOLD);
+}
+
+/// Sets one of glibc malloc's tunables (`mallopt`); a refusal leaves its
+/// default in place, which is harmless, and is only logged.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn set_malloc_option(parameter: libc::c_int, value: libc::c_int) {
+    // SAFETY: `mallopt` only sets a tunable of the allocator, under its lock.
+    if unsafe { libc::mallopt(parameter, value) } == 0 {
+        tracing::debug!(parameter, value, "malloc kept its default");
     }
 }
 

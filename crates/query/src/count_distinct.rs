@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayAccessor, ArrayRef, AsArray, BooleanArray, Int64Array, LargeStringArray, ListArray,
-    StringArray, StringViewArray,
+    OffsetSizeTrait, StringArray, StringViewArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
@@ -327,6 +327,12 @@ fn partitions_for(len: usize, per_partition: usize) -> usize {
     (len / per_partition).next_power_of_two().clamp(1, 1 << 16)
 }
 
+/// The partition of an item whose hash is `hash`, of `1 << bits`: the top
+/// `bits` bits (0 when there is one partition).
+fn partition_of_hash(hash: u64, bits: u32) -> usize {
+    hash.checked_shr(64 - bits).unwrap_or(0) as usize
+}
+
 /// How many packed pairs a partition holds when deduplicated, about: the
 /// pairs and their table stay in a core's cache.
 const PARTITION_PAIRS: usize = 16 * 1024;
@@ -394,11 +400,7 @@ impl AddressPairs {
         let partitions = partitions_for(self.pairs.len(), self.partition_pairs);
         let bits = partitions.trailing_zeros();
         let (scattered, starts) = scatter(&self.pairs, partitions, |&pair| {
-            if bits == 0 {
-                0
-            } else {
-                (Self::hash(pair) >> (64 - bits)) as usize
-            }
+            partition_of_hash(Self::hash(pair), bits)
         });
         self.pairs.clear();
         let mut table = hashbrown::HashTable::<u64>::new();
@@ -469,7 +471,7 @@ struct StringDistinctCountGroups {
     /// How many groups the aggregation has given this accumulator.
     num_groups: usize,
     hasher: foldhash::fast::FixedState,
-    /// [`PARTITION_ENTRIES`] and [`DEDUPLICATE_AFTER`], smaller in tests.
+    /// [`PARTITION_ENTRIES`], smaller in tests.
     partition_entries: usize,
     /// While the distinct pairs are few, a table of all of them (`entries`
     /// holds nothing else) that each row is looked up in as it arrives: it
@@ -582,11 +584,7 @@ impl StringDistinctCountGroups {
         // The partition comes from the hash's top bits; the tables use the
         // spread hash, whose bucket bits come from the low ones.
         let (scattered, starts) = scatter(&self.entries, partitions, |entry| {
-            if bits == 0 {
-                0
-            } else {
-                (entry.hash >> (32 - bits)) as usize
-            }
+            partition_of_hash(u64::from(entry.hash) << 32, bits)
         });
         let old_arena = std::mem::take(&mut self.arena);
         let entries = &mut self.entries;
@@ -678,29 +676,20 @@ const SKIP_SEEN_BATCHES: u32 = 64;
 /// Different keys may still hold equal strings.
 fn row_keys(values: &ArrayRef) -> Result<std::borrow::Cow<'_, [u128]>> {
     use std::borrow::Cow;
-    let spans = |offsets: &mut dyn Iterator<Item = (u64, u64)>| {
-        offsets
-            .map(|(start, end)| (u128::from(start) << 64) | u128::from(end))
-            .collect()
-    };
     Ok(match values.data_type() {
         DataType::Utf8View => Cow::Borrowed(values.as_string_view().views().as_ref()),
-        DataType::Utf8 => Cow::Owned(spans(
-            &mut values
-                .as_string::<i32>()
-                .value_offsets()
-                .windows(2)
-                .map(|w| (w[0] as u64, w[1] as u64)),
-        )),
-        DataType::LargeUtf8 => Cow::Owned(spans(
-            &mut values
-                .as_string::<i64>()
-                .value_offsets()
-                .windows(2)
-                .map(|w| (w[0] as u64, w[1] as u64)),
-        )),
+        DataType::Utf8 => Cow::Owned(spans(values.as_string::<i32>().value_offsets())),
+        DataType::LargeUtf8 => Cow::Owned(spans(values.as_string::<i64>().value_offsets())),
         other => return exec_err!("count(DISTINCT) of strings was given {other}"),
     })
+}
+
+/// Each row's (start, end) offsets, as one key.
+fn spans<O: OffsetSizeTrait>(offsets: &[O]) -> Vec<u128> {
+    offsets
+        .windows(2)
+        .map(|w| ((w[0].as_usize() as u128) << 64) | w[1].as_usize() as u128)
+        .collect()
 }
 
 /// Calls `f` with the rows of `strings` that are `included` (one loop for
@@ -808,10 +797,11 @@ impl GroupsAccumulator for StringDistinctCountGroups {
         // The addresses written out, then each group's values in order:
         // its entries' strings, then its addresses.
         let mut written = Vec::with_capacity(addresses.len() * 16);
-        let mut ends = Vec::with_capacity(addresses.len());
+        let mut texts = Vec::with_capacity(addresses.len());
         for pair in &addresses {
+            let start = written.len();
             write_ipv4(*pair as u32, &mut written);
-            ends.push(written.len());
+            texts.push(start..written.len());
         }
         let arena = &self.arena;
         let (mut next_entry, mut next_address) = (0, 0);
@@ -825,12 +815,7 @@ impl GroupsAccumulator for StringDistinctCountGroups {
                 .get(next_address)
                 .is_some_and(|&pair| AddressPairs::group(pair) == group)
             {
-                let start = if next_address == 0 {
-                    0
-                } else {
-                    ends[next_address - 1]
-                };
-                let text = &written[start..ends[next_address]];
+                let text = &written[texts[next_address].clone()];
                 strings.push(std::str::from_utf8(text).map_err(to_error)?);
                 next_address += 1;
             }

@@ -1028,29 +1028,21 @@ mod tests {
             .collect();
         let (_dir, builder) = one_part(&records);
         let row_group = builder.metadata().row_group(0);
-        let has_dictionary = |name: &str| {
+        let column = |name: &str| {
             row_group
                 .columns()
                 .iter()
                 .find(|c| c.column_path().string() == name)
                 .unwrap_or_else(|| panic!("no column {name}"))
-                .dictionary_page_offset()
-                .is_some()
         };
+        let has_dictionary = |name: &str| column(name).dictionary_page_offset().is_some();
         for name in nearly_unique_columns() {
             assert!(!has_dictionary(name), "{name}");
         }
         assert!(has_dictionary("eventname"));
         assert!(has_dictionary("useridentity.arn"));
         // Page statistics (the column index) only where a filter can use them.
-        let has_column_index = |name: &str| {
-            row_group
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == name)
-                .and_then(|c| c.column_index_offset())
-                .is_some()
-        };
+        let has_column_index = |name: &str| column(name).column_index_offset().is_some();
         for name in without_page_statistics() {
             assert!(!has_column_index(name), "{name}");
         }

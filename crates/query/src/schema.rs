@@ -169,12 +169,14 @@ pub(crate) fn nearly_unique_columns() -> impl Iterator<Item = &'static str> {
 }
 
 /// The top-level columns whose pages' least and greatest values prune
-/// nothing: identifiers drawn at random and the JSON text. Their statistics
+/// nothing: identifiers drawn at random (the [`EVENT_UNIQUE_COLUMNS`] but
+/// `eventtime`, whose bounds do prune) and the JSON text. Their statistics
 /// are kept per column chunk, not per page, so the page index a query loads
 /// with every part's footer holds only the columns a filter can use.
 pub(crate) fn without_page_statistics() -> impl Iterator<Item = &'static str> {
-    ["eventid", "requestid", "sharedeventid"]
+    EVENT_UNIQUE_COLUMNS
         .into_iter()
+        .filter(|column| *column != "eventtime")
         .chain(JSON_TEXT_COLUMNS)
 }
 

@@ -28,6 +28,12 @@ fn write_parquet(path: &std::path::Path, records: Vec<serde_json::Value>) {
     std::fs::rename(&staged, path).unwrap();
 }
 
+/// The path of day `day`'s part (January 2024, us-east-1) in `dir`, as the
+/// Athena copy names parts.
+fn day_part(dir: &std::path::Path, day: u32) -> std::path::PathBuf {
+    dir.join(format!("2024-01-{day:02}-us-east-1-a.parquet"))
+}
+
 async fn engine_with_config(
     records: Vec<serde_json::Value>,
     config: EngineConfig,
@@ -370,7 +376,7 @@ async fn test_a_time_bound_every_file_meets_is_not_evaluated_and_files_it_rules_
     let day = |d: u32| format!("2024-01-0{d}T10:00:00Z");
     for d in 5..=7 {
         write_parquet(
-            &dir.path().join(format!("2024-01-0{d}-us-east-1-a.parquet")),
+            &day_part(dir.path(), d),
             vec![
                 get_object(d, Some(&day(d))),
                 get_object(d * 10, Some(&day(d))),
@@ -379,7 +385,7 @@ async fn test_a_time_bound_every_file_meets_is_not_evaluated_and_files_it_rules_
     }
     // A day with an event whose time is missing: the bound is not proven there.
     write_parquet(
-        &dir.path().join("2024-01-08-us-east-1-a.parquet"),
+        &day_part(dir.path(), 8),
         vec![
             get_object(8, Some("2024-01-08T10:00:00Z")),
             get_object(80, None),
@@ -435,16 +441,14 @@ async fn test_a_scan_read_in_one_partition_is_not_split() {
     // Days 5 and 6 fully after the bound, day 7 with a null time: in a scan
     // of one partition, its parents read that partition only.
     let dir = tempfile::tempdir().unwrap();
+    for d in [5, 6] {
+        write_parquet(
+            &day_part(dir.path(), d),
+            vec![get_object(d, Some(&format!("2024-01-0{d}T10:00:00Z")))],
+        );
+    }
     write_parquet(
-        &dir.path().join("2024-01-05-us-east-1-a.parquet"),
-        vec![get_object(5, Some("2024-01-05T10:00:00Z"))],
-    );
-    write_parquet(
-        &dir.path().join("2024-01-06-us-east-1-a.parquet"),
-        vec![get_object(6, Some("2024-01-06T10:00:00Z"))],
-    );
-    write_parquet(
-        &dir.path().join("2024-01-07-us-east-1-a.parquet"),
+        &day_part(dir.path(), 7),
         vec![
             get_object(7, Some("2024-01-07T10:00:00Z")),
             get_object(70, None),

@@ -13,7 +13,8 @@
 //!   delivery policy runs out of retries; a restart resumes them. Delivery
 //!   runs on its own tasks and never holds up ingest or the API. The `file`
 //!   protocol (a Cairn extension) appends each notification as one JSON
-//!   line to a file under the configured roots, fsynced before it counts.
+//!   line to a file under the configured roots, fsynced before it counts;
+//!   one file's notifications are appended one at a time, in outbox order.
 //!
 //! Time comes from a [`Clock`], so tests drive it.
 
@@ -508,14 +509,17 @@ impl Monitoring {
                 }
             };
             let busy = due.len() == DELIVERY_BATCH;
-            let attempts = due.into_iter().map(|d| {
+            let attempts = delivery_lanes(due).into_iter().map(|lane| {
                 let this = self.clone();
                 async move {
-                    let outcome = this.attempt(&d.entry).await;
-                    let store = this.monitor.clone();
-                    let this2 = this.clone();
-                    let _ = tokio::task::spawn_blocking(move || this2.settle(&store, &d, outcome))
-                        .await;
+                    for d in lane {
+                        let outcome = this.attempt(&d.entry).await;
+                        let store = this.monitor.clone();
+                        let this2 = this.clone();
+                        let _ =
+                            tokio::task::spawn_blocking(move || this2.settle(&store, &d, outcome))
+                                .await;
+                    }
                 }
             });
             futures::future::join_all(attempts).await;
@@ -615,6 +619,33 @@ impl Monitoring {
             tracing::warn!(error = %e, "cannot update the notification outbox");
         }
     }
+}
+
+/// Splits due deliveries into lanes attempted concurrently; a lane's
+/// deliveries go one after another in outbox order. Notifications for one
+/// file share a lane, so its lines keep the order they were published in
+/// (concurrent appends would interleave them); HTTP deliveries each get their
+/// own, as SNS promises no order to HTTP endpoints and a slow endpoint must
+/// not hold up the rest.
+fn delivery_lanes(
+    due: Vec<cairn_monitor::PendingDelivery>,
+) -> Vec<Vec<cairn_monitor::PendingDelivery>> {
+    let mut lanes: Vec<Vec<cairn_monitor::PendingDelivery>> = Vec::new();
+    let mut file_lane: std::collections::HashMap<String, usize> = Default::default();
+    for d in due {
+        if d.entry.protocol == "file" {
+            match file_lane.get(&d.entry.endpoint) {
+                Some(&i) => lanes[i].push(d),
+                None => {
+                    file_lane.insert(d.entry.endpoint.clone(), lanes.len());
+                    lanes.push(vec![d]);
+                }
+            }
+        } else {
+            lanes.push(vec![d]);
+        }
+    }
+    lanes
 }
 
 /// CloudTrail's notification of delivered log files
@@ -725,6 +756,39 @@ mod tests {
         fn now(&self) -> DateTime<Utc> {
             *self.0.lock().expect("clock")
         }
+    }
+
+    fn pending(id: i64, protocol: &str, endpoint: &str) -> cairn_monitor::PendingDelivery {
+        cairn_monitor::PendingDelivery {
+            id,
+            entry: OutboxEntry {
+                subscription_arn: format!("arn:aws:sns:us-east-1:123456789012:t:{id}"),
+                protocol: protocol.into(),
+                endpoint: endpoint.into(),
+                body: format!("m{id}"),
+                headers: Vec::new(),
+                message_id: format!("id-{id}"),
+                due_ms: 0,
+            },
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn one_files_notifications_share_a_lane_in_outbox_order() {
+        let due = vec![
+            pending(1, "file", "file:///srv/a.jsonl"),
+            pending(2, "http", "http://127.0.0.1:9/x"),
+            pending(3, "file", "file:///srv/b.jsonl"),
+            pending(4, "file", "file:///srv/a.jsonl"),
+            pending(5, "http", "http://127.0.0.1:9/x"),
+            pending(6, "file", "file:///srv/a.jsonl"),
+        ];
+        let lanes: Vec<Vec<i64>> = delivery_lanes(due)
+            .into_iter()
+            .map(|lane| lane.into_iter().map(|d| d.id).collect())
+            .collect();
+        assert_eq!(lanes, vec![vec![1, 4, 6], vec![2], vec![3], vec![5]]);
     }
 
     fn alarm_input(name: &str, treat_missing: Option<&str>) -> cairn_alarm::PutMetricAlarmInput {

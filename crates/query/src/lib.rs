@@ -17,6 +17,7 @@ pub mod athena;
 mod count_distinct;
 pub mod functions;
 pub mod lake;
+mod local_files;
 pub mod logs;
 mod plan;
 pub mod render;
@@ -33,6 +34,7 @@ use datafusion::execution::cache::cache_manager::{
 };
 use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -290,6 +292,12 @@ impl Engine {
             .with_cache_manager(caches.config())
             .build_arc()
             .map_err(|e| Error::Engine(e.to_string()))?;
+        // Local tables (the Athena copy, event data store parts) read in
+        // place: see `local_files`.
+        runtime.register_object_store(
+            ObjectStoreUrl::local_filesystem().as_ref(),
+            Arc::new(local_files::InPlaceFiles::default()),
+        );
         let mut session = SessionConfig::new()
             .with_target_partitions(config.target_partitions.max(1))
             .with_default_catalog_and_schema(CATALOG_NAME, database)

@@ -70,6 +70,21 @@ def test_limits(server):
     assert status == 200 and answer == {"accepted": 1, "failed": []}
 
 
+def test_a_body_far_over_the_limit_is_answered_not_cut(server):
+    """A client that sends its whole body before reading the answer gets the 413,
+    not a broken pipe: the server reads on past the limit before refusing. The body
+    is several times the socket buffers, so a server that stopped reading at the
+    limit would reset the connection under the client on every run."""
+    record = json.loads(GOOD[0])
+    record["requestParameters"] = {"blob": "y" * (900 * 1024)}
+    body = ('{"Records":[' + ",".join([json.dumps(record)] * 26) + "]}").encode()
+    assert len(body) > 22 * 1024 * 1024
+    for _ in range(2):
+        status, answer = server.ingest_raw(body)
+        assert status == 413 and answer["__type"] == "RequestEntityTooLargeException", (status, answer)
+    assert stored(server) == 0
+
+
 def test_unsigned_and_tampered_requests_change_nothing(server):
     body = ('{"Records":[' + GOOD[0] + "]}").encode()
     status, answer = server.ingest_raw(body, sign=False)

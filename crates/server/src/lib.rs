@@ -481,9 +481,8 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     // Without a length (chunked), reserve the most the body may be. A body
-    // declared larger than the limit is still read up to the limit before the
-    // refusal: clients that send a whole body before reading the answer (most
-    // do) would otherwise see a broken pipe instead of the error.
+    // declared larger than the limit is still read (see `DRAIN_AFTER_REFUSAL`)
+    // before the refusal.
     let reserve = declared.map_or(limit, |n| (n as usize).min(limit)).max(1);
     let reserve = u32::try_from(reserve).unwrap_or(u32::MAX);
     let permit = Arc::clone(&state.body_budget)
@@ -495,9 +494,10 @@ async fn read_body(
                 StatusCode::SERVICE_UNAVAILABLE,
             )
         })?;
+    let reserve_bytes = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
     let read = tokio::time::timeout(
         state.limits.body_read_timeout,
-        axum::body::to_bytes(body, limit),
+        read_within(body, limit, reserve_bytes),
     )
     .await
     .map_err(|_| {
@@ -508,23 +508,65 @@ async fn read_body(
         )
     })?;
     match read {
-        Ok(bytes) => Ok((bytes, permit)),
-        Err(e) => {
-            let over_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if over_limit {
-                Err(too_large())
-            } else {
-                // Malformed chunked encoding, a connection cut mid-body: the
-                // request itself is bad, not too large.
-                Err(AwsError::client(
-                    "IncompleteBody",
-                    "The request body could not be read: it is incomplete or its chunked encoding is malformed.",
-                ))
-            }
-        }
+        BodyRead::Whole(bytes) => Ok((bytes, permit)),
+        BodyRead::TooLarge => Err(too_large()),
+        // Malformed chunked encoding, a connection cut mid-body: the
+        // request itself is bad, not too large.
+        BodyRead::Failed => Err(AwsError::client(
+            "IncompleteBody",
+            "The request body could not be read: it is incomplete or its chunked encoding is malformed.",
+        )),
     }
+}
+
+/// How much of a refused body is still read, and thrown away, before the
+/// refusal is answered.
+///
+/// Why: a client that sends its whole body before reading the answer (most
+/// do; urllib, botocore) is still sending when the refusal is ready. Had the
+/// server closed the connection with the rest unread, its kernel would reset
+/// it and the client would see a broken pipe instead of the error; HTTP
+/// servers read on for a while after an error for the same reason. Bounded,
+/// so a client declaring an endless body costs this much and no more.
+const DRAIN_AFTER_REFUSAL: usize = 32 * 1024 * 1024;
+
+/// What reading a request body came to.
+enum BodyRead {
+    /// The body, whole and within the limit.
+    Whole(bytes::Bytes),
+    /// Longer than the limit (what followed was drained, see
+    /// [`DRAIN_AFTER_REFUSAL`]).
+    TooLarge,
+    /// Cut off or malformed.
+    Failed,
+}
+
+/// Reads `body` if it is at most `limit` bytes, with room for `expected`
+/// bytes made at once.
+async fn read_within(mut body: Body, limit: usize, expected: usize) -> BodyRead {
+    use http_body_util::BodyExt;
+    let mut whole = bytes::BytesMut::with_capacity(expected);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return BodyRead::Failed;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if whole.len() + data.len() > limit {
+            drop(whole);
+            let mut drained = data.len();
+            while drained < DRAIN_AFTER_REFUSAL {
+                match body.frame().await {
+                    Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+                    _ => break,
+                }
+            }
+            return BodyRead::TooLarge;
+        }
+        whole.extend_from_slice(&data);
+    }
+    BodyRead::Whole(whole.freeze())
 }
 
 /// A credential scope whose region is not a region name, as AWS words it per protocol.
@@ -761,4 +803,74 @@ fn verify(
         principal_arn: principal.arn.clone(),
         request_id: request_id.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body arriving in `chunks` pieces of `size` bytes.
+    fn body_of(chunks: usize, size: usize) -> Body {
+        let pieces = (0..chunks).map(move |i| {
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'a' + (i % 26) as u8; size]))
+        });
+        Body::from_stream(futures::stream::iter(pieces))
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole() {
+        let BodyRead::Whole(bytes) = read_within(body_of(4, 1000), 4000, 4000).await else {
+            panic!("not read whole");
+        };
+        assert_eq!(bytes.len(), 4000);
+        assert_eq!(&bytes[..1], b"a");
+        assert_eq!(&bytes[3999..], b"d");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_after_reading_on() {
+        // The stream counts what is taken from it: everything, though the
+        // limit was passed at the second piece.
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&taken);
+        let pieces = (0..40).map(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 1000]))
+        });
+        let body = Body::from_stream(futures::stream::iter(pieces));
+        assert!(matches!(
+            read_within(body, 1500, 0).await,
+            BodyRead::TooLarge
+        ));
+        assert_eq!(taken.load(std::sync::atomic::Ordering::Relaxed), 40);
+    }
+
+    #[tokio::test]
+    async fn reading_on_after_a_refusal_is_bounded() {
+        let piece = 1024 * 1024;
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&taken);
+        // Endless.
+        let pieces = std::iter::repeat_with(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; piece]))
+        });
+        let body = Body::from_stream(futures::stream::iter(pieces));
+        assert!(matches!(
+            read_within(body, piece, 0).await,
+            BodyRead::TooLarge
+        ));
+        let read = taken.load(std::sync::atomic::Ordering::Relaxed) * piece;
+        assert!(read <= DRAIN_AFTER_REFUSAL + 2 * piece, "{read}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_is_not_taken_for_a_large_one() {
+        let pieces = vec![
+            Ok(bytes::Bytes::from_static(b"abc")),
+            Err(std::io::Error::other("cut")),
+        ];
+        let body = Body::from_stream(futures::stream::iter(pieces));
+        assert!(matches!(read_within(body, 10, 0).await, BodyRead::Failed));
+    }
 }

@@ -475,16 +475,18 @@ async fn read_body(
             )
         }
     };
+    // The declared length, as far as the limit: what is reserved and
+    // allocated up front.
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|n| usize::try_from(n).unwrap_or(limit).min(limit));
     // Without a length (chunked), reserve the most the body may be. A body
     // declared larger than the limit is still read (see `DRAIN_AFTER_REFUSAL`)
     // before the refusal.
-    let reserve = declared.map_or(limit, |n| (n as usize).min(limit)).max(1);
-    let reserve = u32::try_from(reserve).unwrap_or(u32::MAX);
+    let reserve = u32::try_from(declared.unwrap_or(limit).max(1)).unwrap_or(u32::MAX);
     let permit = Arc::clone(&state.body_budget)
         .try_acquire_many_owned(reserve)
         .map_err(|_| {
@@ -494,10 +496,9 @@ async fn read_body(
                 StatusCode::SERVICE_UNAVAILABLE,
             )
         })?;
-    let reserve_bytes = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
     let read = tokio::time::timeout(
         state.limits.body_read_timeout,
-        read_within(body, limit, reserve_bytes),
+        read_within(body, limit, declared.unwrap_or(0)),
     )
     .await
     .map_err(|_| {

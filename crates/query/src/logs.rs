@@ -31,7 +31,8 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::schema::{
-    Partition, cloudtrail_schema, nearly_unique_columns, records_to_batch, without_page_statistics,
+    Partition, REPEATING_COLUMNS, cloudtrail_schema, nearly_unique_columns, records_to_batch,
+    without_page_statistics,
 };
 use crate::statistics_file::STATISTICS_EXTENSION;
 
@@ -61,17 +62,23 @@ fn modified_nanos(meta: &std::fs::Metadata) -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
-/// How Cairn's Parquet files are written: zstd, row groups of
-/// [`ROWS_PER_BATCH`] rows.
+/// How Cairn's Parquet files are written: zstd but for the
+/// [`REPEATING_COLUMNS`], row groups of [`ROWS_PER_BATCH`] rows.
 pub(crate) fn writer_properties() -> WriterProperties {
     writer_properties_builder().build()
 }
 
 fn writer_properties_builder() -> WriterPropertiesBuilder {
-    WriterProperties::builder()
+    let builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
-        .set_data_page_row_count_limit(ROWS_PER_PAGE)
+        .set_data_page_row_count_limit(ROWS_PER_PAGE);
+    REPEATING_COLUMNS
+        .into_iter()
+        .fold(builder, |builder, path| {
+            let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
+            builder.set_column_compression(path, Compression::UNCOMPRESSED)
+        })
 }
 
 /// How the parts of the Athena copy are written: as [`writer_properties`]
@@ -1016,7 +1023,7 @@ mod tests {
     }
 
     #[test]
-    fn the_copy_writes_no_dictionary_or_page_statistics_where_they_do_not_pay() {
+    fn the_copy_writes_no_dictionary_codec_or_page_statistics_where_they_do_not_pay() {
         let records: Vec<_> = (0..50)
             .map(|i| {
                 serde_json::json!({"eventSource": "s3.amazonaws.com", "eventName": "GetObject",
@@ -1048,6 +1055,26 @@ mod tests {
         }
         for name in ["eventname", "eventtime", "sourceipaddress"] {
             assert!(has_column_index(name), "{name}");
+        }
+        // No codec where the dictionary is the compression; zstd elsewhere.
+        for path in REPEATING_COLUMNS {
+            let name = path.join(".");
+            assert_eq!(
+                column(&name).compression(),
+                Compression::UNCOMPRESSED,
+                "{name}"
+            );
+        }
+        for name in [
+            "eventtime",
+            "sourceipaddress",
+            "requestparameters",
+            "useridentity.principalid",
+        ] {
+            assert!(
+                matches!(column(name).compression(), Compression::ZSTD(_)),
+                "{name}"
+            );
         }
     }
 }

@@ -46,8 +46,10 @@ pub(crate) struct PersistedStatistics {
     memory: DefaultCache<TableScopedPath, CachedFileMetadata>,
     /// The directory whose parts' statistics are kept on disk.
     dir: PathBuf,
-    /// The same directory, as the local object store names it.
-    dir_location: ObjectPath,
+    /// The same directory as the local object store names it: with its
+    /// symbolic links resolved, and as given (DataFusion names a table's
+    /// files by the path it was registered with, links and all).
+    dir_locations: Vec<ObjectPath>,
     /// The fingerprint of the schema the table reads its parts with: only
     /// statistics summarised for it are written, and read back with it.
     fingerprint: Arc<SchemaFingerprint>,
@@ -69,12 +71,22 @@ impl PersistedStatistics {
     /// memory up to `memory_limit` bytes and on disk without bound (one
     /// small file per part, removed with the part).
     pub(crate) fn new(dir: &Path, file_schema: &Schema, memory_limit: usize) -> Option<Self> {
-        let dir = dir.canonicalize().ok()?;
-        let dir_location = ObjectPath::from_absolute_path(&dir).ok()?;
+        let canonical = dir.canonicalize().ok()?;
+        let mut dir_locations = vec![ObjectPath::from_absolute_path(&canonical).ok()?];
+        // A cache dir reached through a link (`--cache-dir` under a linked
+        // home or temporary directory): without this, no part would match
+        // and every query would summarise every footer again.
+        if let Some(given) = std::path::absolute(dir)
+            .ok()
+            .and_then(|given| ObjectPath::from_absolute_path(given).ok())
+            .filter(|given| *given != dir_locations[0])
+        {
+            dir_locations.push(given);
+        }
         Some(Self {
             memory: DefaultCache::new(memory_limit).with_name("cairn persisted file statistics"),
-            dir,
-            dir_location,
+            dir: canonical,
+            dir_locations,
             fingerprint: Arc::new(SchemaFingerprint::from_schema(file_schema)),
             schema_text: schema_text(file_schema),
         })
@@ -83,7 +95,10 @@ impl PersistedStatistics {
     /// Where the statistics of the part at `location` are kept, if it is a
     /// part of this directory.
     fn file_of(&self, location: &ObjectPath) -> Option<PathBuf> {
-        let mut rest = location.prefix_match(&self.dir_location)?;
+        let mut rest = self
+            .dir_locations
+            .iter()
+            .find_map(|dir| location.prefix_match(dir))?;
         let name = rest.next()?;
         if rest.next().is_some() {
             return None;
@@ -536,6 +551,24 @@ mod tests {
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn test_statistics_are_kept_for_parts_named_through_a_linked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts = dir.path().join("copy");
+        std::fs::create_dir(&parts).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&parts, &link).unwrap();
+        // DataFusion names the part by the registered path, the link kept.
+        let (mut key, meta) = part(&parts, "p.parquet");
+        key.path = ObjectPath::from_absolute_path(link.join("p.parquet")).unwrap();
+        let first = PersistedStatistics::new(&link, &schema(), 1 << 20).unwrap();
+        first.put(&key, entry(meta));
+        assert!(parts.join("p.statistics").exists());
+        let next = PersistedStatistics::new(&link, &schema(), 1 << 20).unwrap();
+        assert!(next.get(&key).is_some());
+    }
+
     #[test]
     fn test_statistics_of_a_rewritten_part_are_not_valid_for_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -650,7 +683,7 @@ mod tests {
     fn test_only_parts_directly_in_the_directory_are_kept_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let cache = PersistedStatistics::new(dir.path(), &schema(), 1 << 20).unwrap();
-        let base = cache.dir_location.clone();
+        let base = cache.dir_locations[0].clone();
         assert_eq!(
             cache.file_of(&base.clone().join("a.parquet")),
             Some(cache.dir.join("a.statistics"))

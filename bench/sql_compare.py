@@ -3,7 +3,12 @@
 data a `bench/sql.py --work DIR --keep` run left (its logs, their Parquet copy and the
 server directory holding the imported event data store).
 
-    python3 bench/sql_compare.py --work DIR [--rounds 3] [--athena 0,1,2,3,4] [--lake] BIN...
+    python3 bench/sql_compare.py --work DIR [--rounds 3] [--athena 0,1,2,3,4] [--lake] BIN[=DIR]...
+
+A build given as BIN=DIR reads its own data: the copy (DIR/cache, of --work's logs) and
+the server directory (DIR/server) a run left in DIR, written by that build, with DuckDB
+over that data too; a build without one reads --work's. So a change to the files' layout is measured
+against DuckDB over each layout.
 
 * Athena queries: each round runs each build's `cairn query --logs` (a process per
   query, output to /dev/null) three times, then DuckDB three times over the same
@@ -24,17 +29,33 @@ from pathlib import Path
 import sql
 
 
-def athena(args, bins):
+def duckdb_per_work(builds, view):
+    """A DuckDB connection per data directory, with `view(work)` run on it."""
+    ducks = {}
+    for _, work in builds:
+        if work not in ducks:
+            ducks[work] = sql.duckdb().connect()
+            ducks[work].execute("SET threads = 2")
+            ducks[work].execute(view(work))
+    return ducks
+
+
+def label(builds, work):
+    return "duckdb" if len({w for _, w in builds}) == 1 else f"duckdb({work.name})"
+
+
+def athena(args, builds):
     queries, _ = sql.guide_queries()
-    duck = sql.duckdb().connect()
-    duck.execute("SET threads = 2")
-    duck.execute(f"CREATE VIEW cloudtrail_logs AS SELECT * FROM read_parquet('{args.work}/cache/*.parquet')")
+    ducks = duckdb_per_work(builds, lambda work: "CREATE VIEW cloudtrail_logs AS SELECT * FROM "
+                            f"read_parquet('{work}/cache/*.parquet')")
     best = {}
 
-    def run(binary, query, keep=False):
+    def run(build, query, keep=False):
+        binary, work = build
         start = time.perf_counter()
+        # The logs' path is part of the copy's stamps: every build reads --work's.
         out = subprocess.run([binary, "query", "--logs", str(args.work / "logs"), "--cache-dir",
-                              str(args.work / "cache"), "--output", "csv", query],
+                              str(work / "cache"), "--output", "csv", query],
                              stdout=subprocess.PIPE if keep else subprocess.DEVNULL, check=True).stdout
         return time.perf_counter() - start, out
 
@@ -42,54 +63,73 @@ def athena(args, bins):
         for i in args.athena:
             title, query = queries[i]
             outputs = []
-            for binary in bins:
-                outputs.append(sorted(run(binary, query, keep=True)[1].splitlines()))
-                t = min(run(binary, query)[0] for _ in range(3))
-                best.setdefault((i, binary), []).append(t)
-            t = sql.best(lambda: duck.execute(sql.DUCK_ATHENA[i]).fetchall(), 3)
-            best.setdefault((i, "duckdb"), []).append(t)
+            for build in builds:
+                outputs.append(sorted(run(build, query, keep=True)[1].splitlines()))
+                t = min(run(build, query)[0] for _ in range(3))
+                best.setdefault((i, build), []).append(t)
+            for work, duck in ducks.items():
+                t = sql.best(lambda: duck.execute(sql.DUCK_ATHENA[i]).fetchall(), 3)
+                best.setdefault((i, work), []).append(t)
             same = all(o == outputs[0] for o in outputs)
-            print(round_, title[:40], " ".join(f"{best[(i, b)][-1]:.3f}" for b in bins),
-                  f"duckdb {t:.3f}", "same rows" if same else "ROWS DIFFER", flush=True)
+            print(round_, title[:40], " ".join(f"{best[(i, b)][-1]:.3f}" for b in builds),
+                  " ".join(f"{label(builds, w)} {best[(i, w)][-1]:.3f}" for w in ducks),
+                  "same rows" if same else "ROWS DIFFER", flush=True)
+    print("| query | " + " | ".join(f"{Path(b).parent.name}/{Path(b).name} ({w.name})" for b, w in builds)
+          + " | " + " | ".join(label(builds, w) for w in ducks) + " | last ÷ its DuckDB |")
     for i in args.athena:
-        print(f"| {queries[i][0]} | " + " | ".join(f"{min(best[(i, b)]):.3f}" for b in bins + ["duckdb"])
-              + f" | {min(best[(i, bins[-1])]) / min(best[(i, 'duckdb')]):.2f} |")
+        last = builds[-1]
+        print(f"| {queries[i][0]} | " + " | ".join(f"{min(best[(i, b)]):.3f}" for b in builds) + " | "
+              + " | ".join(f"{min(best[(i, w)]):.3f}" for w in ducks)
+              + f" | {min(best[(i, last)]) / min(best[(i, last[1])]):.2f} |")
 
 
-def lake(args, bins):
+def lake_store(work):
+    stores = [p for p in (work / "server" / "lake").iterdir() if (p / "parts").exists()]
+    return max(stores, key=lambda p: sum(f.stat().st_size for f in (p / "parts").rglob("*.parquet")))
+
+
+def lake(args, builds):
     _, queries = sql.guide_queries()
-    data = args.work / "server"
-    stores = [p for p in (data / "lake").iterdir() if (p / "parts").exists()]
-    store = max(stores, key=lambda p: sum(f.stat().st_size for f in (p / "parts").rglob("*.parquet")))
-    duck = sql.duckdb().connect()
-    duck.execute("SET threads = 2")
-    duck.execute(f"CREATE VIEW store AS SELECT * FROM read_parquet('{store}/parts/*/*.parquet')")
-    user = duck.execute("SELECT useridentity.arn FROM store WHERE useridentity.arn IS NOT NULL "
-                        "GROUP BY 1 ORDER BY count(*) LIMIT 1 OFFSET 3").fetchone()[0]
+    stores = {work: lake_store(work) for _, work in builds}
+    ducks = duckdb_per_work(builds, lambda work: "CREATE VIEW store AS SELECT * FROM "
+                            f"read_parquet('{stores[work]}/parts/*/*.parquet')")
+    first = ducks[builds[0][1]]
+    user = first.execute("SELECT useridentity.arn FROM store WHERE useridentity.arn IS NOT NULL "
+                         "GROUP BY 1 ORDER BY count(*), 1 LIMIT 1 OFFSET 3").fetchone()[0]
     since = (datetime.now(timezone.utc) - timedelta(days=args.days // 2)).strftime("%Y-%m-%d 00:00:00")
-    cases = [(title, query.replace("EVENT_DATA_STORE_ID", store.name).replace("2024-01-01 00:00:00", since)
-              .replace("arn:aws:iam::123456789012:user/suspicious-user", user), duck_query.format(user=user, since=since))
-             for (title, query), duck_query in zip(queries, sql.DUCK_LAKE)]
+
+    def cases(work):
+        return [(title, query.replace("EVENT_DATA_STORE_ID", stores[work].name)
+                 .replace("2024-01-01 00:00:00", since)
+                 .replace("arn:aws:iam::123456789012:user/suspicious-user", user),
+                 duck_query.format(user=user, since=since))
+                for (title, query), duck_query in zip(queries, sql.DUCK_LAKE)]
+
+    titles = [title for title, _ in queries]
     best = {}
     for round_ in range(args.rounds):
-        for binary in bins:
-            server = sql.Server(binary, args.work)
+        for build in builds:
+            binary, work = build
+            server = sql.Server(binary, work)
             try:
                 ct = server.client("cloudtrail")
-                for title, query, _ in cases:
+                for title, query, _ in cases(work):
                     sql.lake_query(ct, query)
                     t = sql.best(lambda: sql.lake_query(ct, query), 5)
-                    best.setdefault((title, binary), []).append(t)
+                    best.setdefault((title, build), []).append(t)
                     print(round_, binary, title[:40], f"{t:.3f}", flush=True)
             finally:
                 server.stop()
-        for title, _, duck_query in cases:
-            t = sql.best(lambda: duck.execute(duck_query).fetchall(), 5)
-            best.setdefault((title, "duckdb"), []).append(t)
-            print(round_, "duckdb", title[:40], f"{t:.3f}", flush=True)
-    for title, _, _ in cases:
-        print(f"| {title} | " + " | ".join(f"{min(best[(title, b)]):.3f}" for b in bins + ["duckdb"])
-              + f" | {min(best[(title, bins[-1])]) / min(best[(title, 'duckdb')]):.2f} |")
+        for work, duck in ducks.items():
+            for title, _, duck_query in cases(work):
+                t = sql.best(lambda: duck.execute(duck_query).fetchall(), 5)
+                best.setdefault((title, work), []).append(t)
+                print(round_, label(builds, work), title[:40], f"{t:.3f}", flush=True)
+    for title in titles:
+        last = builds[-1]
+        print(f"| {title} | " + " | ".join(f"{min(best[(title, b)]):.3f}" for b in builds) + " | "
+              + " | ".join(f"{min(best[(title, w)]):.3f}" for w in ducks)
+              + f" | {min(best[(title, last)]) / min(best[(title, last[1])]):.2f} |")
 
 
 def main():
@@ -99,14 +139,17 @@ def main():
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--athena", default="0,1,2,3,4", help="which Athena queries (0-4), or '' for none")
     ap.add_argument("--lake", action="store_true", help="the two Lake queries too")
-    ap.add_argument("bins", nargs="+", help="cairn binaries, the newest last")
+    ap.add_argument("bins", nargs="+", help="cairn binaries, the newest last, each BIN or BIN=DIR")
     args = ap.parse_args()
     args.athena = [int(x) for x in args.athena.split(",") if x]
-    bins = [str(Path(b).resolve()) for b in args.bins]
+    builds = []
+    for spec in args.bins:
+        binary, _, work = spec.partition("=")
+        builds.append((str(Path(binary).resolve()), Path(work).resolve() if work else args.work.resolve()))
     if args.athena:
-        athena(args, bins)
+        athena(args, builds)
     if args.lake:
-        lake(args, bins)
+        lake(args, builds)
 
 
 if __name__ == "__main__":

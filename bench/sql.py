@@ -157,28 +157,30 @@ def main():
         summary.update(log_files=len(files), raw_json_bytes=raw_bytes,
                        gz_bytes=sum(f.stat().st_size for f in files))
 
-        # The Parquet copy, once, with its peak memory.
+        # The Parquet copy, once, with its peak memory (the Athena queries read it).
         cache = work / "cache"
-        shutil.rmtree(cache, ignore_errors=True)
-        seconds, rss = run_measured([cairn, "query", "--logs", str(logs), "--cache-dir", str(cache),
-                                     "--output", "csv", "SELECT count(*) FROM cloudtrail_logs"])
-        summary.update(convert_s=round(seconds, 1), convert_peak_rss_mib=round(rss / 2**20),
-                       parquet_bytes=sum(p.stat().st_size for p in cache.glob("*.parquet")))
+        if not args.lake_only:
+            shutil.rmtree(cache, ignore_errors=True)
+            seconds, rss = run_measured([cairn, "query", "--logs", str(logs), "--cache-dir", str(cache),
+                                         "--output", "csv", "SELECT count(*) FROM cloudtrail_logs"])
+            summary.update(convert_s=round(seconds, 1), convert_peak_rss_mib=round(rss / 2**20),
+                           parquet_bytes=sum(p.stat().st_size for p in cache.glob("*.parquet")))
 
         duck = duckdb()
-        parquet = duck.connect()
-        parquet.execute("SET threads = 2")
-        parquet.execute(f"CREATE VIEW cloudtrail_logs AS SELECT * FROM read_parquet('{cache}/*.parquet')")
-        raw = duck.connect()
-        raw.execute("SET threads = 2")
-        raw.execute(f"""CREATE VIEW cloudtrail_logs AS SELECT r.eventTime AS eventtime, r.eventSource AS eventsource,
-            r.eventName AS eventname, r.sourceIPAddress AS sourceipaddress, r.errorCode AS errorcode,
-            r.errorMessage AS errormessage, r.requestParameters AS requestparameters,
-            r.additionalEventData AS additionaleventdata, r.recipientAccountId AS recipientaccountid,
-            {{'arn': r.userIdentity.arn, 'username': r.userIdentity.userName}} AS useridentity,
-            list_transform(r.resources, lambda x: {{'arn': x.ARN}}) AS resources
-            FROM (SELECT unnest(Records) AS r FROM read_json('{logs}/**/*.json.gz',
-                  columns = {{Records: '{RAW_COLUMNS}'}}, format = 'auto', maximum_object_size = 268435456))""")
+        if not args.lake_only:
+            parquet = duck.connect()
+            parquet.execute("SET threads = 2")
+            parquet.execute(f"CREATE VIEW cloudtrail_logs AS SELECT * FROM read_parquet('{cache}/*.parquet')")
+            raw = duck.connect()
+            raw.execute("SET threads = 2")
+            raw.execute(f"""CREATE VIEW cloudtrail_logs AS SELECT r.eventTime AS eventtime, r.eventSource AS eventsource,
+                r.eventName AS eventname, r.sourceIPAddress AS sourceipaddress, r.errorCode AS errorcode,
+                r.errorMessage AS errormessage, r.requestParameters AS requestparameters,
+                r.additionalEventData AS additionaleventdata, r.recipientAccountId AS recipientaccountid,
+                {{'arn': r.userIdentity.arn, 'username': r.userIdentity.userName}} AS useridentity,
+                list_transform(r.resources, lambda x: {{'arn': x.ARN}}) AS resources
+                FROM (SELECT unnest(Records) AS r FROM read_json('{logs}/**/*.json.gz',
+                      columns = {{Records: '{RAW_COLUMNS}'}}, format = 'auto', maximum_object_size = 268435456))""")
         rows = []
         for (title, sql), duck_sql in zip([] if args.lake_only else athena_sql, DUCK_ATHENA):
             cairn_s = best(lambda: run_measured([cairn, "query", "--logs", str(logs), "--cache-dir", str(cache),

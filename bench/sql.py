@@ -159,15 +159,13 @@ def main():
 
         # The Parquet copy, once, with its peak memory (the Athena queries read it).
         cache = work / "cache"
+        duck = duckdb()
         if not args.lake_only:
             shutil.rmtree(cache, ignore_errors=True)
             seconds, rss = run_measured([cairn, "query", "--logs", str(logs), "--cache-dir", str(cache),
                                          "--output", "csv", "SELECT count(*) FROM cloudtrail_logs"])
             summary.update(convert_s=round(seconds, 1), convert_peak_rss_mib=round(rss / 2**20),
                            parquet_bytes=sum(p.stat().st_size for p in cache.glob("*.parquet")))
-
-        duck = duckdb()
-        if not args.lake_only:
             parquet = duck.connect()
             parquet.execute("SET threads = 2")
             parquet.execute(f"CREATE VIEW cloudtrail_logs AS SELECT * FROM read_parquet('{cache}/*.parquet')")

@@ -44,6 +44,19 @@ def label(builds, work):
     return "duckdb" if len({w for _, w in builds}) == 1 else f"duckdb({work.name})"
 
 
+def print_table(rows, builds, ducks, best):
+    """The Markdown table of `rows` ((title, key) pairs; `best[(key, build or work)]`
+    holds each round's time): each build's best, each DuckDB's, and the newest build
+    over the DuckDB reading its data."""
+    last = builds[-1]
+    print("| query | " + " | ".join(f"{Path(b).parent.name}/{Path(b).name} ({w.name})" for b, w in builds)
+          + " | " + " | ".join(label(builds, w) for w in ducks) + " | last ÷ its DuckDB |")
+    for title, key in rows:
+        print(f"| {title} | " + " | ".join(f"{min(best[(key, b)]):.3f}" for b in builds) + " | "
+              + " | ".join(f"{min(best[(key, w)]):.3f}" for w in ducks)
+              + f" | {min(best[(key, last)]) / min(best[(key, last[1])]):.2f} |")
+
+
 def athena(args, builds):
     queries, _ = sql.guide_queries()
     ducks = duckdb_per_work(builds, lambda work: "CREATE VIEW cloudtrail_logs AS SELECT * FROM "
@@ -74,13 +87,7 @@ def athena(args, builds):
             print(round_, title[:40], " ".join(f"{best[(i, b)][-1]:.3f}" for b in builds),
                   " ".join(f"{label(builds, w)} {best[(i, w)][-1]:.3f}" for w in ducks),
                   "same rows" if same else "ROWS DIFFER", flush=True)
-    print("| query | " + " | ".join(f"{Path(b).parent.name}/{Path(b).name} ({w.name})" for b, w in builds)
-          + " | " + " | ".join(label(builds, w) for w in ducks) + " | last ÷ its DuckDB |")
-    for i in args.athena:
-        last = builds[-1]
-        print(f"| {queries[i][0]} | " + " | ".join(f"{min(best[(i, b)]):.3f}" for b in builds) + " | "
-              + " | ".join(f"{min(best[(i, w)]):.3f}" for w in ducks)
-              + f" | {min(best[(i, last)]) / min(best[(i, last[1])]):.2f} |")
+    print_table([(queries[i][0], i) for i in args.athena], builds, ducks, best)
 
 
 def lake_store(work):
@@ -105,7 +112,6 @@ def lake(args, builds):
                  duck_query.format(user=user, since=since))
                 for (title, query), duck_query in zip(queries, sql.DUCK_LAKE)]
 
-    titles = [title for title, _ in queries]
     best = {}
     for round_ in range(args.rounds):
         for build in builds:
@@ -125,11 +131,7 @@ def lake(args, builds):
                 t = sql.best(lambda: duck.execute(duck_query).fetchall(), 5)
                 best.setdefault((title, work), []).append(t)
                 print(round_, label(builds, work), title[:40], f"{t:.3f}", flush=True)
-    for title in titles:
-        last = builds[-1]
-        print(f"| {title} | " + " | ".join(f"{min(best[(title, b)]):.3f}" for b in builds) + " | "
-              + " | ".join(f"{min(best[(title, w)]):.3f}" for w in ducks)
-              + f" | {min(best[(title, last)]) / min(best[(title, last[1])]):.2f} |")
+    print_table([(title, title) for title, _ in queries], builds, ducks, best)
 
 
 def main():

@@ -11,8 +11,10 @@
 //! [`StringDistinctCountGroups`] for how). Values that are IPv4 addresses
 //! are kept apart, packed with their group in a `u64` ([`AddressPairs`]),
 //! and rows repeating a (group, value) their batch already had are passed
-//! over without hashing their strings ([`row_keys`]). Every other use of
-//! `count` is DataFusion's own, and so are the results.
+//! over without hashing their strings ([`row_keys`]). A partial aggregate
+//! hands the addresses to the final one as numbers too
+//! ([`address_state_field`]). Every other use of `count` is DataFusion's
+//! own, and so are the results.
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
@@ -20,14 +22,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayAccessor, ArrayRef, AsArray, BooleanArray, Int64Array, LargeStringArray, ListArray,
-    OffsetSizeTrait, StringArray, StringViewArray,
+    OffsetSizeTrait, StringArray, StringViewArray, UInt32Array,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::functions_aggregate::count::Count;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
     ReversedUDAF, SetMonotonicity, Signature, StatisticsArgs,
@@ -36,6 +38,22 @@ use datafusion::logical_expr::{
 /// DataFusion's `count`, with a grouped accumulator for distinct strings.
 pub fn count_udaf() -> AggregateUDF {
     AggregateUDF::new_from_impl(CountWithDistinctStrings::default())
+}
+
+/// Whether `aggregate` is a distinct count over strings that this module
+/// keeps, whose partial states carry addresses as numbers (see
+/// [`address_state_field`]).
+pub(crate) fn keeps_compact_state(
+    aggregate: &datafusion::physical_expr::aggregate::AggregateFunctionExpr,
+    input: &datafusion::arrow::datatypes::Schema,
+) -> bool {
+    let function: &dyn std::any::Any = aggregate.fun().inner().as_ref();
+    aggregate.is_distinct()
+        && function.is::<CountWithDistinctStrings>()
+        && matches!(
+            aggregate.expressions().as_slice(),
+            [argument] if argument.data_type(input).is_ok_and(|t| is_string(&t))
+        )
 }
 
 /// Whether a distinct count over `data_type` is this module's.
@@ -73,11 +91,26 @@ impl AggregateUDFImpl for CountWithDistinctStrings {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        self.inner.state_fields(args)
+        let with_addresses = args.is_distinct
+            && args.input_fields.len() == 1
+            && is_string(args.input_fields[0].data_type());
+        let name = args.name.to_owned();
+        let mut fields = self.inner.state_fields(args)?;
+        if with_addresses {
+            fields.push(address_state_field(&name));
+        }
+        Ok(fields)
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.inner.accumulator(args)
+        let with_addresses =
+            args.is_distinct && args.exprs.len() == 1 && is_string(args.expr_fields[0].data_type());
+        let data_type = args.expr_fields.first().map(|f| f.data_type().clone());
+        let inner = self.inner.accumulator(args)?;
+        Ok(match data_type {
+            Some(data_type) if with_addresses => Box::new(AddressesInState { inner, data_type }),
+            _ => inner,
+        })
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
@@ -126,6 +159,85 @@ impl AggregateUDFImpl for CountWithDistinctStrings {
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         self.inner.create_sliding_accumulator(args)
+    }
+}
+
+/// The second state column of a distinct count over strings: each group's
+/// distinct values that are IPv4 addresses, as numbers.
+///
+/// Why: a partial aggregate hands its distinct values to the final one. Most
+/// values of `count(DISTINCT sourceIPAddress)` are addresses and nearly
+/// every (principal, address) pair is distinct, so as strings they were
+/// written out, copied and read back again: most of the partial aggregate's
+/// time. As numbers they move as they are kept ([`AddressPairs`]).
+fn address_state_field(name: &str) -> FieldRef {
+    Arc::new(Field::new_list(
+        format_state_name(name, "count distinct addresses"),
+        Field::new_list_field(DataType::UInt32, true),
+        false,
+    ))
+}
+
+/// DataFusion's distinct count for an aggregate without groups, with the
+/// state columns of [`address_state_field`]: it keeps its addresses as
+/// strings, so its own states carry none, and a state that does is merged
+/// with its addresses written as strings.
+#[derive(Debug)]
+struct AddressesInState {
+    inner: Box<dyn Accumulator>,
+    data_type: DataType,
+}
+
+impl Accumulator for AddressesInState {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.update_batch(values)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.inner.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.inner.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let mut state = self.inner.state()?;
+        state.push(ScalarValue::List(ScalarValue::new_list_nullable(
+            &[],
+            &DataType::UInt32,
+        )));
+        Ok(state)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let [strings, addresses] = states else {
+            return exec_err!("count(DISTINCT) merges two state columns");
+        };
+        self.inner.merge_batch(std::slice::from_ref(strings))?;
+        let lists = addresses.as_list::<i32>();
+        let numbers = lists.values().as_primitive::<UInt32Type>();
+        let mut written = Vec::new();
+        let mut texts = Vec::with_capacity(numbers.len());
+        for number in numbers.iter() {
+            texts.push(number.map(|address| {
+                written.clear();
+                write_ipv4(address, &mut written);
+                String::from_utf8_lossy(&written).into_owned()
+            }));
+        }
+        let values: ArrayRef = match self.data_type {
+            DataType::Utf8View => Arc::new(texts.into_iter().collect::<StringViewArray>()),
+            DataType::LargeUtf8 => Arc::new(texts.into_iter().collect::<LargeStringArray>()),
+            _ => Arc::new(texts.into_iter().collect::<StringArray>()),
+        };
+        let as_strings = ListArray::try_new(
+            Arc::new(Field::new_list_field(self.data_type.clone(), true)),
+            lists.offsets().clone(),
+            values,
+            lists.nulls().cloned(),
+        )?;
+        self.inner.merge_batch(&[Arc::new(as_strings)])
     }
 }
 
@@ -419,10 +531,10 @@ impl AddressPairs {
         self.schedule.distinct = self.pairs.len();
     }
 
-    /// Adds the first `n` groups' distinct counts to `counts`, takes their
-    /// pairs out (returned in group order if `keep_taken`) and renumbers
-    /// the rest from 0.
-    fn take(&mut self, n: usize, counts: &mut [i64], keep_taken: bool) -> Vec<u64> {
+    /// Counts the first `n` groups' distinct addresses into `counts`, takes
+    /// their pairs out and renumbers the rest from 0. The addresses taken
+    /// are returned if `keep_taken`, each group's together, in group order.
+    fn take(&mut self, n: usize, counts: &mut [i64], keep_taken: bool) -> Vec<u32> {
         self.deduplicate();
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
         let mut taken = Vec::new();
@@ -440,8 +552,23 @@ impl AddressPairs {
             }
         });
         self.schedule.distinct = self.pairs.len();
-        taken.sort_unstable();
-        taken
+        // Placed by group with the counts (the order within a group does not
+        // matter), not sorted: a partial state can hold millions.
+        let mut next: Vec<usize> = counts
+            .iter()
+            .scan(0usize, |start, count| {
+                let this = *start;
+                *start += usize::try_from(*count).unwrap_or(0);
+                Some(this)
+            })
+            .collect();
+        let mut grouped = vec![0u32; taken.len()];
+        for pair in taken {
+            let slot = &mut next[Self::group(pair) as usize];
+            grouped[*slot] = pair as u32;
+            *slot += 1;
+        }
+        grouped
     }
 
     fn size(&self) -> usize {
@@ -623,15 +750,16 @@ impl StringDistinctCountGroups {
         self.schedule.distinct = self.entries.len();
     }
 
-    /// Counts the distinct values of the first `n` groups (all of them for
-    /// `EmitTo::All`), takes their entries out and renumbers the rest from
-    /// 0. The entries and address pairs taken are returned in group order
-    /// if `keep_taken`.
-    fn take(&mut self, emit_to: EmitTo, keep_taken: bool) -> (Vec<i64>, Vec<Entry>, Vec<u64>) {
+    /// Takes the first `n` groups (all of them for `EmitTo::All`) out and
+    /// renumbers the rest from 0. Returns their distinct values as entries
+    /// and as addresses: how many of each every group has and, if
+    /// `keep_taken`, the entries and the addresses, in group order.
+    fn take(&mut self, emit_to: EmitTo, keep_taken: bool) -> Taken {
         self.deduplicate();
         let n = self.total_groups(emit_to);
+        let mut address_counts = vec![0i64; n];
+        let addresses = self.addresses.take(n, &mut address_counts, keep_taken);
         let mut counts = vec![0i64; n];
-        let addresses = self.addresses.take(n, &mut counts, keep_taken);
         let mut taken = Vec::new();
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
         let (hasher, arena) = (&self.hasher, &self.arena);
@@ -662,8 +790,55 @@ impl StringDistinctCountGroups {
             }
         }
         taken.sort_unstable_by_key(|entry| entry.group);
-        (counts, taken, addresses)
+        Taken {
+            entry_counts: counts,
+            address_counts,
+            entries: taken,
+            addresses,
+        }
     }
+}
+
+/// Groups taken out of a [`StringDistinctCountGroups`].
+struct Taken {
+    /// How many distinct values each group has that are not addresses.
+    entry_counts: Vec<i64>,
+    /// How many distinct addresses each group has.
+    address_counts: Vec<i64>,
+    /// The entries, in group order (when kept).
+    entries: Vec<Entry>,
+    /// The addresses, each group's together, in group order (when kept).
+    addresses: Vec<u32>,
+}
+
+impl Taken {
+    /// Each group's distinct count.
+    fn counts(&self) -> Vec<i64> {
+        self.entry_counts
+            .iter()
+            .zip(&self.address_counts)
+            .map(|(entries, addresses)| entries + addresses)
+            .collect()
+    }
+}
+
+/// List offsets for rows of `counts` values each.
+fn list_offsets(counts: &[i64]) -> Result<OffsetBuffer<i32>> {
+    let mut offsets = Vec::with_capacity(counts.len() + 1);
+    offsets.push(0i32);
+    let mut total = 0i32;
+    for count in counts {
+        total = i32::try_from(*count)
+            .ok()
+            .and_then(|c| total.checked_add(c))
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::ResourcesExhausted(
+                    "count(DISTINCT) holds more values than one state array can".into(),
+                )
+            })?;
+        offsets.push(total);
+    }
+    Ok(OffsetBuffer::new(offsets.into()))
 }
 
 /// How many batches are added the plain way after the batch-wide lookup of
@@ -773,65 +948,38 @@ impl GroupsAccumulator for StringDistinctCountGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (counts, _, _) = self.take(emit_to, false);
-        Ok(Arc::new(Int64Array::from(counts)))
+        let taken = self.take(emit_to, false);
+        Ok(Arc::new(Int64Array::from(taken.counts())))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (counts, taken, addresses) = self.take(emit_to, true);
-        // Each group's values together, in group order: the list's rows.
-        let mut offsets = Vec::with_capacity(counts.len() + 1);
-        offsets.push(0i32);
-        let mut total = 0i32;
-        for count in &counts {
-            total = i32::try_from(*count)
-                .ok()
-                .and_then(|c| total.checked_add(c))
-                .ok_or_else(|| {
-                    datafusion::error::DataFusionError::ResourcesExhausted(
-                        "count(DISTINCT) holds more values than one state array can".into(),
-                    )
-                })?;
-            offsets.push(total);
-        }
-        // The addresses written out, then each group's values in order:
-        // its entries' strings, then its addresses.
-        let mut written = Vec::with_capacity(addresses.len() * 16);
-        let mut texts = Vec::with_capacity(addresses.len());
-        for pair in &addresses {
-            let start = written.len();
-            write_ipv4(*pair as u32, &mut written);
-            texts.push(start..written.len());
-        }
+        let taken = self.take(emit_to, true);
+        // Two lists per group: its values that are not addresses, as
+        // strings, and its addresses, as numbers (see `address_state_field`).
         let arena = &self.arena;
-        let (mut next_entry, mut next_address) = (0, 0);
-        let mut strings = Vec::with_capacity(taken.len() + addresses.len());
-        for group in 0..counts.len() as u32 {
-            while let Some(entry) = taken.get(next_entry).filter(|e| e.group == group) {
-                strings.push(std::str::from_utf8(entry.bytes(arena)).map_err(to_error)?);
-                next_entry += 1;
-            }
-            while addresses
-                .get(next_address)
-                .is_some_and(|&pair| AddressPairs::group(pair) == group)
-            {
-                let text = &written[texts[next_address].clone()];
-                strings.push(std::str::from_utf8(text).map_err(to_error)?);
-                next_address += 1;
-            }
-        }
+        let strings = taken
+            .entries
+            .iter()
+            .map(|entry| std::str::from_utf8(entry.bytes(arena)).map_err(to_error))
+            .collect::<Result<Vec<_>>>()?;
         let values: ArrayRef = match self.data_type {
             DataType::Utf8View => Arc::new(StringViewArray::from_iter_values(strings)),
             DataType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(strings)),
             _ => Arc::new(StringArray::from_iter_values(strings)),
         };
-        let list = ListArray::try_new(
+        let strings = ListArray::try_new(
             Arc::new(Field::new_list_field(self.data_type.clone(), true)),
-            OffsetBuffer::new(offsets.into()),
+            list_offsets(&taken.entry_counts)?,
             values,
             None,
         )?;
-        Ok(vec![Arc::new(list)])
+        let addresses = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::UInt32, true)),
+            list_offsets(&taken.address_counts)?,
+            Arc::new(UInt32Array::from(taken.addresses)),
+            None,
+        )?;
+        Ok(vec![Arc::new(strings), Arc::new(addresses)])
     }
 
     fn merge_batch(
@@ -841,9 +989,24 @@ impl GroupsAccumulator for StringDistinctCountGroups {
         total_num_groups: usize,
     ) -> Result<()> {
         self.note_groups(total_num_groups);
-        let [lists] = values else {
-            return exec_err!("count(DISTINCT) merges one state column");
+        let [lists, addresses] = values else {
+            return exec_err!("count(DISTINCT) merges two state columns");
         };
+        let addresses = addresses.as_list::<i32>();
+        let numbers = addresses.values().as_primitive::<UInt32Type>();
+        for (row, group) in group_indices.iter().enumerate() {
+            let Ok(group) = u32::try_from(*group) else {
+                return exec_err!("count(DISTINCT) over more than 2^32 groups");
+            };
+            for index in addresses.value_offsets()[row]..addresses.value_offsets()[row + 1] {
+                // The lists a state holds have no nulls.
+                if let Ok(index) = usize::try_from(index)
+                    && numbers.is_valid(index)
+                {
+                    self.addresses.push(group, numbers.value(index));
+                }
+            }
+        }
         let lists = lists.as_list::<i32>();
         let offsets = lists.value_offsets();
         let mut row_groups = Vec::with_capacity(lists.values().len());
@@ -887,18 +1050,22 @@ impl GroupsAccumulator for StringDistinctCountGroups {
             }
             offsets.push(total);
         }
-        let kept = datafusion::arrow::compute::take(
-            values.as_ref(),
-            &datafusion::arrow::array::UInt32Array::from(keep),
-            None,
-        )?;
+        let kept =
+            datafusion::arrow::compute::take(values.as_ref(), &UInt32Array::from(keep), None)?;
         let list = ListArray::try_new(
             Arc::new(Field::new_list_field(self.data_type.clone(), true)),
             OffsetBuffer::new(offsets.into()),
             kept,
             None,
         )?;
-        Ok(vec![Arc::new(list)])
+        // Every value as a string: the merge finds the addresses among them.
+        let no_addresses = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::UInt32, true)),
+            OffsetBuffer::new_zeroed(values.len()),
+            Arc::new(UInt32Array::from(Vec::<u32>::new())),
+            None,
+        )?;
+        Ok(vec![Arc::new(list), Arc::new(no_addresses)])
     }
 
     fn size(&self) -> usize {
@@ -1083,11 +1250,13 @@ mod tests {
         let state = acc.convert_to_state(&[array(&rows, true)], None).unwrap();
         let mut merged = StringDistinctCountGroups::new(DataType::Utf8View);
         // A slice of the state too: the merge reads the list's offsets.
+        let slice =
+            |offset, len| -> Vec<ArrayRef> { state.iter().map(|s| s.slice(offset, len)).collect() };
         merged
-            .merge_batch(&[state[0].slice(0, 1_000)], &groups[..1_000], 5)
+            .merge_batch(&slice(0, 1_000), &groups[..1_000], 5)
             .unwrap();
         merged
-            .merge_batch(&[state[0].slice(1_000, 2_000)], &groups[1_000..], 5)
+            .merge_batch(&slice(1_000, 2_000), &groups[1_000..], 5)
             .unwrap();
         assert_eq!(
             counts(merged.evaluate(EmitTo::All).unwrap()),

@@ -38,6 +38,12 @@ use datafusion::physical_plan::{ExecutionPlan, Partitioning};
 /// partition that owns its group lets one aggregate see every row of its
 /// groups once. The price: a distinct count over few values, which partial
 /// aggregates would have shrunk before moving, moves every row.
+///
+/// Not for an aggregate whose distinct arguments are all strings counted by
+/// [`crate::count_distinct`]: its partial states hand addresses over as
+/// numbers, so the partial and final phases cost less than moving every row
+/// (the guide's access keys per principal 5 % less; a distinct count over
+/// few values a third less).
 #[derive(Debug, Default)]
 pub struct RepartitionBeforeDistinct;
 
@@ -66,7 +72,10 @@ impl PhysicalOptimizerRule for RepartitionBeforeDistinct {
             if *partial.mode() != AggregateMode::Partial
                 || partial.group_expr().has_grouping_set()
                 || partial.group_expr().expr().is_empty()
-                || !partial.aggr_expr().iter().any(|a| a.is_distinct())
+                || !partial.aggr_expr().iter().any(|a| {
+                    a.is_distinct()
+                        && !crate::count_distinct::keeps_compact_state(a, &partial.input_schema())
+                })
                 // Repartitioning would undo the order such an aggregate
                 // asked its input for.
                 || partial.aggr_expr().iter().any(|a| !a.order_bys().is_empty())

@@ -308,7 +308,7 @@ fn statements_that_may_combine_queries_are_recognised() {
 }
 
 #[tokio::test]
-async fn test_distinct_counts_per_group_over_repartitioned_rows() {
+async fn test_distinct_counts_per_group_and_over_all_rows() {
     // Principals with event names and addresses repeated and not, IPv4
     // (inline in the distinct sets) and IPv6 (longer), and nulls.
     let mut records = Vec::new();
@@ -358,11 +358,35 @@ async fn test_distinct_counts_per_group_over_repartitioned_rows() {
             .collect(),
     ];
     assert_eq!(got, wanted);
-    // Each row goes once to the partition that owns its principal, rather
-    // than each partition keeping every distinct address for a final merge.
+    // Cairn's distinct counts hand their addresses from the partial to the
+    // final phase as numbers: both phases are kept.
     let plan = explain(&engine, query).await;
+    assert!(plan.contains("mode=Partial"), "{plan}");
+    assert!(!plan.contains("mode=SinglePartitioned"), "{plan}");
+    // DataFusion's own distinct count (of numbers here): each row goes once
+    // to the partition that owns its principal, rather than each partition
+    // keeping every distinct value for a final merge.
+    let lengths = "SELECT userIdentity.arn, count(DISTINCT length(sourceIPAddress)), \
+                   count(DISTINCT length(eventName)) FROM cloudtrail_logs GROUP BY userIdentity.arn";
+    let plan = explain(&engine, lengths).await;
     assert!(plan.contains("mode=SinglePartitioned"), "{plan}");
     assert!(!plan.contains("mode=Partial"), "{plan}");
+    // Without groups, DataFusion's accumulator with Cairn's state columns.
+    let all = engine
+        .sql("SELECT count(*), count(DISTINCT eventName), count(DISTINCT sourceIPAddress) FROM cloudtrail_logs")
+        .await
+        .unwrap();
+    let names: BTreeSet<&String> = expected.values().flat_map(|v| &v.1).collect();
+    let addresses: BTreeSet<&String> = expected.values().flat_map(|v| &v.2).collect();
+    let total: i64 = expected.values().map(|v| v.0).sum();
+    assert_eq!(
+        (0..3).map(|c| strings(&all, c)).collect::<Vec<_>>(),
+        vec![
+            vec![Some(total.to_string())],
+            vec![Some(names.len().to_string())],
+            vec![Some(addresses.len().to_string())],
+        ]
+    );
     // An aggregate that orders its input keeps the partial and final phases.
     let ordered = "SELECT userIdentity.arn, array_agg(DISTINCT eventName ORDER BY eventName) \
                    FROM cloudtrail_logs GROUP BY userIdentity.arn ORDER BY 1";

@@ -495,14 +495,13 @@ impl Schedule {
 }
 
 /// `items` grouped into partitions by `partition_of` (one of `partitions`,
-/// a power of two), written over `scattered`, and where each partition
-/// starts (one more start than partitions, the last the length).
+/// a power of two), and where each partition starts (one more start than
+/// partitions, the last the length).
 fn scatter<T: Copy + Default>(
     items: &[T],
     partitions: usize,
     partition_of: impl Fn(&T) -> usize,
-    scattered: &mut Vec<T>,
-) -> Vec<usize> {
+) -> (Vec<T>, Vec<usize>) {
     let mut starts = vec![0usize; partitions + 1];
     for item in items {
         starts[partition_of(item) + 1] += 1;
@@ -511,14 +510,13 @@ fn scatter<T: Copy + Default>(
         starts[p + 1] += starts[p];
     }
     let mut cursor = starts.clone();
-    scattered.clear();
-    scattered.resize(items.len(), T::default());
+    let mut scattered = vec![T::default(); items.len()];
     for item in items {
         let slot = &mut cursor[partition_of(item)];
         scattered[*slot] = *item;
         *slot += 1;
     }
-    starts
+    (scattered, starts)
 }
 
 /// How many partitions `len` items are deduplicated in, so that each holds
@@ -551,11 +549,6 @@ struct AddressPairs {
     pairs: Vec<u64>,
     schedule: Schedule,
     partition_pairs: usize,
-    /// Where a deduplication scatters the pairs, kept for the next one: a
-    /// new buffer of tens of megabytes is fresh memory the kernel maps and
-    /// clears page by page, which took a twelfth of the guide's access-keys
-    /// query.
-    scattered: Vec<u64>,
 }
 
 impl AddressPairs {
@@ -564,7 +557,6 @@ impl AddressPairs {
             pairs: Vec::new(),
             schedule: Schedule::new(),
             partition_pairs: PARTITION_PAIRS,
-            scattered: Vec::new(),
         }
     }
 
@@ -605,13 +597,9 @@ impl AddressPairs {
         }
         let partitions = partitions_for(self.pairs.len(), self.partition_pairs);
         let bits = partitions.trailing_zeros();
-        let mut scattered = std::mem::take(&mut self.scattered);
-        let starts = scatter(
-            &self.pairs,
-            partitions,
-            |&pair| partition_of_hash(Self::hash(pair), bits),
-            &mut scattered,
-        );
+        let (scattered, starts) = scatter(&self.pairs, partitions, |&pair| {
+            partition_of_hash(Self::hash(pair), bits)
+        });
         self.pairs.clear();
         let mut table = hashbrown::HashTable::<u64>::new();
         for p in 0..partitions {
@@ -626,7 +614,6 @@ impl AddressPairs {
                 }
             }
         }
-        self.scattered = scattered;
         self.schedule.distinct = self.pairs.len();
     }
 
@@ -671,7 +658,7 @@ impl AddressPairs {
     }
 
     fn size(&self) -> usize {
-        (self.pairs.capacity() + self.scattered.capacity()) * size_of::<u64>()
+        self.pairs.capacity() * size_of::<u64>()
     }
 }
 
@@ -809,13 +796,9 @@ impl StringDistinctCountGroups {
         let bits = partitions.trailing_zeros();
         // The partition comes from the hash's top bits; the tables use the
         // spread hash, whose bucket bits come from the low ones.
-        let mut scattered = Vec::new();
-        let starts = scatter(
-            &self.entries,
-            partitions,
-            |entry| partition_of_hash(u64::from(entry.hash) << 32, bits),
-            &mut scattered,
-        );
+        let (scattered, starts) = scatter(&self.entries, partitions, |entry| {
+            partition_of_hash(u64::from(entry.hash) << 32, bits)
+        });
         let old_arena = std::mem::take(&mut self.arena);
         let entries = &mut self.entries;
         entries.clear();

@@ -95,6 +95,9 @@ fn copy_writer_properties() -> WriterProperties {
     let builder = nearly_unique_columns().fold(writer_properties_builder(), |builder, column| {
         builder.set_column_dictionary_enabled(ColumnPath::from(column), false)
     });
+    let builder = LZ4_COLUMNS.into_iter().fold(builder, |builder, column| {
+        builder.set_column_compression(ColumnPath::from(column), Compression::LZ4_RAW)
+    });
     without_page_statistics()
         .fold(builder, |builder, column| {
             builder
@@ -102,6 +105,15 @@ fn copy_writer_properties() -> WriterProperties {
         })
         .build()
 }
+
+/// The copy's columns compressed with LZ4 rather than zstd: nearly unique
+/// per event, and read in full by the queries that summarise a month (the
+/// first and last `eventTime` and the distinct `sourceIPAddress` of each
+/// principal). Decoding them with zstd was a tenth of such a query; LZ4
+/// decodes several times faster for about 0.4 MB more per row group. Only in
+/// the Athena copy, a cache: an event data store's parts keep zstd, as they
+/// are what the Lake stores.
+const LZ4_COLUMNS: [&str; 2] = ["eventtime", "sourceipaddress"];
 
 /// One log file of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1065,16 +1077,14 @@ mod tests {
                 "{name}"
             );
         }
-        for name in [
-            "eventtime",
-            "sourceipaddress",
-            "requestparameters",
-            "useridentity.principalid",
-        ] {
+        for name in ["requestparameters", "useridentity.principalid", "eventid"] {
             assert!(
                 matches!(column(name).compression(), Compression::ZSTD(_)),
                 "{name}"
             );
+        }
+        for name in LZ4_COLUMNS {
+            assert_eq!(column(name).compression(), Compression::LZ4_RAW, "{name}");
         }
     }
 }

@@ -31,8 +31,8 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::schema::{
-    Partition, REPEATING_COLUMNS, cloudtrail_schema, nearly_unique_columns, records_to_batch,
-    without_page_statistics,
+    PAGE_STATISTICS_COLUMNS, Partition, REPEATING_COLUMNS, cloudtrail_schema,
+    nearly_unique_columns, records_to_batch,
 };
 use crate::statistics_file::STATISTICS_EXTENSION;
 
@@ -98,11 +98,15 @@ fn copy_writer_properties() -> WriterProperties {
     let builder = LZ4_COLUMNS.into_iter().fold(builder, |builder, column| {
         builder.set_column_compression(ColumnPath::from(column), Compression::LZ4_RAW)
     });
-    without_page_statistics()
-        .fold(builder, |builder, column| {
-            builder
-                .set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::Chunk)
-        })
+    PAGE_STATISTICS_COLUMNS
+        .into_iter()
+        .fold(
+            builder.set_statistics_enabled(EnabledStatistics::Chunk),
+            |builder, path| {
+                let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
+                builder.set_column_statistics_enabled(path, EnabledStatistics::Page)
+            },
+        )
         .build()
 }
 
@@ -1060,13 +1064,27 @@ mod tests {
         }
         assert!(has_dictionary("eventname"));
         assert!(has_dictionary("useridentity.arn"));
-        // Page statistics (the column index) only where a filter can use them.
-        let has_column_index = |name: &str| column(name).column_index_offset().is_some();
-        for name in without_page_statistics() {
-            assert!(!has_column_index(name), "{name}");
+        // Page statistics (the column index) only where filters use them;
+        // every column keeps its chunk's.
+        let kept: Vec<String> = PAGE_STATISTICS_COLUMNS
+            .iter()
+            .map(|path| path.join("."))
+            .collect();
+        for chunk in row_group.columns() {
+            let name = chunk.column_path().string();
+            assert_eq!(
+                chunk.column_index_offset().is_some(),
+                kept.contains(&name),
+                "{name}"
+            );
         }
-        for name in ["eventname", "eventtime", "sourceipaddress"] {
-            assert!(has_column_index(name), "{name}");
+        for name in [
+            "eventtime",
+            "eventid",
+            "requestparameters",
+            "useridentity.arn",
+        ] {
+            assert!(column(name).statistics().is_some(), "{name}");
         }
         // No codec where the dictionary is the compression; zstd elsewhere.
         for path in REPEATING_COLUMNS {

@@ -29,10 +29,9 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt32Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::functions_aggregate::count::Count;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
+use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    ReversedUDAF, SetMonotonicity, Signature, StatisticsArgs,
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator,
 };
 
 /// DataFusion's `count`, with a grouped accumulator for distinct strings.
@@ -56,6 +55,19 @@ pub(crate) fn keeps_compact_state(
         )
 }
 
+/// `texts` as an array of `data_type`, one of the string types (`Utf8` for
+/// any other).
+pub(crate) fn strings_of_type<S: AsRef<str>>(
+    data_type: &DataType,
+    texts: Vec<Option<S>>,
+) -> ArrayRef {
+    match data_type {
+        DataType::Utf8View => Arc::new(texts.into_iter().collect::<StringViewArray>()),
+        DataType::LargeUtf8 => Arc::new(texts.into_iter().collect::<LargeStringArray>()),
+        _ => Arc::new(texts.into_iter().collect::<StringArray>()),
+    }
+}
+
 /// Whether a distinct count over `data_type` is this module's.
 fn is_string(data_type: &DataType) -> bool {
     matches!(
@@ -70,22 +82,7 @@ struct CountWithDistinctStrings {
 }
 
 impl AggregateUDFImpl for CountWithDistinctStrings {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
-    }
-
+    pass_aggregate_to_inner!();
     fn is_nullable(&self) -> bool {
         self.inner.is_nullable()
     }
@@ -131,34 +128,6 @@ impl AggregateUDFImpl for CountWithDistinctStrings {
             }
         }
         self.inner.create_groups_accumulator(args)
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        self.inner.order_sensitivity()
-    }
-
-    fn reverse_expr(&self) -> ReversedUDAF {
-        self.inner.reverse_expr()
-    }
-
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
-        self.inner.default_value(data_type)
-    }
-
-    fn value_from_stats(&self, statistics_args: &StatisticsArgs) -> Option<ScalarValue> {
-        self.inner.value_from_stats(statistics_args)
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.inner.documentation()
-    }
-
-    fn set_monotonicity(&self, data_type: &DataType) -> SetMonotonicity {
-        self.inner.set_monotonicity(data_type)
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.inner.create_sliding_accumulator(args)
     }
 }
 
@@ -226,11 +195,7 @@ impl Accumulator for AddressesInState {
                 String::from_utf8_lossy(&written).into_owned()
             }));
         }
-        let values: ArrayRef = match self.data_type {
-            DataType::Utf8View => Arc::new(texts.into_iter().collect::<StringViewArray>()),
-            DataType::LargeUtf8 => Arc::new(texts.into_iter().collect::<LargeStringArray>()),
-            _ => Arc::new(texts.into_iter().collect::<StringArray>()),
-        };
+        let values = strings_of_type(&self.data_type, texts);
         let as_strings = ListArray::try_new(
             Arc::new(Field::new_list_field(self.data_type.clone(), true)),
             lists.offsets().clone(),

@@ -13,12 +13,81 @@
 //!
 //! DataFusion is a large dependency tree: only this crate depends on it.
 
+/// The methods of `AggregateUDFImpl` that a wrapper of one of DataFusion's
+/// aggregate functions (its field `inner`) passes on as they are: the
+/// wrappers (`count_distinct`, `min_max`) change only which accumulator
+/// runs, never the function's name, signature, result or what the planner
+/// knows of it.
+macro_rules! pass_aggregate_to_inner {
+    () => {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+
+        fn aliases(&self) -> &[String] {
+            self.inner.aliases()
+        }
+
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            self.inner.signature()
+        }
+
+        fn return_type(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<datafusion::arrow::datatypes::DataType> {
+            self.inner.return_type(arg_types)
+        }
+
+        fn order_sensitivity(&self) -> datafusion::logical_expr::utils::AggregateOrderSensitivity {
+            self.inner.order_sensitivity()
+        }
+
+        fn reverse_expr(&self) -> datafusion::logical_expr::ReversedUDAF {
+            self.inner.reverse_expr()
+        }
+
+        fn default_value(
+            &self,
+            data_type: &datafusion::arrow::datatypes::DataType,
+        ) -> datafusion::common::Result<datafusion::common::ScalarValue> {
+            self.inner.default_value(data_type)
+        }
+
+        fn value_from_stats(
+            &self,
+            statistics_args: &datafusion::logical_expr::StatisticsArgs,
+        ) -> Option<datafusion::common::ScalarValue> {
+            self.inner.value_from_stats(statistics_args)
+        }
+
+        fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+            self.inner.documentation()
+        }
+
+        fn set_monotonicity(
+            &self,
+            data_type: &datafusion::arrow::datatypes::DataType,
+        ) -> datafusion::logical_expr::SetMonotonicity {
+            self.inner.set_monotonicity(data_type)
+        }
+
+        fn create_sliding_accumulator(
+            &self,
+            args: datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> datafusion::common::Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+            self.inner.create_sliding_accumulator(args)
+        }
+    };
+}
+
 pub mod athena;
 mod count_distinct;
 pub mod functions;
 pub mod lake;
 mod local_files;
 pub mod logs;
+mod min_max;
 mod plan;
 pub mod render;
 pub mod schema;
@@ -331,6 +400,8 @@ impl Engine {
             ctx.register_udf(function);
         }
         ctx.register_udaf(count_distinct::count_udaf());
+        ctx.register_udaf(min_max::min_udaf());
+        ctx.register_udaf(min_max::max_udaf());
         Ok(Self { ctx, config })
     }
 

@@ -490,3 +490,68 @@ async fn test_a_scan_read_in_one_partition_is_not_split() {
     let plan = explain(&engine, count).await;
     assert!(!plan.contains("UnionExec"), "{plan}");
 }
+
+/// An event's time and address, as the min/max test reads them.
+type Event = (String, Option<String>);
+
+#[tokio::test]
+async fn test_least_and_greatest_strings_per_group_with_filters_and_nulls() {
+    let mut expected: std::collections::BTreeMap<String, Vec<Event>> = Default::default();
+    let mut records = Vec::new();
+    for i in 0..3_000u64 {
+        let arn = format!("arn:aws:iam::1:user/u{}", i % 5);
+        let time = format!(
+            "2024-01-{:02}T{:02}:{:02}:00Z",
+            1 + (i * 37) % 28,
+            (i * 11) % 24,
+            i % 60
+        );
+        let address = (i % 4 != 0).then(|| format!("10.0.{}.{}", (i * 13) % 256, i % 9));
+        expected
+            .entry(arn.clone())
+            .or_default()
+            .push((time.clone(), address.clone()));
+        records.push(
+            json!({"eventTime": time, "eventName": "E", "sourceIPAddress": address,
+                            "userIdentity": {"arn": arn}}),
+        );
+    }
+    let config = EngineConfig {
+        target_partitions: 3,
+        ..EngineConfig::default()
+    };
+    let (engine, _dir) = engine_with_config(records, config).await;
+    let query = "SELECT userIdentity.arn, min(eventTime), max(eventTime), min(sourceIPAddress), \
+                 max(sourceIPAddress) FILTER (WHERE eventTime < '2024-01-15') \
+                 FROM cloudtrail_logs GROUP BY userIdentity.arn ORDER BY 1";
+    let result = engine.sql(query).await.unwrap();
+    let got: Vec<Vec<Option<String>>> = (0..5).map(|c| strings(&result, c)).collect();
+    let column = |pick: &dyn Fn(&[Event]) -> Option<String>| {
+        expected.values().map(|rows| pick(rows)).collect::<Vec<_>>()
+    };
+    let wanted = vec![
+        expected.keys().map(|k| Some(k.clone())).collect(),
+        column(&|rows| rows.iter().map(|r| r.0.clone()).min()),
+        column(&|rows| rows.iter().map(|r| r.0.clone()).max()),
+        column(&|rows| rows.iter().filter_map(|r| r.1.clone()).min()),
+        column(&|rows| {
+            rows.iter()
+                .filter(|r| r.0.as_str() < "2024-01-15")
+                .filter_map(|r| r.1.clone())
+                .max()
+        }),
+    ];
+    assert_eq!(got, wanted);
+    let all = engine
+        .sql("SELECT min(eventTime), max(sourceIPAddress) FROM cloudtrail_logs")
+        .await
+        .unwrap();
+    let every: Vec<&Event> = expected.values().flatten().collect();
+    assert_eq!(
+        (strings(&all, 0), strings(&all, 1)),
+        (
+            vec![every.iter().map(|r| r.0.clone()).min()],
+            vec![every.iter().filter_map(|r| r.1.clone()).max()]
+        )
+    );
+}

@@ -76,9 +76,14 @@ fn writer_properties_builder() -> WriterPropertiesBuilder {
     REPEATING_COLUMNS
         .into_iter()
         .fold(builder, |builder, path| {
-            let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
-            builder.set_column_compression(path, Compression::UNCOMPRESSED)
+            builder.set_column_compression(column_path(path), Compression::UNCOMPRESSED)
         })
+}
+
+/// A column named by its path from the top of the schema
+/// (`["useridentity", "arn"]`).
+fn column_path(path: &[&str]) -> ColumnPath {
+    ColumnPath::new(path.iter().map(|part| part.to_string()).collect())
 }
 
 /// How the parts of the Athena copy are written: as [`writer_properties`]
@@ -103,8 +108,7 @@ fn copy_writer_properties() -> WriterProperties {
         .fold(
             builder.set_statistics_enabled(EnabledStatistics::Chunk),
             |builder, path| {
-                let path = ColumnPath::new(path.iter().map(|part| part.to_string()).collect());
-                builder.set_column_statistics_enabled(path, EnabledStatistics::Page)
+                builder.set_column_statistics_enabled(column_path(path), EnabledStatistics::Page)
             },
         )
         .build()

@@ -59,7 +59,7 @@ pub(crate) fn keeps_compact_state(
 /// any other).
 pub(crate) fn strings_of_type<S: AsRef<str>>(
     data_type: &DataType,
-    texts: Vec<Option<S>>,
+    texts: impl IntoIterator<Item = Option<S>>,
 ) -> ArrayRef {
     match data_type {
         DataType::Utf8View => Arc::new(texts.into_iter().collect::<StringViewArray>()),
@@ -142,9 +142,24 @@ impl AggregateUDFImpl for CountWithDistinctStrings {
 fn address_state_field(name: &str) -> FieldRef {
     Arc::new(Field::new_list(
         format_state_name(name, "count distinct addresses"),
-        Field::new_list_field(DataType::UInt32, true),
+        address_field(),
         false,
     ))
+}
+
+/// The items of [`address_state_field`]'s lists.
+fn address_field() -> Field {
+    Field::new_list_field(DataType::UInt32, true)
+}
+
+/// A column of [`address_state_field`]: lists of `addresses` at `offsets`.
+fn address_lists(offsets: OffsetBuffer<i32>, addresses: Vec<u32>) -> Result<ListArray> {
+    Ok(ListArray::try_new(
+        Arc::new(address_field()),
+        offsets,
+        Arc::new(UInt32Array::from(addresses)),
+        None,
+    )?)
 }
 
 /// DataFusion's distinct count for an aggregate without groups, with the
@@ -1013,23 +1028,13 @@ impl GroupsAccumulator for StringDistinctCountGroups {
             .iter()
             .map(|entry| std::str::from_utf8(entry.bytes(arena)).map_err(to_error))
             .collect::<Result<Vec<_>>>()?;
-        let values: ArrayRef = match self.data_type {
-            DataType::Utf8View => Arc::new(StringViewArray::from_iter_values(strings)),
-            DataType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(strings)),
-            _ => Arc::new(StringArray::from_iter_values(strings)),
-        };
         let strings = ListArray::try_new(
             Arc::new(Field::new_list_field(self.data_type.clone(), true)),
             list_offsets(&taken.entry_counts)?,
-            values,
+            strings_of_type(&self.data_type, strings.into_iter().map(Some)),
             None,
         )?;
-        let addresses = ListArray::try_new(
-            Arc::new(Field::new_list_field(DataType::UInt32, true)),
-            list_offsets(&taken.address_counts)?,
-            Arc::new(UInt32Array::from(taken.addresses)),
-            None,
-        )?;
+        let addresses = address_lists(list_offsets(&taken.address_counts)?, taken.addresses)?;
         Ok(vec![Arc::new(strings), Arc::new(addresses)])
     }
 
@@ -1110,12 +1115,7 @@ impl GroupsAccumulator for StringDistinctCountGroups {
             None,
         )?;
         // Every value as a string: the merge finds the addresses among them.
-        let no_addresses = ListArray::try_new(
-            Arc::new(Field::new_list_field(DataType::UInt32, true)),
-            OffsetBuffer::new_zeroed(values.len()),
-            Arc::new(UInt32Array::from(Vec::<u32>::new())),
-            None,
-        )?;
+        let no_addresses = address_lists(OffsetBuffer::new_zeroed(values.len()), Vec::new())?;
         Ok(vec![Arc::new(list), Arc::new(no_addresses)])
     }
 

@@ -68,8 +68,9 @@ pub(crate) fn strings_of_type<S: AsRef<str>>(
     }
 }
 
-/// Whether a distinct count over `data_type` is this module's.
-fn is_string(data_type: &DataType) -> bool {
+/// Whether `data_type` is one of the string types: a distinct count over
+/// one is this module's (and a `min` or `max` over one, `min_max`'s).
+pub(crate) fn is_string(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
@@ -83,9 +84,6 @@ struct CountWithDistinctStrings {
 
 impl AggregateUDFImpl for CountWithDistinctStrings {
     pass_aggregate_to_inner!();
-    fn is_nullable(&self) -> bool {
-        self.inner.is_nullable()
-    }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let with_addresses = args.is_distinct

@@ -39,6 +39,21 @@ macro_rules! pass_aggregate_to_inner {
             self.inner.return_type(arg_types)
         }
 
+        fn coerce_types(
+            &self,
+            arg_types: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::common::Result<Vec<datafusion::arrow::datatypes::DataType>> {
+            self.inner.coerce_types(arg_types)
+        }
+
+        fn is_nullable(&self) -> bool {
+            self.inner.is_nullable()
+        }
+
+        fn is_descending(&self) -> Option<bool> {
+            self.inner.is_descending()
+        }
+
         fn order_sensitivity(&self) -> datafusion::logical_expr::utils::AggregateOrderSensitivity {
             self.inner.order_sensitivity()
         }

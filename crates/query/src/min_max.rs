@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator,
 };
 
-use crate::count_distinct::strings_of_type;
+use crate::count_distinct::{is_string, strings_of_type};
 
 /// DataFusion's `min`, with a grouped accumulator of its own for strings.
 pub fn min_udaf() -> AggregateUDF {
@@ -64,13 +64,6 @@ impl Keeps {
     }
 }
 
-fn is_string(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
-}
-
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct StringMinMax<F> {
     inner: F,
@@ -79,9 +72,6 @@ struct StringMinMax<F> {
 
 impl<F: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash> AggregateUDFImpl for StringMinMax<F> {
     pass_aggregate_to_inner!();
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(arg_types)
-    }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         self.inner.state_fields(args)
@@ -107,10 +97,6 @@ impl<F: AggregateUDFImpl + PartialEq + Eq + std::hash::Hash> AggregateUDFImpl fo
             )));
         }
         self.inner.create_groups_accumulator(args)
-    }
-
-    fn is_descending(&self) -> Option<bool> {
-        self.inner.is_descending()
     }
 }
 

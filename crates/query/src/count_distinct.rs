@@ -447,6 +447,8 @@ struct Schedule {
     distinct: usize,
     /// How many may be appended to twice those before the next.
     after: usize,
+    /// Whether the last deduplication found most items distinct.
+    mostly_distinct: bool,
 }
 
 impl Schedule {
@@ -454,7 +456,17 @@ impl Schedule {
         Self {
             distinct: 0,
             after: DEDUPLICATE_AFTER,
+            mostly_distinct: false,
         }
+    }
+
+    /// Whether items handed on to a final aggregate, which deduplicates
+    /// what it merges anyway, are deduplicated first. Not when the last
+    /// deduplication found most of them distinct: another would go over
+    /// them for a few duplicates (source addresses per principal are nearly
+    /// all distinct), and that was a third of a partial aggregate's work.
+    fn deduplicate_before_handing_on(&self) -> bool {
+        !self.mostly_distinct
     }
 
     fn due(&self, len: usize) -> bool {
@@ -464,9 +476,10 @@ impl Schedule {
     /// Notes a deduplication from `before` items down to `distinct`.
     fn done(&mut self, before: usize, distinct: usize) {
         self.distinct = distinct;
+        self.mostly_distinct = distinct > before / 2;
         // When most items were distinct, deduplicating again soon would only
         // go over them again: wait for four times as many.
-        if distinct > before / 2 {
+        if self.mostly_distinct {
             self.after = self.after.saturating_mul(4);
         }
     }
@@ -595,43 +608,53 @@ impl AddressPairs {
         self.schedule.distinct = self.pairs.len();
     }
 
-    /// Counts the first `n` groups' distinct addresses into `counts`, takes
-    /// their pairs out and renumbers the rest from 0. The addresses taken
-    /// are returned if `keep_taken`, each group's together, in group order.
-    fn take(&mut self, n: usize, counts: &mut [i64], keep_taken: bool) -> Vec<u32> {
-        self.deduplicate();
+    /// Counts the first `n` groups' addresses into `counts`, takes their
+    /// pairs out and renumbers the rest from 0. Counted, the addresses are
+    /// deduplicated first; handed on (`hand_on`), they are returned, each
+    /// group's together in group order, and deduplicated only as
+    /// [`Schedule::deduplicate_before_handing_on`] says.
+    fn take(&mut self, n: usize, counts: &mut [i64], hand_on: bool) -> Vec<u32> {
+        if !hand_on || self.schedule.deduplicate_before_handing_on() {
+            self.deduplicate();
+        }
+        let deduplicated = self.pairs.len() == self.schedule.distinct;
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-        let mut taken = Vec::new();
+        for &pair in &self.pairs {
+            let group = Self::group(pair);
+            if group < n32 {
+                counts[group as usize] += 1;
+            }
+        }
+        let mut grouped = Vec::new();
+        if hand_on {
+            // Placed by group with the counts (the order within a group does
+            // not matter), not sorted: a partial state can hold millions.
+            let mut next = Vec::with_capacity(counts.len());
+            let mut total = 0usize;
+            for count in counts.iter() {
+                next.push(total);
+                total += usize::try_from(*count).unwrap_or(0);
+            }
+            grouped = vec![0u32; total];
+            for &pair in &self.pairs {
+                let group = Self::group(pair);
+                if group < n32 {
+                    let slot = &mut next[group as usize];
+                    grouped[*slot] = pair as u32;
+                    *slot += 1;
+                }
+            }
+        }
         self.pairs.retain_mut(|pair| {
             let group = Self::group(*pair);
             if group < n32 {
-                counts[group as usize] += 1;
-                if keep_taken {
-                    taken.push(*pair);
-                }
-                false
-            } else {
-                *pair = Self::pack(group - n32, *pair as u32);
-                true
+                return false;
             }
+            *pair = Self::pack(group - n32, *pair as u32);
+            true
         });
-        self.schedule.distinct = self.pairs.len();
-        // Placed by group with the counts (the order within a group does not
-        // matter), not sorted: a partial state can hold millions.
-        let mut next: Vec<usize> = counts
-            .iter()
-            .scan(0usize, |start, count| {
-                let this = *start;
-                *start += usize::try_from(*count).unwrap_or(0);
-                Some(this)
-            })
-            .collect();
-        let mut grouped = vec![0u32; taken.len()];
-        for pair in taken {
-            let slot = &mut next[Self::group(pair) as usize];
-            grouped[*slot] = pair as u32;
-            *slot += 1;
-        }
+        // What is left holds duplicates if it was not deduplicated.
+        self.schedule.distinct = if deduplicated { self.pairs.len() } else { 0 };
         grouped
     }
 
@@ -816,13 +839,18 @@ impl StringDistinctCountGroups {
 
     /// Takes the first `n` groups (all of them for `EmitTo::All`) out and
     /// renumbers the rest from 0. Returns their distinct values as entries
-    /// and as addresses: how many of each every group has and, if
-    /// `keep_taken`, the entries and the addresses, in group order.
-    fn take(&mut self, emit_to: EmitTo, keep_taken: bool) -> Taken {
-        self.deduplicate();
+    /// and as addresses: how many of each every group has and, if handed
+    /// on (`hand_on`, to a final aggregate), the entries and the addresses,
+    /// in group order. Counted, the values are deduplicated first; handed
+    /// on, as [`Schedule::deduplicate_before_handing_on`] says.
+    fn take(&mut self, emit_to: EmitTo, hand_on: bool) -> Taken {
+        if !hand_on || self.schedule.deduplicate_before_handing_on() {
+            self.deduplicate();
+        }
+        let deduplicated = self.entries.len() == self.schedule.distinct;
         let n = self.total_groups(emit_to);
         let mut address_counts = vec![0i64; n];
-        let addresses = self.addresses.take(n, &mut address_counts, keep_taken);
+        let addresses = self.addresses.take(n, &mut address_counts, hand_on);
         let mut counts = vec![0i64; n];
         let mut taken = Vec::new();
         let n32 = u32::try_from(n).unwrap_or(u32::MAX);
@@ -830,7 +858,7 @@ impl StringDistinctCountGroups {
         self.entries.retain_mut(|entry| {
             if entry.group < n32 {
                 counts[entry.group as usize] += 1;
-                if keep_taken {
+                if hand_on {
                     taken.push(*entry);
                 }
                 false
@@ -842,7 +870,9 @@ impl StringDistinctCountGroups {
                 true
             }
         });
-        self.schedule.distinct = self.entries.len();
+        // What is left holds duplicates if it was not deduplicated (never
+        // while the direct table is kept: every entry is distinct then).
+        self.schedule.distinct = if deduplicated { self.entries.len() } else { 0 };
         self.num_groups = self.num_groups.saturating_sub(n);
         if let Some(table) = &mut self.direct {
             let entries = &self.entries;
@@ -1354,6 +1384,66 @@ mod tests {
                 expected(&rows, 37)
             );
         }
+    }
+
+    #[test]
+    fn mostly_distinct_values_are_handed_on_undeduplicated_and_merged_once() {
+        // Per group, distinct addresses and strings, then some of them again:
+        // the partial's last deduplication found every value distinct, so it
+        // hands the repeats on and the final aggregate counts them once.
+        let value = |i: usize| {
+            if i.is_multiple_of(3) {
+                Some(format!("host-{i}.example"))
+            } else {
+                Some(format!("10.{}.{}.{}", i / 65_536, (i / 256) % 256, i % 256))
+            }
+        };
+        let fresh: Vec<_> = (0..900).map(|i| (i % 6, value(i))).collect();
+        let again: Vec<_> = (0..400).map(|i| ((i * 2) % 6, value(i * 2))).collect();
+        let all: Vec<_> = fresh.iter().chain(&again).cloned().collect();
+        let mut partial = small(DataType::Utf8View);
+        for batch in [&fresh, &again] {
+            let groups: Vec<usize> = batch.iter().map(|(g, _)| *g).collect();
+            partial
+                .update_batch(&[array(batch, true)], &groups, None, 6)
+                .unwrap();
+        }
+        assert!(partial.schedule.mostly_distinct && partial.addresses.schedule.mostly_distinct);
+        let first = partial.state(EmitTo::First(2)).unwrap();
+        let rest = partial.state(EmitTo::All).unwrap();
+        let handed_on: usize = [&first, &rest]
+            .iter()
+            .map(|state| {
+                state[0].as_list::<i32>().values().len() + state[1].as_list::<i32>().values().len()
+            })
+            .sum();
+        assert!(
+            handed_on > expected(&all, 6).iter().sum::<i64>() as usize,
+            "repeats handed on"
+        );
+        let mut merged = StringDistinctCountGroups::new(DataType::Utf8View);
+        merged.merge_batch(&first, &[0, 1], 2).unwrap();
+        merged.merge_batch(&rest, &[2, 3, 4, 5], 6).unwrap();
+        assert_eq!(
+            counts(merged.evaluate(EmitTo::All).unwrap()),
+            expected(&all, 6)
+        );
+        // Counted rather than handed on, the same values are deduplicated.
+        let mut counted = small(DataType::Utf8View);
+        for batch in [&fresh, &again] {
+            let groups: Vec<usize> = batch.iter().map(|(g, _)| *g).collect();
+            counted
+                .update_batch(&[array(batch, true)], &groups, None, 6)
+                .unwrap();
+        }
+        assert_eq!(
+            counts(counted.evaluate(EmitTo::First(2)).unwrap()),
+            expected(&all, 6)[..2]
+        );
+        assert_eq!(
+            counts(counted.evaluate(EmitTo::All).unwrap()),
+            expected(&all, 6)[2..]
+        );
     }
 
     #[test]

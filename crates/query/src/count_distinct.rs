@@ -698,6 +698,11 @@ struct StringDistinctCountGroups {
     /// The (group, row key) pairs of the batch being added: see
     /// [`row_keys`]. Cleared for every batch.
     seen_in_batch: hashbrown::HashSet<(usize, u128), foldhash::fast::FixedState>,
+    /// The run of rows holding one value that the last batch ended with.
+    run: Run,
+    /// How many batches to add without following runs, because the last
+    /// batch's runs were too short.
+    skip_runs_for: u32,
     /// How many batches to add without `seen_in_batch`, because it let too
     /// few rows through unlooked at when last tried.
     skip_seen_for: u32,
@@ -718,6 +723,8 @@ impl StringDistinctCountGroups {
             addresses: AddressPairs::new(),
             seen_in_batch: hashbrown::HashSet::with_hasher(Default::default()),
             skip_seen_for: 0,
+            run: Run::default(),
+            skip_runs_for: 0,
         }
     }
 
@@ -774,6 +781,57 @@ impl StringDistinctCountGroups {
             self.arena.extend_from_slice(value);
         }
         self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Adds a batch whose rows come in runs of one value (the copy's row
+    /// groups are ordered by service and action, so `eventName` does): a
+    /// row is pushed only if its group has not had the run's value since
+    /// the run began, a bit per group, with no hashing. A run goes on into
+    /// the next batch while the value is the same. Rows are compared with
+    /// the run by their keys (see [`row_keys`]) and, where those differ,
+    /// by their bytes.
+    fn add_by_runs(
+        &mut self,
+        values: &ArrayRef,
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        result: &mut Result<()>,
+    ) -> Result<()> {
+        let keys = row_keys(values)?;
+        let mut run = std::mem::take(&mut self.run);
+        // Keys name places in this batch's buffers only.
+        run.key = None;
+        let words = self.num_groups.div_ceil(64);
+        if run.pushed.len() < words {
+            run.pushed.resize(words, 0);
+        }
+        let (mut rows, mut runs) = (0usize, 0usize);
+        for_each_string(values, opt_filter, |row, value| {
+            rows += 1;
+            let key = keys[row];
+            if run.key != Some(key) {
+                if run.value != value {
+                    runs += 1;
+                    run.begin(value);
+                }
+                run.key = Some(key);
+            }
+            let group = group_indices[row];
+            let (word, bit) = (group / 64, 1u64 << (group % 64));
+            if run.pushed[word] & bit == 0 {
+                run.pushed[word] |= bit;
+                run.groups.push(group);
+                if result.is_ok() {
+                    *result = self.push(group, value);
+                }
+            }
+        })?;
+        self.run = run;
+        if runs.saturating_mul(RUN_ROWS) > rows {
+            self.skip_runs_for = SKIP_RUN_BATCHES;
+            self.run = Run::default();
+        }
         Ok(())
     }
 
@@ -849,6 +907,8 @@ impl StringDistinctCountGroups {
         }
         let deduplicated = self.entries.len() == self.schedule.distinct;
         let n = self.total_groups(emit_to);
+        // The groups are renumbered: the run's bits would name others.
+        self.run = Run::default();
         let mut address_counts = vec![0i64; n];
         let addresses = self.addresses.take(n, &mut address_counts, hand_on);
         let mut counts = vec![0i64; n];
@@ -935,6 +995,48 @@ fn list_offsets(counts: &[i64]) -> Result<OffsetBuffer<i32>> {
     Ok(OffsetBuffer::new(offsets.into()))
 }
 
+/// Rows holding one value, one after another, and the groups pushed with
+/// it since they began (see [`StringDistinctCountGroups::add_by_runs`]).
+#[derive(Debug, Default)]
+struct Run {
+    /// The run's value.
+    value: Vec<u8>,
+    /// The key of the run's last row in the batch being added.
+    key: Option<u128>,
+    /// A bit per group: set when the group has been pushed with `value`.
+    pushed: Vec<u64>,
+    /// The groups whose bits are set, to clear when the run ends.
+    groups: Vec<usize>,
+}
+
+impl Run {
+    fn size(&self) -> usize {
+        self.value.capacity()
+            + self.pushed.capacity() * size_of::<u64>()
+            + self.groups.capacity() * size_of::<usize>()
+    }
+
+    /// Ends the run and begins one of `value`.
+    fn begin(&mut self, value: &[u8]) {
+        for group in self.groups.drain(..) {
+            self.pushed[group / 64] = 0;
+        }
+        self.value.clear();
+        self.value.extend_from_slice(value);
+    }
+}
+
+/// Runs are followed only while a batch's are this many rows long on
+/// average, or longer.
+const RUN_ROWS: usize = 8;
+
+/// How many batches are added otherwise after a batch's runs were short.
+const SKIP_RUN_BATCHES: u32 = 64;
+
+/// Runs are followed only while there are at most this many groups: a bit
+/// each (128 KiB).
+const RUN_GROUPS: usize = 1 << 20;
+
 /// How many batches are added the plain way after the batch-wide lookup of
 /// repeated rows let more than three quarters of its rows through.
 const SKIP_SEEN_BATCHES: u32 = 64;
@@ -1007,7 +1109,10 @@ impl GroupsAccumulator for StringDistinctCountGroups {
         };
         self.entries.reserve(values.len());
         let mut result = Ok(());
-        if self.direct.is_some() && self.skip_seen_for == 0 {
+        if self.skip_runs_for == 0 && total_num_groups <= RUN_GROUPS {
+            self.add_by_runs(values, group_indices, opt_filter, &mut result)?;
+        } else if self.direct.is_some() && self.skip_seen_for == 0 {
+            self.skip_runs_for = self.skip_runs_for.saturating_sub(1);
             // Few distinct pairs, so most rows repeat one already seen, and
             // often in the same batch: a row whose (group, key) the batch
             // has had is passed over without hashing or comparing its
@@ -1029,6 +1134,7 @@ impl GroupsAccumulator for StringDistinctCountGroups {
                 self.skip_seen_for = SKIP_SEEN_BATCHES;
             }
         } else {
+            self.skip_runs_for = self.skip_runs_for.saturating_sub(1);
             self.skip_seen_for = self.skip_seen_for.saturating_sub(1);
             for_each_string(values, opt_filter, |row, value| {
                 if result.is_ok() {
@@ -1152,6 +1258,7 @@ impl GroupsAccumulator for StringDistinctCountGroups {
             + self.entries.capacity() * size_of::<Entry>()
             + self.arena.capacity()
             + self.addresses.size()
+            + self.run.size()
             + self
                 .direct
                 .as_ref()
@@ -1524,18 +1631,71 @@ mod tests {
     }
 
     #[test]
+    fn rows_in_runs_of_one_value_are_counted_once_per_group() {
+        // Values in runs, as the copy's row groups hold event names: each
+        // run's rows spread over the groups, some nulls and filtered rows,
+        // a run going on from one batch into the next, and a value coming
+        // back in a later run.
+        let names = [
+            "GetObject",
+            "DescribeInstances",
+            "AssumeRoleWithWebIdentity",
+            "",
+        ];
+        let rows: Vec<(usize, Option<String>)> = (0..6_000)
+            .map(|i| {
+                let value = (i % 97 != 0).then(|| names[(i / 700) % names.len()].to_string());
+                ((i * 7 + i / 13) % 29, value)
+            })
+            .collect();
+        let filter: BooleanArray = (0..rows.len()).map(|i| Some(i % 11 != 0)).collect();
+        let kept: Vec<_> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 11 != 0)
+            .map(|(_, row)| row.clone())
+            .collect();
+        for view in [false, true] {
+            let data_type = if view {
+                DataType::Utf8View
+            } else {
+                DataType::Utf8
+            };
+            let mut acc = StringDistinctCountGroups::new(data_type);
+            for start in (0..rows.len()).step_by(1_000) {
+                let batch = &rows[start..start + 1_000];
+                let groups: Vec<usize> = batch.iter().map(|(g, _)| *g).collect();
+                let filter = filter.slice(start, 1_000);
+                acc.update_batch(&[array(batch, view)], &groups, Some(&filter), 29)
+                    .unwrap();
+                assert_eq!(acc.skip_runs_for, 0, "runs followed");
+            }
+            assert_eq!(
+                counts(acc.evaluate(EmitTo::All).unwrap()),
+                expected(&kept, 29)
+            );
+        }
+    }
+
+    #[test]
     fn batches_of_distinct_rows_are_not_looked_up_twice() {
         let rows: Vec<(usize, Option<String>)> = (0..2_000)
             .map(|i| (i % 3, Some(format!("principal-{i}"))))
             .collect();
         let groups: Vec<usize> = rows.iter().map(|(g, _)| *g).collect();
         let mut acc = StringDistinctCountGroups::new(DataType::Utf8View);
+        // Each row a run of its own: runs are not followed for a while...
+        acc.update_batch(&[array(&rows, true)], &groups, None, 3)
+            .unwrap();
+        assert_eq!(acc.skip_runs_for, SKIP_RUN_BATCHES);
+        // ...nor is the batch-wide lookup, once it let every row through.
         acc.update_batch(&[array(&rows, true)], &groups, None, 3)
             .unwrap();
         assert_eq!(acc.skip_seen_for, SKIP_SEEN_BATCHES);
         acc.update_batch(&[array(&rows, true)], &groups, None, 3)
             .unwrap();
         assert_eq!(acc.skip_seen_for, SKIP_SEEN_BATCHES - 1);
+        assert_eq!(acc.skip_runs_for, SKIP_RUN_BATCHES - 2);
         assert_eq!(
             counts(acc.evaluate(EmitTo::All).unwrap()),
             expected(&rows, 3)

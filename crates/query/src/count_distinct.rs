@@ -130,13 +130,15 @@ impl AggregateUDFImpl for CountWithDistinctStrings {
 }
 
 /// The second state column of a distinct count over strings: each group's
-/// distinct values that are IPv4 addresses, as numbers.
+/// distinct values that are IPv4 addresses, as numbers in ascending order,
+/// each once (a list that is not so is still read, one address at a time).
 ///
 /// Why: a partial aggregate hands its distinct values to the final one. Most
 /// values of `count(DISTINCT sourceIPAddress)` are addresses and nearly
 /// every (principal, address) pair is distinct, so as strings they were
 /// written out, copied and read back again: most of the partial aggregate's
-/// time. As numbers they move as they are kept ([`AddressPairs`]).
+/// time. As numbers they move as they are kept ([`AddressPairs`]); sorted,
+/// the final aggregate counts a group's by walking its lists together.
 fn address_state_field(name: &str) -> FieldRef {
     Arc::new(Field::new_list(
         format_state_name(name, "count distinct addresses"),

@@ -462,11 +462,11 @@ impl Schedule {
         }
     }
 
-    /// Whether items handed on to a final aggregate, which deduplicates
+    /// Whether entries handed on to a final aggregate, which deduplicates
     /// what it merges anyway, are deduplicated first. Not when the last
     /// deduplication found most of them distinct: another would go over
-    /// them for a few duplicates (source addresses per principal are nearly
-    /// all distinct), and that was a third of a partial aggregate's work.
+    /// them for a few duplicates. (Addresses are deduplicated as they are
+    /// sorted to be handed on: [`AddressPairs::take`].)
     fn deduplicate_before_handing_on(&self) -> bool {
         !self.mostly_distinct
     }

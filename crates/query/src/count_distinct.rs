@@ -1470,13 +1470,8 @@ mod tests {
     /// Rows of (group, value): short and long strings, empty ones, nulls and
     /// repeats, from a fixed seed.
     fn rows(n: usize, groups: usize, seed: u64) -> Vec<(usize, Option<String>)> {
-        let mut state = seed;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut numbers = crate::tests::numbers(seed);
+        let mut next = move || (numbers() >> 33) as usize;
         (0..n)
             .map(|_| {
                 let group = next() % groups;
@@ -1621,13 +1616,8 @@ mod tests {
 
     #[test]
     fn radix_sort_sorts_as_a_comparison_sort_does() {
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 32) as u32
-        };
+        let mut numbers = crate::tests::numbers(7u64);
+        let mut next = move || (numbers() >> 32) as u32;
         let mut scratch = Vec::new();
         // Short and long, random, with repeats, with digits every value
         // shares (passes skipped: one, two or three passes made).
@@ -2024,13 +2014,8 @@ mod tests {
         // Every spelling of up to 16 bytes drawn from digits, dots and a few
         // other bytes (a high one too), against the byte-at-a-time reading.
         let alphabet = b"0123456789...x \xc3";
-        let mut state = 0x5eed_u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
+        let mut numbers = crate::tests::numbers(0x5eed_u64);
+        let mut next = move || (numbers() >> 33) as usize;
         let mut addresses = 0;
         for i in 0..400_000 {
             let value: Vec<u8> = if i % 2 == 0 {

@@ -278,13 +278,10 @@ mod tests {
     /// A generator of strings alike in their first bytes, as timestamps are,
     /// some shorter than 16 bytes.
     fn strings(seed: u64, n: usize) -> Vec<Option<String>> {
-        let mut x = seed;
+        let mut numbers = crate::tests::numbers(seed);
         (0..n)
             .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let r = x >> 33;
+                let r = numbers() >> 33;
                 match r % 11 {
                     0 => None,
                     1 => Some(format!("2026-11-{:02}", r % 30)),

@@ -7,6 +7,19 @@ use datafusion::arrow::datatypes::DataType;
 use serde_json::json;
 use std::collections::BTreeSet;
 
+/// Pseudo-random numbers for the crate's tests from a fixed `seed` (a
+/// linear congruential generator: each call steps it and returns the whole
+/// state; callers take its high bits).
+pub(crate) fn numbers(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state
+    }
+}
+
 async fn engine_with(records: Vec<serde_json::Value>) -> (Engine, tempfile::TempDir) {
     engine_with_config(records, EngineConfig::default()).await
 }

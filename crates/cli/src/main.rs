@@ -484,7 +484,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (engine, result) = runtime.block_on(async {
+    let (engine, rows) = runtime.block_on(async {
         // Each part's statistics are kept beside it: the next query, another
         // process, plans without summarising every footer again.
         let engine = Engine::new_with_caches(
@@ -497,13 +497,13 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         engine
             .register_parquet("cloudtrail_logs", &copy.dir.to_string_lossy())
             .await?;
-        let result = engine.sql(&args.sql).await?;
-        anyhow::Ok((engine, result))
+        let rows = engine.sql_stream(&args.sql).await?;
+        anyhow::Ok((engine, rows))
     })?;
     let format = query_format(args.output);
-    // Written as rendered, a batch at a time, through one buffer.
+    // Written as they arrive, a batch at a time, through one buffer.
     let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    cairn_query::render::write(&result, format, &mut stdout)?;
+    cairn_query::render::write_stream(runtime.handle(), rows, format, &mut stdout)?;
     if format == cairn_query::render::Format::Table {
         std::io::Write::write_all(&mut stdout, b"\n")?;
     }

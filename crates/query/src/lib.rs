@@ -302,6 +302,32 @@ pub struct QueryResult {
     pub batches: Vec<RecordBatch>,
 }
 
+/// The rows of a statement while it runs ([`Engine::sql_stream`]).
+pub struct RowStream {
+    /// Their columns. Strings are as the engine holds them, which may be
+    /// views into the buffers they were read into
+    /// ([`schema::plain_schema`] names the types [`Engine::sql`] hands on).
+    pub schema: SchemaRef,
+    stream: datafusion::execution::SendableRecordBatchStream,
+    limit_bytes: usize,
+}
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RowStream {
+    /// The next batch of rows; `None` once the statement has answered.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, Error>> {
+        let batch = futures::StreamExt::next(&mut self.stream).await?;
+        Some(batch.map_err(|e| Error::from_datafusion(e, self.limit_bytes)))
+    }
+}
+
 impl QueryResult {
     /// How many rows.
     pub fn num_rows(&self) -> usize {
@@ -444,25 +470,15 @@ impl Engine {
 
     /// Runs one SQL statement and collects its rows.
     pub async fn sql(&self, sql: &str) -> Result<QueryResult, Error> {
-        if may_combine_queries(sql) {
-            self.without_leaf_pushdown();
-        }
+        let mut rows = self.sql_stream(sql).await?;
         let limit = self.config.memory_limit_bytes;
-        let fail = |e| Error::from_datafusion(e, limit);
-        let state = self.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        let mut statement = state.sql_to_statement(sql, &dialect).map_err(fail)?;
-        rewrite(&mut statement);
-        let plan = state.statement_to_plan(statement).await.map_err(fail)?;
-        let frame = self.ctx.execute_logical_plan(plan).await.map_err(fail)?;
-        let schema = schema::plain_schema(frame.schema().as_arrow());
+        let schema = schema::plain_schema(&rows.schema);
         // The rows are held until they are read, outside the memory pool's
         // account: they get a bound of their own, the same size.
-        let mut stream = frame.execute_stream().await.map_err(fail)?;
         let mut batches = Vec::new();
         let mut held = 0usize;
-        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-            let batch = schema::cast_batch(&batch.map_err(fail)?, &schema)?;
+        while let Some(batch) = rows.next().await {
+            let batch = schema::cast_batch(&batch?, &schema)?;
             held = held.saturating_add(batch.get_array_memory_size());
             if held > limit {
                 return Err(Error::ResourcesExhausted {
@@ -475,6 +491,30 @@ impl Engine {
             batches.push(batch);
         }
         Ok(QueryResult { schema, batches })
+    }
+
+    /// Runs one SQL statement and hands its rows on as the engine produces
+    /// them: for a reader that writes them out at once rather than holding
+    /// them.
+    pub async fn sql_stream(&self, sql: &str) -> Result<RowStream, Error> {
+        if may_combine_queries(sql) {
+            self.without_leaf_pushdown();
+        }
+        let limit = self.config.memory_limit_bytes;
+        let fail = |e| Error::from_datafusion(e, limit);
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect).map_err(fail)?;
+        rewrite(&mut statement);
+        let plan = state.statement_to_plan(statement).await.map_err(fail)?;
+        let frame = self.ctx.execute_logical_plan(plan).await.map_err(fail)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let stream = frame.execute_stream().await.map_err(fail)?;
+        Ok(RowStream {
+            schema,
+            stream,
+            limit_bytes: limit,
+        })
     }
 }
 

@@ -568,3 +568,55 @@ async fn test_least_and_greatest_strings_per_group_with_filters_and_nulls() {
         )
     );
 }
+
+#[test]
+fn streamed_rows_are_written_as_collected_rows_are_and_a_failure_is_an_error() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let records = (0..3000)
+        .map(|i| {
+            json!({"eventVersion": "1.08", "eventID": format!("e{i}"),
+                   "eventName": if i % 3 == 0 { "ConsoleLogin" } else { "GetObject" },
+                   "eventTime": format!("2024-01-05T{:02}:{:02}:{:02}Z", i / 3600, i / 60 % 60, i % 60),
+                   "userIdentity": {"type": "IAMUser", "userName": format!("user, \"{}\"", i % 7)},
+                   "additionalEventData": {"MFAUsed": if i % 2 == 0 { "Yes" } else { "No" }},
+                   "eventSource": "signin.amazonaws.com"})
+        })
+        .collect();
+    let (engine, _dir) = runtime.block_on(engine_with_config(
+        records,
+        EngineConfig {
+            target_partitions: 2,
+            ..EngineConfig::default()
+        },
+    ));
+    let sql = "SELECT eventtime, useridentity.username, additionaleventdata, eventid \
+               FROM cloudtrail_logs WHERE eventname = 'ConsoleLogin' ORDER BY eventtime DESC";
+    for format in [
+        render::Format::Csv,
+        render::Format::Json,
+        render::Format::Table,
+    ] {
+        let collected = runtime.block_on(engine.sql(sql)).unwrap();
+        assert_eq!(collected.num_rows(), 1000);
+        let expected = render::render(&collected, format).unwrap();
+        let rows = runtime.block_on(engine.sql_stream(sql)).unwrap();
+        let mut written = Vec::new();
+        render::write_stream(runtime.handle(), rows, format, &mut written).unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
+    // A statement that fails while it runs (a cast no row survives) is an
+    // error, not a short answer.
+    let rows = runtime
+        .block_on(engine.sql_stream("SELECT CAST(eventid AS INTEGER) FROM cloudtrail_logs"))
+        .unwrap();
+    let mut written = Vec::new();
+    let failed = render::write_stream(runtime.handle(), rows, render::Format::Csv, &mut written);
+    assert!(failed.is_err(), "{}", String::from_utf8_lossy(&written));
+}

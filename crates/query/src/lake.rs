@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::athena::{AthenaEngine, answer_of, check_stop_of, parse_one, run_bounded, sql_error};
-use crate::logs::{io, sorted_by, write_atomically, writer_properties};
+use crate::logs::{io, part_writer, sorted_by, write_atomically, writer_properties};
 use crate::schema::{Partition, cloudtrail_schema, records_to_batch};
 use crate::{Engine, Error};
 
@@ -153,20 +153,28 @@ const EVENT_TIME_TYPE: DataType = DataType::Timestamp(TimeUnit::Nanosecond, None
 /// `batch` in [`lake_schema`]: a text `eventtime` becomes a timestamp; one
 /// that does not read as a time becomes null (as on CloudTrail Lake, whose
 /// events all have a time), rather than failing every query of the store.
+/// Strings a part's schema hint had read as views are plain again.
 fn with_event_time(batch: RecordBatch) -> Result<RecordBatch, Error> {
     use datafusion::arrow::compute::{CastOptions, cast_with_options};
     let engine = |e: datafusion::arrow::error::ArrowError| Error::Engine(e.to_string());
     let schema = lake_schema();
+    if batch.num_columns() != schema.fields().len() {
+        return Err(Error::Engine(format!(
+            "a part has {} columns, not the {} of an event data store",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
     let columns = batch
-        .schema()
-        .fields()
+        .columns()
         .iter()
-        .zip(batch.columns())
-        .map(|(field, column)| {
-            if field.name() == EVENT_TIME && column.data_type() != &EVENT_TIME_TYPE {
-                cast_with_options(column, &EVENT_TIME_TYPE, &CastOptions::default()).map_err(engine)
-            } else {
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
                 Ok(column.clone())
+            } else {
+                cast_with_options(column, field.data_type(), &CastOptions::default())
+                    .map_err(engine)
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -279,8 +287,7 @@ impl PartWriter {
         let path = folder.join(name);
         let tmp = folder.join(format!(".{name}.tmp"));
         let out = File::create(&tmp).map_err(io("creating", &tmp))?;
-        let writer = ArrowWriter::try_new(out, lake_schema(), Some(writer_properties()))
-            .map_err(|e| Error::Engine(e.to_string()))?;
+        let writer = part_writer(out, lake_schema(), writer_properties())?;
         Ok(Self {
             date: date.to_owned(),
             file: format!("{PARTS_DIR}/eventdate={date}/{name}"),

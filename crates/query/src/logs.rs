@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{
@@ -32,7 +33,7 @@ use serde_json::Value;
 use crate::Error;
 use crate::schema::{
     PAGE_STATISTICS_COLUMNS, Partition, REPEATING_COLUMNS, cloudtrail_schema,
-    nearly_unique_columns, records_to_batch,
+    nearly_unique_columns, read_schema, records_to_batch,
 };
 use crate::statistics_file::STATISTICS_EXTENSION;
 
@@ -78,6 +79,29 @@ fn writer_properties_builder() -> WriterPropertiesBuilder {
         .fold(builder, |builder, path| {
             builder.set_column_compression(column_path(path), Compression::UNCOMPRESSED)
         })
+}
+
+/// A Parquet writer of `schema`'s rows whose file asks Arrow readers to
+/// read it as [`read_schema`] says (Arrow's schema hint, `ARROW:schema`):
+/// the strings of columns with few distinct values as views, in structs and
+/// lists too. DataFusion makes only top-level columns views by itself: a
+/// nested one (`userIdentity.arn`) was read as plain strings, every row's
+/// bytes copied out of the column's dictionary, and then cast to views, a
+/// quarter of a query grouping by it. The rows are written as they are, and
+/// Parquet's own schema is the same either way: other readers see strings.
+pub(crate) fn part_writer(
+    out: File,
+    schema: SchemaRef,
+    mut properties: WriterProperties,
+) -> Result<ArrowWriter<File>, Error> {
+    use datafusion::parquet::arrow::add_encoded_arrow_schema_to_metadata;
+    use datafusion::parquet::arrow::arrow_writer::ArrowWriterOptions;
+    add_encoded_arrow_schema_to_metadata(&read_schema(&schema), &mut properties);
+    let options = ArrowWriterOptions::new()
+        .with_properties(properties)
+        .with_skip_arrow_metadata(true);
+    ArrowWriter::try_new_with_options(out, schema, options)
+        .map_err(|e| Error::Engine(e.to_string()))
 }
 
 /// A column named by its path from the top of the schema
@@ -703,8 +727,7 @@ fn write_part(
     let part = cache_dir.join(format!("{name}.{PART_EXTENSION}"));
     let tmp = cache_dir.join(format!(".{name}.{PART_EXTENSION}.tmp"));
     let out = File::create(&tmp).map_err(io("creating", &tmp))?;
-    let mut writer = ArrowWriter::try_new(out, cloudtrail_schema(), Some(copy_writer_properties()))
-        .map_err(|e| Error::Engine(e.to_string()))?;
+    let mut writer = part_writer(out, cloudtrail_schema(), copy_writer_properties())?;
     let mut pending: Vec<(Value, Arc<Partition>)> = Vec::new();
     let flush = |pending: &mut Vec<(Value, Arc<Partition>)>,
                  writer: &mut ArrowWriter<File>|
@@ -1012,10 +1035,12 @@ mod tests {
         for batch in reader {
             let batch = batch.unwrap();
             let column = |name: &str| {
-                datafusion::arrow::array::AsArray::as_string::<i32>(
+                let plain = datafusion::arrow::compute::cast(
                     batch.column_by_name(name).unwrap(),
+                    &datafusion::arrow::datatypes::DataType::Utf8,
                 )
-                .clone()
+                .unwrap();
+                datafusion::arrow::array::AsArray::as_string::<i32>(&plain).clone()
             };
             let (source, name, time) = (
                 column("eventsource"),
@@ -1039,6 +1064,50 @@ mod tests {
                 "s3.amazonaws.com GetObject 01",
                 "s3.amazonaws.com PutObject 03"
             ]
+        );
+    }
+
+    #[test]
+    fn a_part_is_read_as_queries_read_it_and_its_parquet_schema_is_plain_strings() {
+        let records = [serde_json::json!({
+            "eventVersion": "1.08", "eventID": "e1", "eventTime": "2024-01-01T00:00:00Z",
+            "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/alice"},
+            "resources": [{"ARN": "arn:aws:s3:::bucket/key", "type": "AWS::S3::Object"}]
+        })];
+        let (_dir, part) = one_part(&records);
+        // Arrow readers read views where queries want them, nested ones too.
+        assert_eq!(part.schema(), &read_schema(&cloudtrail_schema()));
+        let arn = part
+            .schema()
+            .field_with_name("useridentity")
+            .map(|f| f.data_type().clone())
+            .unwrap();
+        assert!(
+            matches!(&arn, datafusion::arrow::datatypes::DataType::Struct(fields)
+                if fields.find("arn").unwrap().1.data_type()
+                    == &datafusion::arrow::datatypes::DataType::Utf8View),
+            "{arn}"
+        );
+        // Parquet's own schema names strings, as it did before the hint.
+        let plain = datafusion::parquet::arrow::ArrowSchemaConverter::new()
+            .convert(&cloudtrail_schema())
+            .unwrap();
+        assert_eq!(part.parquet_schema().root_schema(), plain.root_schema());
+        let batch = part.build().unwrap().next().unwrap().unwrap();
+        let plain = crate::schema::cast_batch(&batch, &cloudtrail_schema()).unwrap();
+        let arns = plain
+            .column_by_name("useridentity")
+            .map(|c| {
+                datafusion::arrow::array::AsArray::as_struct(c)
+                    .column_by_name("arn")
+                    .unwrap()
+                    .clone()
+            })
+            .unwrap();
+        assert_eq!(
+            datafusion::arrow::array::AsArray::as_string::<i32>(&arns).value(0),
+            "arn:aws:iam::123456789012:user/alice"
         );
     }
 

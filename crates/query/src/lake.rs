@@ -155,8 +155,6 @@ const EVENT_TIME_TYPE: DataType = DataType::Timestamp(TimeUnit::Nanosecond, None
 /// events all have a time), rather than failing every query of the store.
 /// Strings a part's schema hint had read as views are plain again.
 fn with_event_time(batch: RecordBatch) -> Result<RecordBatch, Error> {
-    use datafusion::arrow::compute::{CastOptions, cast_with_options};
-    let engine = |e: datafusion::arrow::error::ArrowError| Error::Engine(e.to_string());
     let schema = lake_schema();
     if batch.num_columns() != schema.fields().len() {
         return Err(Error::Engine(format!(
@@ -165,20 +163,7 @@ fn with_event_time(batch: RecordBatch) -> Result<RecordBatch, Error> {
             schema.fields().len()
         )));
     }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                cast_with_options(column, field.data_type(), &CastOptions::default())
-                    .map_err(engine)
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema, columns).map_err(engine)
+    crate::schema::cast_batch(&batch, &schema)
 }
 
 /// The fresh files above `watermark`, in WAL order, with their positions.

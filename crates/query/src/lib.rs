@@ -326,6 +326,31 @@ impl RowStream {
         let batch = futures::StreamExt::next(&mut self.stream).await?;
         Some(batch.map_err(|e| Error::from_datafusion(e, self.limit_bytes)))
     }
+
+    /// Every row, its strings copied out of the buffers they were read
+    /// into ([`schema::plain_schema`]).
+    pub async fn collect(mut self) -> Result<QueryResult, Error> {
+        let limit = self.limit_bytes;
+        let schema = schema::plain_schema(&self.schema);
+        // The rows are held until they are read, outside the memory pool's
+        // account: they get a bound of their own, the same size.
+        let mut batches = Vec::new();
+        let mut held = 0usize;
+        while let Some(batch) = self.next().await {
+            let batch = schema::cast_batch(&batch?, &schema)?;
+            held = held.saturating_add(batch.get_array_memory_size());
+            if held > limit {
+                return Err(Error::ResourcesExhausted {
+                    limit_bytes: limit,
+                    message: "the result holds more rows than fit in the bound; \
+                              narrow the query or add a LIMIT"
+                        .to_owned(),
+                });
+            }
+            batches.push(batch);
+        }
+        Ok(QueryResult { schema, batches })
+    }
 }
 
 impl QueryResult {
@@ -475,27 +500,7 @@ impl Engine {
 
     /// Runs one SQL statement and collects its rows.
     pub async fn sql(&self, sql: &str) -> Result<QueryResult, Error> {
-        let mut rows = self.sql_stream(sql).await?;
-        let limit = self.config.memory_limit_bytes;
-        let schema = schema::plain_schema(&rows.schema);
-        // The rows are held until they are read, outside the memory pool's
-        // account: they get a bound of their own, the same size.
-        let mut batches = Vec::new();
-        let mut held = 0usize;
-        while let Some(batch) = rows.next().await {
-            let batch = schema::cast_batch(&batch?, &schema)?;
-            held = held.saturating_add(batch.get_array_memory_size());
-            if held > limit {
-                return Err(Error::ResourcesExhausted {
-                    limit_bytes: limit,
-                    message: "the result holds more rows than fit in the bound; \
-                              narrow the query or add a LIMIT"
-                        .to_owned(),
-                });
-            }
-            batches.push(batch);
-        }
-        Ok(QueryResult { schema, batches })
+        self.sql_stream(sql).await?.collect().await
     }
 
     /// Runs one SQL statement and hands its rows on as the engine produces

@@ -58,24 +58,17 @@ const BATCHES_AHEAD: usize = 4;
 /// Blocks the calling thread: it must not be one of `runtime`'s.
 pub fn write_stream(
     runtime: &tokio::runtime::Handle,
-    mut rows: RowStream,
+    rows: RowStream,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     if format == Format::Table {
-        let schema = crate::schema::plain_schema(&rows.schema);
-        let batches = runtime.block_on(async {
-            let mut batches = Vec::new();
-            while let Some(batch) = rows.next().await {
-                batches.push(crate::schema::cast_batch(&batch?, &schema)?);
-            }
-            Ok::<_, Error>(batches)
-        })?;
-        return write_table(&QueryResult { schema, batches }, out);
+        return write_table(&runtime.block_on(rows.collect())?, out);
     }
     let schema = rows.schema.clone();
     let (sender, mut receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
     let mut driver = runtime.spawn(async move {
+        let mut rows = rows;
         while let Some(batch) = rows.next().await {
             let failed = batch.is_err();
             // A closed channel means the writing stopped: so does the query.
@@ -181,7 +174,7 @@ impl<'a> CsvWriter<'a> {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), Error> {
-        self.write_header(&batch.schema());
+        self.write_header();
         let options = FormatOptions::default().with_null("");
         let columns = batch
             .columns()
@@ -211,13 +204,7 @@ impl<'a> CsvWriter<'a> {
                 let field: &[u8] = match column {
                     CsvColumn::Utf8(a) => string_field(*a, row),
                     CsvColumn::LargeUtf8(a) => string_field(*a, row),
-                    CsvColumn::Utf8View(a) => {
-                        if a.is_null(row) {
-                            b""
-                        } else {
-                            a.value(row).as_bytes()
-                        }
-                    }
+                    CsvColumn::Utf8View(a) => string_field(*a, row),
                     CsvColumn::Formatted(formatter) => {
                         self.text.clear();
                         formatter.value(row).write(&mut self.text).map_err(|e| {
@@ -241,10 +228,10 @@ impl<'a> CsvWriter<'a> {
     }
 
     /// The header row, once, before the first row.
-    fn write_header(&mut self, schema: &SchemaRef) {
-        if self.header.take().is_none() {
+    fn write_header(&mut self) {
+        let Some(schema) = self.header.take() else {
             return;
-        }
+        };
         let start = self.buffer.len();
         for (i, field) in schema.fields().iter().enumerate() {
             if i > 0 {
@@ -263,18 +250,16 @@ impl<'a> CsvWriter<'a> {
 
     /// Ends the rows: CSV without any still has its header row.
     fn finish(mut self) -> Result<(), Error> {
-        if let Some(schema) = self.header.clone() {
-            self.write_header(&schema);
-        }
+        self.write_header();
         self.hand_on()
     }
 }
 
 /// Row `row` of a string column, a null as nothing.
-fn string_field<O: datafusion::arrow::array::OffsetSizeTrait>(
-    array: &datafusion::arrow::array::GenericStringArray<O>,
+fn string_field<'a>(
+    array: impl datafusion::arrow::array::ArrayAccessor<Item = &'a str>,
     row: usize,
-) -> &[u8] {
+) -> &'a [u8] {
     if array.is_null(row) {
         b""
     } else {

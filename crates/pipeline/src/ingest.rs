@@ -1,12 +1,18 @@
 //! Ingest: validate, deduplicate, make durable, acknowledge.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use cairn_model::record::{IngestDefaults, normalize_record};
 use cairn_wal::Wal;
 
-use crate::dedup::DedupIndex;
+use crate::dedup::{DedupIndex, Reservation};
 use crate::envelope::{encode_record_into, event_id_hash};
 use crate::metrics::Metrics;
 use crate::{Error, HeadNotifier, now_ms};
@@ -54,11 +60,9 @@ pub struct IngestOutcome {
 /// The ingest stage.
 #[derive(Debug)]
 pub struct Ingestor {
-    wal: Arc<Wal>,
-    dedup: Arc<DedupIndex>,
     config: IngestConfig,
     metrics: Arc<Metrics>,
-    head: HeadNotifier,
+    committer: Committer,
 }
 
 impl Ingestor {
@@ -68,14 +72,12 @@ impl Ingestor {
         config: IngestConfig,
         metrics: Arc<Metrics>,
         head: HeadNotifier,
-    ) -> Self {
-        Self {
-            wal,
-            dedup,
+    ) -> Result<Self, Error> {
+        Ok(Self {
             config,
             metrics,
-            head,
-        }
+            committer: Committer::start(wal, dedup, head)?,
+        })
     }
 
     /// Ingests records given as JSON texts. Returns once every accepted record
@@ -94,6 +96,9 @@ impl Ingestor {
         records: &[&str],
         region: &str,
     ) -> Result<IngestOutcome, Error> {
+        // Counted until the records are handed to the committer, which waits
+        // a little for requests it knows are on their way.
+        let arriving = self.committer.arriving();
         let defaults = IngestDefaults {
             account_id: &self.config.account_id,
             region,
@@ -135,42 +140,29 @@ impl Ingestor {
             encode_record_into(&mut buffer, ingest_time, *id, record);
             bounds.push(start..buffer.len());
         }
-        // A reservation may read blocks of the dedup runs, and the append
-        // fsyncs: both run on the blocking pool, in one hop.
-        let dedup = self.dedup.clone();
-        let wal = self.wal.clone();
-        let (mut reservation, stored, appended) = tokio::task::spawn_blocking(move || {
-            let reservation = dedup.reserve(&ids, ingest_time);
-            let slices: Vec<&[u8]> = bounds
-                .iter()
-                .zip(&reservation.fresh)
-                .filter(|(_, fresh)| **fresh)
-                .map(|(range, _)| &buffer[range.clone()])
-                .collect();
-            let stored = slices.len();
-            let appended = if slices.is_empty() {
-                Ok(None)
-            } else {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wal.append(&slices)))
-                    .unwrap_or_else(|_| {
-                        Err(cairn_wal::Error::Io {
-                            path: "wal".into(),
-                            source: std::io::Error::other("the append panicked"),
-                        })
-                    })
-                    .map(|receipt| Some(receipt.end_lsn))
-            };
-            // Settled here, whatever happened, so no ID stays pending.
-            dedup.settle(&reservation, appended.is_ok());
-            (reservation, stored, appended)
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("ingest task failed: {e}")))?;
+        // The committer thread reserves the IDs (which may read blocks of the
+        // dedup runs) and appends (which fsyncs), for every request waiting,
+        // in one WAL append and one fsync.
+        let (reply, committed) = oneshot::channel();
+        let commit = Commit {
+            ids,
+            buffer,
+            bounds,
+            ingest_time,
+            reply,
+        };
+        self.committer.send(commit)?;
+        drop(arriving);
+        let Committed {
+            mut reservation,
+            stored,
+            appended,
+        } = committed
+            .await
+            .map_err(|_| Error::Internal("the ingest committer stopped".to_owned()))?;
         match appended {
-            Ok(Some(end_lsn)) => self.head.advance(end_lsn),
-            Ok(None) => {}
+            Ok(()) => {}
             Err(e) => {
-                let e = Error::from(e);
                 if matches!(e, Error::Throttled { .. }) {
                     Metrics::add(&self.metrics.throttled_requests, 1);
                 }
@@ -197,5 +189,207 @@ impl Ingestor {
         );
         Metrics::add(&self.metrics.rejected_records, failed.len() as u64);
         Ok(IngestOutcome { accepted, failed })
+    }
+}
+
+/// One request's accepted records on their way to the WAL: a payload per
+/// record, by offsets into one buffer, and their eventID hashes.
+struct Commit {
+    ids: Vec<u128>,
+    buffer: Vec<u8>,
+    bounds: Vec<Range<usize>>,
+    ingest_time: u64,
+    reply: oneshot::Sender<Committed>,
+}
+
+/// What became of a [`Commit`].
+struct Committed {
+    /// Which records were new; duplicates of records another request is
+    /// still storing are waited for by the caller.
+    reservation: Reservation,
+    /// How many records were appended.
+    stored: usize,
+    /// Whether they are durable.
+    appended: Result<(), Error>,
+}
+
+/// Requests waiting when the committer looks are committed together, up to
+/// this many: one WAL append and one fsync for all of them.
+const MAX_COMMITS_PER_GROUP: usize = 64;
+
+/// How long the committer waits for requests still being validated before
+/// it commits the ones it has: an fsync costs more CPU than a request of a
+/// hundred records takes to validate, so sharing one is worth a short wait.
+/// It waits only while some request is on its way.
+const MAX_COMMIT_WAIT: Duration = Duration::from_millis(1);
+
+/// The thread that makes ingested records durable. Requests hand it their
+/// records and wait for its answer without holding a thread; it takes every
+/// request waiting at once, reserves their eventIDs, appends all new records
+/// in one WAL append (one write, one fsync) and answers each. One long-lived
+/// thread instead of a blocking-pool hop per request: fewer thread wake-ups,
+/// and the requests that arrive during an fsync share the next one.
+struct Committer {
+    queue: Option<mpsc::Sender<Commit>>,
+    /// Requests being validated, not yet handed over.
+    arriving: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Counts a request as on its way to the committer while it lives.
+struct Arriving(Arc<AtomicUsize>);
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Committer {
+    fn start(wal: Arc<Wal>, dedup: Arc<DedupIndex>, head: HeadNotifier) -> Result<Self, Error> {
+        let (queue, waiting) = mpsc::channel();
+        let arriving = Arc::new(AtomicUsize::new(0));
+        let on_the_way = arriving.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-ingest".to_owned())
+            .spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    let mut group = vec![first];
+                    let deadline = Instant::now() + MAX_COMMIT_WAIT;
+                    while group.len() < MAX_COMMITS_PER_GROUP {
+                        let next = match waiting.try_recv() {
+                            Ok(commit) => Some(commit),
+                            Err(_) if on_the_way.load(Ordering::Acquire) == 0 => None,
+                            Err(_) => deadline
+                                .checked_duration_since(Instant::now())
+                                .and_then(|left| waiting.recv_timeout(left).ok()),
+                        };
+                        match next {
+                            Some(commit) => group.push(commit),
+                            None => break,
+                        }
+                    }
+                    // A panic answers the group's requests with an error (their
+                    // replies are dropped) and leaves the thread serving the next.
+                    let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        commit_group(&wal, &dedup, &head, group)
+                    }));
+                    if committed.is_err() {
+                        tracing::error!("committing ingested records panicked");
+                    }
+                }
+            })
+            .map_err(|source| Error::Io {
+                context: "starting the ingest committer".to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            queue: Some(queue),
+            arriving,
+            thread: Some(thread),
+        })
+    }
+
+    /// Counts a request as on its way until the returned guard is dropped.
+    fn arriving(&self) -> Arriving {
+        self.arriving.fetch_add(1, Ordering::AcqRel);
+        Arriving(self.arriving.clone())
+    }
+
+    fn send(&self, commit: Commit) -> Result<(), Error> {
+        self.queue
+            .as_ref()
+            .and_then(|queue| queue.send(commit).ok())
+            .ok_or_else(|| Error::Internal("the ingest committer stopped".to_owned()))
+    }
+}
+
+impl Drop for Committer {
+    /// Lets the thread finish the group in hand and stop, so the WAL it
+    /// holds is closed before the pipeline is gone.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("running", &self.thread.is_some())
+            .finish()
+    }
+}
+
+/// Commits a group of requests: reserves each one's eventIDs, appends the
+/// new records of all of them at once, settles every reservation (whatever
+/// happened, so no ID stays pending) and answers each request.
+fn commit_group(wal: &Wal, dedup: &DedupIndex, head: &HeadNotifier, group: Vec<Commit>) {
+    let reservations: Vec<Reservation> = group
+        .iter()
+        .map(|c| dedup.reserve(&c.ids, c.ingest_time))
+        .collect();
+    let mut stored = Vec::with_capacity(group.len());
+    let mut slices: Vec<&[u8]> = Vec::new();
+    for (commit, reservation) in group.iter().zip(&reservations) {
+        let before = slices.len();
+        slices.extend(
+            commit
+                .bounds
+                .iter()
+                .zip(&reservation.fresh)
+                .filter(|(_, fresh)| **fresh)
+                .map(|(range, _)| &commit.buffer[range.clone()]),
+        );
+        stored.push(slices.len() - before);
+    }
+    let appended = if slices.is_empty() {
+        Ok(None)
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wal.append(&slices)))
+            .unwrap_or_else(|_| {
+                Err(cairn_wal::Error::Io {
+                    path: "wal".into(),
+                    source: std::io::Error::other("the append panicked"),
+                })
+            })
+            .map(|receipt| Some(receipt.end_lsn))
+    };
+    drop(slices);
+    for reservation in &reservations {
+        dedup.settle(reservation, appended.is_ok());
+    }
+    let failure = match appended {
+        Ok(Some(end_lsn)) => {
+            head.advance(end_lsn);
+            None
+        }
+        Ok(None) => None,
+        Err(e) => Some(Error::from(e)),
+    };
+    for ((commit, reservation), stored) in group.into_iter().zip(reservations).zip(stored) {
+        let appended = match &failure {
+            None => Ok(()),
+            Some(e) => Err(shared(e)),
+        };
+        // A request that went away no longer needs its answer.
+        let _ = commit.reply.send(Committed {
+            reservation,
+            stored,
+            appended,
+        });
+    }
+}
+
+/// The failure of a group's append, for each request of the group.
+fn shared(e: &Error) -> Error {
+    match e {
+        Error::Throttled { used, limit } => Error::Throttled {
+            used: *used,
+            limit: *limit,
+        },
+        other => Error::Internal(other.to_string()),
     }
 }

@@ -304,7 +304,7 @@ impl Pipeline {
             config.ingest.clone(),
             metrics.clone(),
             head.clone(),
-        );
+        )?;
         // Private keys stay in the data dir (0700 directory, 0600 files).
         let keyring = Arc::new(
             Keyring::open(&config.data_dir.join("digest-keys"), config.key_rotation)

@@ -215,6 +215,38 @@ async fn test_only_records_while_logging_are_delivered_once() {
     p.shutdown();
 }
 
+/// Requests arriving together are committed together (one WAL append for
+/// several of them); a record sent by two of them at once is stored once and
+/// acknowledged to both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_concurrent_requests_are_committed_together_and_each_record_once() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let config = trail("t1");
+    create(&f, &p, &config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+    // Sixteen requests of 30 records; each shares ten with the next.
+    let requests: Vec<_> = (0..16)
+        .map(|k| {
+            let p = p.clone();
+            tokio::spawn(async move { ingest(&p, k * 20..k * 20 + 30).await })
+        })
+        .collect();
+    for request in requests {
+        request.await.unwrap();
+    }
+    wait_delivered(&p, 330).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    let mut expected: Vec<String> = (0..330).map(|i| format!("id-{i}")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    p.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_restart_resumes_from_the_cursor() {
     let f = Fixture::new();

@@ -21,6 +21,13 @@ def stored(server):
     (b'{"Records":{"a":1}}', 400, "SerializationException"),
     (b'{"Records":[], "Extra": 1}', 400, "SerializationException"),
     (b'[1,2,3]', 400, "SerializationException"),
+    # Records found in one pass without a full parse: a body that is not JSON
+    # is still refused whole, even where a record's first problem is a field's type.
+    (('{"Records":[' + GOOD[0] + ',{"eventTime":1,"x":tru}]}').encode(), 400, "SerializationException"),
+    (('{"Records":[' + GOOD[0] + ',{"a":1]]}').encode(), 400, "SerializationException"),
+    (('{"Records":[' + GOOD[0] + " " + GOOD[1] + "]}").encode(), 400, "SerializationException"),
+    (('{"Records":[' + GOOD[0] + ',{"a":"x\u0001"}]}').encode(), 400, "SerializationException"),
+    (('{"Records":[' + GOOD[0] + ']} trailing').encode(), 400, "SerializationException"),
 ])
 def test_malformed_bodies(server, body, status, code):
     got_status, answer = server.ingest_raw(body)
@@ -45,6 +52,29 @@ def test_per_record_errors_are_reported_and_the_rest_stored(server):
     codes = {f["index"]: f["errorCode"] for f in answer["failed"]}
     assert codes == {1: "FieldNotFound", 2: "InvalidData", 3: "InvalidData", 4: "InvalidRecipient", 5: "InvalidData"}
     assert "eventTime" in answer["failed"][0]["errorMessage"]
+    assert stored(server) == 2
+
+
+def test_per_record_errors_of_records_that_parse(server):
+    """The same answers when every record parses (its records found in one pass
+    with their limits checked, not by a full parse of the body)."""
+    deep = '{"eventTime":"2024-01-01T00:00:00Z","eventSource":"a","eventName":"b","d":' + "[" * 200 + "]" * 200 + "}"
+    records = [
+        GOOD[0],
+        '{"eventSource":"s3.amazonaws.com","eventName":"GetObject"}',
+        '{"eventTime":"2024-01-01T00:00:00Z","eventSource":"a","eventName":"b","recipientAccountId":"999999999999"}',
+        '{"eventTime":"2024-01-01T00:00:00Z","eventSource":"a","eventName":"b","s":"\\ud800"}',
+        deep,
+        '{"eventTime":"2024-01-01T00:00:00Z","eventSource":"a","eventName":"b","n":1e999}',
+        GOOD[1],
+    ]
+    status, answer = server.ingest_raw(('{ "Records" : [ ' + " ,\n".join(records) + " ] }\n").encode())
+    assert status == 200, answer
+    assert answer["accepted"] == 2
+    failed = {f["index"]: (f["errorCode"], f["errorMessage"]) for f in answer["failed"]}
+    assert {i: code for i, (code, _) in failed.items()} == {
+        1: "FieldNotFound", 2: "InvalidRecipient", 3: "InvalidData", 4: "InvalidData", 5: "InvalidData"}
+    assert "surrogate" in failed[3][1] and "deeper than 128" in failed[4][1] and "1e999" in failed[5][1], failed
     assert stored(server) == 2
 
 

@@ -61,22 +61,148 @@ pub fn check_json_limits(text: &str) -> Result<(), JsonLimitError> {
                 depth = depth.saturating_sub(1);
                 i += 1;
             }
-            b'"' => i = scan_string(bytes, i + 1)?,
-            b'-' | b'0'..=b'9' => i = scan_number(text, i)?,
+            b'"' => {
+                let (end, checked) = scan_string(bytes, i + 1);
+                checked?;
+                i = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let (end, checked) = scan_number(text, i);
+                checked?;
+                i = end;
+            }
             _ => i += 1,
         }
     }
     Ok(())
 }
 
+/// One record of a log file's text, as [`split_log_file`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedRecord<'a> {
+    /// The record's text, without the whitespace around it.
+    pub text: &'a str,
+    /// What [`check_json_limits`] says of it.
+    pub limits: Result<(), JsonLimitError>,
+}
+
+/// Finds the records of a CloudTrail log file's text, `{"Records":[...]}`,
+/// and checks each against the limits on the way: one pass over the text
+/// where finding the records with a JSON parser and then scanning each would
+/// take two. Record syntax is not checked here (the caller parses each
+/// record); each record's extent is found by its matching brackets.
+///
+/// `None` when the text is not plainly of that shape: a key other than
+/// `Records` (or spelled with escapes), a record that is not an object,
+/// brackets that do not match, anything after the closing brace. The caller
+/// then parses the text in full, which refuses it or reads it the slow way.
+pub fn split_log_file(text: &str) -> Option<Vec<ScannedRecord<'_>>> {
+    let bytes = text.as_bytes();
+    let mut i = skip_whitespace(bytes, 0);
+    for token in [&b"{"[..], b"\"Records\"", b":", b"["] {
+        if !bytes[i..].starts_with(token) {
+            return None;
+        }
+        i = skip_whitespace(bytes, i + token.len());
+    }
+    let mut records = Vec::new();
+    let mut closers = Vec::new();
+    if bytes.get(i) != Some(&b']') {
+        loop {
+            if bytes.get(i) != Some(&b'{') {
+                return None;
+            }
+            let (end, limits) = scan_object(text, i, &mut closers)?;
+            records.push(ScannedRecord {
+                text: &text[i..end],
+                limits,
+            });
+            i = skip_whitespace(bytes, end);
+            match bytes.get(i) {
+                Some(b',') => i = skip_whitespace(bytes, i + 1),
+                Some(b']') => break,
+                _ => return None,
+            }
+        }
+    }
+    i = skip_whitespace(bytes, i + 1);
+    if bytes.get(i) != Some(&b'}') || skip_whitespace(bytes, i + 1) != bytes.len() {
+        return None;
+    }
+    Some(records)
+}
+
+/// JSON's whitespace from `at` on; returns where it ends.
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Scans the object or array opening at `start` to its matching closing
+/// bracket, checking the limits as [`check_json_limits`] does (the first
+/// problem in the text is the one reported); returns the index after it.
+/// `None` when a bracket does not match or the text ends first.
+fn scan_object(
+    text: &str,
+    start: usize,
+    closers: &mut Vec<u8>,
+) -> Option<(usize, Result<(), JsonLimitError>)> {
+    let bytes = text.as_bytes();
+    closers.clear();
+    let mut first_problem = Ok(());
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            open @ (b'{' | b'[') => {
+                closers.push(if open == b'{' { b'}' } else { b']' });
+                if closers.len() > MAX_JSON_DEPTH && first_problem.is_ok() {
+                    first_problem = Err(JsonLimitError::TooDeep);
+                }
+                i += 1;
+            }
+            close @ (b'}' | b']') => {
+                if closers.pop() != Some(close) {
+                    return None;
+                }
+                i += 1;
+                if closers.is_empty() {
+                    return Some((i, first_problem));
+                }
+            }
+            b'"' => {
+                let (end, checked) = scan_string(bytes, i + 1);
+                if end > bytes.len() {
+                    return None;
+                }
+                if first_problem.is_ok() {
+                    first_problem = checked;
+                }
+                i = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let (end, checked) = scan_number(text, i);
+                if first_problem.is_ok() {
+                    first_problem = checked;
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Scans a string whose opening quote was just before `start`; returns the
-/// index after its closing quote.
-fn scan_string(bytes: &[u8], start: usize) -> Result<usize, JsonLimitError> {
+/// index after its closing quote (past the text's end, by one, when it has
+/// none) and whether its escapes are valid Unicode.
+fn scan_string(bytes: &[u8], start: usize) -> (usize, Result<(), JsonLimitError>) {
     // Most of a record is plain string text: jump to the next quote or
     // backslash (SIMD) unless an escape's surrogate pairing is pending.
     let mut i = match memchr::memchr2(b'"', b'\\', &bytes[start..]) {
         Some(at) => start + at,
-        None => return Ok(bytes.len()),
+        None => return (bytes.len() + 1, Ok(())),
     };
     // A high surrogate escape waiting for its low half.
     let mut pending_high: Option<usize> = None;
@@ -84,33 +210,33 @@ fn scan_string(bytes: &[u8], start: usize) -> Result<usize, JsonLimitError> {
         if pending_high.is_none() && bytes[i] != b'"' && bytes[i] != b'\\' {
             match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
                 Some(at) => i += at,
-                None => return Ok(bytes.len()),
+                None => return (bytes.len() + 1, Ok(())),
             }
         }
         match bytes[i] {
             b'"' => {
                 if let Some(at) = pending_high {
-                    return Err(lone_surrogate(bytes, at));
+                    return (i + 1, Err(lone_surrogate(bytes, at)));
                 }
-                return Ok(i + 1);
+                return (i + 1, Ok(()));
             }
             b'\\' if bytes.get(i + 1) == Some(&b'u') => {
                 let unit = hex4(bytes, i + 2);
                 match unit {
                     Some(0xD800..=0xDBFF) => {
                         if let Some(at) = pending_high {
-                            return Err(lone_surrogate(bytes, at));
+                            return (string_end(bytes, i), Err(lone_surrogate(bytes, at)));
                         }
                         pending_high = Some(i + 2);
                     }
                     Some(0xDC00..=0xDFFF) => {
                         if pending_high.take().is_none() {
-                            return Err(lone_surrogate(bytes, i + 2));
+                            return (string_end(bytes, i), Err(lone_surrogate(bytes, i + 2)));
                         }
                     }
                     _ => {
                         if let Some(at) = pending_high {
-                            return Err(lone_surrogate(bytes, at));
+                            return (string_end(bytes, i), Err(lone_surrogate(bytes, at)));
                         }
                     }
                 }
@@ -118,19 +244,32 @@ fn scan_string(bytes: &[u8], start: usize) -> Result<usize, JsonLimitError> {
             }
             b'\\' => {
                 if let Some(at) = pending_high {
-                    return Err(lone_surrogate(bytes, at));
+                    return (string_end(bytes, i), Err(lone_surrogate(bytes, at)));
                 }
                 i += 2;
             }
             _ => {
                 if let Some(at) = pending_high {
-                    return Err(lone_surrogate(bytes, at));
+                    return (string_end(bytes, i), Err(lone_surrogate(bytes, at)));
                 }
                 i += 1;
             }
         }
     }
-    Ok(i)
+    (bytes.len() + 1, Ok(()))
+}
+
+/// The index after the closing quote of the string that `at` is inside (at
+/// a character or the start of an escape); past the end, by one, without one.
+fn string_end(bytes: &[u8], mut at: usize) -> usize {
+    while at < bytes.len() {
+        match memchr::memchr2(b'"', b'\\', &bytes[at..]) {
+            Some(found) if bytes[at + found] == b'"' => return at + found + 1,
+            Some(found) => at += found + 2,
+            None => break,
+        }
+    }
+    bytes.len() + 1
 }
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u16> {
@@ -147,8 +286,9 @@ fn lone_surrogate(bytes: &[u8], at: usize) -> JsonLimitError {
     JsonLimitError::LoneSurrogate { escape }
 }
 
-/// Scans a number starting at `start`; returns the index after it.
-fn scan_number(text: &str, start: usize) -> Result<usize, JsonLimitError> {
+/// Scans a number starting at `start`; returns the index after it and
+/// whether it is a finite double.
+fn scan_number(text: &str, start: usize) -> (usize, Result<(), JsonLimitError>) {
     let bytes = text.as_bytes();
     let mut end = start;
     let mut plain_integer = true;
@@ -164,13 +304,16 @@ fn scan_number(text: &str, start: usize) -> Result<usize, JsonLimitError> {
     // Integers of up to 308 digits are finite doubles; only longer ones or
     // exponents can overflow, so most numbers skip the float parse.
     if plain_integer && number.len() <= 300 {
-        return Ok(end);
+        return (end, Ok(()));
     }
     match number.parse::<f64>() {
-        Ok(value) if value.is_finite() => Ok(end),
-        _ => Err(JsonLimitError::NumberOutOfRange {
-            number: number.chars().take(40).collect(),
-        }),
+        Ok(value) if value.is_finite() => (end, Ok(())),
+        _ => (
+            end,
+            Err(JsonLimitError::NumberOutOfRange {
+                number: number.chars().take(40).collect(),
+            }),
+        ),
     }
 }
 
@@ -246,5 +389,100 @@ mod tests {
             );
         }
         assert_eq!(check_json_limits(r#"{"s":"\uD800\uDC00"}"#), Ok(()));
+    }
+
+    /// What a JSON parser and [`check_json_limits`] make of a log file's text.
+    fn parsed(text: &str) -> Option<Vec<(String, Result<(), JsonLimitError>)>> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body<'a> {
+            #[serde(rename = "Records", borrow)]
+            records: Vec<&'a serde_json::value::RawValue>,
+        }
+        let body: Body = serde_json::from_str(text).ok()?;
+        Some(
+            body.records
+                .iter()
+                .map(|r| (r.get().to_owned(), check_json_limits(r.get())))
+                .collect(),
+        )
+    }
+
+    fn split(text: &str) -> Option<Vec<(String, Result<(), JsonLimitError>)>> {
+        split_log_file(text).map(|records| {
+            records
+                .into_iter()
+                .map(|r| (r.text.to_owned(), r.limits))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn test_split_log_file_finds_what_a_parser_and_the_limits_find() {
+        let pieces = [
+            r#"{"eventVersion":"1.08","eventTime":"2024-05-01T10:00:00Z","n":12}"#,
+            r#"{"a":"x\"}]{[y","b":[{"c":[1,2,{"d":null}]}],"e":-1.5e3}"#,
+            r#"{"s":"\ud83d\ude00 \u00e9 \\ud800"}"#,
+            r#"{"s":"\ud800"}"#,
+            r#"{"n":1e999999999,"s":"\udc00"}"#,
+            r#"{"s":"\udc00","n":1e999}"#,
+            r#"{"k":[]}"#,
+            r#"{}"#,
+            r#"{ "spaced" : [ 1 , 2 ] , "t" : true }"#,
+        ];
+        let deep = format!(
+            "{{\"d\":{}{}}}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        let deep_then_surrogate = format!(
+            "{{\"d\":{}{},\"s\":\"\\ud800\"}}",
+            "[".repeat(MAX_JSON_DEPTH + 5),
+            "]".repeat(MAX_JSON_DEPTH + 5)
+        );
+        let mut pieces: Vec<String> = pieces.iter().map(|p| (*p).to_owned()).collect();
+        pieces.push(deep);
+        pieces.push(deep_then_surrogate);
+        let separators = ["", " ", "\n", "\r\n\t "];
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        for round in 0..300 {
+            let count = next(6);
+            let ws = separators[round % separators.len()];
+            let records: Vec<&str> = (0..count)
+                .map(|_| pieces[next(pieces.len())].as_str())
+                .collect();
+            let joined = records.join(&format!("{ws},{ws}"));
+            let text = format!("{ws}{{{ws}\"Records\"{ws}:{ws}[{ws}{joined}{ws}]{ws}}}{ws}");
+            let expected = parsed(&text);
+            assert!(expected.is_some(), "{text}");
+            assert_eq!(split(&text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn test_split_log_file_leaves_other_shapes_to_a_parser() {
+        for text in [
+            r#"{"Records":[1]}"#,
+            r#"{"Records":[{"a":1]]}"#,
+            r#"{"Records":[{"a":1}}]}"#,
+            r#"{"Records":[{"a":1} {"b":2}]}"#,
+            r#"{"Records":[{"a":1},]}"#,
+            r#"{"Records":[{"a":"unterminated}]}"#,
+            r#"{"Records":[{"a":1}]} x"#,
+            r#"{"Records":[{"a":1}],"Other":1}"#,
+            r#"{"Rec\u006frds":[{"a":1}]}"#,
+            r#"{"Records":{}}"#,
+            r#"[{"a":1}]"#,
+            "",
+        ] {
+            assert_eq!(split_log_file(text), None, "{text}");
+        }
+        assert_eq!(split(r#" { "Records" : [ ] } "#), Some(Vec::new()));
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
 use crate::ids::{AccountId, Region};
-use crate::json_limits::check_json_limits;
+use crate::json_limits::{JsonLimitError, ScannedRecord, check_json_limits};
 use crate::time::parse_event_time;
 use crate::{DEFAULT_EVENT_CATEGORY, DEFAULT_EVENT_TYPE, DEFAULT_EVENT_VERSION};
 
@@ -379,6 +379,12 @@ pub struct RecordError {
     pub code: &'static str,
     /// A message for the producer.
     pub message: String,
+    /// The record's text did not parse as a record: it is not JSON, or its
+    /// fields have types a record's cannot have. A request whose records were
+    /// found without a full parse of its body
+    /// ([`crate::json_limits::split_log_file`]) may then not be JSON either:
+    /// its body is parsed in full to tell.
+    pub not_parsed: bool,
 }
 
 impl RecordError {
@@ -386,6 +392,7 @@ impl RecordError {
         Self {
             code,
             message: message.into(),
+            not_parsed: false,
         }
     }
 }
@@ -476,6 +483,24 @@ pub fn normalize_record<'a>(
     raw: &'a str,
     defaults: &IngestDefaults<'a>,
 ) -> Result<NormalizedRecord<'a>, RecordError> {
+    normalize(raw, None, defaults)
+}
+
+/// [`normalize_record`] for a record found by
+/// [`crate::json_limits::split_log_file`], which has checked its limits.
+pub fn normalize_scanned<'a>(
+    record: &ScannedRecord<'a>,
+    defaults: &IngestDefaults<'a>,
+) -> Result<NormalizedRecord<'a>, RecordError> {
+    normalize(record.text, Some(&record.limits), defaults)
+}
+
+/// Validates `raw`, whose limits are `limits` when they are already known.
+fn normalize<'a>(
+    raw: &'a str,
+    limits: Option<&Result<(), JsonLimitError>>,
+    defaults: &IngestDefaults<'a>,
+) -> Result<NormalizedRecord<'a>, RecordError> {
     if raw.len() > MAX_RECORD_BYTES {
         return Err(RecordError::new(
             "FieldTooLong",
@@ -492,11 +517,16 @@ pub fn normalize_record<'a>(
             "Record must be a JSON object.",
         ));
     }
-    let view = RecordView::parse(trimmed)
-        .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}")))?;
+    let view = RecordView::parse(trimmed).map_err(|e| RecordError {
+        not_parsed: true,
+        ..RecordError::new("InvalidData", format!("Record is not valid: {e}"))
+    })?;
     check_present_not_null(trimmed, &view)?;
-    check_json_limits(trimmed)
-        .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}.")))?;
+    match limits {
+        Some(known) => known.clone(),
+        None => check_json_limits(trimmed),
+    }
+    .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}.")))?;
     check_no_reserved_key(trimmed)?;
 
     let event_time_text = view.event_time.as_deref().ok_or_else(|| {

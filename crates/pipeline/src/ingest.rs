@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use cairn_model::record::{IngestDefaults, normalize_record};
+use cairn_model::json_limits::ScannedRecord;
+use cairn_model::record::{
+    IngestDefaults, NormalizedRecord, RecordError, normalize_record, normalize_scanned,
+};
 use cairn_wal::Wal;
 
 use crate::dedup::{DedupIndex, Reservation};
@@ -96,6 +99,30 @@ impl Ingestor {
         records: &[&str],
         region: &str,
     ) -> Result<IngestOutcome, Error> {
+        let validated = self.validate(records, region);
+        self.commit(validated).await
+    }
+
+    /// Validates records given as JSON texts, as they would be ingested in
+    /// `region`, and makes them ready for [`Ingestor::commit`].
+    pub fn validate(&self, records: &[&str], region: &str) -> Validated {
+        self.validate_with(records, region, |raw, defaults| {
+            normalize_record(raw, defaults)
+        })
+    }
+
+    /// [`Ingestor::validate`] for records found by
+    /// [`cairn_model::json_limits::split_log_file`] (their limits checked).
+    pub fn validate_scanned(&self, records: &[ScannedRecord<'_>], region: &str) -> Validated {
+        self.validate_with(records, region, normalize_scanned)
+    }
+
+    fn validate_with<'a, T>(
+        &'a self,
+        records: &'a [T],
+        region: &'a str,
+        normalize: impl Fn(&'a T, &IngestDefaults<'a>) -> Result<NormalizedRecord<'a>, RecordError>,
+    ) -> Validated {
         // Counted until the records are handed to the committer, which waits
         // a little for requests it knows are on their way.
         let arriving = self.committer.arriving();
@@ -104,9 +131,10 @@ impl Ingestor {
             region,
         };
         let mut failed = Vec::new();
+        let mut not_parsed = false;
         let mut valid = Vec::with_capacity(records.len());
         for (index, raw) in records.iter().enumerate() {
-            match normalize_record(raw, &defaults) {
+            match normalize(raw, &defaults) {
                 Ok(record) if !self.config.recipient_allowed(record.recipient_account_id()) => {
                     failed.push(RecordFailure {
                         index,
@@ -118,11 +146,14 @@ impl Ingestor {
                     });
                 }
                 Ok(record) => valid.push((index, record)),
-                Err(e) => failed.push(RecordFailure {
-                    index,
-                    error_code: e.code.to_owned(),
-                    error_message: e.message,
-                }),
+                Err(e) => {
+                    not_parsed |= e.not_parsed;
+                    failed.push(RecordFailure {
+                        index,
+                        error_code: e.code.to_owned(),
+                        error_message: e.message,
+                    });
+                }
             }
         }
 
@@ -140,6 +171,34 @@ impl Ingestor {
             encode_record_into(&mut buffer, ingest_time, *id, record);
             bounds.push(start..buffer.len());
         }
+        Validated {
+            ids,
+            buffer,
+            bounds,
+            ingest_time,
+            positions: valid.iter().map(|(index, _)| *index).collect(),
+            failed,
+            count: records.len(),
+            not_parsed,
+            _arriving: arriving,
+        }
+    }
+
+    /// Stores validated records: returns once every accepted record is
+    /// durable. Fails as a whole only when nothing could be stored (the WAL
+    /// is full or failing); per-record problems are in the outcome.
+    pub async fn commit(&self, validated: Validated) -> Result<IngestOutcome, Error> {
+        let Validated {
+            ids,
+            buffer,
+            bounds,
+            ingest_time,
+            positions,
+            mut failed,
+            count,
+            not_parsed: _,
+            _arriving: arriving,
+        } = validated;
         // The committer thread reserves the IDs (which may read blocks of the
         // dedup runs) and appends (which fsyncs), for every request waiting,
         // in one WAL append and one fsync.
@@ -172,16 +231,15 @@ impl Ingestor {
         // Duplicates of records another request is still storing are only
         // acknowledged once that request's records are durable.
         for position in reservation.wait_for_duplicates().await {
-            let (index, _) = valid[position];
             failed.push(RecordFailure {
-                index,
+                index: positions[position],
                 error_code: "InternalFailure".to_owned(),
                 error_message: "A concurrent request carrying this eventID failed; retry."
                     .to_owned(),
             });
         }
         failed.sort_by_key(|f| f.index);
-        let accepted = records.len() - failed.len();
+        let accepted = count - failed.len();
         Metrics::add(&self.metrics.ingested_records, stored as u64);
         Metrics::add(
             &self.metrics.duplicate_records,
@@ -189,6 +247,39 @@ impl Ingestor {
         );
         Metrics::add(&self.metrics.rejected_records, failed.len() as u64);
         Ok(IngestOutcome { accepted, failed })
+    }
+}
+
+/// A request's records, validated and encoded for the WAL, not yet stored
+/// ([`Ingestor::commit`] stores them).
+pub struct Validated {
+    ids: Vec<u128>,
+    buffer: Vec<u8>,
+    bounds: Vec<Range<usize>>,
+    ingest_time: u64,
+    /// The request's index of each accepted record.
+    positions: Vec<usize>,
+    failed: Vec<RecordFailure>,
+    count: usize,
+    not_parsed: bool,
+    _arriving: Arriving,
+}
+
+impl Validated {
+    /// Whether a record's text did not parse as a record (see
+    /// [`cairn_model::record::RecordError::not_parsed`]).
+    pub fn holds_unparsed_records(&self) -> bool {
+        self.not_parsed
+    }
+}
+
+impl std::fmt::Debug for Validated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validated")
+            .field("records", &self.count)
+            .field("accepted", &self.positions.len())
+            .field("failed", &self.failed.len())
+            .finish()
     }
 }
 

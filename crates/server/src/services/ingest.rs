@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use cairn_model::json_limits;
 use cairn_pipeline::ingest::MAX_RECORDS_PER_REQUEST;
 
 use crate::error::AwsError;
@@ -75,6 +76,42 @@ pub async fn put_records(
         }
         body
     };
+    let ingestor = state.pipeline.ingestor();
+    // Records that name no region are from the region the request was made in.
+    // The records are found and their limits checked in one pass; a body of
+    // any other shape, or with a record that does not parse, is parsed in
+    // full and answered exactly as that parse decides.
+    let scanned = std::str::from_utf8(text)
+        .ok()
+        .and_then(json_limits::split_log_file)
+        .filter(|records| records.len() <= MAX_RECORDS_PER_REQUEST);
+    let validated = scanned
+        .map(|records| ingestor.validate_scanned(&records, region))
+        .filter(|validated| !validated.holds_unparsed_records());
+    let outcome = match validated {
+        Some(validated) => ingestor.commit(validated).await?,
+        None => {
+            let records = parse_body(text)?;
+            ingestor.ingest_in_region(&records, region).await?
+        }
+    };
+    Ok(PutRecordsResponse {
+        accepted: outcome.accepted,
+        failed: outcome
+            .failed
+            .iter()
+            .map(|f| FailedRecord {
+                index: f.index,
+                error_code: f.error_code.to_string(),
+                error_message: f.error_message.to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// The records of a body, by a full parse (the shapes
+/// [`json_limits::split_log_file`] leaves to it, and every refusal).
+fn parse_body(text: &[u8]) -> Result<Vec<&str>, AwsError> {
     let parsed: Body = serde_json::from_slice(text).map_err(|e| {
         AwsError::client(
             "SerializationException",
@@ -90,25 +127,7 @@ pub async fn put_records(
             ),
         ));
     }
-    let records: Vec<&str> = parsed.records.iter().map(|r| r.get()).collect();
-    // Records that name no region are from the region the request was made in.
-    let outcome = state
-        .pipeline
-        .ingestor()
-        .ingest_in_region(&records, region)
-        .await?;
-    Ok(PutRecordsResponse {
-        accepted: outcome.accepted,
-        failed: outcome
-            .failed
-            .iter()
-            .map(|f| FailedRecord {
-                index: f.index,
-                error_code: f.error_code.to_string(),
-                error_message: f.error_message.to_string(),
-            })
-            .collect(),
-    })
+    Ok(parsed.records.iter().map(|r| r.get()).collect())
 }
 
 fn too_large() -> AwsError {

@@ -62,7 +62,7 @@ pub fn check_json_limits(text: &str) -> Result<(), JsonLimitError> {
                 i += 1;
             }
             b'"' => {
-                let (end, checked) = scan_string(bytes, i + 1);
+                let (end, checked) = scan_string(bytes, i + 1, &mut false);
                 checked?;
                 i = end;
             }
@@ -84,6 +84,10 @@ pub struct ScannedRecord<'a> {
     pub text: &'a str,
     /// What [`check_json_limits`] says of it.
     pub limits: Result<(), JsonLimitError>,
+    /// Whether a string of it starts with `$` or it holds a `\u` escape:
+    /// without either, no key can be one that a JSON library reserves for
+    /// itself (serde_json's `$serde_json::private::RawValue`).
+    pub dollar_or_unicode_escape: bool,
 }
 
 /// Finds the records of a CloudTrail log file's text, `{"Records":[...]}`,
@@ -112,10 +116,12 @@ pub fn split_log_file(text: &str) -> Option<Vec<ScannedRecord<'_>>> {
             if bytes.get(i) != Some(&b'{') {
                 return None;
             }
-            let (end, limits) = scan_object(text, i, &mut closers)?;
+            let mut dollar_or_unicode_escape = false;
+            let (end, limits) = scan_object(text, i, &mut closers, &mut dollar_or_unicode_escape)?;
             records.push(ScannedRecord {
                 text: &text[i..end],
                 limits,
+                dollar_or_unicode_escape,
             });
             i = skip_whitespace(bytes, end);
             match bytes.get(i) {
@@ -143,11 +149,14 @@ fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
 /// Scans the object or array opening at `start` to its matching closing
 /// bracket, checking the limits as [`check_json_limits`] does (the first
 /// problem in the text is the one reported); returns the index after it.
-/// `None` when a bracket does not match or the text ends first.
+/// `None` when a bracket does not match or the text ends first. Sets
+/// `dollar_or_unicode_escape` when a string starts with `$` or holds a `\u`
+/// escape.
 fn scan_object(
     text: &str,
     start: usize,
     closers: &mut Vec<u8>,
+    dollar_or_unicode_escape: &mut bool,
 ) -> Option<(usize, Result<(), JsonLimitError>)> {
     let bytes = text.as_bytes();
     closers.clear();
@@ -172,7 +181,8 @@ fn scan_object(
                 }
             }
             b'"' => {
-                let (end, checked) = scan_string(bytes, i + 1);
+                *dollar_or_unicode_escape |= bytes.get(i + 1) == Some(&b'$');
+                let (end, checked) = scan_string(bytes, i + 1, dollar_or_unicode_escape);
                 if end > bytes.len() {
                     return None;
                 }
@@ -196,8 +206,13 @@ fn scan_object(
 
 /// Scans a string whose opening quote was just before `start`; returns the
 /// index after its closing quote (past the text's end, by one, when it has
-/// none) and whether its escapes are valid Unicode.
-fn scan_string(bytes: &[u8], start: usize) -> (usize, Result<(), JsonLimitError>) {
+/// none) and whether its escapes are valid Unicode; sets `unicode_escape`
+/// when it holds a `\u` escape.
+fn scan_string(
+    bytes: &[u8],
+    start: usize,
+    unicode_escape: &mut bool,
+) -> (usize, Result<(), JsonLimitError>) {
     // Most of a record is plain string text: jump to the next quote or
     // backslash (SIMD) unless an escape's surrogate pairing is pending.
     let mut i = match memchr::memchr2(b'"', b'\\', &bytes[start..]) {
@@ -221,6 +236,7 @@ fn scan_string(bytes: &[u8], start: usize) -> (usize, Result<(), JsonLimitError>
                 return (i + 1, Ok(()));
             }
             b'\\' if bytes.get(i + 1) == Some(&b'u') => {
+                *unicode_escape = true;
                 let unit = hex4(bytes, i + 2);
                 match unit {
                     Some(0xD800..=0xDBFF) => {
@@ -484,5 +500,20 @@ mod tests {
             assert_eq!(split_log_file(text), None, "{text}");
         }
         assert_eq!(split(r#" { "Records" : [ ] } "#), Some(Vec::new()));
+    }
+
+    #[test]
+    fn test_split_log_file_sees_dollar_strings_and_unicode_escapes() {
+        for (record, expected) in [
+            (r#"{"$k":1}"#, true),
+            (r#"{"a":"x\u0041"}"#, true),
+            (r#"{"a":["$"]}"#, true),
+            (r#"{"a":"b$","c":"\\u","d":"\"$"}"#, false),
+            (r#"{"a":"x","n":[1,{"b":null}]}"#, false),
+        ] {
+            let body = format!(r#"{{"Records":[{record}]}}"#);
+            let scanned = split_log_file(&body).unwrap();
+            assert_eq!(scanned[0].dollar_or_unicode_escape, expected, "{record}");
+        }
     }
 }

@@ -486,19 +486,29 @@ pub fn normalize_record<'a>(
     normalize(raw, None, defaults)
 }
 
+/// What a scan of a record already established.
+struct Scanned<'s> {
+    limits: &'s Result<(), JsonLimitError>,
+    dollar_or_unicode_escape: bool,
+}
+
 /// [`normalize_record`] for a record found by
 /// [`crate::json_limits::split_log_file`], which has checked its limits.
 pub fn normalize_scanned<'a>(
     record: &ScannedRecord<'a>,
     defaults: &IngestDefaults<'a>,
 ) -> Result<NormalizedRecord<'a>, RecordError> {
-    normalize(record.text, Some(&record.limits), defaults)
+    let scanned = Scanned {
+        limits: &record.limits,
+        dollar_or_unicode_escape: record.dollar_or_unicode_escape,
+    };
+    normalize(record.text, Some(scanned), defaults)
 }
 
-/// Validates `raw`, whose limits are `limits` when they are already known.
+/// Validates `raw`, with what a scan found when it was scanned.
 fn normalize<'a>(
     raw: &'a str,
-    limits: Option<&Result<(), JsonLimitError>>,
+    scanned: Option<Scanned<'_>>,
     defaults: &IngestDefaults<'a>,
 ) -> Result<NormalizedRecord<'a>, RecordError> {
     if raw.len() > MAX_RECORD_BYTES {
@@ -522,12 +532,16 @@ fn normalize<'a>(
         ..RecordError::new("InvalidData", format!("Record is not valid: {e}"))
     })?;
     check_present_not_null(trimmed, &view)?;
-    match limits {
-        Some(known) => known.clone(),
+    match &scanned {
+        Some(scanned) => scanned.limits.clone(),
         None => check_json_limits(trimmed),
     }
     .map_err(|e| RecordError::new("InvalidData", format!("Record is not valid: {e}.")))?;
-    check_no_reserved_key(trimmed)?;
+    // The reserved key is spelled literally (a string starting with `$`) or
+    // with `\u` escapes; a scan has seen whether either occurs.
+    if scanned.is_none_or(|s| s.dollar_or_unicode_escape) {
+        check_no_reserved_key(trimmed)?;
+    }
 
     let event_time_text = view.event_time.as_deref().ok_or_else(|| {
         RecordError::new(
@@ -865,20 +879,31 @@ mod tests {
     #[test]
     fn test_the_serde_json_raw_value_token_is_refused_as_a_key() {
         let base = r#""eventTime":"2023-07-10T11:42:18Z","eventSource":"s3.amazonaws.com","eventName":"GetObject""#;
+        // Found in a log file's text by a scan, or given alone: the same answer
+        // (eventIDs differ, being new).
+        let both = |raw: &str| {
+            let body = format!(r#"{{"Records":[{raw}]}}"#);
+            let scanned = crate::json_limits::split_log_file(&body).unwrap();
+            let from_scan = normalize_scanned(&scanned[0], &DEFAULTS).map(|_| ());
+            let alone = normalize_record(raw, &DEFAULTS).map(|_| ());
+            assert_eq!(from_scan, alone, "{raw}");
+            alone
+        };
         for key in [
             "$serde_json::private::RawValue",
             "$serde_json\\u003a\\u003aprivate::RawValue",
             "$serde_json::pr\\u0069vate::RawValue",
+            "\\u0024serde_json::private::RawValue",
         ] {
             let raw = format!(r#"{{{base},"userIdentity":{{"{key}":null}}}}"#);
-            let e = normalize_record(&raw, &DEFAULTS).unwrap_err();
+            let e = both(&raw).unwrap_err();
             assert_eq!(e.code, "InvalidData", "{key}");
             assert!(e.message.contains("reserved"), "{e}");
         }
         let raw = format!(r#"{{{base},"userAgent":"caf\u00e9 \u2028"}}"#);
-        assert!(normalize_record(&raw, &DEFAULTS).is_ok());
+        assert!(both(&raw).is_ok());
         let raw = format!(r#"{{{base},"note":"::private:: is fine as a value"}}"#);
-        assert!(normalize_record(&raw, &DEFAULTS).is_ok());
+        assert!(both(&raw).is_ok());
     }
 
     /// Issue 11: JSON that readers of the log file cannot read is refused.

@@ -145,7 +145,9 @@ impl LogGroupSink {
         let timestamp_ms = entry
             .event_time
             .map_or(entry.ingest_time_ms as i64, |t| t.timestamp_millis());
-        let json = entry.json_bytes();
+        // A copy: the record's bytes are a slice of the buffer its WAL read
+        // filled, which a sparse selection held for seconds would keep whole.
+        let json = bytes::Bytes::copy_from_slice(entry.json());
         self.pending_bytes += json.len();
         self.pending.push(Pending {
             lsn,

@@ -145,11 +145,6 @@ impl RecordEntry {
     pub fn json(&self) -> &[u8] {
         &self.payload[self.json_at..]
     }
-
-    /// The payload bytes of the record's JSON, shared (no copy).
-    pub fn json_bytes(&self) -> Bytes {
-        self.payload.slice(self.json_at..)
-    }
 }
 
 /// A run of consecutive WAL records, decoded and parsed.

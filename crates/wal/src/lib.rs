@@ -308,7 +308,9 @@ pub struct WalRecord {
     /// Where the next record starts: the position to read or commit after
     /// this record has been handled.
     pub next_lsn: Lsn,
-    /// The bytes appended.
+    /// The bytes appended: a slice of the buffer the read filled (up to
+    /// 256 KiB, shared by the records read with it), not a copy. Whoever keeps
+    /// a few records of many reads for long copies them out.
     pub payload: bytes::Bytes,
 }
 

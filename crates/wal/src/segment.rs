@@ -335,7 +335,7 @@ impl Segment {
             });
         }
         while at < end && limits.admit_more() {
-            let payload = reader.payload(at).map_err(|bad| corrupt(at, bad))?;
+            let payload = reader.shared_payload(at).map_err(|bad| corrupt(at, bad))?;
             if !limits.admit(payload.len()) {
                 break;
             }
@@ -343,7 +343,7 @@ impl Segment {
             out.push(crate::WalRecord {
                 lsn: self.base + at,
                 next_lsn: self.base + next,
-                payload: bytes::Bytes::copy_from_slice(payload),
+                payload,
             });
             at = next;
         }
@@ -419,7 +419,9 @@ pub(crate) enum Bad {
 pub(crate) struct FrameReader<'a> {
     segment: &'a Segment,
     limit: u64,
-    buf: Vec<u8>,
+    /// What was read last. Shared: the payloads handed out are slices of it,
+    /// not copies, and keep it alive while they live.
+    buf: bytes::Bytes,
     /// Data offset of `buf[0]`.
     buf_pos: u64,
 }
@@ -429,7 +431,7 @@ impl<'a> FrameReader<'a> {
         FrameReader {
             segment,
             limit,
-            buf: Vec::new(),
+            buf: bytes::Bytes::new(),
             buf_pos: 0,
         }
     }
@@ -437,21 +439,30 @@ impl<'a> FrameReader<'a> {
     /// `len` bytes at data offset `pos`; the caller has checked they are below
     /// the limit.
     fn bytes(&mut self, pos: u64, len: usize) -> Result<&[u8], Bad> {
+        let start = self.fill(pos, len)?;
+        Ok(&self.buf[start..start + len])
+    }
+
+    /// Makes sure `len` bytes at data offset `pos` are in `buf` (reading a
+    /// new buffer from there when they are not); returns where they start in it.
+    fn fill(&mut self, pos: u64, len: usize) -> Result<usize, Bad> {
         let buffered =
             pos >= self.buf_pos && pos + len as u64 <= self.buf_pos + self.buf.len() as u64;
         if !buffered {
             let want = (self.limit - pos).min(READ_CHUNK.max(len) as u64) as usize;
-            self.buf.resize(want, 0);
-            self.buf_pos = pos;
-            read_exact_at(&self.segment.file, &mut self.buf, SEGMENT_HEADER_LEN + pos).map_err(
+            // A new buffer each time: the previous one may still be shared
+            // by payloads handed out.
+            let mut fresh = vec![0; want];
+            read_exact_at(&self.segment.file, &mut fresh, SEGMENT_HEADER_LEN + pos).map_err(
                 |e| match e.kind() {
                     io::ErrorKind::UnexpectedEof => Bad::Frame("segment file ends early"),
                     _ => Bad::Io(e),
                 },
             )?;
+            self.buf = bytes::Bytes::from(fresh);
+            self.buf_pos = pos;
         }
-        let start = (pos - self.buf_pos) as usize;
-        Ok(&self.buf[start..start + len])
+        Ok((pos - self.buf_pos) as usize)
     }
 
     /// The checked header of the frame at `pos`: it is whole, within the
@@ -474,6 +485,19 @@ impl<'a> FrameReader<'a> {
     /// reading or checking its payload.
     pub(crate) fn frame_len(&mut self, pos: u64) -> Result<u64, Bad> {
         Ok(FRAME_HEADER_LEN + u64::from(self.header(pos)?.len))
+    }
+
+    /// [`FrameReader::payload`] as a slice of the shared buffer it was read
+    /// into: no copy.
+    pub(crate) fn shared_payload(&mut self, pos: u64) -> Result<bytes::Bytes, Bad> {
+        let header = self.header(pos)?;
+        let len = header.len as usize;
+        let start = self.fill(pos + FRAME_HEADER_LEN, len)?;
+        let payload = self.buf.slice(start..start + len);
+        if frame_crc(&payload) != header.crc {
+            return Err(Bad::Frame("frame checksum mismatch"));
+        }
+        Ok(payload)
     }
 
     /// The payload of the frame at `pos`, checksum verified.

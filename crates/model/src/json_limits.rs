@@ -138,6 +138,10 @@ pub fn split_log_file(text: &str) -> Option<Vec<ScannedRecord<'_>>> {
     Some(records)
 }
 
+/// How deep [`split_log_file`] follows a record's brackets before it leaves
+/// the text to a parser.
+const SCAN_DEPTH_CAP: usize = 4 * MAX_JSON_DEPTH;
+
 /// JSON's whitespace from `at` on; returns where it ends.
 fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
@@ -165,6 +169,11 @@ fn scan_object(
     while i < bytes.len() {
         match bytes[i] {
             open @ (b'{' | b'[') => {
+                // Far past the limit: the record is refused whatever else it
+                // holds, and a parser tells that without this stack growing.
+                if closers.len() >= SCAN_DEPTH_CAP {
+                    return None;
+                }
                 closers.push(if open == b'{' { b'}' } else { b']' });
                 if closers.len() > MAX_JSON_DEPTH && first_problem.is_ok() {
                     first_problem = Err(JsonLimitError::TooDeep);
@@ -500,6 +509,13 @@ mod tests {
             assert_eq!(split_log_file(text), None, "{text}");
         }
         assert_eq!(split(r#" { "Records" : [ ] } "#), Some(Vec::new()));
+        // Nesting far past the limit is left to a parser too.
+        let deep = format!(
+            r#"{{"Records":[{{"d":{}{}}}]}}"#,
+            "[".repeat(SCAN_DEPTH_CAP),
+            "]".repeat(SCAN_DEPTH_CAP)
+        );
+        assert_eq!(split_log_file(&deep), None);
     }
 
     #[test]

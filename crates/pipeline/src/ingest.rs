@@ -308,6 +308,10 @@ struct Committed {
 /// this many: one WAL append and one fsync for all of them.
 const MAX_COMMITS_PER_GROUP: usize = 64;
 
+/// A group stops growing once its records take this many bytes: one append
+/// gathers its frames in memory before writing them.
+const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long the committer waits for requests still being validated before
 /// it commits the ones it has: an fsync costs more CPU than a request of a
 /// hundred records takes to validate, so sharing one is worth a short wait.
@@ -338,16 +342,17 @@ impl Drop for Arriving {
 
 impl Committer {
     fn start(wal: Arc<Wal>, dedup: Arc<DedupIndex>, head: HeadNotifier) -> Result<Self, Error> {
-        let (queue, waiting) = mpsc::channel();
+        let (queue, waiting) = mpsc::channel::<Commit>();
         let arriving = Arc::new(AtomicUsize::new(0));
         let on_the_way = arriving.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-ingest".to_owned())
             .spawn(move || {
                 while let Ok(first) = waiting.recv() {
+                    let mut bytes = first.buffer.len();
                     let mut group = vec![first];
                     let deadline = Instant::now() + MAX_COMMIT_WAIT;
-                    while group.len() < MAX_COMMITS_PER_GROUP {
+                    while group.len() < MAX_COMMITS_PER_GROUP && bytes < MAX_GROUP_BYTES {
                         let next = match waiting.try_recv() {
                             Ok(commit) => Some(commit),
                             Err(_) if on_the_way.load(Ordering::Acquire) == 0 => None,
@@ -356,7 +361,10 @@ impl Committer {
                                 .and_then(|left| waiting.recv_timeout(left).ok()),
                         };
                         match next {
-                            Some(commit) => group.push(commit),
+                            Some(commit) => {
+                                bytes += commit.buffer.len();
+                                group.push(commit);
+                            }
                             None => break,
                         }
                     }

@@ -172,6 +172,14 @@ async fn create(f: &Fixture, p: &Arc<Pipeline>, config: &TrailConfig) {
     assert_eq!(f.meta.trail(&config.arn).unwrap().unwrap().config, *config);
 }
 
+/// Creates a trail and starts its logging.
+async fn create_logging(f: &Fixture, p: &Arc<Pipeline>, config: &TrailConfig) {
+    create(f, p, config).await;
+    p.change_trail(&config.arn, TrailChange::StartLogging)
+        .await
+        .unwrap();
+}
+
 fn ids(files: &BTreeMap<String, Vec<serde_json::Value>>) -> Vec<String> {
     files
         .values()
@@ -223,10 +231,7 @@ async fn test_concurrent_requests_are_committed_together_and_each_record_once() 
     let f = Fixture::new();
     let p = f.start(Duration::from_millis(100));
     let config = trail("t1");
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     // Sixteen requests of 30 records; each shares ten with the next.
     let requests: Vec<_> = (0..16)
         .map(|k| {
@@ -254,10 +259,7 @@ async fn test_restart_resumes_from_the_cursor() {
     {
         // A long interval: records are batched but not delivered before the stop.
         let p = f.start(Duration::from_secs(3600));
-        create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging)
-            .await
-            .unwrap();
+        create_logging(&f, &p, &config).await;
         ingest(&p, 0..300).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         p.shutdown();
@@ -283,10 +285,7 @@ async fn test_an_announced_delivery_is_finished_after_a_crash() {
     let head;
     {
         let p = f.start(Duration::from_secs(3600));
-        create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging)
-            .await
-            .unwrap();
+        create_logging(&f, &p, &config).await;
         ingest(&p, 0..50).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         p.shutdown();
@@ -353,20 +352,14 @@ async fn test_deleted_trail_stops_and_its_name_can_be_reused() {
     let f = Fixture::new();
     let p = f.start(Duration::from_millis(100));
     let config = trail("t4");
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     ingest(&p, 0..20).await;
     wait_delivered(&p, 20).await;
     p.change_trail(&config.arn, TrailChange::Delete)
         .await
         .unwrap();
     assert!(f.meta.trail(&config.arn).unwrap().is_none());
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     ingest(&p, 20..30).await;
     wait_delivered(&p, 30).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -400,10 +393,7 @@ async fn test_digest_chains_survive_restart_rotation_and_stop() {
     config.log_file_validation_enabled = true;
     {
         let p = f.start_with(settings.clone(), rotation);
-        create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging)
-            .await
-            .unwrap();
+        create_logging(&f, &p, &config).await;
         ingest(&p, 0..100).await;
         let texts: Vec<String> = (100..120).map(|i| record_in(i, "eu-west-1")).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -528,10 +518,7 @@ async fn test_a_missing_bucket_is_reported_and_waits_for_a_change() {
     let p = f.start(Duration::from_millis(100));
     let mut config = trail("nb");
     config.s3_bucket_name = "not-yet".into();
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     ingest(&p, 0..10).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -669,10 +656,7 @@ async fn test_deleting_a_trail_parked_on_a_missing_bucket_stops_its_sink() {
     let p = f.start(Duration::from_millis(100));
     let mut config = trail("gone");
     config.s3_bucket_name = "never-created".into();
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     ingest(&p, 0..10).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Metrics::get(&p.metrics().delivery_failures) == 0 {
@@ -684,10 +668,7 @@ async fn test_deleting_a_trail_parked_on_a_missing_bucket_stops_its_sink() {
         .unwrap();
     // The same name again, now with a bucket: the old sink must be gone.
     let fresh = trail("gone");
-    create(&f, &p, &fresh).await;
-    p.change_trail(&fresh.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &fresh).await;
     ingest(&p, 10..20).await;
     wait_delivered(&p, 10).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -708,10 +689,7 @@ async fn test_a_partly_written_delivery_recovers_exactly_its_missing_files_byte_
     let head;
     {
         let p = f.start(Duration::from_secs(3600));
-        create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging)
-            .await
-            .unwrap();
+        create_logging(&f, &p, &config).await;
         let all: Vec<&str> = east.iter().chain(&west).map(String::as_str).collect();
         p.ingestor().ingest(&all).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -816,10 +794,7 @@ async fn test_updating_the_bucket_of_a_trail_parked_on_a_missing_bucket_delivers
     let p = f.start(Duration::from_millis(100));
     let mut config = trail("fix");
     config.s3_bucket_name = "never-created".into();
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     ingest(&p, 0..10).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Metrics::get(&p.metrics().delivery_failures) == 0 {
@@ -858,10 +833,7 @@ async fn test_keys_the_local_store_refuses_are_quarantined_not_retried_forever()
         let mut config = trail("bad");
         config.s3_key_prefix = Some(prefix.into());
         config.log_file_validation_enabled = true;
-        create(&f, &p, &config).await;
-        p.change_trail(&config.arn, TrailChange::StartLogging)
-            .await
-            .unwrap();
+        create_logging(&f, &p, &config).await;
         ingest(&p, 0..10).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while p.quarantined_records() < 10 {
@@ -922,10 +894,7 @@ async fn test_a_batch_refused_for_a_full_wal_is_stored_once_when_retried() {
     f.wal_segment_bytes = 64 * 1024;
     let p = f.start(Duration::from_millis(300));
     let config = trail("full");
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     const BATCH: usize = 200;
     let batch = |n: usize| -> Vec<String> { (n * BATCH..(n + 1) * BATCH).map(record).collect() };
     let mut acknowledged: Vec<String> = Vec::new();
@@ -1118,10 +1087,7 @@ async fn test_a_missing_log_group_is_reported_and_the_feed_resumes_once_it_exist
         "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:CloudTrail:*"
     ));
     let p = f.start(Duration::from_millis(100));
-    create(&f, &p, &config).await;
-    p.change_trail(&config.arn, TrailChange::StartLogging)
-        .await
-        .unwrap();
+    create_logging(&f, &p, &config).await;
     ingest(&p, 0..10).await;
     // S3 delivery goes on regardless.
     wait_delivered(&p, 10).await;

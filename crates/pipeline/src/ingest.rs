@@ -172,10 +172,12 @@ impl Ingestor {
             bounds.push(start..buffer.len());
         }
         Validated {
-            ids,
-            buffer,
-            bounds,
-            ingest_time,
+            batch: Batch {
+                ids,
+                buffer,
+                bounds,
+                ingest_time,
+            },
             positions: valid.iter().map(|(index, _)| *index).collect(),
             failed,
             count: records.len(),
@@ -189,10 +191,7 @@ impl Ingestor {
     /// is full or failing); per-record problems are in the outcome.
     pub async fn commit(&self, validated: Validated) -> Result<IngestOutcome, Error> {
         let Validated {
-            ids,
-            buffer,
-            bounds,
-            ingest_time,
+            batch,
             positions,
             mut failed,
             count,
@@ -203,13 +202,7 @@ impl Ingestor {
         // dedup runs) and appends (which fsyncs), for every request waiting,
         // in one WAL append and one fsync.
         let (reply, committed) = oneshot::channel();
-        let commit = Commit {
-            ids,
-            buffer,
-            bounds,
-            ingest_time,
-            reply,
-        };
+        let commit = Commit { batch, reply };
         self.committer.send(commit)?;
         drop(arriving);
         let Committed {
@@ -253,10 +246,7 @@ impl Ingestor {
 /// A request's records, validated and encoded for the WAL, not yet stored
 /// ([`Ingestor::commit`] stores them).
 pub struct Validated {
-    ids: Vec<u128>,
-    buffer: Vec<u8>,
-    bounds: Vec<Range<usize>>,
-    ingest_time: u64,
+    batch: Batch,
     /// The request's index of each accepted record.
     positions: Vec<usize>,
     failed: Vec<RecordFailure>,
@@ -283,13 +273,18 @@ impl std::fmt::Debug for Validated {
     }
 }
 
-/// One request's accepted records on their way to the WAL: a payload per
-/// record, by offsets into one buffer, and their eventID hashes.
-struct Commit {
+/// One request's accepted records encoded for the WAL: a payload per record,
+/// by offsets into one buffer, and their eventID hashes.
+struct Batch {
     ids: Vec<u128>,
     buffer: Vec<u8>,
     bounds: Vec<Range<usize>>,
     ingest_time: u64,
+}
+
+/// A [`Batch`] on its way to the committer, with where its answer goes.
+struct Commit {
+    batch: Batch,
     reply: oneshot::Sender<Committed>,
 }
 
@@ -349,7 +344,7 @@ impl Committer {
             .name("cairn-ingest".to_owned())
             .spawn(move || {
                 while let Ok(first) = waiting.recv() {
-                    let mut bytes = first.buffer.len();
+                    let mut bytes = first.batch.buffer.len();
                     let mut group = vec![first];
                     let deadline = Instant::now() + MAX_COMMIT_WAIT;
                     while group.len() < MAX_COMMITS_PER_GROUP && bytes < MAX_GROUP_BYTES {
@@ -362,7 +357,7 @@ impl Committer {
                         };
                         match next {
                             Some(commit) => {
-                                bytes += commit.buffer.len();
+                                bytes += commit.batch.buffer.len();
                                 group.push(commit);
                             }
                             None => break,
@@ -428,7 +423,7 @@ impl std::fmt::Debug for Committer {
 fn commit_group(wal: &Wal, dedup: &DedupIndex, head: &HeadNotifier, group: Vec<Commit>) {
     let reservations: Vec<Reservation> = group
         .iter()
-        .map(|c| dedup.reserve(&c.ids, c.ingest_time))
+        .map(|c| dedup.reserve(&c.batch.ids, c.batch.ingest_time))
         .collect();
     let mut stored = Vec::with_capacity(group.len());
     let mut slices: Vec<&[u8]> = Vec::new();
@@ -436,11 +431,12 @@ fn commit_group(wal: &Wal, dedup: &DedupIndex, head: &HeadNotifier, group: Vec<C
         let before = slices.len();
         slices.extend(
             commit
+                .batch
                 .bounds
                 .iter()
                 .zip(&reservation.fresh)
                 .filter(|(_, fresh)| **fresh)
-                .map(|(range, _)| &commit.buffer[range.clone()]),
+                .map(|(range, _)| &commit.batch.buffer[range.clone()]),
         );
         stored.push(slices.len() - before);
     }

@@ -490,24 +490,26 @@ impl<'a> FrameReader<'a> {
     /// [`FrameReader::payload`] as a slice of the shared buffer it was read
     /// into: no copy.
     pub(crate) fn shared_payload(&mut self, pos: u64) -> Result<bytes::Bytes, Bad> {
-        let header = self.header(pos)?;
-        let len = header.len as usize;
-        let start = self.fill(pos + FRAME_HEADER_LEN, len)?;
-        let payload = self.buf.slice(start..start + len);
-        if frame_crc(&payload) != header.crc {
-            return Err(Bad::Frame("frame checksum mismatch"));
-        }
-        Ok(payload)
+        let range = self.payload_range(pos)?;
+        Ok(self.buf.slice(range))
     }
 
     /// The payload of the frame at `pos`, checksum verified.
     pub(crate) fn payload(&mut self, pos: u64) -> Result<&[u8], Bad> {
+        let range = self.payload_range(pos)?;
+        Ok(&self.buf[range])
+    }
+
+    /// Where the payload of the frame at `pos` lies in `buf`, its checksum
+    /// verified.
+    fn payload_range(&mut self, pos: u64) -> Result<std::ops::Range<usize>, Bad> {
         let header = self.header(pos)?;
-        let payload = self.bytes(pos + FRAME_HEADER_LEN, header.len as usize)?;
-        if frame_crc(payload) != header.crc {
+        let len = header.len as usize;
+        let start = self.fill(pos + FRAME_HEADER_LEN, len)?;
+        if frame_crc(&self.buf[start..start + len]) != header.crc {
             return Err(Bad::Frame("frame checksum mismatch"));
         }
-        Ok(payload)
+        Ok(start..start + len)
     }
 }
 

@@ -120,6 +120,8 @@ def main():
             # Chunks the router decoded once for all sinks, and chunks a sink
             # that fell behind its window read again on its own.
             router_chunks = metric(endpoint, "cairn_router_chunks_total")
+            # Of those, chunks taken from records just committed (no WAL read back).
+            memory_chunks = metric(endpoint, "cairn_router_memory_chunks_total")
             own_reads = metric(endpoint, "cairn_sink_own_reads_total")
         finally:
             server.send_signal(signal.SIGTERM)
@@ -151,6 +153,7 @@ def main():
             "one_core_floor_events_per_second": round(floor_rate),
             "end_to_end_ratio_to_one_core_floor": round(args.count / wall / floor_rate, 2),
             "router_chunks": router_chunks,
+            "router_memory_chunks": memory_chunks,
             "sink_own_reads": own_reads,
         }
         print(json.dumps(result, indent=2))

@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use bytes::Bytes;
 use cairn_model::json_limits::ScannedRecord;
 use cairn_model::record::{
     IngestDefaults, NormalizedRecord, RecordError, normalize_record, normalize_scanned,
 };
-use cairn_wal::Wal;
+use cairn_wal::{AppendReceipt, Wal, WalRecord};
 
 use crate::dedup::{DedupIndex, Reservation};
 use crate::envelope::{encode_record_into, event_id_hash};
 use crate::metrics::Metrics;
+use crate::route::Hub;
 use crate::{Error, HeadNotifier, now_ms};
 
 /// The most records one ingest request may carry.
@@ -75,11 +77,12 @@ impl Ingestor {
         config: IngestConfig,
         metrics: Arc<Metrics>,
         head: HeadNotifier,
+        hub: Arc<Hub>,
     ) -> Result<Self, Error> {
         Ok(Self {
             config,
             metrics,
-            committer: Committer::start(wal, dedup, head)?,
+            committer: Committer::start(wal, dedup, head, hub)?,
         })
     }
 
@@ -336,7 +339,12 @@ impl Drop for Arriving {
 }
 
 impl Committer {
-    fn start(wal: Arc<Wal>, dedup: Arc<DedupIndex>, head: HeadNotifier) -> Result<Self, Error> {
+    fn start(
+        wal: Arc<Wal>,
+        dedup: Arc<DedupIndex>,
+        head: HeadNotifier,
+        hub: Arc<Hub>,
+    ) -> Result<Self, Error> {
         let (queue, waiting) = mpsc::channel::<Commit>();
         let arriving = Arc::new(AtomicUsize::new(0));
         let on_the_way = arriving.clone();
@@ -366,7 +374,7 @@ impl Committer {
                     // A panic answers the group's requests with an error (their
                     // replies are dropped) and leaves the thread serving the next.
                     let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        commit_group(&wal, &dedup, &head, group)
+                        commit_group(&wal, &dedup, &head, &hub, group)
                     }));
                     if committed.is_err() {
                         tracing::error!("committing ingested records panicked");
@@ -420,7 +428,13 @@ impl std::fmt::Debug for Committer {
 /// Commits a group of requests: reserves each one's eventIDs, appends the
 /// new records of all of them at once, settles every reservation (whatever
 /// happened, so no ID stays pending) and answers each request.
-fn commit_group(wal: &Wal, dedup: &DedupIndex, head: &HeadNotifier, group: Vec<Commit>) {
+fn commit_group(
+    wal: &Wal,
+    dedup: &DedupIndex,
+    head: &HeadNotifier,
+    hub: &Hub,
+    mut group: Vec<Commit>,
+) {
     let reservations: Vec<Reservation> = group
         .iter()
         .map(|c| dedup.reserve(&c.batch.ids, c.batch.ingest_time))
@@ -450,15 +464,17 @@ fn commit_group(wal: &Wal, dedup: &DedupIndex, head: &HeadNotifier, group: Vec<C
                     source: std::io::Error::other("the append panicked"),
                 })
             })
-            .map(|receipt| Some(receipt.end_lsn))
+            .map(Some)
     };
     drop(slices);
     for reservation in &reservations {
         dedup.settle(reservation, appended.is_ok());
     }
     let failure = match appended {
-        Ok(Some(end_lsn)) => {
-            head.advance(end_lsn);
+        Ok(Some(receipt)) => {
+            // Before the head moves, so the router woken by it finds them.
+            hub.offer(appended_records(&mut group, &reservations, &receipt));
+            head.advance(receipt.end_lsn);
             None
         }
         Ok(None) => None,
@@ -475,6 +491,49 @@ fn commit_group(wal: &Wal, dedup: &DedupIndex, head: &HeadNotifier, group: Vec<C
             stored,
             appended,
         });
+    }
+}
+
+/// The records a group appended, as the WAL would read them back: each
+/// payload a slice of the buffer its request encoded (taken from the group,
+/// which needs it no more). Empty if the receipt does not match the records
+/// (the router then reads them from the WAL).
+fn appended_records(
+    group: &mut [Commit],
+    reservations: &[Reservation],
+    receipt: &AppendReceipt,
+) -> Vec<WalRecord> {
+    let mut records = Vec::with_capacity(receipt.lsns.len());
+    let mut next_lsns = receipt
+        .lsns
+        .iter()
+        .skip(1)
+        .copied()
+        .chain(std::iter::once(receipt.end_lsn));
+    for (commit, reservation) in group.iter_mut().zip(reservations) {
+        let buffer = Bytes::from(std::mem::take(&mut commit.batch.buffer));
+        let fresh = commit
+            .batch
+            .bounds
+            .iter()
+            .zip(&reservation.fresh)
+            .filter(|(_, fresh)| **fresh);
+        for (range, _) in fresh {
+            let (Some(&lsn), Some(next_lsn)) = (receipt.lsns.get(records.len()), next_lsns.next())
+            else {
+                return Vec::new();
+            };
+            records.push(WalRecord {
+                lsn,
+                next_lsn,
+                payload: buffer.slice(range.clone()),
+            });
+        }
+    }
+    if records.len() == receipt.lsns.len() {
+        records
+    } else {
+        Vec::new()
     }
 }
 

@@ -184,6 +184,19 @@ impl HeadNotifier {
     }
 }
 
+/// Chunks of WAL records decoded for sinks, by where they came from.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterReads {
+    /// Chunks the router decoded once for every sink near the head.
+    pub routed: u64,
+    /// Those of them it took from the committer's memory instead of reading
+    /// the WAL.
+    pub from_memory: u64,
+    /// Chunks sinks behind the router's window read and decoded on their
+    /// own: grows when sinks drift apart by more than the window.
+    pub own_reads: u64,
+}
+
 /// How the pipeline is set up.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -298,18 +311,6 @@ impl Pipeline {
             })?;
         rebuild_dedup_index(&wal, &dedup, &dedup_files)?;
 
-        let ingestor = Ingestor::new(
-            wal.clone(),
-            dedup.clone(),
-            config.ingest.clone(),
-            metrics.clone(),
-            head.clone(),
-        )?;
-        // Private keys stay in the data dir (0700 directory, 0600 files).
-        let keyring = Arc::new(
-            Keyring::open(&config.data_dir.join("digest-keys"), config.key_rotation)
-                .map_err(|e| Error::Internal(format!("opening the digest keyring: {e}")))?,
-        );
         let start = wal
             .consumers()
             .iter()
@@ -317,9 +318,23 @@ impl Pipeline {
             .map(|(_, c)| c.lsn)
             .min()
             .unwrap_or_else(|| wal.head());
+        let hub = Arc::new(Hub::new(start, ROUTER_WINDOW_BYTES));
+        let ingestor = Ingestor::new(
+            wal.clone(),
+            dedup.clone(),
+            config.ingest.clone(),
+            metrics.clone(),
+            head.clone(),
+            hub.clone(),
+        )?;
+        // Private keys stay in the data dir (0700 directory, 0600 files).
+        let keyring = Arc::new(
+            Keyring::open(&config.data_dir.join("digest-keys"), config.key_rotation)
+                .map_err(|e| Error::Internal(format!("opening the digest keyring: {e}")))?,
+        );
         let runtime_ctx = RuntimeContext {
             wal: wal.clone(),
-            hub: Arc::new(Hub::new(start, ROUTER_WINDOW_BYTES)),
+            hub,
             shutdown: Arc::new(Signal::default()),
             changes: Arc::new(Signal::default()),
             retry: RetryPolicy {
@@ -541,12 +556,14 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// Chunks of WAL records the router read and decoded for sinks, and
-    /// chunks sinks behind its window read and decoded on their own: the
-    /// second grows when sinks drift apart by more than the window.
-    pub fn router_reads(&self) -> (u64, u64) {
+    /// How the router and the sinks came by the records they decoded.
+    pub fn router_reads(&self) -> RouterReads {
         let hub = &self.runtime_ctx.hub;
-        (hub.routed_chunks(), hub.own_reads())
+        RouterReads {
+            routed: hub.routed_chunks(),
+            from_memory: hub.tail_chunks(),
+            own_reads: hub.own_reads(),
+        }
     }
 
     /// The digest signing keys (ListPublicKeys reads them).

@@ -33,6 +33,18 @@
 //! ahead of it, the router jumps there instead of reading records nobody in
 //! the window wants.
 //!
+//! # Fresh records from memory
+//!
+//! The committer hands every group of records it made durable to the hub
+//! as well ([`Hub::offer`]): the same bytes it appended, in the buffers ingest
+//! encoded them into. The router takes them from there when they are next in
+//! WAL order, and reads the WAL otherwise (a trail change appended between
+//! two groups, a router that fell more than [`TAIL_BYTES`] behind, start-up).
+//! Reading back what was written a moment ago would copy every record out of
+//! the page cache and check its checksum again; the checksums guard against
+//! damage on disk, which records that never left this process's memory
+//! cannot have suffered.
+//!
 //! This was chosen over a router that serves sinks at arbitrary positions
 //! from one cursor because it keeps the common case (every sink near the
 //! head) at one read and one parse per record, and makes an outage of one
@@ -55,6 +67,10 @@ use crate::envelope::{self, Envelope, EnvelopeError, TrailControl};
 
 /// Records the router reads at once.
 const READ_RECORDS: usize = 2048;
+/// Bytes of freshly committed records the hub keeps for the router (more
+/// than one full commit group); past this the oldest are dropped and the
+/// router reads them from the WAL.
+const TAIL_BYTES: usize = 32 * 1024 * 1024;
 /// Bytes the router reads at once.
 const READ_BYTES: usize = 2 * 1024 * 1024;
 /// How long a full window waits for the sink in its oldest chunk before
@@ -330,8 +346,70 @@ pub struct Hub {
     /// other spinning.
     readers_moved: Condvar,
     capacity: usize,
+    /// Groups of records the committer made durable, oldest first, not yet
+    /// taken by the router.
+    tail: Mutex<Tail>,
     routed_chunks: AtomicU64,
+    tail_chunks: AtomicU64,
     own_reads: AtomicU64,
+}
+
+/// What [`Hub::offer`] keeps for the router.
+#[derive(Debug, Default)]
+struct Tail {
+    /// Each group's records are consecutive in the WAL; groups are in WAL
+    /// order, with gaps where something else was appended between them.
+    groups: VecDeque<Vec<WalRecord>>,
+    bytes: usize,
+}
+
+impl Tail {
+    /// Takes the records from `from` on (a chunk's worth at most) if they
+    /// are here, dropping those before it; `None` when the record at `from`
+    /// is not here (it is read from the WAL).
+    fn take(&mut self, from: Lsn) -> Option<Vec<WalRecord>> {
+        loop {
+            let front = self.groups.front_mut()?;
+            let end = front.last().map_or(from, |r| r.next_lsn);
+            if end <= from {
+                self.pop_front();
+                continue;
+            }
+            let at = front.partition_point(|r| r.lsn < from);
+            // Before the group (something else comes first), or not at a
+            // record boundary (which the router never asks for).
+            if front.get(at).map(|r| r.lsn) != Some(from) {
+                return None;
+            }
+            let stale: usize = front.drain(..at).map(|r| r.payload.len()).sum();
+            let (mut count, mut bytes) = (0, 0);
+            for record in front.iter() {
+                if count == READ_RECORDS || (count > 0 && bytes + record.payload.len() > READ_BYTES)
+                {
+                    break;
+                }
+                count += 1;
+                bytes += record.payload.len();
+            }
+            let taken = if count == front.len() {
+                std::mem::take(front)
+            } else {
+                let rest = front.split_off(count);
+                std::mem::replace(front, rest)
+            };
+            if front.is_empty() {
+                self.groups.pop_front();
+            }
+            self.bytes -= stale + bytes;
+            return Some(taken);
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(group) = self.groups.pop_front() {
+            self.bytes -= group.iter().map(|r| r.payload.len()).sum::<usize>();
+        }
+    }
 }
 
 impl Hub {
@@ -347,7 +425,9 @@ impl Hub {
             published: Condvar::new(),
             readers_moved: Condvar::new(),
             capacity,
+            tail: Mutex::new(Tail::default()),
             routed_chunks: AtomicU64::new(0),
+            tail_chunks: AtomicU64::new(0),
             own_reads: AtomicU64::new(0),
         }
     }
@@ -355,6 +435,45 @@ impl Hub {
     /// Chunks the router has read and parsed.
     pub fn routed_chunks(&self) -> u64 {
         self.routed_chunks.load(Ordering::Relaxed)
+    }
+
+    /// Chunks the router took from the records the committer offered,
+    /// without reading the WAL (they count in [`Hub::routed_chunks`] too).
+    pub fn tail_chunks(&self) -> u64 {
+        self.tail_chunks.load(Ordering::Relaxed)
+    }
+
+    /// Gives the router records that were just appended and are durable:
+    /// consecutive in the WAL, each with its position, its payload the bytes
+    /// appended. The oldest are dropped past [`TAIL_BYTES`].
+    pub fn offer(&self, records: Vec<WalRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        tail.groups.push_back(records);
+        tail.bytes += bytes;
+        while tail.bytes > TAIL_BYTES {
+            tail.pop_front();
+        }
+    }
+
+    /// The records from `from` on: those offered, if they are next, or
+    /// read from the WAL.
+    fn next_records(&self, wal: &Wal, from: Lsn) -> Result<Vec<WalRecord>, cairn_wal::Error> {
+        let offered = self
+            .tail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(from);
+        match offered {
+            Some(records) => {
+                self.tail_chunks.fetch_add(1, Ordering::Relaxed);
+                Ok(records)
+            }
+            None => wal.read(from, READ_RECORDS, READ_BYTES),
+        }
     }
 
     /// Chunks sinks behind the window read and parsed on their own.
@@ -470,7 +589,7 @@ impl Hub {
                     break state.end;
                 }
             };
-            let records = match wal.read(from, READ_RECORDS, READ_BYTES) {
+            let records = match self.next_records(wal, from) {
                 Ok(r) => r,
                 Err(e) => {
                     // Sinks fall back to their own reads, which report the error.
@@ -613,6 +732,83 @@ mod tests {
             let waits = waits.join().unwrap();
             assert!(waits <= 20, "{waits} waits in 300 ms");
         }
+    }
+
+    /// Records offered as `(lsn, payload length)` runs, each consecutive.
+    fn group(start: Lsn, lens: &[usize]) -> Vec<WalRecord> {
+        let mut lsn = start;
+        lens.iter()
+            .map(|len| {
+                let record = WalRecord {
+                    lsn,
+                    next_lsn: lsn + 10 + *len as Lsn,
+                    payload: Bytes::from(vec![b'x'; *len]),
+                };
+                lsn = record.next_lsn;
+                record
+            })
+            .collect()
+    }
+
+    fn lsns(records: &[WalRecord]) -> Vec<Lsn> {
+        records.iter().map(|r| r.lsn).collect()
+    }
+
+    /// The router takes offered records only when they are the next in WAL
+    /// order: from a group's start or from inside it, never across a gap
+    /// (something appended between two groups is read from the WAL), and
+    /// records before the position are dropped.
+    #[test]
+    fn test_offered_records_are_taken_only_when_next() {
+        let hub = Hub::new(0, 1024);
+        let first = group(100, &[5, 5, 5]); // 100, 115, 130; ends at 145
+        let second = group(200, &[5, 5]); // 200, 215; a gap from 145 to 200
+        hub.offer(first);
+        hub.offer(second);
+        let mut tail = hub.tail.lock().unwrap();
+        assert!(tail.take(50).is_none(), "before the first group");
+        assert_eq!(lsns(&tail.take(115).unwrap()), vec![115, 130]);
+        assert!(tail.take(145).is_none(), "the gap is read from the WAL");
+        assert_eq!(tail.bytes, 10);
+        assert_eq!(lsns(&tail.take(200).unwrap()), vec![200, 215]);
+        assert!(tail.groups.is_empty());
+        assert_eq!(tail.bytes, 0);
+
+        drop(tail);
+        hub.offer(group(300, &[5, 5]));
+        let mut tail = hub.tail.lock().unwrap();
+        assert!(tail.take(330).is_none(), "past every offered record");
+        assert!(tail.groups.is_empty());
+        assert_eq!(tail.bytes, 0);
+    }
+
+    /// A large group is taken a chunk at a time, and the hub keeps at most
+    /// [`TAIL_BYTES`] of offered records, dropping the oldest.
+    #[test]
+    fn test_offered_records_are_bounded() {
+        let hub = Hub::new(0, 1024);
+        hub.offer(group(0, &vec![1; READ_RECORDS + 5]));
+        let mut tail = hub.tail.lock().unwrap();
+        let taken = tail.take(0).unwrap();
+        assert_eq!(taken.len(), READ_RECORDS);
+        let rest = tail.take(taken.last().unwrap().next_lsn).unwrap();
+        assert_eq!(rest.len(), 5);
+        drop(tail);
+
+        let big = READ_BYTES - 100;
+        let many = TAIL_BYTES / big + 2;
+        let mut lsn = 1_000;
+        for _ in 0..many {
+            let records = group(lsn, &[big, 200]);
+            lsn = records.last().unwrap().next_lsn;
+            hub.offer(records);
+        }
+        let mut tail = hub.tail.lock().unwrap();
+        assert!(tail.bytes <= TAIL_BYTES);
+        assert!(tail.take(1_000).is_none(), "the oldest were dropped");
+        let newest = tail.groups.back().unwrap()[0].lsn;
+        // A chunk holds at least one record, and stops before READ_BYTES.
+        assert_eq!(tail.take(newest).unwrap().len(), 1);
     }
 
     /// A record of the current envelope is decoded from its stored view; one

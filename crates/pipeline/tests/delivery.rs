@@ -252,6 +252,43 @@ async fn test_concurrent_requests_are_committed_together_and_each_record_once() 
     p.shutdown();
 }
 
+/// The router takes records just committed from memory, and reads from the
+/// WAL what was appended between them (a trail change): every record is
+/// delivered once either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_committed_records_reach_the_router_from_memory_around_trail_changes() {
+    let f = Fixture::new();
+    let p = f.start(Duration::from_millis(100));
+    let config = trail("t1");
+    create_logging(&f, &p, &config).await;
+    // Trail changes between groups: records the committer did not write,
+    // in the WAL between records it did, which the router must not skip.
+    for k in 0..4 {
+        ingest(&p, k * 100..k * 100 + 50).await;
+        p.change_trail(&config.arn, TrailChange::StopLogging)
+            .await
+            .unwrap();
+        ingest(&p, k * 100 + 50..k * 100 + 100).await; // while stopped
+        p.change_trail(&config.arn, TrailChange::StartLogging)
+            .await
+            .unwrap();
+    }
+    wait_delivered(&p, 200).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    let mut expected: Vec<String> = (0..4)
+        .flat_map(|k| k * 100..k * 100 + 50)
+        .map(|i| format!("id-{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(delivered, expected);
+    let reads = p.router_reads();
+    assert!(reads.from_memory > 0, "{reads:?}");
+    assert!(reads.routed > reads.from_memory, "{reads:?}");
+    p.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_restart_resumes_from_the_cursor() {
     let f = Fixture::new();

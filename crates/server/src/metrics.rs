@@ -108,18 +108,24 @@ pub(crate) fn render(state: &AppState) -> Response {
         "Failed attempts to store records in a trail's log group.",
         Metrics::get(&m.log_delivery_failures),
     );
-    let (routed, own_reads) = state.pipeline.router_reads();
+    let reads = state.pipeline.router_reads();
     metric(
         "cairn_router_chunks_total",
         "counter",
         "Chunks of WAL records the router read and decoded once for every sink near the head.",
-        routed,
+        reads.routed,
+    );
+    metric(
+        "cairn_router_memory_chunks_total",
+        "counter",
+        "Chunks the router took from records just committed, without reading the WAL back.",
+        reads.from_memory,
     );
     metric(
         "cairn_sink_own_reads_total",
         "counter",
         "Chunks a sink behind the router's window read and decoded on its own.",
-        own_reads,
+        reads.own_reads,
     );
     let n = &state.monitoring.counters;
     let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);

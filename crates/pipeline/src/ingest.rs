@@ -15,11 +15,12 @@ use cairn_model::record::{
     IngestDefaults, NormalizedRecord, RecordError, normalize_record, normalize_scanned,
 };
 use cairn_wal::{AppendReceipt, Wal, WalRecord};
+use chrono::{DateTime, Utc};
 
 use crate::dedup::{DedupIndex, Reservation};
 use crate::envelope::{encode_record_into, event_id_hash};
 use crate::metrics::Metrics;
-use crate::route::Hub;
+use crate::route::{Fresh, Hub};
 use crate::{Error, HeadNotifier, now_ms};
 
 /// The most records one ingest request may carry.
@@ -179,6 +180,7 @@ impl Ingestor {
                 ids,
                 buffer,
                 bounds,
+                event_times: valid.iter().map(|(_, r)| r.event_time).collect(),
                 ingest_time,
             },
             positions: valid.iter().map(|(index, _)| *index).collect(),
@@ -282,6 +284,9 @@ struct Batch {
     ids: Vec<u128>,
     buffer: Vec<u8>,
     bounds: Vec<Range<usize>>,
+    /// Each record's `eventTime`, parsed: the router needs it and need not
+    /// parse it again for records it takes from memory.
+    event_times: Vec<DateTime<Utc>>,
     ingest_time: u64,
 }
 
@@ -496,13 +501,13 @@ fn commit_group(
 
 /// The records a group appended, as the WAL would read them back: each
 /// payload a slice of the buffer its request encoded (taken from the group,
-/// which needs it no more). Empty if the receipt does not match the records
-/// (the router then reads them from the WAL).
+/// which needs it no more), with its parsed `eventTime`. Empty if the receipt
+/// does not match the records (the router then reads them from the WAL).
 fn appended_records(
     group: &mut [Commit],
     reservations: &[Reservation],
     receipt: &AppendReceipt,
-) -> Vec<WalRecord> {
+) -> Vec<Fresh> {
     let mut records = Vec::with_capacity(receipt.lsns.len());
     let mut next_lsns = receipt
         .lsns
@@ -516,17 +521,21 @@ fn appended_records(
             .batch
             .bounds
             .iter()
+            .zip(&commit.batch.event_times)
             .zip(&reservation.fresh)
             .filter(|(_, fresh)| **fresh);
-        for (range, _) in fresh {
+        for ((range, event_time), _) in fresh {
             let (Some(&lsn), Some(next_lsn)) = (receipt.lsns.get(records.len()), next_lsns.next())
             else {
                 return Vec::new();
             };
-            records.push(WalRecord {
-                lsn,
-                next_lsn,
-                payload: buffer.slice(range.clone()),
+            records.push(Fresh {
+                record: WalRecord {
+                    lsn,
+                    next_lsn,
+                    payload: buffer.slice(range.clone()),
+                },
+                event_time: *event_time,
             });
         }
     }

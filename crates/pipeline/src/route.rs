@@ -151,7 +151,13 @@ impl RecordEntry {
             ViewSource::Stored { at, end } => {
                 let bytes = self.payload.get(*at as usize..*end as usize)?;
                 let json = std::str::from_utf8(self.json()).ok()?;
-                cairn_model::view_codec::decode_view(bytes, json).ok()
+                // A view that does not decode would be a bug of this build
+                // (records read from the WAL had theirs checked when routed;
+                // records from memory, ingest encoded a moment ago): the
+                // record is parsed rather than skipped.
+                cairn_model::view_codec::decode_view(bytes, json)
+                    .ok()
+                    .or_else(|| RecordView::parse(json).ok())
             }
             ViewSource::Parsed(view) => view.as_deref().cloned(),
         }
@@ -186,30 +192,41 @@ impl Chunk {
 /// Decodes WAL records (parsing those without a stored view): the one place
 /// records are decoded for sinks.
 pub fn parse_chunk(records: Vec<WalRecord>) -> Option<Chunk> {
-    let start = records.first()?.lsn;
-    let end = records.last()?.next_lsn;
+    chunk_of(records.into_iter().map(|r| (r, None)))
+}
+
+/// [`parse_chunk`] for records the committer offered: their `eventTime` is
+/// known, so their stored views are left for the sinks to decode.
+fn parse_fresh(records: Vec<Fresh>) -> Option<Chunk> {
+    chunk_of(records.into_iter().map(|f| (f.record, Some(f.event_time))))
+}
+
+fn chunk_of(
+    records: impl ExactSizeIterator<Item = (WalRecord, Option<DateTime<Utc>>)>,
+) -> Option<Chunk> {
     let mut bytes = 0;
-    let entries = records
-        .into_iter()
-        .map(|r| {
+    let entries: Vec<Routed> = records
+        .map(|(r, event_time)| {
             // The payload plus the parsed entry (its view's strings are small).
             bytes += r.payload.len() + ENTRY_OVERHEAD;
             Routed {
                 lsn: r.lsn,
                 next_lsn: r.next_lsn,
-                item: parse_payload(r.payload),
+                item: parse_payload(r.payload, event_time),
             }
         })
         .collect();
     Some(Chunk {
-        start,
-        end,
+        start: entries.first()?.lsn,
+        end: entries.last()?.next_lsn,
         entries,
         bytes,
     })
 }
 
-fn parse_payload(payload: Bytes) -> Item {
+/// Decodes one payload; `known` is the record's `eventTime` when ingest
+/// handed it over with the record (its stored view is then not decoded here).
+fn parse_payload(payload: Bytes, known: Option<DateTime<Utc>>) -> Item {
     let (ingest_time_ms, event_id_hash, json, stored_view) = match envelope::decode(&payload) {
         Ok(Envelope::Control(control)) => return Item::Control(control),
         Ok(Envelope::Lost) => return Item::Lost,
@@ -222,6 +239,22 @@ fn parse_payload(payload: Bytes) -> Item {
         }) => (ingest_time_ms, event_id_hash, json, view),
     };
     let json_at = payload.len() - json.len();
+    // The view is a slice of the payload: its place there.
+    let place = |bytes: &[u8]| {
+        let at = (bytes.as_ptr() as usize).checked_sub(payload.as_ptr() as usize)?;
+        let end = u32::try_from(at + bytes.len()).ok()?;
+        Some((u32::try_from(at).ok()?, end))
+    };
+    if let (Some(event_time), Some((at, end))) = (known, stored_view.and_then(place)) {
+        return Item::Record(RecordEntry {
+            ingest_time_ms,
+            event_id_hash,
+            view: ViewSource::Stored { at, end },
+            event_time: Some(event_time),
+            json_at,
+            payload,
+        });
+    }
     let text = std::str::from_utf8(json).ok();
     // The view ingest parsed travels with the record: decoded here for the
     // event time (and to know it decodes), then by each sink that reads it.
@@ -229,10 +262,8 @@ fn parse_payload(payload: Bytes) -> Item {
     // which the WAL's checksums make a bug, not damage) are parsed here.
     let stored = stored_view.zip(text).and_then(|(bytes, text)| {
         let view = cairn_model::view_codec::decode_view(bytes, text).ok()?;
-        // The view is a slice of the payload: its offset there.
-        let at = (bytes.as_ptr() as usize).checked_sub(payload.as_ptr() as usize)?;
-        let end = u32::try_from(at + bytes.len()).ok()?;
-        Some((view, u32::try_from(at).ok()?, end))
+        let (at, end) = place(bytes)?;
+        Some((view, at, end))
     });
     let (event_time, view) = match stored {
         Some((view, at, end)) => (event_time_of(&view), ViewSource::Stored { at, end }),
@@ -354,12 +385,22 @@ pub struct Hub {
     own_reads: AtomicU64,
 }
 
+/// A record the ingest committer has just made durable, offered to the
+/// router ([`Hub::offer`]) with the `eventTime` ingest parsed.
+#[derive(Debug)]
+pub struct Fresh {
+    /// The record as the WAL would read it back.
+    pub record: WalRecord,
+    /// Its `eventTime`, parsed.
+    pub event_time: DateTime<Utc>,
+}
+
 /// What [`Hub::offer`] keeps for the router.
 #[derive(Debug, Default)]
 struct Tail {
     /// Each group's records are consecutive in the WAL; groups are in WAL
     /// order, with gaps where something else was appended between them.
-    groups: VecDeque<Vec<WalRecord>>,
+    groups: VecDeque<Vec<Fresh>>,
     bytes: usize,
 }
 
@@ -367,23 +408,23 @@ impl Tail {
     /// Takes the records from `from` on (a chunk's worth at most) if they
     /// are here, dropping those before it; `None` when the record at `from`
     /// is not here (it is read from the WAL).
-    fn take(&mut self, from: Lsn) -> Option<Vec<WalRecord>> {
+    fn take(&mut self, from: Lsn) -> Option<Vec<Fresh>> {
         loop {
             let front = self.groups.front_mut()?;
-            let end = front.last().map_or(from, |r| r.next_lsn);
+            let end = front.last().map_or(from, |f| f.record.next_lsn);
             if end <= from {
                 self.pop_front();
                 continue;
             }
-            let at = front.partition_point(|r| r.lsn < from);
+            let at = front.partition_point(|f| f.record.lsn < from);
             // Before the group (something else comes first), or not at a
             // record boundary (which the router never asks for).
-            if front.get(at).map(|r| r.lsn) != Some(from) {
+            if front.get(at).map(|f| f.record.lsn) != Some(from) {
                 return None;
             }
-            let stale: usize = front.drain(..at).map(|r| r.payload.len()).sum();
+            let stale: usize = front.drain(..at).map(|f| f.record.payload.len()).sum();
             let (mut count, mut bytes) = (0, 0);
-            for record in front.iter() {
+            for Fresh { record, .. } in front.iter() {
                 if count == READ_RECORDS || (count > 0 && bytes + record.payload.len() > READ_BYTES)
                 {
                     break;
@@ -407,7 +448,7 @@ impl Tail {
 
     fn pop_front(&mut self) {
         if let Some(group) = self.groups.pop_front() {
-            self.bytes -= group.iter().map(|r| r.payload.len()).sum::<usize>();
+            self.bytes -= group.iter().map(|f| f.record.payload.len()).sum::<usize>();
         }
     }
 }
@@ -446,11 +487,11 @@ impl Hub {
     /// Gives the router records that were just appended and are durable:
     /// consecutive in the WAL, each with its position, its payload the bytes
     /// appended. The oldest are dropped past [`TAIL_BYTES`].
-    pub fn offer(&self, records: Vec<WalRecord>) {
+    pub fn offer(&self, records: Vec<Fresh>) {
         if records.is_empty() {
             return;
         }
-        let bytes: usize = records.iter().map(|r| r.payload.len()).sum();
+        let bytes: usize = records.iter().map(|f| f.record.payload.len()).sum();
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         tail.groups.push_back(records);
         tail.bytes += bytes;
@@ -459,9 +500,9 @@ impl Hub {
         }
     }
 
-    /// The records from `from` on: those offered, if they are next, or
-    /// read from the WAL.
-    fn next_records(&self, wal: &Wal, from: Lsn) -> Result<Vec<WalRecord>, cairn_wal::Error> {
+    /// The records from `from` on, decoded: those offered, if they are
+    /// next, or read from the WAL; `None` at the head.
+    fn next_chunk(&self, wal: &Wal, from: Lsn) -> Result<Option<Chunk>, cairn_wal::Error> {
         let offered = self
             .tail
             .lock()
@@ -470,9 +511,9 @@ impl Hub {
         match offered {
             Some(records) => {
                 self.tail_chunks.fetch_add(1, Ordering::Relaxed);
-                Ok(records)
+                Ok(parse_fresh(records))
             }
-            None => wal.read(from, READ_RECORDS, READ_BYTES),
+            None => Ok(parse_chunk(wal.read(from, READ_RECORDS, READ_BYTES)?)),
         }
     }
 
@@ -589,8 +630,8 @@ impl Hub {
                     break state.end;
                 }
             };
-            let records = match self.next_records(wal, from) {
-                Ok(r) => r,
+            let chunk = match self.next_chunk(wal, from) {
+                Ok(c) => c,
                 Err(e) => {
                     // Sinks fall back to their own reads, which report the error.
                     tracing::warn!(lsn = from, error = %e, "the router cannot read the WAL");
@@ -605,7 +646,7 @@ impl Hub {
                     continue;
                 }
             };
-            let Some(chunk) = parse_chunk(records) else {
+            let Some(chunk) = chunk else {
                 wait(from);
                 continue;
             };
@@ -734,8 +775,8 @@ mod tests {
         }
     }
 
-    /// Records offered as `(lsn, payload length)` runs, each consecutive.
-    fn group(start: Lsn, lens: &[usize]) -> Vec<WalRecord> {
+    /// Records offered from `start` on, consecutive, with these payload lengths.
+    fn group(start: Lsn, lens: &[usize]) -> Vec<Fresh> {
         let mut lsn = start;
         lens.iter()
             .map(|len| {
@@ -745,13 +786,16 @@ mod tests {
                     payload: Bytes::from(vec![b'x'; *len]),
                 };
                 lsn = record.next_lsn;
-                record
+                Fresh {
+                    record,
+                    event_time: DateTime::UNIX_EPOCH,
+                }
             })
             .collect()
     }
 
-    fn lsns(records: &[WalRecord]) -> Vec<Lsn> {
-        records.iter().map(|r| r.lsn).collect()
+    fn lsns(records: &[Fresh]) -> Vec<Lsn> {
+        records.iter().map(|f| f.record.lsn).collect()
     }
 
     /// The router takes offered records only when they are the next in WAL
@@ -791,7 +835,7 @@ mod tests {
         let mut tail = hub.tail.lock().unwrap();
         let taken = tail.take(0).unwrap();
         assert_eq!(taken.len(), READ_RECORDS);
-        let rest = tail.take(taken.last().unwrap().next_lsn).unwrap();
+        let rest = tail.take(taken.last().unwrap().record.next_lsn).unwrap();
         assert_eq!(rest.len(), 5);
         drop(tail);
 
@@ -800,15 +844,68 @@ mod tests {
         let mut lsn = 1_000;
         for _ in 0..many {
             let records = group(lsn, &[big, 200]);
-            lsn = records.last().unwrap().next_lsn;
+            lsn = records.last().unwrap().record.next_lsn;
             hub.offer(records);
         }
         let mut tail = hub.tail.lock().unwrap();
         assert!(tail.bytes <= TAIL_BYTES);
         assert!(tail.take(1_000).is_none(), "the oldest were dropped");
-        let newest = tail.groups.back().unwrap()[0].lsn;
+        let newest = tail.groups.back().unwrap()[0].record.lsn;
         // A chunk holds at least one record, and stops before READ_BYTES.
         assert_eq!(tail.take(newest).unwrap().len(), 1);
+    }
+
+    /// A record the committer offers is routed as the same record read from
+    /// the WAL is: the same view and event time, its view not decoded by the
+    /// router; a stored view that does not decode is parsed, not skipped.
+    #[test]
+    fn test_fresh_records_route_as_read_ones() {
+        let raw = r#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"Root","arn":"arn:aws:iam::123456789012:root"},"resources":[{"ARN":"arn:aws:s3:::b/k"}]}"#;
+        let defaults = cairn_model::IngestDefaults {
+            account_id: "123456789012",
+            region: "us-east-1",
+        };
+        let record = cairn_model::record::normalize_record(raw, &defaults).unwrap();
+        let payload = Bytes::from(envelope::encode_record(5, 6, &record));
+        let wal_record = |payload: &Bytes| WalRecord {
+            lsn: 0,
+            next_lsn: 1,
+            payload: payload.clone(),
+        };
+        let entry = |chunk: Chunk| match chunk.entries.into_iter().next().map(|e| e.item) {
+            Some(Item::Record(r)) => r,
+            other => panic!("not a record: {other:?}"),
+        };
+        let read = entry(parse_chunk(vec![wal_record(&payload)]).unwrap());
+        let fresh = entry(
+            parse_fresh(vec![Fresh {
+                record: wal_record(&payload),
+                event_time: record.event_time,
+            }])
+            .unwrap(),
+        );
+        assert_eq!(fresh.event_time, read.event_time);
+        assert_eq!(fresh.event_time, Some(record.event_time));
+        assert_eq!(format!("{:?}", fresh.view()), format!("{:?}", read.view()));
+        assert!(fresh.view().is_some());
+
+        // Damage the stored view's first tag (its event version): the fresh
+        // path did not decode it, so the sink's decode falls back to a parse.
+        let ViewSource::Stored { at, .. } = fresh.view else {
+            panic!("no stored view");
+        };
+        let mut damaged = payload.to_vec();
+        damaged[at as usize] = 0xff;
+        let damaged = Bytes::from(damaged);
+        let fresh = entry(
+            parse_fresh(vec![Fresh {
+                record: wal_record(&damaged),
+                event_time: record.event_time,
+            }])
+            .unwrap(),
+        );
+        let parsed = RecordView::parse(&record.json).unwrap();
+        assert_eq!(format!("{:?}", fresh.view()), format!("{:?}", Some(parsed)));
     }
 
     /// A record of the current envelope is decoded from its stored view; one

@@ -318,11 +318,8 @@ const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 /// How long the committer waits for requests still being validated before
 /// it commits the ones it has: an fsync costs more CPU than a request of a
 /// hundred records takes to validate, so sharing one is worth a short wait.
-/// It waits only while some request is on its way. Under load on two cores
-/// validating a request takes a millisecond or two of wall time: waiting
-/// up to 3 ms rather than 1 cut the committer's CPU per record by a quarter
-/// (fewer, larger groups), with no loss of throughput.
-const MAX_COMMIT_WAIT: Duration = Duration::from_millis(3);
+/// It waits only while some request is on its way.
+const MAX_COMMIT_WAIT: Duration = Duration::from_millis(1);
 
 /// The thread that makes ingested records durable. Requests hand it their
 /// records and wait for its answer without holding a thread; it takes every

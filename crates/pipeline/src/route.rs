@@ -201,9 +201,8 @@ fn parse_fresh(records: Vec<Fresh>) -> Option<Chunk> {
     chunk_of(records.into_iter().map(|f| (f.record, Some(f.event_time))))
 }
 
-fn chunk_of(
-    records: impl ExactSizeIterator<Item = (WalRecord, Option<DateTime<Utc>>)>,
-) -> Option<Chunk> {
+/// Decodes records, each with its `eventTime` when it is already known.
+fn chunk_of(records: impl Iterator<Item = (WalRecord, Option<DateTime<Utc>>)>) -> Option<Chunk> {
     let mut bytes = 0;
     let entries: Vec<Routed> = records
         .map(|(r, event_time)| {

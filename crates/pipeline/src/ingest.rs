@@ -509,12 +509,14 @@ fn appended_records(
     receipt: &AppendReceipt,
 ) -> Vec<Fresh> {
     let mut records = Vec::with_capacity(receipt.lsns.len());
-    let mut next_lsns = receipt
+    // Each record's LSN with the next one's (the last one's is the end).
+    let next_lsns = receipt
         .lsns
         .iter()
         .skip(1)
         .copied()
         .chain(std::iter::once(receipt.end_lsn));
+    let mut positions = receipt.lsns.iter().copied().zip(next_lsns);
     for (commit, reservation) in group.iter_mut().zip(reservations) {
         let buffer = Bytes::from(std::mem::take(&mut commit.batch.buffer));
         let fresh = commit
@@ -525,8 +527,7 @@ fn appended_records(
             .zip(&reservation.fresh)
             .filter(|(_, fresh)| **fresh);
         for ((range, event_time), _) in fresh {
-            let (Some(&lsn), Some(next_lsn)) = (receipt.lsns.get(records.len()), next_lsns.next())
-            else {
+            let Some((lsn, next_lsn)) = positions.next() else {
                 return Vec::new();
             };
             records.push(Fresh {

@@ -512,7 +512,7 @@ impl Hub {
                 self.tail_chunks.fetch_add(1, Ordering::Relaxed);
                 Ok(parse_fresh(records))
             }
-            None => Ok(parse_chunk(wal.read(from, READ_RECORDS, READ_BYTES)?)),
+            None => read_chunk(wal, from),
         }
     }
 
@@ -854,17 +854,22 @@ mod tests {
         assert_eq!(tail.take(newest).unwrap().len(), 1);
     }
 
-    /// A record the committer offers is routed as the same record read from
-    /// the WAL is: the same view and event time, its view not decoded by the
-    /// router; a stored view that does not decode is parsed, not skipped.
-    #[test]
-    fn test_fresh_records_route_as_read_ones() {
+    /// An ordinary record as ingest stores it.
+    fn normalized_record() -> cairn_model::record::NormalizedRecord<'static> {
         let raw = r#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"Root","arn":"arn:aws:iam::123456789012:root"},"resources":[{"ARN":"arn:aws:s3:::b/k"}]}"#;
         let defaults = cairn_model::IngestDefaults {
             account_id: "123456789012",
             region: "us-east-1",
         };
-        let record = cairn_model::record::normalize_record(raw, &defaults).unwrap();
+        cairn_model::record::normalize_record(raw, &defaults).unwrap()
+    }
+
+    /// A record the committer offers is routed as the same record read from
+    /// the WAL is: the same view and event time, its view not decoded by the
+    /// router; a stored view that does not decode is parsed, not skipped.
+    #[test]
+    fn test_fresh_records_route_as_read_ones() {
+        let record = normalized_record();
         let payload = Bytes::from(envelope::encode_record(5, 6, &record));
         let wal_record = |payload: &Bytes| WalRecord {
             lsn: 0,
@@ -912,12 +917,7 @@ mod tests {
     /// same view; both give the same event time.
     #[test]
     fn test_stored_and_parsed_views_agree() {
-        let raw = r#"{"eventTime":"2024-05-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userIdentity":{"type":"Root","arn":"arn:aws:iam::123456789012:root"},"resources":[{"ARN":"arn:aws:s3:::b/k"}]}"#;
-        let defaults = cairn_model::IngestDefaults {
-            account_id: "123456789012",
-            region: "us-east-1",
-        };
-        let record = cairn_model::record::normalize_record(raw, &defaults).unwrap();
+        let record = normalized_record();
         let current = envelope::encode_record(5, 6, &record);
         let mut version_3 = vec![3, 1];
         version_3.extend_from_slice(&5u64.to_le_bytes());

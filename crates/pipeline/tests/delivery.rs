@@ -188,6 +188,21 @@ fn ids(files: &BTreeMap<String, Vec<serde_json::Value>>) -> Vec<String> {
         .collect()
 }
 
+/// The eventIDs of every record delivered so far, sorted.
+async fn delivered_ids(f: &Fixture) -> Vec<String> {
+    let mut delivered = ids(&f.files().await);
+    delivered.sort();
+    delivered
+}
+
+/// The eventIDs [`record`] gives the records numbered `numbers`, sorted as
+/// [`delivered_ids`] sorts.
+fn expected_ids(numbers: impl IntoIterator<Item = usize>) -> Vec<String> {
+    let mut expected: Vec<String> = numbers.into_iter().map(|i| format!("id-{i}")).collect();
+    expected.sort();
+    expected
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_only_records_while_logging_are_delivered_once() {
     let f = Fixture::new();
@@ -244,11 +259,7 @@ async fn test_concurrent_requests_are_committed_together_and_each_record_once() 
     }
     wait_delivered(&p, 330).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut delivered = ids(&f.files().await);
-    delivered.sort();
-    let mut expected: Vec<String> = (0..330).map(|i| format!("id-{i}")).collect();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_eq!(delivered_ids(&f).await, expected_ids(0..330));
     p.shutdown();
 }
 
@@ -275,14 +286,10 @@ async fn test_committed_records_reach_the_router_from_memory_around_trail_change
     }
     wait_delivered(&p, 200).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut delivered = ids(&f.files().await);
-    delivered.sort();
-    let mut expected: Vec<String> = (0..4)
-        .flat_map(|k| k * 100..k * 100 + 50)
-        .map(|i| format!("id-{i}"))
-        .collect();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_eq!(
+        delivered_ids(&f).await,
+        expected_ids((0..4).flat_map(|k| k * 100..k * 100 + 50))
+    );
     let reads = p.router_reads();
     assert!(reads.from_memory > 0, "{reads:?}");
     assert!(reads.routed > reads.from_memory, "{reads:?}");
@@ -709,11 +716,7 @@ async fn test_deleting_a_trail_parked_on_a_missing_bucket_stops_its_sink() {
     ingest(&p, 10..20).await;
     wait_delivered(&p, 10).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut delivered = ids(&f.files().await);
-    delivered.sort();
-    let mut expected: Vec<String> = (10..20).map(|i| format!("id-{i}")).collect();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_eq!(delivered_ids(&f).await, expected_ids(10..20));
     p.shutdown();
 }
 
@@ -852,11 +855,7 @@ async fn test_updating_the_bucket_of_a_trail_parked_on_a_missing_bucket_delivers
     }
     ingest(&p, 10..15).await;
     wait_delivered(&p, 15).await;
-    let mut delivered = ids(&f.files().await);
-    delivered.sort();
-    let mut expected: Vec<String> = (0..15).map(|i| format!("id-{i}")).collect();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_eq!(delivered_ids(&f).await, expected_ids(0..15));
     assert_eq!(Metrics::get(&p.metrics().delivery_failures), 1);
     p.shutdown();
 }
@@ -914,10 +913,7 @@ async fn test_keys_the_local_store_refuses_are_quarantined_not_retried_forever()
             .unwrap();
         ingest(&p, 10..15).await;
         wait_delivered(&p, 5).await;
-        let mut delivered = ids(&f.files().await);
-        delivered.sort();
-        let expected: Vec<String> = (10..15).map(|i| format!("id-{i}")).collect();
-        assert_eq!(delivered, expected, "{prefix}");
+        assert_eq!(delivered_ids(&f).await, expected_ids(10..15), "{prefix}");
         assert_eq!(p.quarantined_records(), 10);
         p.shutdown();
     }

@@ -49,13 +49,21 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--trails", type=int, default=1)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--lower-bound", action="store_true",
+                    help="also run the same client against the least server that authenticates, makes durable and "
+                         "delivers the records (the server crate's ingest_floor example), one trail only")
     args = ap.parse_args()
+    if args.lower_bound and args.trails != 1:
+        ap.error("--lower-bound measures one trail")
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "cairn", "--bin", "cairn"], cwd=REPO, check=True)
         subprocess.run(["cargo", "build", "--release", "-p", "cairn-trail", "--example", "parse_gzip_floor"],
                        cwd=REPO, check=True)
+        if args.lower_bound:
+            subprocess.run(["cargo", "build", "--release", "-p", "cairn-server", "--example", "ingest_floor"],
+                           cwd=REPO, check=True)
     cairn = target / "release" / "cairn"
     floor_bin = target / "release" / "examples" / "parse_gzip_floor"
 
@@ -156,6 +164,17 @@ def main():
             "router_memory_chunks": memory_chunks,
             "sink_own_reads": own_reads,
         }
+        if args.lower_bound:
+            bound = lower_bound(args, target / "release" / "examples" / "ingest_floor", cairn, events, work, env)
+            result.update({
+                "lower_bound_ingest_wall_seconds": round(bound["acked"], 3),
+                "lower_bound_end_to_end_wall_seconds": round(bound["delivered"], 3),
+                "lower_bound_server_cpu_us_per_event": round(bound["cpu"] / args.count * 1e6, 2),
+                "lower_bound_client_cpu_us_per_event": round(bound["client_cpu"] / args.count * 1e6, 2),
+                "lower_bound_cpu_ratio_to_floor": round(bound["cpu"] / max(floor["cpu_seconds"], 1e-9), 2),
+                "lower_bound_end_to_end_ratio_to_one_core_floor": round(
+                    args.count / bound["delivered"] / floor_rate, 2),
+            })
         print(json.dumps(result, indent=2))
         print(f"| {args.count} | {args.trails} | {args.batch} | {result['ingest_events_per_second']} | "
               f"{result['end_to_end_events_per_second']} | {result['server_cpu_us_per_event']} | "
@@ -163,6 +182,48 @@ def main():
               f"{result['one_core_floor_events_per_second']} | {result['end_to_end_ratio_to_one_core_floor']}x |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def lower_bound(args, floor_server, cairn, events, work, env):
+    """The same client and records against `ingest_floor`: HTTP, SigV4 with the body's SHA-256, the records
+    found, one fdatasync'd append per group of requests before answering, then the parse+gzip floor's own work
+    on a delivery thread with Cairn's deflate pool, files cut every second. What Cairn does beyond that
+    (per-record checks and defaults, event IDs, deduplication, selectors, digests, the metastore) is not
+    there, so Cairn cannot cost less than this."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([str(floor_server), f"127.0.0.1:{port}", str(work / "bound"), str(args.gzip_level),
+                               "1000"], env=dict(env, AWS_ENDPOINT_URL=endpoint), stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                metric(endpoint, "cairn_delivered_records_total")
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("ingest_floor did not start")
+                time.sleep(0.05)
+        cpu0 = cpu_seconds(server.pid)
+        client0 = children_cpu_seconds()
+        t0 = time.time()
+        client = subprocess.run([str(cairn), "ingest", str(events), "--endpoint-url", endpoint,
+                                 "--batch-size", str(args.batch), "--concurrency", str(args.concurrency),
+                                 "--no-progress"], env=env, capture_output=True, text=True, timeout=args.timeout)
+        if client.returncode != 0:
+            raise SystemExit(f"cairn ingest against ingest_floor failed: {client.stderr}")
+        acked = time.time() - t0
+        client_cpu = children_cpu_seconds() - client0
+        while metric(endpoint, "cairn_delivered_records_total") < args.count:
+            if time.time() > t0 + args.timeout:
+                raise SystemExit("timed out waiting for ingest_floor's delivery")
+            time.sleep(0.05)
+        delivered = time.time() - t0
+        cpu = cpu_seconds(server.pid) - cpu0
+    finally:
+        server.kill()
+        server.wait(timeout=60)
+    return {"acked": acked, "delivered": delivered, "cpu": cpu, "client_cpu": client_cpu}
 
 
 if __name__ == "__main__":

@@ -110,19 +110,10 @@ def main():
             cpu0 = cpu_seconds(server.pid)
             client0 = children_cpu_seconds()
             t0 = time.time()
-            client = subprocess.run([str(cairn), "ingest", str(events), "--endpoint-url", endpoint,
-                                     "--batch-size", str(args.batch), "--concurrency", str(args.concurrency),
-                                     "--no-progress"], env=env, capture_output=True, text=True,
-                                    timeout=args.timeout)
-            if client.returncode != 0:
-                raise SystemExit(f"cairn ingest failed: {client.stderr}")
+            send(args, cairn, events, endpoint, env)
             t_acked = time.time()
             client_cpu = children_cpu_seconds() - client0
-            deadline = t0 + args.timeout
-            while metric(endpoint, "cairn_delivered_records_total") < args.count * args.trails:
-                if time.time() > deadline:
-                    raise SystemExit("timed out waiting for delivery")
-                time.sleep(0.05)
+            wait_delivered(endpoint, args.count * args.trails, t0 + args.timeout)
             t_delivered = time.time()
             cpu = cpu_seconds(server.pid) - cpu0
             # Chunks the router decoded once for all sinks, and chunks a sink
@@ -184,6 +175,23 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def send(args, cairn, events, endpoint, env):
+    """Every record, with `cairn ingest` in batches of --batch, --concurrency requests in flight."""
+    client = subprocess.run([str(cairn), "ingest", str(events), "--endpoint-url", endpoint,
+                             "--batch-size", str(args.batch), "--concurrency", str(args.concurrency),
+                             "--no-progress"], env=env, capture_output=True, text=True, timeout=args.timeout)
+    if client.returncode != 0:
+        raise SystemExit(f"cairn ingest to {endpoint} failed: {client.stderr}")
+
+
+def wait_delivered(endpoint, records, deadline):
+    """Until /metrics counts `records` delivered in log files."""
+    while metric(endpoint, "cairn_delivered_records_total") < records:
+        if time.time() > deadline:
+            raise SystemExit(f"timed out waiting for delivery from {endpoint}")
+        time.sleep(0.05)
+
+
 def lower_bound(args, floor_server, cairn, events, work, env):
     """The same client and records against `ingest_floor`: HTTP, SigV4 with the body's SHA-256, the records
     found, one fdatasync'd append per group of requests before answering, then the parse+gzip floor's own work
@@ -207,17 +215,10 @@ def lower_bound(args, floor_server, cairn, events, work, env):
         cpu0 = cpu_seconds(server.pid)
         client0 = children_cpu_seconds()
         t0 = time.time()
-        client = subprocess.run([str(cairn), "ingest", str(events), "--endpoint-url", endpoint,
-                                 "--batch-size", str(args.batch), "--concurrency", str(args.concurrency),
-                                 "--no-progress"], env=env, capture_output=True, text=True, timeout=args.timeout)
-        if client.returncode != 0:
-            raise SystemExit(f"cairn ingest against ingest_floor failed: {client.stderr}")
+        send(args, cairn, events, endpoint, env)
         acked = time.time() - t0
         client_cpu = children_cpu_seconds() - client0
-        while metric(endpoint, "cairn_delivered_records_total") < args.count:
-            if time.time() > t0 + args.timeout:
-                raise SystemExit("timed out waiting for ingest_floor's delivery")
-            time.sleep(0.05)
+        wait_delivered(endpoint, args.count, t0 + args.timeout)
         delivered = time.time() - t0
         cpu = cpu_seconds(server.pid) - cpu0
     finally:

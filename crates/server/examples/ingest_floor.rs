@@ -33,18 +33,19 @@ use cairn_trail::{DeflatePool, LogBatches};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-/// A request's body on its way to the committer, with where to answer.
+/// A request's records: its body and where each record's text is in it.
 struct Append {
     body: Bytes,
-    /// Where each record's text is in `body`.
     records: Vec<std::ops::Range<usize>>,
-    done: oneshot::Sender<std::io::Result<()>>,
 }
+
+/// An [`Append`] on its way to the committer, with where to answer.
+type Commit = (Append, oneshot::Sender<std::io::Result<()>>);
 
 struct Shared {
     access_key_id: String,
     secret: String,
-    commits: mpsc::Sender<Append>,
+    commits: mpsc::Sender<Commit>,
     delivered: Arc<AtomicU64>,
 }
 
@@ -62,7 +63,7 @@ fn main() {
 
     let delivered = Arc::new(AtomicU64::new(0));
     let (deliveries, to_deliver) = mpsc::channel::<Append>();
-    let (commits, to_commit) = mpsc::channel::<Append>();
+    let (commits, to_commit) = mpsc::channel::<Commit>();
     let wal = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -157,11 +158,7 @@ async fn records(
     let (done, answer) = oneshot::channel();
     if shared
         .commits
-        .send(Append {
-            body,
-            records,
-            done,
-        })
+        .send((Append { body, records }, done))
         .is_err()
     {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
@@ -179,19 +176,17 @@ async fn records(
 /// then the records to delivery.
 fn commit(
     mut wal: std::fs::File,
-    appends: mpsc::Receiver<Append>,
+    commits: mpsc::Receiver<Commit>,
     deliveries: mpsc::Sender<Append>,
 ) {
-    while let Ok(first) = appends.recv() {
+    while let Ok(first) = commits.recv() {
         let mut group = vec![first];
-        group.extend(appends.try_iter());
+        group.extend(commits.try_iter());
         let written = group
             .iter()
-            .try_for_each(|a| wal.write_all(&a.body))
+            .try_for_each(|(append, _)| wal.write_all(&append.body))
             .and_then(|()| wal.sync_data());
-        for mut append in group {
-            let (done, _) = oneshot::channel();
-            let done = std::mem::replace(&mut append.done, done);
+        for (append, done) in group {
             let _ = done.send(match &written {
                 Ok(()) => Ok(()),
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),

@@ -224,9 +224,7 @@ async fn test_only_records_while_logging_are_delivered_once() {
     let files = f.files().await;
     let mut delivered = ids(&files);
     delivered.sort();
-    let mut expected: Vec<String> = (10..510).map(|i| format!("id-{i}")).collect();
-    expected.sort();
-    assert_eq!(delivered, expected);
+    assert_eq!(delivered, expected_ids(10..510));
     for key in files.keys() {
         assert!(
             key.starts_with("t1/AWSLogs/123456789012/CloudTrail/us-east-1/"),
@@ -978,8 +976,7 @@ async fn test_a_batch_refused_for_a_full_wal_is_stored_once_when_retried() {
     wait_delivered(&p, acknowledged.len() as u64).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     p.shutdown();
-    let mut delivered = ids(&f.files().await);
-    delivered.sort();
+    let delivered = delivered_ids(&f).await;
     acknowledged.sort();
     assert_eq!(
         delivered.len(),

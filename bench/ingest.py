@@ -203,15 +203,7 @@ def lower_bound(args, floor_server, cairn, events, work, env):
     server = subprocess.Popen([str(floor_server), f"127.0.0.1:{port}", str(work / "bound"), str(args.gzip_level),
                                "1000"], env=dict(env, AWS_ENDPOINT_URL=endpoint), stdout=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                metric(endpoint, "cairn_delivered_records_total")
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit("ingest_floor did not start")
-                time.sleep(0.05)
+        wait_healthy(endpoint)
         cpu0 = cpu_seconds(server.pid)
         client0 = children_cpu_seconds()
         t0 = time.time()

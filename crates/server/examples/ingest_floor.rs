@@ -14,8 +14,8 @@
 //! no selectors, no digests, no metastore.
 //!
 //! `CAIRN_ROOT_ACCESS_KEY_ID=.. CAIRN_ROOT_SECRET_ACCESS_KEY=.. ingest_floor
-//! ADDR DIR [gzip-level] [interval-ms]` serves until killed; `GET /metrics`
-//! answers `cairn_delivered_records_total N` as Cairn does.
+//! ADDR DIR [gzip-level] [interval-ms]` serves until killed; `GET /health`
+//! and `GET /metrics` (`cairn_delivered_records_total N`) answer as Cairn's.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes, to_bytes};
+use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
@@ -33,9 +33,10 @@ use cairn_trail::{DeflatePool, LogBatches};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-/// A request's records: its body and where each record's text is in it.
+/// A request's records: its body (checked as UTF-8 once, by the handler) and
+/// where each record's text is in it.
 struct Append {
-    body: Bytes,
+    body: String,
     records: Vec<std::ops::Range<usize>>,
 }
 
@@ -87,6 +88,7 @@ fn main() {
     runtime.block_on(async move {
         let app = axum::Router::new()
             .route("/cairn/v1/records", post(records))
+            .route("/health", get(|| async { "ok" }))
             .route("/metrics", get(metrics))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind(&addr)
@@ -140,17 +142,20 @@ async fn records(
     }
     // The records are found once, here: to be counted in the answer, and for
     // the delivery thread, whose floor work starts from each record's text.
-    let Some(records) = std::str::from_utf8(&body).ok().and_then(|text| {
-        let start = text.as_ptr() as usize;
-        split_log_file(text).map(|records| {
-            records
-                .iter()
-                .map(|r| {
-                    let at = r.text.as_ptr() as usize - start;
-                    at..at + r.text.len()
-                })
-                .collect::<Vec<_>>()
-        })
+    // (`Vec::from` takes over the buffer `to_bytes` gathered the chunks
+    // into, and copies only a body that arrived as one shared chunk.)
+    let Ok(body) = String::from_utf8(Vec::from(body)) else {
+        return (StatusCode::BAD_REQUEST, String::new());
+    };
+    let start = body.as_ptr() as usize;
+    let Some(records) = split_log_file(&body).map(|records| {
+        records
+            .iter()
+            .map(|r| {
+                let at = r.text.as_ptr() as usize - start;
+                at..at + r.text.len()
+            })
+            .collect::<Vec<_>>()
     }) else {
         return (StatusCode::BAD_REQUEST, String::new());
     };
@@ -184,7 +189,7 @@ fn commit(
         group.extend(commits.try_iter());
         let written = group
             .iter()
-            .try_for_each(|(append, _)| wal.write_all(&append.body))
+            .try_for_each(|(append, _)| wal.write_all(append.body.as_bytes()))
             .and_then(|()| wal.sync_data());
         for (append, done) in group {
             let _ = done.send(match &written {
@@ -215,9 +220,8 @@ fn deliver(
         let wait = opened.map_or(interval, |t| interval.saturating_sub(t.elapsed()));
         match appends.recv_timeout(wait) {
             Ok(append) => {
-                let text = std::str::from_utf8(&append.body).unwrap_or_default();
                 for range in append.records {
-                    let record = text.get(range).unwrap_or_default();
+                    let record = append.body.get(range).unwrap_or_default();
                     let Ok(view) = RecordView::parse(record) else {
                         continue;
                     };
